@@ -1,0 +1,192 @@
+"""Message text: cleaning, encoding, length and pages, as kwtSMS counts them.
+
+kwtSMS sends text that fits the GSM-7 alphabet as GSM-7 (160 characters in one page, 153 per
+page once split) and anything else as UCS-2 (70 in one page, 67 per page once split).
+Credits charged = pages x numbers, so the page count must be exact. The sandbox uses this
+module too, so the client's estimate and the (local) gateway's charge agree.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+GSM7 = "GSM-7"
+UCS2 = "UCS-2"
+DEFAULT_MAX_PAGES = 7
+
+# The GSM 03.38 default alphabet (without the escape character, which is not text).
+GSM7_BASIC: frozenset[str] = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# The extension table: each one is sent as escape + character, so it takes two septets.
+GSM7_EXTENDED: frozenset[str] = frozenset("^{}\\[~]|€\f")
+
+_PAGE_SIZES = {GSM7: (160, 153), UCS2: (70, 67)}
+
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+
+# Characters nobody sees that make a message stick in the queue or render oddly: BOM, zero-width
+# space/joiners, word joiner, soft hyphen, bidi marks, embeddings, overrides and isolates, Arabic
+# letter mark, Mongolian vowel separator. (Every other format character is dropped as well.)
+_INVISIBLE = frozenset(
+    "\ufeff\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\u00ad\u200e\u200f"
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c\u180e"
+)
+
+# Emoji and pictographs, as code-point ranges (inclusive). Kept out of the message because the
+# gateway leaves messages holding them stuck in the queue.
+_PICTOGRAPH_RANGES = (
+    (0x1F000, 0x1FAFF),  # mahjong, cards, enclosed supplements, flags, pictographs, emoticons ...
+    (0x1FB00, 0x1FBFF),  # symbols for legacy computing
+    (0x2600, 0x27BF),  # miscellaneous symbols, dingbats
+    (0x2B00, 0x2BFF),  # miscellaneous symbols and arrows (⭐ ⬛ ...)
+    (0x231A, 0x231B), (0x2328, 0x2328), (0x23CF, 0x23CF), (0x23E9, 0x23F3), (0x23F8, 0x23FA),
+    (0x2934, 0x2935), (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297), (0x3299, 0x3299),
+    (0xFE00, 0xFE0F),  # variation selectors (emoji presentation)
+    (0x20E3, 0x20E3),  # combining enclosing keycap
+    (0xE0000, 0xE007F),  # tags (subdivision flags)
+    (0xE0100, 0xE01EF),  # variation selectors supplement
+)
+
+# An HTML/XML tag: "<" immediately followed by a tag name (or "/name"), optional attributes, ">".
+# "x < y and y > z" (space after "<") and "a<b" (never closed) are not tags.
+_TAG = re.compile(
+    r"<(?:!--.*?--|![A-Za-z][^<>]*|/?[A-Za-z][A-Za-z0-9:._-]*(?:\s[^<>]*)?/?)>",
+    re.DOTALL,
+)
+_BREAK_TAG = re.compile(r"<(?:br|BR|Br|bR)\s*/?>")
+
+
+def _is_pictograph(code: int) -> bool:
+    return any(low <= code <= high for low, high in _PICTOGRAPH_RANGES)
+
+
+def _keep(char: str) -> bool:
+    if char in "\n\t":
+        return True
+    if char in _INVISIBLE:
+        return False
+    if _is_pictograph(ord(char)):
+        return False
+    # Cc: control characters; Cf: format (invisible) characters; Cs: lone surrogates, which
+    # cannot even be encoded to send.
+    return unicodedata.category(char) not in ("Cc", "Cf", "Cs")
+
+
+def contains_html(text: str) -> bool:
+    """True when ``text`` holds an HTML tag (the gateway refuses those with ERR027)."""
+    return _TAG.search(text) is not None
+
+
+def _strip_tags(text: str) -> str:
+    # Removing one tag can join the halves of another ("<<b>b>"): repeat until none is left.
+    for _ in range(100):
+        stripped = _TAG.sub("", _BREAK_TAG.sub("\n", text))
+        if stripped == text:
+            return stripped
+        text = stripped
+    return _TAG.sub("", text).replace("<", "")  # pathological nesting: no tag can survive this
+
+
+def clean_message(text: str) -> str:
+    """The text as it should be sent.
+
+    Arabic-Indic and Persian digits become Latin digits; emoji and pictographs, invisible
+    characters (BOM, zero-width, soft hyphen, bidi controls) and control characters other than
+    newline and tab are removed (a carriage return becomes a newline); HTML tags are removed
+    (``<br>`` becomes a newline) while comparisons such as ``x < y and y > z`` stay. Arabic
+    letters and diacritics are kept as they are. Leading and trailing whitespace is trimmed, so
+    a message of only emoji or spaces comes out empty.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"message must be a str, got {type(text).__name__}")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_DIGITS)
+    text = "".join(char for char in text if _keep(char))
+    return _strip_tags(text).strip()
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """How the gateway will see a text: its encoding, length and pages."""
+
+    encoding: str  # "GSM-7" or "UCS-2"
+    length: int  # septets for GSM-7 (extension characters count two), UTF-16 units for UCS-2
+    pages: int
+    max_pages: int
+    over_limit: bool  # more pages than max_pages: the gateway answers ERR012
+    chars_left_in_page: int  # units still free in the last page
+
+
+def encoding_of(text: str) -> str:
+    """ "GSM-7" when every character is in the GSM-7 alphabet (with its extension), else "UCS-2"."""
+    return GSM7 if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text) else UCS2
+
+
+def _units(text: str, encoding: str) -> list[int]:
+    """The size of each character in the encoding (GSM-7 septets or UTF-16 code units)."""
+    if encoding == GSM7:
+        return [2 if c in GSM7_EXTENDED else 1 for c in text]
+    return [2 if ord(c) > 0xFFFF else 1 for c in text]
+
+
+def _paginate(units: list[int], single: int, part: int) -> tuple[int, int]:
+    """(pages, units left in the last page).
+
+    A character never straddles two parts: an escape pair or a surrogate pair that does not fit
+    at the end of a part moves whole to the next one, which can cost a page.
+    """
+    total = sum(units)
+    if total == 0:
+        return 0, single
+    if total <= single:
+        return 1, single - total
+    pages, used = 1, 0
+    for size in units:
+        if used + size > part:
+            pages, used = pages + 1, 0
+        used += size
+    return pages, part - used
+
+
+def measure_message(text: str, max_pages: int = DEFAULT_MAX_PAGES) -> MessageInfo:
+    """Encoding, length and pages of ``text`` as sent (measure the cleaned text)."""
+    encoding = encoding_of(text)
+    units = _units(text, encoding)
+    single, part = _PAGE_SIZES[encoding]
+    pages, left = _paginate(units, single, part)
+    return MessageInfo(
+        encoding=encoding,
+        length=sum(units),
+        pages=pages,
+        max_pages=max_pages,
+        over_limit=pages > max_pages,
+        chars_left_in_page=left,
+    )
+
+
+def trim_to_pages(text: str, pages: int) -> str:
+    """``text`` cut to fit ``pages`` pages, ending with an ellipsis when anything was cut.
+
+    The ellipsis is "…" for UCS-2 text and "..." for GSM-7 text, because "…" is not in GSM-7
+    and would switch the whole message to UCS-2 (and so need more pages).
+    """
+    if pages < 1:
+        raise ValueError(f"pages must be at least 1, got {pages!r}")
+    if measure_message(text).pages <= pages:
+        return text
+    ellipsis = "..." if encoding_of(text) == GSM7 else "…"
+
+    def fits(n: int) -> bool:
+        return measure_message(text[:n].rstrip() + ellipsis).pages <= pages
+
+    low, high = 0, len(text)  # fits(low) holds; find the longest prefix that fits
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low].rstrip() + ellipsis

@@ -1,0 +1,189 @@
+"""message.py: cleaning, encoding and exact page boundaries."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_kwtsms.message import (
+    DEFAULT_MAX_PAGES,
+    GSM7_BASIC,
+    GSM7_EXTENDED,
+    clean_message,
+    contains_html,
+    measure_message,
+    trim_to_pages,
+)
+
+ARABIC = "مرحبا بكم في خدمة الرسائل القصيرة، رمز التحقق هو"
+
+
+# --- clean_message ---------------------------------------------------------------------------
+
+
+def test_arabic_indic_and_persian_digits_become_latin():
+    assert clean_message("رمزك ١٢٣٤٥٦") == "رمزك 123456"
+    assert clean_message("۰۱۲۳۴۵۶۷۸۹") == "0123456789"
+
+
+def test_arabic_text_survives_intact_with_diacritics():
+    text = "السَّلَامُ عَلَيْكُمْ\n" + ARABIC + " ؟ ،"
+    assert clean_message(text) == text
+
+
+def test_emoji_and_pictographs_are_removed():
+    assert clean_message("Your OTP is: 123456 🎉") == "Your OTP is: 123456"
+    assert clean_message("Hi 👋🏽 there ❤️ ⭐ 🇰🇼") == "Hi  there"
+    assert clean_message("keycap 1️⃣ family 👨‍👩‍👧") == "keycap 1 family"
+    assert clean_message("🎉🎉🎉") == ""
+
+
+def test_invisible_characters_are_removed():
+    text = "\ufeffOTP\u200b: 12\u00ad34\u200e\u200f\u202a\u202e\u2066\u2069\u200d\u2060"
+    assert clean_message(text) == "OTP: 1234"
+
+
+def test_control_characters_removed_except_newline_and_tab():
+    assert clean_message("a\x00b\x07c\x1bd\x7fe\x85f") == "abcdef"
+    assert clean_message("line1\nline2\tcol") == "line1\nline2\tcol"
+    assert clean_message("line1\r\nline2\rline3") == "line1\nline2\nline3"
+
+
+def test_html_tags_removed_but_comparisons_kept():
+    assert clean_message("<b>Hello</b> <i class='x'>world</i>") == "Hello world"
+    assert clean_message("line<br>next<br/>end") == "line\nnext\nend"
+    assert clean_message("<!-- hidden -->shown") == "shown"
+    assert clean_message("x < y and y > z") == "x < y and y > z"
+    assert clean_message("a<b") == "a<b"
+    assert clean_message("3 <5 and 7> 2") == "3 <5 and 7> 2"
+    assert clean_message("<<b>script>alert(1)<</b>/script>") == "alert(1)"
+
+
+def test_contains_html():
+    assert contains_html("<b>x</b>")
+    assert contains_html("click <a href='http://x'>here</a>")
+    assert contains_html("<br/>")
+    assert not contains_html("x < y and y > z")
+    assert not contains_html("a<b")
+    assert not contains_html("<3 you")
+    assert not contains_html(ARABIC)
+
+
+def test_clean_rejects_non_text_clearly():
+    with pytest.raises(TypeError, match="message must be a str"):
+        clean_message(None)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_clean_never_fails_and_is_idempotent(text):
+    cleaned = clean_message(text)
+    assert clean_message(cleaned) == cleaned
+    assert not contains_html(cleaned)
+    cleaned.encode("utf-8")  # no lone surrogates left
+    assert all(c in "\n\t" or (ord(c) >= 0x20 and not 0x7F <= ord(c) < 0xA0) for c in cleaned)
+    measure_message(cleaned)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x0621, max_codepoint=0x064A), min_size=1))
+def test_arabic_letters_always_survive(text):
+    assert clean_message(text) == text.strip()
+
+
+# --- measure_message: exact page boundaries ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("length", "pages"),
+    [(1, 1), (160, 1), (161, 2), (306, 2), (307, 3), (459, 3), (460, 4), (1071, 7), (1072, 8)],
+)
+def test_gsm7_page_boundaries(length, pages):
+    info = measure_message("a" * length)
+    assert (info.encoding, info.length, info.pages) == ("GSM-7", length, pages)
+
+
+@pytest.mark.parametrize(
+    ("length", "pages"), [(1, 1), (70, 1), (71, 2), (134, 2), (135, 3), (201, 3), (202, 4)]
+)
+def test_ucs2_page_boundaries(length, pages):
+    info = measure_message("ب" * length)
+    assert (info.encoding, info.length, info.pages) == ("UCS-2", length, pages)
+
+
+def test_one_non_gsm_character_switches_everything_to_ucs2():
+    assert measure_message("a" * 69 + "ب").pages == 1
+    assert measure_message("a" * 70 + "é").encoding == "GSM-7"  # é is in GSM-7
+    info = measure_message("a" * 70 + "…")
+    assert (info.encoding, info.pages) == ("UCS-2", 2)
+
+
+def test_extension_characters_count_two():
+    assert measure_message("€" * 80).length == 160
+    assert measure_message("€" * 80).pages == 1
+    assert measure_message("€" * 80 + "a").pages == 2
+    assert measure_message("a" * 159 + "{").pages == 2
+    assert measure_message("a" * 158 + "{").pages == 1
+    for char in "^{}\\[~]|€":
+        assert char in GSM7_EXTENDED and char not in GSM7_BASIC
+        assert measure_message(char).length == 2
+
+
+def test_an_escape_pair_is_never_split_across_parts():
+    # 152 septets then "[" (2 septets) does not fit in part one (153): it moves to part two.
+    text = "a" * 152 + "[" + "a" * 152
+    info = measure_message(text)
+    assert info.length == 306
+    assert info.pages == 3  # naive ceil(306 / 153) would say 2
+    assert measure_message("a" * 151 + "[" + "a" * 153).pages == 2
+
+
+def test_a_surrogate_pair_is_never_split_across_parts():
+    # U+20000 (CJK extension B) is two UTF-16 units; after 66 units it moves to part two.
+    text = "ب" * 66 + "\U00020000" + "ب" * 66
+    info = measure_message(text)
+    assert (info.encoding, info.length, info.pages) == ("UCS-2", 134, 3)
+    assert measure_message("\U00020000" * 35).pages == 1
+
+
+def test_chars_left_and_over_limit():
+    assert measure_message("a" * 150).chars_left_in_page == 10
+    assert measure_message("a" * 161).chars_left_in_page == 153 * 2 - 161
+    assert measure_message("ب" * 60).chars_left_in_page == 10
+    assert measure_message("").pages == 0
+    assert measure_message("a" * 1071).over_limit is False
+    info = measure_message("a" * 1072)
+    assert info.over_limit and info.max_pages == DEFAULT_MAX_PAGES
+    assert measure_message("a" * 1000, max_pages=6).over_limit
+
+
+# --- trim_to_pages ------------------------------------------------------------------------------
+
+
+def test_trim_leaves_short_text_alone():
+    assert trim_to_pages("hello", 1) == "hello"
+
+
+def test_trim_gsm_keeps_gsm_with_ascii_ellipsis():
+    trimmed = trim_to_pages("word " * 100, 1)
+    info = measure_message(trimmed)
+    assert trimmed.endswith("...") and info.encoding == "GSM-7" and info.pages == 1
+    assert info.length >= 155  # used the page, not a fraction of it
+
+
+def test_trim_arabic_uses_unicode_ellipsis():
+    trimmed = trim_to_pages(ARABIC * 10, 2)
+    info = measure_message(trimmed)
+    assert trimmed.endswith("…") and info.pages == 2 and info.length >= 130
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(min_size=0, max_size=800), st.integers(min_value=1, max_value=4))
+def test_trim_always_fits(text, pages):
+    assert measure_message(trim_to_pages(text, pages)).pages <= pages
+
+
+def test_trim_rejects_zero_pages():
+    with pytest.raises(ValueError, match="pages must be at least 1"):
+        trim_to_pages("x", 0)
