@@ -1,0 +1,103 @@
+"""What Airflow learns about this provider through the ``apache_airflow_provider`` entry point.
+
+Airflow 3.2+ builds the connection form from ``conn-fields`` and ``ui-field-behaviour`` here,
+without importing the hook (the hook's ``get_connection_form_widgets`` is only a fallback for
+older Airflow). Keep this module free of imports: every Airflow process reads it.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_kwtsms import __version__
+
+_HOOK = "airflow_provider_kwtsms.hooks.kwtsms.KwtSMSHook"
+_INTEGRATION = "kwtSMS"
+
+
+def get_provider_info() -> dict:
+    """The provider's metadata, in the shape of Airflow's provider.yaml schema."""
+    return {
+        "package-name": "airflow-provider-kwtsms",
+        "name": "kwtSMS",
+        "description": "`kwtSMS <https://www.kwtsms.com/>`__, the Kuwaiti SMS gateway: hook, "
+        "SendSMSOperator, BalanceSensor, KwtSMSNotifier and a local sandbox gateway.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://www.kwtsms.com/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_kwtsms.hooks.kwtsms"]}
+        ],
+        "operators": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_kwtsms.operators.sms"]}
+        ],
+        "sensors": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_kwtsms.sensors.balance"]}
+        ],
+        "triggers": [
+            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_kwtsms.triggers.balance"]}
+        ],
+        "notifications": ["airflow_provider_kwtsms.notifications.kwtsms.KwtSMSNotifier"],
+        "connection-types": [
+            {
+                "hook-class-name": _HOOK,
+                "hook-name": "kwtSMS",
+                "connection-type": "kwtsms",
+                "ui-field-behaviour": {
+                    # The API has one fixed path per endpoint: schema and port have no meaning
+                    # beyond the base URL, and every option has its own field below.
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {
+                        "login": "API username",
+                        "password": "API password",
+                        "host": "API base URL",
+                    },
+                    "placeholders": {
+                        "login": "your kwtSMS API username (not the phone number)",
+                        "password": "your kwtSMS API password",
+                        "host": "https://www.kwtsms.com",
+                        "sender": "KWT-SMS",
+                        "default_country": "965",
+                        "timeout": "30",
+                        "rate": "2",
+                    },
+                },
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }
+
+
+# Stored in Connection.extra under these plain names (the hook also reads the older
+# ``extra__kwtsms__<name>`` form, as the Slack provider does).
+CONN_FIELDS: dict[str, dict] = {
+    "sender": {
+        "label": "Sender ID",
+        "schema": {"type": ["string", "null"]},
+        "description": "Registered sender ID (case-sensitive). Empty means KWT-SMS, the shared test sender.",
+    },
+    "test_mode": {
+        "label": "Test mode",
+        "schema": {"type": ["boolean", "null"], "default": False},
+        "description": "Send with test=1: messages are queued, not delivered to phones.",
+    },
+    "default_country": {
+        "label": "Default country code",
+        "schema": {"type": ["string", "null"], "pattern": "^[0-9]{1,3}$"},
+        "description": "Country calling code added to local numbers, e.g. 965 for Kuwait. "
+        "Empty means numbers must carry their country code.",
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "schema": {"type": ["number", "null"], "minimum": 1},
+        "description": "Seconds to wait for an API answer. Empty means 30.",
+    },
+    "rate": {
+        "label": "Request rate (per second)",
+        "schema": {"type": ["number", "null"], "minimum": 0.1},
+        "description": "Most API requests per second. Empty means 2, the official clients' pace.",
+    },
+}
