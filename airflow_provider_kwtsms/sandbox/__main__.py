@@ -1,0 +1,81 @@
+"""``python -m airflow_provider_kwtsms.sandbox`` / ``kwtsms-sandbox``: run the local gateway."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from airflow_provider_kwtsms.sandbox.server import DEFAULT_PORT, Sandbox
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _rate(value: str) -> float | None:
+    rate = float(value)
+    return rate if rate > 0 else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kwtsms-sandbox",
+        description="A local kwtSMS gateway (JSON API, legacy GET API, inbox page) for offline "
+                    "development and tests. Nothing leaves this machine.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 takes a free one)")
+    add("--username", default="sandbox_user", help="API username (default sandbox_user)")
+    add("--password", default="sandbox_pass", help="API password (default sandbox_pass)")
+    add("--balance", type=int, default=1000, help="available credits (default 1000)")
+    add("--purchased", type=int, default=None, help="purchased credits (default: same as --balance)")
+    add("--senders", type=_csv, default=["KWT-SMS"], help="comma-separated sender IDs (default KWT-SMS)")
+    add("--coverage", type=_csv, default=["965"], help="comma-separated country prefixes (default 965)")
+    add("--rate", type=_rate, default=2.0, help="requests per second per account; 0 = no cap (default 2)")
+    add("--max-pages", type=int, default=7, help="page limit before ERR012 (default 7)")
+    add("--queue-size", type=int, default=1000, help="send queue size before ERR013 (default 1000)")
+    add("--drain-rate", type=float, default=10.0, help="messages/s leaving the queue (default 10)")
+    add("--deliver-after", type=float, default=5.0, help="seconds from sent to delivered (default 5)")
+    add("--latency", type=float, default=0.0, help="seconds added to every API answer (default 0)")
+    add("--test-charges", action="store_true", help="test=1 sends charge credits (default: they do not)")
+    add("--error-status", choices=("200", "4xx"), default="200",
+        help="HTTP status of error bodies: 200 like the JSON API (default) or 4xx by code")
+    add("--no-doc-account", action="store_true",
+        help="leave out the 2009 document's sample account (myuser/mypass, 181/377, KWT-MESSAGE)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sandbox = Sandbox(
+        host=args.host, port=args.port, username=args.username, password=args.password,
+        balance=args.balance, purchased=args.purchased, senders=args.senders, coverage=args.coverage,
+        rate=args.rate, max_pages=args.max_pages, queue_size=args.queue_size, drain_rate=args.drain_rate,
+        deliver_after=args.deliver_after, latency=args.latency, test_charges=args.test_charges,
+        error_status=args.error_status, doc_account=not args.no_doc_account,
+    )
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"kwtsms-sandbox: cannot listen on {args.host}:{args.port}: {exc}. "
+              "Choose another --port (0 takes a free one).", file=sys.stderr)
+        return 2
+    print(f"kwtSMS sandbox listening on {sandbox.url}  (inbox: {sandbox.url}/)", flush=True)
+    print(f"  account {args.username!r}, {args.balance} credits, senders {', '.join(args.senders)}; "
+          "Ctrl-C to stop", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The inbox page at ``/``: what the sandbox received, newest first, readable by a person."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from string import Template
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.sandbox.server import Sandbox
+
+MAX_ROWS = 300
+KUWAIT = timezone(timedelta(hours=3), "Asia/Kuwait")
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _row(message: dict) -> str:
+    when = datetime.fromtimestamp(message["received_at"], KUWAIT).strftime("%Y-%m-%d %H:%M:%S")
+    status = message["status"]
+    if message["test"]:
+        status = "TEST (held)"
+    elif message["stuck"]:
+        status = "STUCK (emoji / invisible characters)"
+    numbers = "".join(f"<li>{_e(n)} <small>{_e(message['delivery'][n])}</small></li>"
+                      for n in message["mobile"])
+    flag = '<span class="badge test">test</span>' if message["test"] else ""
+    return (
+        f'<article class="msg status-{_e(message["status"].lower())}">'
+        f'<header><span class="sender">{_e(message["sender"])}</span>{flag}'
+        f'<span class="when">{_e(when)} (GMT+3)</span></header>'
+        f'<p class="text" dir="auto">{_e(message["message"])}</p>'
+        f'<ul class="numbers">{numbers}</ul>'
+        f'<footer><span>{_e(message["encoding"])}</span><span>{_e(message["pages"])} page(s)</span>'
+        f'<span>{_e(message["points"])} credit(s)</span><span class="status">{_e(status)}</span>'
+        f'<span class="msgid">{_e(message["msg_id"])}</span><span>account {_e(message["username"])}</span>'
+        "</footer></article>"
+    )
+
+
+def render_inbox(sandbox: Sandbox) -> str:
+    messages = sandbox.messages()
+    rows = "".join(_row(m) for m in reversed(messages[-MAX_ROWS:]))
+    if not rows:
+        rows = ('<p class="empty">No messages yet. Send one to <code>'
+                f'{_e(sandbox.url)}/API/send/</code>.</p>')
+    with sandbox.gateway.lock:
+        accounts = [a.to_dict() for a in sandbox.gateway.accounts.values()]
+    balances = "".join(
+        f'<li><b>{_e(a["username"])}</b>: {_e(a["available"])} / {_e(a["purchased"])} credits'
+        f' <small>senders: {_e(", ".join(a["senders"]))}</small></li>'
+        for a in accounts
+    )
+    template = Template(resources.files(__package__).joinpath("inbox.html").read_text("utf-8"))
+    return template.substitute(
+        url=_e(sandbox.url), count=len(messages), rows=rows, balances=balances,
+    )

@@ -1,0 +1,138 @@
+"""The gateway's rules that need no state: reading request fields and checking numbers.
+
+Stdlib only (no phonenumbers): the sandbox must judge numbers the way a plain server would,
+so the client's own validation is tested against an independent implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_provider_kwtsms.errors import ERRORS
+
+MAX_NUMBERS = 200
+KUWAIT = "965"
+KUWAIT_MOBILE_FIRST_DIGITS = "4569"
+MIN_DIGITS, MAX_DIGITS = 7, 15  # E.164 numbers have at most 15 digits
+
+# HTTP status of each error body in the "4xx" error-status mode (the default mode answers 200,
+# as the JSON API mostly does; see docs/readme/sandbox.md).
+_STATUS_4XX = {
+    "ERR001": 403, "ERR003": 401, "ERR004": 403, "ERR005": 403, "ERR010": 402, "ERR011": 402,
+    "ERR019": 404, "ERR020": 404, "ERR021": 404, "ERR022": 404, "ERR024": 403, "ERR029": 404,
+    "ERR030": 409, "ERR033": 403,
+}
+
+
+class ApiError(Exception):
+    """A kwtSMS error answer: ``code`` from the error table, with a description."""
+
+    def __init__(self, code: str, description: str | None = None) -> None:
+        self.code = code
+        self.description = description or ERRORS[code].description
+        super().__init__(f"{code}: {self.description}")
+
+
+def error_http_status(code: str, mode: str) -> int:
+    """The HTTP status carrying an error body: always 200 in mode "200", else 4xx by code."""
+    if mode == "200":
+        return 200
+    return _STATUS_4XX.get(code, 400)
+
+
+def text_field(fields: dict, name: str, *, required: bool = True) -> str | None:
+    """A string field; numbers are accepted as their text. Missing or blank -> ERR002."""
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ApiError("ERR002", f"A required parameter is missing: {name}.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ApiError("ERR002", f"Parameter {name} must be text, got {type(value).__name__}.")
+    return str(value)
+
+
+def message_field(fields: dict) -> str:
+    """The message: missing -> ERR002, present but blank -> ERR009."""
+    if "message" not in fields or fields["message"] is None:
+        raise ApiError("ERR002", "A required parameter is missing: message.")
+    value = fields["message"]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ApiError("ERR002", f"Parameter message must be text, got {type(value).__name__}.")
+    text = str(value)
+    if not text.strip():
+        raise ApiError("ERR009")
+    return text
+
+
+def test_flag(fields: dict) -> bool:
+    """``test``: "1"/1/true means test; absent, "0"/0/false means live."""
+    value = fields.get("test", "0")
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no", ""):
+        return False
+    raise ApiError("ERR002", f"Parameter test must be 1 or 0, got {str(value)[:20]!r}.")
+
+
+def mobile_list(fields: dict) -> list[str]:
+    """``mobile`` as a list of raw entries: a comma-separated string (or, leniently, a list)."""
+    value = fields.get("mobile")
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(item, (str, int)) and not isinstance(item, bool) for item in value):
+            raise ApiError("ERR002", "Parameter mobile must be comma-separated numbers.")
+        entries = [str(item) for item in value]
+    else:
+        text = text_field(fields, "mobile")
+        entries = text.split(",") if text else []
+    entries = [entry.strip() for entry in entries if entry.strip()]
+    if not entries:
+        raise ApiError("ERR002", "A required parameter is missing: mobile.")
+    return entries
+
+
+def number_format_ok(number: str) -> bool:
+    """Digits only, 7 to 15 of them; Kuwait numbers: 965 + 8 digits starting with 4, 5, 6 or 9.
+
+    Like the real gateway, no "+", "00", spaces or dots: the client must normalise first.
+    """
+    if not (number.isascii() and number.isdigit() and MIN_DIGITS <= len(number) <= MAX_DIGITS):
+        return False
+    if number.startswith("00"):
+        return False
+    if number.startswith(KUWAIT):
+        local = number[len(KUWAIT):]
+        return len(local) == 8 and local[0] in KUWAIT_MOBILE_FIRST_DIGITS
+    return True
+
+
+def covered(number: str, prefixes: list[str]) -> bool:
+    return any(number.startswith(prefix) for prefix in prefixes)
+
+
+@dataclass
+class NumberCheck:
+    """The numbers of one request sorted the way ``validate`` reports them."""
+
+    ok: list[str]  # valid and routable (deduplicated, in order)
+    er: list[str]  # format error
+    nr: list[str]  # valid, but the account has no coverage for its country
+
+
+def check_numbers(entries: list[str], prefixes: list[str]) -> NumberCheck:
+    result = NumberCheck([], [], [])
+    seen: set[str] = set()
+    for number in entries:
+        if number in seen:
+            continue  # the same number twice in one request is sent (and charged) once
+        seen.add(number)
+        if not number_format_ok(number):
+            result.er.append(number)
+        elif not covered(number, prefixes):
+            result.nr.append(number)
+        else:
+            result.ok.append(number)
+    return result

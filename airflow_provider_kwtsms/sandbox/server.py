@@ -1,0 +1,525 @@
+"""The sandbox's HTTP server and its Python face, ``Sandbox``.
+
+Stdlib only: ``http.server.ThreadingHTTPServer`` with HTTP/1.1 keep-alive, one thread per
+connection, one lock around the state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
+from airflow_provider_kwtsms.sandbox import legacy, rules
+from airflow_provider_kwtsms.sandbox.faults import ENDPOINTS, Fault, FaultBook, parse_fault
+from airflow_provider_kwtsms.sandbox.rules import ApiError
+from airflow_provider_kwtsms.sandbox.state import Account, Gateway, Settings
+
+DEFAULT_PORT = 8765
+DEFAULT_MAX_BODY = 1_000_000  # bytes; larger bodies get 413
+DOC_ACCOUNT = {"username": "myuser", "password": "mypass", "balance": 181, "purchased": 377,
+               "senders": ["KWT-MESSAGE"], "coverage": ["965"]}
+
+_JSON = "application/json; charset=utf-8"
+_TEXT = "text/plain; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+    b"<h1>Bad Gateway</h1><p>The proxy server received an invalid response.</p></body></html>"
+)
+
+
+class Sandbox:
+    """A local kwtSMS gateway on 127.0.0.1; a context manager that starts and stops it.
+
+    >>> with Sandbox(username="u1", password="p1", balance=1000, senders=["MY-APP"]) as sb:
+    ...     requests.post(sb.url + "/API/balance/", json={"username": "u1", "password": "p1"})
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = "sandbox_user",
+        password: str = "sandbox_pass",
+        balance: int = 1000,
+        purchased: int | None = None,
+        senders: Iterable[str] = ("KWT-SMS",),
+        coverage: Iterable[str] = ("965",),
+        rate: float | None = 2.0,
+        rate_tolerance: float = 0.5,
+        max_pages: int = 7,
+        queue_size: int = 1000,
+        drain_rate: float = 10.0,
+        deliver_after: float = 5.0,
+        latency: float = 0.0,
+        duplicate_window: float = 15.0,
+        test_charges: bool = False,
+        partial_numbers: str = "send_valid",
+        error_status: str = "200",
+        max_body: int = DEFAULT_MAX_BODY,
+        accounts: Iterable[dict] | None = None,
+        doc_account: bool = True,
+        undeliverable: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if partial_numbers not in ("send_valid", "reject"):
+            raise ValueError(f"partial_numbers must be 'send_valid' or 'reject', got {partial_numbers!r}")
+        if error_status not in ("200", "4xx"):
+            raise ValueError(f"error_status must be '200' or '4xx', got {error_status!r}")
+        if max_pages < 1 or queue_size < 1:
+            raise ValueError("max_pages and queue_size must be at least 1")
+        main = Account(username, password, int(balance), purchased, list(senders), list(coverage))
+        all_accounts = [main] + [_account_from(spec) for spec in (accounts or ())]
+        if doc_account and all(a.username != DOC_ACCOUNT["username"] for a in all_accounts):
+            all_accounts.append(_account_from(DOC_ACCOUNT))
+        settings = Settings(
+            max_pages=max_pages, queue_size=queue_size, drain_rate=drain_rate,
+            deliver_after=deliver_after, duplicate_window=duplicate_window, test_charges=test_charges,
+            partial_numbers=partial_numbers, undeliverable=frozenset(undeliverable),
+        )
+        self.gateway = Gateway(all_accounts, settings, rate=rate, rate_tolerance=rate_tolerance, clock=clock)
+        self.faults = FaultBook()
+        self.host = host
+        self.requested_port = port
+        self.username = username
+        self.latency = latency
+        self.error_status = error_status
+        self.max_body = max_body
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        if self._server is not None:
+            return self
+        server = _Server((self.host, self.requested_port), _Handler)
+        server.sandbox = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="kwtsms-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running: call start() or use it as a context manager")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "stopped"
+        return f"Sandbox({where}, username={self.username!r})"
+
+    # --- the Python API -----------------------------------------------------------------------
+
+    def messages(self, username: str | None = None) -> list[dict]:
+        """Every accepted message, oldest first (optionally of one account)."""
+        found = self.gateway.message_dicts()
+        return [m for m in found if username is None or m["username"] == username]
+
+    def deliveries(self, include_test: bool = True) -> list[dict]:
+        """One row per recipient of each accepted message: number, msg_id, request_id, time, status."""
+        rows = []
+        for message in self.messages():
+            if message["test"] and not include_test:
+                continue
+            for number in message["mobile"]:
+                rows.append({"number": number, "msg_id": message["msg_id"], "test": message["test"],
+                             "request_id": message["request_id"], "received_at": message["received_at"],
+                             "status": message["delivery"][number]})
+        return rows
+
+    def delivery_counts(self, include_test: bool = True) -> dict[str, int]:
+        """How many accepted messages each number was in (more than 1 = sent twice)."""
+        return dict(Counter(row["number"] for row in self.deliveries(include_test)))
+
+    def account(self, username: str | None = None) -> dict:
+        """The account's state: available, purchased, senders, coverage (no password)."""
+        with self.gateway.lock:
+            found = self.gateway.accounts.get(username or self.username)
+            if found is None:
+                raise KeyError(f"no sandbox account {username!r}; known: {sorted(self.gateway.accounts)}")
+            return found.to_dict()
+
+    def set_balance(self, available: int, username: str | None = None) -> None:
+        with self.gateway.lock:
+            self.gateway.accounts[username or self.username].available = int(available)
+
+    def requests(self) -> list[dict]:
+        """Every API request seen, oldest first: request_id, time, endpoint, api, username, code."""
+        with self.gateway.lock:
+            return [dict(entry) for entry in self.gateway.request_log]
+
+    def inject_fault(self, kind: str, endpoint: str = "send", times: int = 1) -> dict:
+        """Make the next ``times`` requests to ``endpoint`` ("*" for any) fail with ``kind``."""
+        fault = parse_fault(kind, endpoint, times)
+        self.faults.add(fault)
+        return fault.to_dict()
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, the rate)."""
+        self.gateway.advance(seconds)
+
+    def now(self) -> float:
+        return self.gateway.now()
+
+    def reset(self) -> None:
+        """Starting balances, no messages, no requests, no faults, no rate history."""
+        self.gateway.reset()
+        self.faults.clear()
+
+
+def _account_from(spec: dict | Account) -> Account:
+    if isinstance(spec, Account):
+        return spec
+    unknown = set(spec) - {"username", "password", "balance", "purchased", "senders", "coverage"}
+    if unknown or "username" not in spec or "password" not in spec:
+        raise ValueError("each account needs username and password and may have balance, purchased, "
+                         f"senders, coverage; got {sorted(spec)}")
+    return Account(str(spec["username"]), str(spec["password"]), int(spec.get("balance", 1000)),
+                   spec.get("purchased"), list(spec.get("senders", ["KWT-SMS"])),
+                   list(spec.get("coverage", ["965"])))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    sandbox: Sandbox
+
+
+class _Dropped(Exception):
+    """The connection was closed on purpose (a fault): nothing more to write."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kwtSMS-sandbox/0.1"
+    timeout = 30  # an idle or stalled connection is closed instead of holding a thread forever
+    server: _Server
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: the inbox shows the traffic
+        pass
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.server.sandbox
+
+    # --- methods ------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            self._route(method)
+        except _Dropped:
+            self.close_connection = True
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # a bug must still give an answer, never a dead server
+            try:
+                self._json(500, {"result": "ERROR", "code": "SANDBOX",
+                                 "description": f"Sandbox internal error: {type(exc).__name__}: {exc}"})
+            except OSError:
+                self.close_connection = True
+
+    def _route(self, method: str) -> None:
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/") or "/"
+        if path.startswith("/API/") or path.startswith("/api/"):
+            endpoint = path[5:].strip("/").lower()
+            if endpoint not in ENDPOINTS:
+                self._discard_body()
+                return self._json(404, {"result": "ERROR", "code": "ERR002",
+                                        "description": f"Unknown API endpoint {endpoint!r}; use one of "
+                                                       f"{', '.join(ENDPOINTS)}."})
+            if method not in ("GET", "POST"):
+                return self._not_allowed("GET, POST")
+            return self._api(method, endpoint, split.query)
+        if path.startswith("/sandbox/"):
+            return self._control(method, path[len("/sandbox/"):], split.query)
+        if path in ("/", "/inbox"):
+            if method not in ("GET", "HEAD"):
+                return self._not_allowed("GET, HEAD")
+            from airflow_provider_kwtsms.sandbox.inbox import render_inbox
+
+            return self._send(200, render_inbox(self.sandbox).encode("utf-8"), _HTML,
+                              head_only=method == "HEAD")
+        if path == "/favicon.ico":
+            return self._send(204, b"", _TEXT)
+        self._discard_body()
+        self._json(404, {"result": "ERROR", "code": "NOT_FOUND",
+                         "description": f"No such page {path!r}: the API is under /API/<endpoint>/, "
+                                        "the inbox at /, the controls under /sandbox/."})
+
+    # --- the API ------------------------------------------------------------------------------
+
+    def _api(self, method: str, endpoint: str, query: str) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        content_type = self.headers.get("Content-Type", "")
+        as_json = method == "POST" and "json" in content_type.lower()
+        fields: dict | None = None
+        bad_body: str | None = None
+        if as_json:
+            try:
+                parsed = json.loads(body.decode("utf-8")) if body.strip() else {}
+            except (UnicodeDecodeError, ValueError) as exc:
+                parsed, bad_body = None, f"The request body is not valid UTF-8 JSON ({exc})."
+            if parsed is not None and not isinstance(parsed, dict):
+                bad_body = f"The request body must be a JSON object, got {type(parsed).__name__}."
+            elif parsed is not None:
+                fields = parsed
+        elif method == "GET":
+            raw_query = self.path.partition("?")[2].encode("latin-1", "replace")
+            fields = legacy.parse_query(raw_query)
+        else:  # POST without a JSON content type: the legacy API reads form fields
+            fields = legacy.parse_query(body)
+        api = "json" if as_json else "legacy"
+        self._answer_api(endpoint, api, fields, bad_body)
+
+    def _answer_api(self, endpoint: str, api: str, fields: dict | None, bad_body: str | None) -> None:
+        sandbox = self.sandbox
+        gateway = sandbox.gateway
+        request_id = gateway.next_request_id()
+        username = fields.get("username") if fields else None
+        entry = {"request_id": request_id, "time": gateway.now(), "endpoint": endpoint, "api": api,
+                 "username": username if isinstance(username, str) else None, "code": None,
+                 "http_status": None, "fault": None}
+        fault = sandbox.faults.take(endpoint)
+        entry["fault"] = fault.kind if fault else None
+        delay = sandbox.latency + (fault.delay if fault and fault.kind == "latency" else 0.0)
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            if fault is not None and self._early_fault(fault, entry):
+                return
+            wait = gateway.rate_check(entry["username"] or "")
+            if wait > 0:
+                entry["code"] = RATE_LIMITED
+                return self._rate_limited(api, wait, entry)
+            try:
+                if bad_body is not None:
+                    raise ApiError("ERR002", bad_body)
+                answer = gateway.call(endpoint, fields or {}, request_id=request_id, api=api)
+            except ApiError as error:
+                entry["code"] = error.code
+                return self._api_error(api, error, entry)
+            entry["code"] = "OK"
+            if fault is not None and fault.kind == "drop_after_accept":
+                entry["http_status"] = None
+                self._drop()
+            if api == "legacy":
+                body = legacy.ok_text(endpoint, answer).encode("utf-8")
+                return self._logged(entry, 200, body, _TEXT)
+            body = json.dumps({"result": "OK", **answer}, ensure_ascii=False).encode("utf-8")
+            if fault is not None and fault.kind == "malformed_json":
+                body = body[: max(1, len(body) // 2)]
+            self._logged(entry, 200, body, _JSON)
+        finally:
+            gateway.log_request(entry)
+
+    def _early_fault(self, fault: Fault, entry: dict) -> bool:
+        """Faults that answer before the request is processed; True when one did."""
+        if fault.kind == "drop_before":
+            self._drop()
+        if fault.kind.startswith("http_"):
+            status = int(fault.kind[5:])
+            text = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
+            self._logged(entry, status, text.encode(), _TEXT)
+            return True
+        if fault.kind == "html_error":
+            self._logged(entry, 200, _HTML_ERROR_PAGE, _HTML)
+            return True
+        return False
+
+    def _rate_limited(self, api: str, wait: float, entry: dict) -> None:
+        info = ERRORS[RATE_LIMITED]
+        rate = self.sandbox.gateway.limiter.rate
+        description = f"{info.description} The limit is {rate:g} requests per second per account."
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        if api == "legacy":
+            body = legacy.error_text(RATE_LIMITED, description).encode("utf-8")
+            return self._logged(entry, 429, body, _TEXT, headers)
+        payload = {"result": "ERROR", "code": RATE_LIMITED, "description": description,
+                   "retry_after": round(wait, 3)}
+        self._logged(entry, 429, json.dumps(payload).encode(), _JSON, headers)
+
+    def _api_error(self, api: str, error: ApiError, entry: dict) -> None:
+        status = rules.error_http_status(error.code, self.sandbox.error_status)
+        if api == "legacy":
+            text = legacy.error_text(error.code, error.description)
+            return self._logged(entry, status, text.encode("utf-8"), _TEXT)
+        payload = {"result": "ERROR", "code": error.code, "description": error.description}
+        self._logged(entry, status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON)
+
+    def _logged(self, entry: dict, status: int, body: bytes, content_type: str,
+                headers: dict | None = None) -> None:
+        entry["http_status"] = status
+        self._send(status, body, content_type, headers=headers)
+
+    def _drop(self) -> None:
+        """Close the connection with no answer at all."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        raise _Dropped
+
+    # --- /sandbox/ controls -------------------------------------------------------------------
+
+    def _control(self, method: str, name: str, query: str) -> None:
+        sandbox = self.sandbox
+        params = {key: values[0] for key, values in parse_qs(query).items()}
+        if name == "messages" and method == "GET":
+            return self._json(200, {"result": "OK", "messages": sandbox.messages(params.get("username"))})
+        if name == "requests" and method == "GET":
+            return self._json(200, {"result": "OK", "requests": sandbox.requests()})
+        if name == "account" and method == "GET":
+            try:
+                return self._json(200, {"result": "OK", **sandbox.account(params.get("username"))})
+            except KeyError as exc:
+                return self._json(404, {"result": "ERROR", "code": "NOT_FOUND", "description": exc.args[0]})
+        if name == "faults" and method == "GET":
+            return self._json(200, {"result": "OK", "faults": sandbox.faults.pending()})
+        if name == "faults" and method == "DELETE":
+            sandbox.clear_faults()
+            return self._json(200, {"result": "OK", "faults": []})
+        if name in ("faults", "reset", "advance") and method == "POST":
+            body = self._read_body()
+            if body is None:
+                return
+            try:
+                data = json.loads(body.decode("utf-8")) if body.strip() else {}
+                if not isinstance(data, dict):
+                    raise ValueError("the body must be a JSON object")
+                if name == "faults":
+                    fault = sandbox.inject_fault(data.get("kind"), data.get("endpoint", "send"),
+                                                 data.get("times", 1))
+                    return self._json(200, {"result": "OK", "fault": fault,
+                                            "faults": sandbox.faults.pending()})
+                if name == "advance":
+                    seconds = data.get("seconds")
+                    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                        raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
+                    sandbox.advance(float(seconds))
+                    return self._json(200, {"result": "OK", "now": sandbox.now()})
+                sandbox.reset()
+                return self._json(200, {"result": "OK"})
+            except (UnicodeDecodeError, ValueError) as exc:
+                return self._json(400, {"result": "ERROR", "code": "BAD_REQUEST", "description": str(exc)})
+        known = {"messages": "GET", "requests": "GET", "account": "GET", "faults": "GET, POST, DELETE",
+                 "reset": "POST", "advance": "POST"}
+        if name in known:
+            return self._not_allowed(known[name])
+        self._discard_body()
+        self._json(404, {"result": "ERROR", "code": "NOT_FOUND",
+                         "description": f"No sandbox control {name!r}; use one of {', '.join(known)}."})
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering 411/413/400 for a body we will not read."""
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            self.close_connection = True
+            self._json(411, {"result": "ERROR", "code": "LENGTH_REQUIRED",
+                             "description": "Send the body with a Content-Length (no chunked encoding)."})
+            return None
+        raw = self.headers.get("Content-Length", "0").strip() or "0"
+        if not raw.isdigit():
+            self.close_connection = True
+            self._json(400, {"result": "ERROR", "code": "BAD_REQUEST",
+                             "description": f"Invalid Content-Length {raw[:20]!r}."})
+            return None
+        length = int(raw)
+        if length > self.sandbox.max_body:
+            self.close_connection = True  # the unread body would poison the connection
+            self._json(413, {"result": "ERROR", "code": "TOO_LARGE",
+                             "description": f"The request body ({length} bytes) is over the "
+                                            f"{self.sandbox.max_body}-byte limit."})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _discard_body(self) -> None:
+        raw = self.headers.get("Content-Length", "0").strip() or "0"
+        if raw.isdigit() and 0 < int(raw) <= self.sandbox.max_body:
+            self.rfile.read(int(raw))
+        elif raw != "0":
+            self.close_connection = True
+
+    def _not_allowed(self, allow: str) -> None:
+        self._discard_body()
+        self._json(405, {"result": "ERROR", "code": "METHOD_NOT_ALLOWED",
+                         "description": f"{self.command} is not allowed here; use {allow}."},
+                   headers={"Allow": allow})
+
+    def _json(self, status: int, payload: object, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON, headers=headers)
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None,
+              head_only: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(body)
