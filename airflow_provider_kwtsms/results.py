@@ -1,0 +1,258 @@
+"""The typed answers of the kwtSMS client: plain dataclasses, no HTTP and no Airflow.
+
+A bulk send is described twice: the ``SendPlan`` (what will be sent: the sorted recipients,
+the cleaned text, its pages, the batches and the credit estimate) and the ``SendResult`` (what
+happened to each batch). Together they account for every recipient given: sent, invalid,
+duplicate, failed or uncertain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
+
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.message import MessageInfo
+    from airflow_provider_kwtsms.phone import Recipients
+
+# Batch states.
+SENT = "sent"
+FAILED = "failed"
+UNCERTAIN = "uncertain"  # the request may have been processed but its answer was lost
+SKIPPED = "skipped"  # already sent by an earlier try (set by the resume ledger)
+
+# Per-number lists in ``SendResult.to_dict`` stop at this many entries (the counts stay exact):
+# a summary of a million-number send must still fit in an XCom.
+DEFAULT_LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Balance:
+    available: float
+    purchased: float | None = None  # not every answer carries it
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    ok: list[str]  # valid and routable
+    er: list[str]  # format error
+    nr: list[str]  # no route (country not active)
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    msg_id: str
+    status: str
+    description: str
+    code: str | None = None  # set when the gateway answered with an error code (ERR030 for test messages)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    number: str
+    status: str
+
+
+@dataclass
+class BatchResult:
+    """The outcome of one request to ``send`` (at most 200 numbers)."""
+
+    index: int
+    numbers: list[str]
+    state: str  # "sent" | "failed" | "uncertain" | "skipped"
+    msg_id: str | None = None
+    points_charged: int = 0
+    balance_after: float | None = None
+    unix_timestamp: int | None = None  # server clock, GMT+3 (Asia/Kuwait), not UTC
+    error_code: str | None = None
+    error_description: str | None = None
+    try_number: int | None = None  # filled by the resume ledger
+    numbers_accepted: int | None = None  # the gateway's own count ("numbers" in its answer)
+    attempted: bool = True  # False: never sent because an earlier batch stopped the send
+    may_have_reached_server: bool | None = None  # for "uncertain" and network failures
+    requests: int = 0  # HTTP requests this batch took (retries included)
+
+    @property
+    def count(self) -> int:
+        """Numbers the gateway took for this batch (its own count when it gave one)."""
+        if self.state not in (SENT, SKIPPED):
+            return 0
+        return self.numbers_accepted if self.numbers_accepted is not None else len(self.numbers)
+
+    def error(self) -> KwtSMSError | None:
+        """The batch's error as an exception object (None when the batch was sent)."""
+        if self.error_code is None:
+            return None
+        if self.state == UNCERTAIN or self.may_have_reached_server is not None:
+            return KwtSMSNetworkError(self.error_description or "No usable answer.",
+                                      may_have_reached_server=bool(self.may_have_reached_server),
+                                      code=self.error_code)
+        return KwtSMSError(self.error_code, self.error_description)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "state": self.state,
+            "msg_id": self.msg_id,
+            "numbers": len(self.numbers),
+            "points": self.points_charged,
+            "error_code": self.error_code,
+            "attempted": self.attempted,
+        }
+
+
+@dataclass
+class SendPlan:
+    """Everything decided before the first request: who, what, how many pages, what it costs."""
+
+    recipients: Recipients
+    message: str  # cleaned
+    info: MessageInfo
+    sender: str
+    test: bool
+    batches: list[list[str]]
+    estimate: int  # credits: valid numbers x pages
+
+    @property
+    def pages(self) -> int:
+        return self.info.pages
+
+
+@dataclass
+class SendResult:
+    """What a send did, accounting for every input: sent, invalid, duplicate, failed, uncertain."""
+
+    plan: SendPlan
+    batches: list[BatchResult] = field(default_factory=list)
+    dry_run: bool = False
+
+    # -- totals ---------------------------------------------------------------------------
+    @property
+    def msg_ids(self) -> list[str]:
+        return [b.msg_id for b in self.batches if b.state in (SENT, SKIPPED) and b.msg_id]
+
+    @property
+    def numbers_sent(self) -> int:
+        return sum(b.count for b in self.batches)
+
+    @property
+    def points_charged(self) -> int:
+        return sum(b.points_charged for b in self.batches if b.state in (SENT, SKIPPED))
+
+    @property
+    def balance_after(self) -> float | None:
+        """The balance the gateway reported after the last batch it accepted."""
+        for batch in reversed(self.batches):
+            if batch.state == SENT and batch.balance_after is not None:
+                return batch.balance_after
+        return None
+
+    # -- per number -----------------------------------------------------------------------
+    @property
+    def sent(self) -> list[tuple[str, str | None]]:
+        return [(n, b.msg_id) for b in self.batches if b.state in (SENT, SKIPPED) for n in b.numbers]
+
+    @property
+    def failed(self) -> list[tuple[str, str | None]]:
+        return [(n, b.error_code) for b in self.batches if b.state == FAILED for n in b.numbers]
+
+    @property
+    def uncertain(self) -> list[str]:
+        return [n for b in self.batches if b.state == UNCERTAIN for n in b.numbers]
+
+    @property
+    def ok(self) -> bool:
+        """True when every valid number was sent (invalid and duplicate inputs do not count)."""
+        return not self.dry_run and all(b.state in (SENT, SKIPPED) for b in self.batches)
+
+    # -- errors ---------------------------------------------------------------------------
+    @property
+    def permanent_error(self) -> KwtSMSError | None:
+        """The first error that no retry can fix (bad login, sender, balance, ...), if any.
+
+        The Airflow operator turns it into ``AirflowFailException``.
+        """
+        for batch in self._attempted_failures():
+            err = batch.error()
+            if err is not None and err.permanent:
+                return err
+        return None
+
+    @property
+    def first_error(self) -> KwtSMSError | None:
+        """The first failure or uncertainty, permanent or not."""
+        for batch in self._attempted_failures():
+            return batch.error()
+        return None
+
+    def _attempted_failures(self) -> Iterator[BatchResult]:
+        return (b for b in self.batches if b.state in (FAILED, UNCERTAIN) and b.attempted)
+
+    def raise_for_status(self) -> SendResult:
+        """Raise the first permanent error, else the first other failure; return self when ok."""
+        err = self.permanent_error or self.first_error
+        if err is not None:
+            raise err
+        return self
+
+    # -- summary --------------------------------------------------------------------------
+    def to_dict(self, list_limit: int = DEFAULT_LIST_LIMIT) -> dict[str, Any]:
+        """A JSON-serialisable summary (the operator's XCom).
+
+        Counts are always exact. Sent numbers are counted, not listed (the msg-ids and the
+        per-batch table say where they went); invalid, duplicate, failed and uncertain numbers
+        are listed up to ``list_limit`` entries each, and ``truncated`` says when a list was cut.
+        """
+        recipients = self.plan.recipients
+        failed = self.failed
+        uncertain = self.uncertain
+        not_attempted = sum(len(b.numbers) for b in self.batches if b.state == FAILED and not b.attempted)
+        truncated = any(
+            len(items) > list_limit
+            for items in (recipients.invalid, recipients.duplicates, failed, uncertain)
+        )
+        return {
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "test": self.plan.test,
+            "sender": self.plan.sender,
+            "encoding": self.plan.info.encoding,
+            "length": self.plan.info.length,
+            "pages": self.plan.info.pages,
+            "estimate": self.plan.estimate,
+            "msg_ids": self.msg_ids,
+            "numbers_sent": self.numbers_sent,
+            "points_charged": self.points_charged,
+            "balance_after": self.balance_after,
+            "counts": {
+                "inputs": recipients.total_inputs,
+                "valid": len(recipients.valid),
+                "invalid": len(recipients.invalid),
+                "duplicates": len(recipients.duplicates),
+                "sent": sum(len(b.numbers) for b in self.batches if b.state in (SENT, SKIPPED)),
+                "failed": len(failed),
+                "not_attempted": not_attempted,
+                "uncertain": len(uncertain),
+            },
+            "invalid": [{"input": i.input, "reason": i.reason} for i in recipients.invalid[:list_limit]],
+            "duplicates": [{"input": d.input, "number": d.number}
+                           for d in recipients.duplicates[:list_limit]],
+            "failed": [{"number": n, "code": c} for n, c in failed[:list_limit]],
+            "uncertain": uncertain[:list_limit],
+            "truncated": truncated,
+            "batches": [b.summary() for b in self.batches],
+            "error": _error_dict(self.permanent_error or self.first_error),
+        }
+
+
+def _error_dict(err: KwtSMSError | None) -> dict[str, Any] | None:
+    if err is None:
+        return None
+    out = {"code": err.code, "description": err.description, "action": err.action,
+           "permanent": err.permanent, "retryable": err.retryable}
+    if isinstance(err, KwtSMSNetworkError):
+        out["may_have_reached_server"] = err.may_have_reached_server
+    return out
