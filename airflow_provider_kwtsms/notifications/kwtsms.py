@@ -1,0 +1,175 @@
+"""KwtSMSNotifier: SMS alerts from Airflow callbacks, in Home Assistant's notify style.
+
+    on_failure_callback=send_kwtsms_notification(target="96598765432")
+
+With no ``message``, the alert names the DAG, task, try, run and exception, cut to
+``data["max_pages"]`` pages (default 1) so one alert never costs more than one page per number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseNotifier
+
+from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.results import SendResult
+
+DATA_OPTIONS = ("sender", "test", "default_country", "max_pages")
+DEFAULT_ALERT_PAGES = 1
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def default_alert(context: Context | dict[str, Any]) -> str:
+    """A short alert from the callback's context; the exception goes last so trimming cuts it first."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_run = context.get("dag_run")
+    dag_id = _get(context.get("dag"), "dag_id") or _get(ti, "dag_id") or _get(dag_run, "dag_id")
+    task_id = _get(ti, "task_id")
+    run_id = context.get("run_id") or _get(ti, "run_id") or _get(dag_run, "run_id")
+    exception = context.get("exception")
+    reason = context.get("reason")  # DAG-level callbacks: e.g. "task_failure"
+
+    what = ".".join(str(part) for part in (dag_id, task_id) if part) or "Airflow"
+    state = _get(ti, "state")
+    state = getattr(state, "value", state)
+    if exception is not None:
+        outcome = "failed"
+    elif state:
+        outcome = str(state)
+    elif reason:
+        outcome = str(reason)
+    else:
+        outcome = "alert"
+    details = []
+    try_number = _get(ti, "try_number")
+    if try_number:
+        max_tries = _get(ti, "max_tries")
+        details.append(f"try {try_number}/{max_tries + 1}" if isinstance(max_tries, int) and max_tries
+                       else f"try {try_number}")
+    if run_id:
+        details.append(f"run {run_id}")
+    text = f"Airflow {what} {outcome}"
+    if details:
+        text += f" ({', '.join(details)})"
+    if exception is not None:
+        text += f": {type(exception).__name__}: {exception}" if isinstance(exception, BaseException) \
+            else f": {exception}"
+    elif reason and outcome != str(reason):
+        text += f": {reason}"
+    return text
+
+
+class KwtSMSNotifier(BaseNotifier):
+    """Send an SMS through kwtSMS from any Airflow callback or deadline alert.
+
+    :param target: phone number(s) to alert (templated): a list or a comma-separated string.
+    :param message: the text (templated). Empty: a default alert naming the DAG, task, try,
+        run and exception.
+    :param title: put before the message as ``"title: message"`` (templated).
+    :param data: options (templated values): ``sender`` (sender ID), ``test`` (test mode:
+        queued, not delivered), ``default_country`` (calling code for local numbers),
+        ``max_pages`` (the text is cut to this many pages; default 1).
+    :param kwtsms_conn_id: the ``kwtsms`` connection.
+    """
+
+    template_fields: Sequence[str] = ("message", "title", "target", "data", "kwtsms_conn_id")
+
+    def __init__(
+        self,
+        *,
+        target: str | Sequence[str],
+        message: str | None = None,
+        title: str | None = None,
+        data: dict[str, Any] | None = None,
+        kwtsms_conn_id: str = KwtSMSHook.default_conn_name,
+    ) -> None:
+        super().__init__()
+        unknown = sorted(set(data or {}) - set(DATA_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"KwtSMSNotifier data has unknown option(s) {', '.join(unknown)}: "
+                f"use only {', '.join(DATA_OPTIONS)}."
+            )
+        if not target:
+            raise ValueError("KwtSMSNotifier target is empty: give the phone number(s) to alert, "
+                             "e.g. target='96598765432'.")
+        self.target = target
+        self.message = message
+        self.title = title
+        self.data = dict(data or {})
+        self.kwtsms_conn_id = kwtsms_conn_id
+
+    @cached_property
+    def hook(self) -> KwtSMSHook:
+        return KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id)
+
+    def _max_pages(self) -> int:
+        raw = self.data.get("max_pages")
+        if raw in (None, ""):
+            return DEFAULT_ALERT_PAGES
+        try:
+            pages = int(raw)
+        except (TypeError, ValueError):
+            pages = 0
+        if pages < 1 or str(raw).strip() not in (str(pages), f"{pages}.0"):
+            raise ValueError(f"KwtSMSNotifier data['max_pages'] is {raw!r}: give a whole number of pages, "
+                             "1 or more.")
+        return pages
+
+    def compose(self, context: Context | dict[str, Any]) -> str:
+        """The text to send: title and message (or the default alert), cut to max_pages."""
+        from airflow_provider_kwtsms.message import clean_message, trim_to_pages
+
+        body = str(self.message).strip() if self.message else default_alert(context)
+        text = f"{str(self.title).strip()}: {body}" if self.title else body
+        return trim_to_pages(clean_message(text), self._max_pages())
+
+    def _send(self, client: KwtSMSClient, text: str) -> SendResult:
+        test = self.data.get("test")
+        if isinstance(test, str):
+            test = test.strip().lower() in ("1", "true", "yes", "on")
+        # client.send waits out ERR028 (same number within 15 s), so back-to-back alerts both arrive.
+        result = client.send(
+            self.target,
+            text,
+            sender=self.data.get("sender") or None,
+            test=None if test is None else bool(test),
+            default_country=self.data.get("default_country") or None,
+        )
+        for bad in result.plan.recipients.invalid:
+            self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
+        result.raise_for_status()
+        self.log.info("kwtSMS alert sent to %d number(s), %s credit(s), msg-id(s) %s",
+                      len(result.plan.recipients.valid), result.points_charged, ", ".join(result.msg_ids))
+        return result
+
+    def notify(self, context: Context) -> None:
+        self._send(self.hook.get_client(), self.compose(context))
+
+    async def async_notify(self, context: Context) -> None:
+        """For the triggerer (deadline alerts): the connection is read without blocking the loop."""
+        client = await self.hook.aget_client()
+        text = self.compose(context)
+        try:
+            await asyncio.to_thread(self._send, client, text)
+        finally:
+            await asyncio.to_thread(self.hook.close)
+
+
+send_kwtsms_notification = KwtSMSNotifier
