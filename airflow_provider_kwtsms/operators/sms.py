@@ -1,0 +1,287 @@
+"""SendSMSOperator: send one SMS text to many numbers through kwtSMS, resumable across retries."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_kwtsms.ledger import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_kwtsms.results import BatchResult, SendPlan
+
+ON_INVALID = ("skip", "fail")
+_SHOWN_INVALID = 20  # invalid inputs quoted in an on_invalid="fail" error
+
+
+def recipients_from(value: Any) -> list[str]:
+    """Whatever a user puts in ``mobile``, as a flat list of raw numbers (not yet validated).
+
+    Accepts a comma, semicolon or newline separated string; a number; a list, tuple, set or
+    generator (nested lists are flattened: a list pulled from mapped tasks' XComs); and a string
+    holding a JSON or Python list, which is what ``{{ ti.xcom_pull(...) }}`` renders to when
+    the DAG does not use ``render_template_as_native_obj``.
+    """
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        raise ValueError(f"mobile must be phone numbers, got the boolean {value!r}")
+    if isinstance(value, int):
+        return [str(value)]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "("):
+            parsed = _parse_list_literal(text)
+            if parsed is not None:
+                return recipients_from(parsed)
+        from airflow_provider_kwtsms.phone import split_recipients
+
+        return list(split_recipients(text))
+    if isinstance(value, dict):
+        raise ValueError(
+            "mobile must be phone numbers (a string, or a list of them), got a dict; "
+            "pull the list out of it in the template, e.g. {{ ti.xcom_pull('t')['numbers'] }}"
+        )
+    if isinstance(value, Iterable):
+        out: list[str] = []
+        for item in value:
+            out.extend(recipients_from(item))
+        return out
+    raise ValueError(
+        f"mobile must be phone numbers (a string, or a list of them), got {type(value).__name__}"
+    )
+
+
+def _parse_list_literal(text: str) -> Any:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return None
+    return parsed if isinstance(parsed, list | tuple) else None
+
+
+class SendSMSOperator(BaseOperator):
+    """Send one text to many numbers through kwtSMS, in batches of 200, resuming across retries.
+
+    :param mobile: numbers: a comma/semicolon/newline separated string, a list, or a list pulled
+        from XCom (templated). Numbers need their country code unless ``default_country`` is set.
+    :param message: the text (templated). Cleaned (invisible characters, emoji) before sending.
+    :param sender: the sender ID (templated); default: the connection's, else ``KWT-SMS``.
+    :param kwtsms_conn_id: the kwtSMS connection.
+    :param test_mode: True queues the messages without delivering them; default: the connection's.
+    :param default_country: country code added to local numbers (e.g. ``"965"``).
+    :param max_credits: fail before sending when the estimate (numbers x pages) is above this.
+    :param dry_run: plan and estimate only: nothing is sent, no credentials are used.
+    :param on_invalid: ``"skip"`` (default) sends to the valid numbers and reports the others;
+        ``"fail"`` fails before anything is sent when any input is invalid.
+    :param on_uncertain: what to do with a batch whose answer was lost and whose outcome the
+        account balance cannot tell: ``"fail"`` (default), ``"skip"`` (at most once) or
+        ``"resend"`` (at least once).
+    :return: a JSON-serialisable summary (pushed to XCom): msg-ids, counts, credits, balance,
+        invalid inputs with reasons, duplicates, per-batch states, the estimate and the tries.
+    """
+
+    template_fields: Sequence[str] = ("mobile", "message", "sender", "max_credits", "kwtsms_conn_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"message": "txt", "mobile": "py"}
+    ui_color = "#c9e4f5"
+
+    def __init__(
+        self,
+        *,
+        mobile: str | int | Iterable[str | int],
+        message: str,
+        sender: str | None = None,
+        kwtsms_conn_id: str = "kwtsms_default",
+        test_mode: bool | None = None,
+        default_country: str | None = None,
+        max_credits: int | str | None = None,
+        dry_run: bool = False,
+        on_invalid: str = "skip",
+        on_uncertain: str = DEFAULT_ON_UNCERTAIN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_invalid not in ON_INVALID:
+            raise ValueError(f"on_invalid must be one of {', '.join(ON_INVALID)}, got {on_invalid!r}")
+        if on_uncertain not in ON_UNCERTAIN:
+            raise ValueError(f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}")
+        self.mobile = mobile
+        self.message = message
+        self.sender = sender
+        self.kwtsms_conn_id = kwtsms_conn_id
+        self.test_mode = test_mode
+        self.default_country = default_country
+        self.max_credits = max_credits
+        self.dry_run = dry_run
+        self.on_invalid = on_invalid
+        self.on_uncertain = on_uncertain
+
+    # -- execute ------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
+        from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
+        from airflow_provider_kwtsms.ledger import LedgerMismatchError, UncertainBatchesError, resume_send
+        from airflow_provider_kwtsms.results import SendResult
+
+        try:
+            raws = recipients_from(self.mobile)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if not raws:
+            raise AirflowFailException(
+                "mobile rendered to no phone numbers: give numbers with their country code, e.g. "
+                "'96598765432,96550123456', or a list (check the upstream task that provides them)."
+            )
+        max_credits = self._max_credits()
+
+        client = KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id).get_client()
+        try:
+            try:
+                plan = client.plan_send(raws, self.message, sender=self.sender, test=self.test_mode,
+                                        default_country=self.default_country)
+            except (KwtSMSInputError, ValueError) as exc:
+                raise AirflowFailException(f"Nothing was sent: {exc}") from None
+            self._log_plan(plan)
+            self._check_before_sending(plan, max_credits)
+            if self.dry_run:
+                self.log.info("dry_run=True: nothing sent. Estimate: %d credits.", plan.estimate)
+                return SendResult(plan=plan, batches=[], dry_run=True).to_dict()
+            if not plan.batches:
+                self.log.warning("No valid numbers to send to: every input was invalid or a duplicate.")
+                return SendResult(plan=plan, batches=[], dry_run=False).to_dict()
+
+            store = self._ledger_store(context)
+            ti = context["ti"]
+            try:
+                result = resume_send(client, plan, store, on_uncertain=self.on_uncertain,
+                                     on_batch=self._log_batch, try_number=getattr(ti, "try_number", None))
+            except UncertainBatchesError as exc:
+                if exc.result is not None:
+                    ti.xcom_push(key="partial_summary", value=self._summary(exc.result, store))
+                raise AirflowFailException(str(exc)) from None
+            except LedgerMismatchError as exc:
+                raise AirflowFailException(f"{exc} (ledger: {store.describe()})") from None
+            except KwtSMSError as exc:
+                if exc.permanent:
+                    # A person must change something first: no retry is wasted on it.
+                    raise AirflowFailException(str(exc)) from None
+                self.log.warning("The send stopped on a passing error; the next try resumes from there.")
+                raise
+        finally:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+
+        summary = self._summary(result, store)
+        self.log.info("Sent %d numbers in %d batches, %d credits, balance after %s%s.",
+                      result.numbers_sent, len(result.batches), result.points_charged,
+                      result.balance_after, " (test mode: queued, not delivered)" if plan.test else "")
+        if store.kind == "Variable":
+            # The fallback store is visible to everyone in the Variables list: tidy it away.
+            from airflow_provider_kwtsms.ledger import delete_ledger
+
+            delete_ledger(store)
+        return summary
+
+    # -- steps --------------------------------------------------------------------------------
+    def _max_credits(self) -> int | None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if self.max_credits in (None, ""):
+            return None
+        try:
+            value = int(str(self.max_credits).strip())
+        except ValueError:
+            raise AirflowFailException(
+                f"max_credits must be a whole number of credits, got {self.max_credits!r}"
+            ) from None
+        if value < 0:
+            raise AirflowFailException(f"max_credits must be 0 or more, got {value}")
+        return value
+
+    def _check_before_sending(self, plan: SendPlan, max_credits: int | None) -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        invalid = plan.recipients.invalid
+        if invalid and self.on_invalid == "fail":
+            shown = "; ".join(f"{i.input!r}: {i.reason}" for i in invalid[:_SHOWN_INVALID])
+            more = f" (and {len(invalid) - _SHOWN_INVALID} more)" if len(invalid) > _SHOWN_INVALID else ""
+            raise AirflowFailException(
+                f"Nothing was sent: {len(invalid)} of {plan.recipients.total_inputs} inputs are not valid "
+                f"numbers{more}: {shown}. Fix them, or set on_invalid='skip' to send to the valid ones."
+            )
+        if max_credits is not None and plan.estimate > max_credits:
+            raise AirflowFailException(
+                f"Nothing was sent: this send needs {plan.estimate} credits ({len(plan.recipients.valid)} "
+                f"numbers x {plan.info.pages} pages), above max_credits={max_credits}. Shorten the "
+                "message, send to fewer numbers, or raise max_credits."
+            )
+
+    def _ledger_store(self, context: Context) -> Any:
+        from airflow_provider_kwtsms.operators._ledger_store import ledger_store_for
+
+        store = ledger_store_for(context)
+        if store.kind == "Variable":
+            self.log.info("No task state store in this Airflow: keeping the send ledger in %s.",
+                          store.describe())
+        return store
+
+    def _summary(self, result: Any, store: Any) -> dict[str, Any]:
+        from airflow_provider_kwtsms.results import SKIPPED
+
+        summary = result.to_dict()
+        tries = sorted({b.try_number for b in result.batches if b.try_number is not None})
+        summary["resume"] = {
+            "store": store.kind,
+            "tries": tries,
+            "batches_from_earlier_tries": sum(1 for b in result.batches if b.state == SKIPPED),
+            "on_uncertain": self.on_uncertain,
+        }
+        return summary
+
+    def _log_plan(self, plan: SendPlan) -> None:
+        r = plan.recipients
+        self.log.info(
+            "Plan: %d inputs -> %d valid, %d invalid, %d duplicates; %s, %d characters, %d page(s); "
+            "%d batches; estimate %d credits; sender %s%s.",
+            r.total_inputs, len(r.valid), len(r.invalid), len(r.duplicates), plan.info.encoding,
+            plan.info.length, plan.info.pages, len(plan.batches), plan.estimate, plan.sender,
+            "; TEST MODE (queued, not delivered)" if plan.test else "",
+        )
+        for item in r.invalid[:_SHOWN_INVALID]:
+            self.log.warning("Invalid input %r: %s", item.input, item.reason)
+        if len(r.invalid) > _SHOWN_INVALID:
+            self.log.warning("... and %d more invalid inputs (all listed in the XCom summary)",
+                             len(r.invalid) - _SHOWN_INVALID)
+
+    def _log_batch(self, batch: BatchResult, total: int) -> None:
+        """One line per batch in the task log."""
+        head = f"batch {batch.index + 1}/{total}:"
+        n = len(batch.numbers)
+        if batch.state == "sent":
+            balance = f", balance {batch.balance_after:g}" if batch.balance_after is not None else ""
+            msg_id = batch.msg_id or "unknown (answer lost; the balance shows it was charged)"
+            self.log.info("%s %d numbers sent, msg-id %s, %d credits%s", head, n, msg_id,
+                          batch.points_charged, balance)
+        elif batch.state == "skipped":
+            self.log.info("%s %d numbers already sent by try %s, msg-id %s; not sent again", head, n,
+                          batch.try_number, batch.msg_id or "unknown")
+        elif batch.state == "uncertain":
+            self.log.warning("%s %d numbers UNCERTAIN (%s): %s", head, n, batch.error_code,
+                             batch.error_description)
+        else:
+            self.log.warning("%s %d numbers NOT sent (%s): %s", head, n, batch.error_code,
+                             batch.error_description)
