@@ -321,11 +321,12 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 parsed = json.loads(body.decode("utf-8")) if body.strip() else {}
             except (UnicodeDecodeError, ValueError) as exc:
-                parsed, bad_body = None, f"The request body is not valid UTF-8 JSON ({exc})."
-            if parsed is not None and not isinstance(parsed, dict):
-                bad_body = f"The request body must be a JSON object, got {type(parsed).__name__}."
-            elif parsed is not None:
-                fields = parsed
+                bad_body = f"The request body is not valid UTF-8 JSON ({exc})."
+            else:
+                if isinstance(parsed, dict):
+                    fields = parsed
+                else:
+                    bad_body = f"The request body must be a JSON object, got {type(parsed).__name__}."
         elif method == "GET":
             raw_query = self.path.partition("?")[2].encode("latin-1", "replace")
             fields = legacy.parse_query(raw_query)
