@@ -229,6 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kwtSMS-sandbox/0.1"
     timeout = 30  # an idle or stalled connection is closed instead of holding a thread forever
+    disable_nagle_algorithm = True  # small answers go out at once, not after the peer's delayed ACK
     server: _Server
 
     def version_string(self) -> str:
@@ -521,6 +522,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        # Headers and body in one write: one TCP segment per small answer.
+        self._headers_buffer.append(b"\r\n")
         if not head_only:
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
