@@ -1,0 +1,300 @@
+"""The send ledger (no Airflow): real client, real sandbox over loopback, an in-memory store.
+
+A "crash" is a worker dying at a chosen point: the store refusing a write (the process died
+before it could record the answer) or the client dying before its request left.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
+from airflow_provider_kwtsms.ledger import (
+    CHUNK_SIZE,
+    DONE,
+    HEAD_KEY,
+    PENDING,
+    Ledger,
+    LedgerMismatchError,
+    MemoryStore,
+    UncertainBatchesError,
+    fingerprint,
+    judge_by_balance,
+    resume_send,
+)
+from airflow_provider_kwtsms.message import measure_message
+from airflow_provider_kwtsms.results import SENT, SKIPPED, UNCERTAIN, SendPlan
+
+
+class Died(BaseException):
+    """The worker died here (BaseException: nothing in the send path may swallow it)."""
+
+
+def make_plan(n: int, message: str = "Ledger test", *, test: bool = False, start: int = 0) -> SendPlan:
+    numbers = [f"9656{i:07d}" for i in range(start, start + n)]
+    recipients = types.SimpleNamespace(valid=numbers, invalid=[], duplicates=[], total_inputs=n)
+    return SendPlan(recipients=recipients, message=message, info=measure_message(message), sender="KWT-SMS",
+                    test=test, batches=[numbers[i:i + MAX_BATCH] for i in range(0, n, MAX_BATCH)],
+                    estimate=n * measure_message(message).pages)
+
+
+class DyingStore(MemoryStore):
+    """Dies on the n-th write of a batch entry in ``state`` (e.g. the 3rd "done")."""
+
+    def __init__(self, state: str, nth: int) -> None:
+        super().__init__()
+        self.state, self.left = state, nth
+
+    def set(self, key: str, value: str) -> None:
+        if key != HEAD_KEY:
+            written = json.loads(value)
+            old = json.loads(self.data.get(key, "{}"))
+            changed = [e for k, e in written.items() if old.get(k) != e]
+            if any(e.get("s") == self.state for e in changed):
+                self.left -= 1
+                if self.left == 0:
+                    raise Died(f"worker died writing '{self.state}'")
+        super().set(key, value)
+
+
+class HookedStore(MemoryStore):
+    """Calls ``hook()`` once, when the first entry in ``state`` is written (just before a request)."""
+
+    def __init__(self, state: str, hook) -> None:
+        super().__init__()
+        self.state, self.hook = state, hook
+
+    def set(self, key: str, value: str) -> None:
+        super().set(key, value)
+        entries = json.loads(value).values() if key != HEAD_KEY else []
+        if self.hook and any(e.get("s") == self.state for e in entries):
+            hook, self.hook = self.hook, None
+            hook()
+
+
+class DyingClient(KwtSMSClient):
+    """Dies just before the request of batch ``die_at`` leaves."""
+
+    die_at: int = -1
+
+    def send_batch(self, numbers, message, *, sender, test, index=0, **kw):
+        if index == self.die_at:
+            raise Died(f"worker died before sending batch {index}")
+        return super().send_batch(numbers, message, sender=sender, test=test, index=index, **kw)
+
+
+@pytest.fixture
+def sandbox(kwtsms_sandbox_factory):
+    # A 1 s same-number window (ERR028) instead of 15 s keeps resend cases fast.
+    return kwtsms_sandbox_factory(rate=None, balance=20_000, duplicate_window=1.0)
+
+
+def client_for(sandbox, cls=KwtSMSClient) -> KwtSMSClient:
+    client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, rate=100)
+    client.policy = replace(client.policy, same_number_wait=1.2)
+    return client
+
+
+def delivered(sandbox) -> Counter:
+    return Counter(sandbox.delivery_counts())
+
+
+def assert_each_once(sandbox, plan):
+    counts = delivered(sandbox)
+    expected = {n for batch in plan.batches for n in batch}
+    assert set(counts) == expected, f"missing {len(expected - set(counts))}"
+    assert max(counts.values()) == 1
+
+
+def test_clean_send_records_every_batch_and_a_rerun_sends_nothing(sandbox):
+    plan, store = make_plan(1000), MemoryStore()
+    first = resume_send(client_for(sandbox), plan, store, try_number=1)
+    assert [b.state for b in first.batches] == [SENT] * 5
+    ledger = Ledger.load(store)
+    assert [ledger.state(i) for i in range(5)] == [DONE] * 5
+    sends_before = sum(1 for r in sandbox.requests() if r["endpoint"] == "send")
+
+    again = resume_send(client_for(sandbox), plan, store, try_number=2)
+    assert [b.state for b in again.batches] == [SKIPPED] * 5
+    assert again.msg_ids == first.msg_ids  # earlier tries' msg-ids stay in the summary
+    assert again.to_dict()["counts"]["sent"] == 1000
+    assert sum(1 for r in sandbox.requests() if r["endpoint"] == "send") == sends_before
+    assert_each_once(sandbox, plan)
+
+
+def test_worker_dies_after_the_request_the_balance_shows_it_went_out(sandbox):
+    plan = make_plan(1000)
+    store = DyingStore(DONE, nth=3)  # batch 3 reached kwtSMS, its answer was never recorded
+    with pytest.raises(Died):
+        resume_send(client_for(sandbox), plan, store, try_number=1)
+    assert Ledger.load(store).state(2) == PENDING
+    assert len(sandbox.messages()) == 3
+
+    result = resume_send(client_for(sandbox), plan, _copy(store),
+                         try_number=2)
+    assert [b.state for b in result.batches] == [SKIPPED, SKIPPED, SKIPPED, SENT, SENT]
+    assert result.batches[2].msg_id is None and result.batches[2].points_charged == 200
+    assert_each_once(sandbox, plan)
+
+
+def _copy(store: MemoryStore) -> MemoryStore:
+    fresh = MemoryStore()
+    fresh.data = dict(store.data)
+    return fresh
+
+
+def test_worker_dies_before_the_request_the_batch_is_sent_on_retry(sandbox):
+    plan, store = make_plan(1000), MemoryStore()
+    dying = client_for(sandbox, DyingClient)
+    dying.die_at = 2
+    with pytest.raises(Died):
+        resume_send(dying, plan, store, try_number=1)
+    assert Ledger.load(store).state(2) == PENDING  # recorded, but the request never left
+    result = resume_send(client_for(sandbox), plan, store, try_number=2)
+    assert [b.state for b in result.batches] == [SKIPPED, SKIPPED, SENT, SENT, SENT]
+    assert_each_once(sandbox, plan)
+
+
+def test_answer_lost_is_resolved_in_the_same_try(sandbox):
+    plan, store = make_plan(1000), MemoryStore()
+    sandbox.inject_fault("drop_after_accept", "send", times=1)
+    result = resume_send(client_for(sandbox), plan, store, try_number=1)
+    assert [b.state for b in result.batches] == [SENT] * 5
+    assert result.batches[0].msg_id is None  # known only from the balance
+    assert_each_once(sandbox, plan)
+
+
+def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbox):
+    plan = make_plan(600)
+
+    def faults():  # just before the first request: its answer is lost, then the account is unreachable
+        sandbox.inject_fault("drop_after_accept", "send", times=1)
+        sandbox.inject_fault("http_503", "balance", times=20)  # more than the client's retries
+
+    store = HookedStore(PENDING, faults)
+    client = client_for(sandbox)
+    client.policy = replace(client.policy, max_retries=1, backoff_base=0.01)
+    with pytest.raises(Exception) as info:
+        resume_send(client, plan, store, try_number=1)
+    assert not getattr(info.value, "permanent", False)  # a retry can fix it
+    sandbox.clear_faults()
+    result = resume_send(client_for(sandbox), plan, store, try_number=2)
+    assert [b.state for b in result.batches] == [SKIPPED, SENT, SENT]
+    assert_each_once(sandbox, plan)
+
+
+def test_connection_refused_before_processing_fails_the_try_and_the_retry_sends_it(sandbox):
+    plan, store = make_plan(600), MemoryStore()
+    sandbox.inject_fault("drop_before", "send", times=50)
+    client = client_for(sandbox)
+    client.policy = replace(client.policy, max_retries=1, backoff_base=0.01)
+    with pytest.raises(Exception) as info:
+        resume_send(client, plan, store, try_number=1)
+    assert not getattr(info.value, "permanent", True)
+    sandbox.clear_faults()
+    result = resume_send(client_for(sandbox), plan, store, try_number=2)
+    assert [b.state for b in result.batches] == [SENT] * 3
+    assert_each_once(sandbox, plan)
+
+
+@pytest.mark.parametrize("policy", ["skip", "resend", "fail"])
+def test_unresolvable_pending_follows_on_uncertain(sandbox, policy):
+    plan = make_plan(1000)
+    store = DyingStore(DONE, nth=2)  # batch 2 went out, answer not recorded
+    with pytest.raises(Died):
+        resume_send(client_for(sandbox), plan, store, try_number=1)
+    # Meanwhile something else spends on the account: the balance can no longer tell.
+    other = client_for(sandbox)
+    other.send_batch(["96599999999"], "someone else", sender="KWT-SMS", test=False)
+    store = _copy(store)
+    if policy == "fail":
+        with pytest.raises(UncertainBatchesError) as info:
+            resume_send(client_for(sandbox), plan, store, on_uncertain=policy, try_number=2)
+        assert info.value.indices == [1] and info.value.permanent
+        assert "on_uncertain='skip'" in info.value.action
+        # A person checked: it went out. Clearing with 'skip' finishes without sending it again.
+        result = resume_send(client_for(sandbox), plan, store, on_uncertain="skip", try_number=3)
+    else:
+        result = resume_send(client_for(sandbox), plan, store, on_uncertain=policy, try_number=2)
+    counts = delivered(sandbox)
+    batch2 = plan.batches[1]
+    assert all(counts[n] == (2 if policy == "resend" else 1) for n in batch2)
+    others = [n for i, b in enumerate(plan.batches) if i != 1 for n in b]
+    assert all(counts[n] == 1 for n in others)
+    if policy != "resend":
+        assert result.batches[1].state == UNCERTAIN
+        assert result.to_dict()["counts"]["uncertain"] == 200
+
+
+def test_permanent_error_mid_send_then_top_up_resumes(sandbox):
+    plan, store = make_plan(1000), MemoryStore()
+    sandbox.set_balance(450)  # enough for two batches
+    with pytest.raises(Exception) as info:
+        resume_send(client_for(sandbox), plan, store, try_number=1)
+    assert info.value.code in ("ERR010", "ERR011") and info.value.permanent
+    sandbox.set_balance(5000)
+    result = resume_send(client_for(sandbox), plan, store, try_number=2)
+    assert [b.state for b in result.batches] == [SKIPPED, SKIPPED, SENT, SENT, SENT]
+    assert_each_once(sandbox, plan)
+
+
+def test_changed_message_after_a_partial_send_is_refused(sandbox):
+    store = DyingStore(DONE, nth=2)
+    with pytest.raises(Died):
+        resume_send(client_for(sandbox), make_plan(1000, "first text"), store, try_number=1)
+    with pytest.raises(LedgerMismatchError) as info:
+        resume_send(client_for(sandbox), make_plan(1000, "second text"), _copy(store), try_number=2)
+    assert "message text" in str(info.value) and info.value.permanent
+    with pytest.raises(LedgerMismatchError) as info:
+        resume_send(client_for(sandbox), make_plan(1000, "first text", start=5), _copy(store), try_number=2)
+    assert "recipients" in str(info.value)
+
+
+def test_changed_send_starts_afresh_when_the_earlier_one_was_a_test(sandbox):
+    store = DyingStore(DONE, nth=2)
+    with pytest.raises(Died):
+        resume_send(client_for(sandbox), make_plan(400, test=True), store, try_number=1)
+    live = make_plan(400, test=False)
+    result = resume_send(client_for(sandbox), live, _copy(store), try_number=2)
+    assert [b.state for b in result.batches] == [SENT, SENT]
+    live_counts = Counter(m for msg in sandbox.messages() if not msg["test"] for m in msg["mobile"])
+    assert len(live_counts) == 400 and max(live_counts.values()) == 1
+
+
+def test_fingerprint_covers_sender_text_numbers_and_test_flag():
+    base = fingerprint(make_plan(300))
+    assert base == fingerprint(make_plan(300))
+    assert base.digest != fingerprint(make_plan(300, "other")).digest
+    assert base.digest != fingerprint(make_plan(300, test=True)).digest
+    assert base.digest != fingerprint(make_plan(301)).digest
+    plan = make_plan(300)
+    plan.sender = "MY-APP"
+    assert fingerprint(plan).differences(base.parts()) == ["sender ID"]
+
+
+def test_ledger_of_a_million_recipients_stays_small():
+    store = MemoryStore()
+    batches = 5000
+    ledger = Ledger.create(store, fingerprint(make_plan(10)), batches, 1)
+    for i in range(batches):
+        ledger.record(i, s=DONE, t=1, m="5c2afd345b074e918818247e568ea748", p=200, b=1e6 - 200 * i,
+                      ts=1795317478)
+    sizes = [len(v) for v in store.data.values()]
+    assert len(store.data) == 1 + batches // CHUNK_SIZE
+    assert max(sizes) < 65535  # the task state store's default per-value limit
+    reloaded = Ledger.load(store)
+    assert reloaded.state(4999) == DONE and reloaded.entries[1234]["b"] == 1e6 - 200 * 1234
+    print(f"ledger for 5000 batches: {sum(sizes)} bytes in {len(sizes)} values, largest {max(sizes)}")
+
+
+def test_balance_judgement():
+    assert judge_by_balance(1000, 800, 200) == "sent"
+    assert judge_by_balance(1000, 1000, 200) == "not_sent"
+    assert judge_by_balance(1000, 790, 200) is None  # something else spent
+    assert judge_by_balance(1000, 1000, 0) is None  # a free (test) send cannot be told
+    assert judge_by_balance(None, 800, 200) is None
