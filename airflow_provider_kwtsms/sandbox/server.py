@@ -365,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._api_error(api, error, entry)
             entry["code"] = "OK"
             if fault is not None and fault.kind == "drop_after_accept":
-                entry["http_status"] = None
+                self._record(entry)
                 self._drop()
             if api == "legacy":
                 body = legacy.ok_text(endpoint, answer).encode("utf-8")
@@ -375,11 +375,12 @@ class _Handler(BaseHTTPRequestHandler):
                 body = body[: max(1, len(body) // 2)]
             self._logged(entry, 200, body, _JSON)
         finally:
-            gateway.log_request(entry)
+            self._record(entry)  # no-op when the answer already recorded it
 
     def _early_fault(self, fault: Fault, entry: dict) -> bool:
         """Faults that answer before the request is processed; True when one did."""
         if fault.kind == "drop_before":
+            self._record(entry)
             self._drop()
         if fault.kind.startswith("http_"):
             status = int(fault.kind[5:])
@@ -411,9 +412,17 @@ class _Handler(BaseHTTPRequestHandler):
         payload = {"result": "ERROR", "code": error.code, "description": error.description}
         self._logged(entry, status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON)
 
+    def _record(self, entry: dict) -> None:
+        """Log the request once, before the client can see any answer (tests read the log next)."""
+        if getattr(self, "_recorded_id", None) == entry["request_id"]:
+            return
+        self._recorded_id = entry["request_id"]
+        self.sandbox.gateway.log_request(entry)
+
     def _logged(self, entry: dict, status: int, body: bytes, content_type: str,
                 headers: dict | None = None) -> None:
         entry["http_status"] = status
+        self._record(entry)
         self._send(status, body, content_type, headers=headers)
 
     def _drop(self) -> None:
