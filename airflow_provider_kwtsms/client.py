@@ -261,7 +261,7 @@ class KwtSMSClient:
         bad sender, or no valid number.
         """
         from airflow_provider_kwtsms.message import clean_message, measure_message
-        from airflow_provider_kwtsms.phone import prepare_recipients, split_recipients
+        from airflow_provider_kwtsms.phone import prepare_recipients
 
         if not isinstance(message, str):
             raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
@@ -279,7 +279,7 @@ class KwtSMSClient:
         sender = self.sender if sender is None else sender
         _require_text("sender", sender, "a sender ID registered on the account")
         recipients = prepare_recipients(
-            split_recipients(mobile),
+            mobile,
             default_country=self.default_country if default_country is None else default_country,
             strict=strict)
         if not recipients.valid:
@@ -442,10 +442,12 @@ class KwtSMSClient:
     def _post(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
         """One paced request; HTTP 429 waited out; an error answer raised as ``KwtSMSError``."""
         limited = 0
+        body = self._transport.encode(fields)
+        self._transport.session  # noqa: B018  (import requests and open the session before the token)
         while True:
             self._bucket.acquire()
             try:
-                answer = self._transport.post(endpoint, fields)
+                answer = self._transport.post_body(endpoint, body)
             except RateLimitedError as exc:
                 if limited >= self.policy.rate_limited_retries:
                     raise

@@ -134,15 +134,23 @@ class Transport:
             text = text.replace(self._password, "***")
         return text
 
+    def encode(self, fields: dict[str, Any]) -> bytes:
+        """The JSON body of a request: the credentials and ``fields`` (ASCII, so no charset doubt)."""
+        return json.dumps({"username": self.username, "password": self._password, **fields}).encode("ascii")
+
     def post(self, endpoint: str, fields: dict[str, Any]) -> Answer:
         """One request. Returns the gateway's JSON answer or raises ``KwtSMSNetworkError``."""
+        return self.post_body(endpoint, self.encode(fields))
+
+    def post_body(self, endpoint: str, body: bytes) -> Answer:
+        """``post`` with the body already encoded (the client encodes before taking a rate token,
+        so that the token's time is the request's start)."""
         import requests
 
-        body = json.dumps({"username": self.username, "password": self._password, **fields})
-        url = self.url(endpoint)
+        session = self.session
         try:
-            response = self.session.post(url, data=body.encode("ascii"), headers=HEADERS,
-                                         timeout=self.timeout, allow_redirects=False)
+            response = session.post(self.url(endpoint), data=body, headers=HEADERS,
+                                     timeout=self.timeout, allow_redirects=False)
             content = response.content  # read the whole body inside the try: it can fail too
         except requests.exceptions.RequestException as exc:
             raise self._network_error(endpoint, exc) from None
