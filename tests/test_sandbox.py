@@ -270,3 +270,14 @@ def test_bad_options_are_refused_clearly():
         Sandbox(partial_numbers="maybe")
     with pytest.raises(ValueError, match="error_status"):
         Sandbox(error_status="500")
+
+
+def test_stop_also_closes_keep_alive_connections():
+    sb = Sandbox(rate=None).start()
+    with requests.Session() as session:
+        assert session.post(sb.url + "/API/balance/", json={"username": USER, "password": PASS},
+                            timeout=5).status_code == 200
+        url = sb.url
+        sb.stop()
+        with pytest.raises(requests.ConnectionError):
+            session.post(url + "/API/balance/", json={"username": USER, "password": PASS}, timeout=5)
