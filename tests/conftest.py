@@ -14,12 +14,16 @@ point and only the environment the test gives it. ``airflow db migrate`` runs on
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -78,6 +82,25 @@ class AirflowHome:
         )
         return AirflowRun(tuple(args), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
+    def query(self, sql: str, *params: Any) -> list[tuple]:
+        """Read the metadata database directly (cheaper than one more ``airflow`` command)."""
+        with sqlite3.connect(self.path / "airflow.db") as db:
+            return db.execute(sql, params).fetchall()
+
+    def task_states(self, dag_id: str) -> dict[str, tuple[str, int]]:
+        """``task_id -> (state, try_number)`` in the DAG's latest run."""
+        rows = self.query(
+            "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)", dag_id, dag_id)
+        return {task_id: (state, try_number) for task_id, state, try_number in rows}
+
+    def xcom(self, dag_id: str, task_id: str, key: str = "return_value") -> Any:
+        """The XCom value a task pushed in the DAG's latest run (None when absent)."""
+        rows = self.query(
+            "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = ? ORDER BY timestamp DESC",
+            dag_id, task_id, key)
+        return json.loads(rows[0][0]) if rows and rows[0][0] is not None else None
+
 
 def _base_env(home: Path) -> dict[str, str]:
     # Nothing from the caller's Airflow set-up may leak in (connections, config, home).
@@ -111,3 +134,20 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     result = af.run("db", "migrate", timeout=600).check()
     af.timings["db migrate"] = result.seconds
     return af
+
+
+def kwtsms_conn_uri(url: str, username: str, password: str, **extras: Any) -> str:
+    """``AIRFLOW_CONN_...`` URI form for a kwtsms connection at ``url`` (e.g. a sandbox's).
+
+    Airflow's URI parser keeps a second scheme in the host: ``kwtsms://http://user:pass@host:port``.
+    """
+    scheme, _, netloc = url.partition("://")
+    query = "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in extras.items())
+    return (f"kwtsms://{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{netloc}"
+            + (f"?{query}" if query else ""))
+
+
+def kwtsms_conn_json(url: str, username: str, password: str, **extras: Any) -> str:
+    """``AIRFLOW_CONN_...`` JSON form for a kwtsms connection at ``url``."""
+    return json.dumps({"conn_type": "kwtsms", "host": url, "login": username, "password": password,
+                       "extra": extras})

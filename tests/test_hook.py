@@ -1,0 +1,194 @@
+"""KwtSMSHook: connection parsing, test_connection against the sandbox, and `airflow connections test`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from airflow.sdk import Connection
+from conftest import kwtsms_conn_json, kwtsms_conn_uri
+
+from airflow_provider_kwtsms.errors import KwtSMSInputError
+from airflow_provider_kwtsms.hooks.kwtsms import (
+    DEFAULT_BASE_URL,
+    KwtSMSHook,
+    base_url_from,
+    settings_from_connection,
+)
+
+USER = "ops_api"
+# Characters that need quoting in a URI, and a value easy to spot in any output.
+PASSWORD = "Zq9/secret:pw@x"
+
+
+def _conn(**kwargs) -> Connection:
+    kwargs.setdefault("conn_id", "kwtsms_test")
+    kwargs.setdefault("conn_type", "kwtsms")
+    return Connection(**kwargs)
+
+
+@pytest.fixture
+def sandbox(kwtsms_sandbox_factory):
+    return kwtsms_sandbox_factory(username=USER, password=PASSWORD, balance=181, purchased=377,
+                                  senders=["KWT-SMS", "MY-APP"])
+
+
+# --- connection -> settings ------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        (None, None, DEFAULT_BASE_URL),
+        ("", None, DEFAULT_BASE_URL),
+        ("www.kwtsms.com", None, "https://www.kwtsms.com"),  # no scheme: https, never plain http
+        ("http://127.0.0.1", 8765, "http://127.0.0.1:8765"),
+        ("http://127.0.0.1:8765/", None, "http://127.0.0.1:8765"),
+        ("https://gw.example/kwt", 8443, "https://gw.example:8443/kwt"),
+    ],
+)
+def test_base_url_from_host_and_port(host, port, expected):
+    assert base_url_from(host, port) == expected
+
+
+def test_uri_form_carries_the_scheme_port_and_extras():
+    uri = kwtsms_conn_uri("http://127.0.0.1:8765", USER, PASSWORD, sender="MY-APP", test_mode="true",
+                          default_country="965", timeout="12", rate="1.5")
+    settings = settings_from_connection(Connection.from_uri(uri, conn_id="kwtsms_default"))
+    assert settings.username == USER
+    assert settings.password == PASSWORD  # quoted in the URI, exact after parsing
+    assert settings.base_url == "http://127.0.0.1:8765"
+    assert (settings.sender, settings.test_mode, settings.default_country) == ("MY-APP", True, "965")
+    assert (settings.timeout, settings.rate) == (12.0, 1.5)
+    # The client gets a short connect timeout and the configured read timeout.
+    assert settings.client_kwargs()["timeout"] == (5.0, 12.0)
+
+
+def test_defaults_when_extras_are_empty():
+    settings = settings_from_connection(_conn(login=USER, password=PASSWORD))
+    assert settings.base_url == DEFAULT_BASE_URL
+    assert (settings.sender, settings.test_mode, settings.default_country) == ("KWT-SMS", False, None)
+    assert (settings.timeout, settings.rate) == (30.0, 2.0)
+
+
+def test_prefixed_extras_are_read_and_plain_names_win():
+    extra = {"extra__kwtsms__sender": "OLD-APP", "extra__kwtsms__test_mode": True,
+             "extra__kwtsms__default_country": "+965", "sender": "MY-APP"}
+    settings = settings_from_connection(_conn(login=USER, password=PASSWORD, extra=json.dumps(extra)))
+    assert (settings.sender, settings.test_mode, settings.default_country) == ("MY-APP", True, "965")
+
+
+def test_hook_arguments_override_extras():
+    conn = _conn(login=USER, password=PASSWORD, host="https://a.example",
+                 extra=json.dumps({"sender": "MY-APP", "test_mode": True, "rate": 5}))
+    settings = settings_from_connection(conn, sender="OTHER", test_mode=False, rate=None,
+                                        base_url="http://127.0.0.1:1")
+    assert (settings.sender, settings.test_mode, settings.rate) == ("OTHER", False, 5.0)
+    assert settings.base_url == "http://127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named", "advice"),
+    [
+        ({"timeout": "soon"}, "'timeout'", "give a number"),
+        ({"rate": 0}, "'rate'", "at least 0.1"),
+        ({"test_mode": "maybe"}, "'test_mode'", "true or false"),
+        ({"default_country": "Kuwait"}, "'default_country'", "965"),
+    ],
+)
+def test_bad_extras_name_the_field_and_the_fix(extra, named, advice):
+    with pytest.raises(KwtSMSInputError) as caught:
+        settings_from_connection(_conn(login=USER, password=PASSWORD, extra=json.dumps(extra)))
+    assert named in str(caught.value) and advice in str(caught.value)
+    assert "kwtsms_test" in str(caught.value)
+
+
+@pytest.mark.parametrize(("login", "password", "missing"),
+                         [(None, PASSWORD, "login"), (USER, "", "password")])
+def test_missing_credentials_are_explained(login, password, missing):
+    with pytest.raises(KwtSMSInputError, match=f"has no {missing}: set it to your kwtSMS API"):
+        settings_from_connection(_conn(login=login, password=password))
+
+
+def test_repr_never_shows_the_password(sandbox, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_json(sandbox.url, USER, PASSWORD))
+    hook = KwtSMSHook(sender="MY-APP")
+    client = hook.get_client()
+    assert hook.get_client() is client  # cached
+    for text in (repr(hook), str(hook), repr(hook.settings), repr(client)):
+        assert PASSWORD not in text
+    assert "sender='MY-APP'" in repr(hook)
+    hook.close()
+
+
+# --- test_connection against the sandbox -------------------------------------------------------
+
+def test_test_connection_reports_balance_and_sender_ids(sandbox, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, USER, PASSWORD))
+    ok, message = KwtSMSHook().test_connection()
+    assert ok is True
+    assert message == (f"Connected to kwtSMS as {USER} at {sandbox.url}: balance 181 of 377 credits; "
+                       "sender IDs: KWT-SMS, MY-APP")
+
+
+def test_test_connection_warns_about_an_unregistered_sender(sandbox, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT",
+                       kwtsms_conn_json(sandbox.url, USER, PASSWORD, sender="my-app", test_mode=True))
+    ok, message = KwtSMSHook().test_connection()
+    assert ok is True
+    assert "sender 'my-app' is not among them (sender IDs are case-sensitive)" in message
+    assert "Test mode is on" in message
+
+
+def test_test_connection_with_a_wrong_password_says_what_to_fix(sandbox, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, USER, "wrong-pw"))
+    ok, message = KwtSMSHook().test_connection()
+    assert ok is False
+    assert message.startswith("ERR003: Authentication error")
+    assert "Fix the connection's login (API username) and password" in message
+    assert "wrong-pw" not in message
+
+
+def test_test_connection_when_the_gateway_is_unreachable(kwtsms_sandbox_factory, monkeypatch):
+    sandbox = kwtsms_sandbox_factory(username=USER, password=PASSWORD)
+    url = sandbox.url
+    sandbox.stop()  # nothing listens on that port any more
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT",
+                       kwtsms_conn_json(url, USER, PASSWORD, timeout=2))
+    ok, message = KwtSMSHook().test_connection()
+    assert ok is False
+    assert f"check the connection's API base URL ({url})" in message
+    assert PASSWORD not in message
+
+
+def test_test_connection_with_an_incomplete_connection(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", json.dumps({"conn_type": "kwtsms", "login": USER}))
+    assert KwtSMSHook().test_connection() == (
+        False, "Connection 'kwtsms_default' has no password: set it to your kwtSMS API password "
+               "(not the account's phone number).")
+
+
+# --- the real `airflow connections test` -------------------------------------------------------
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("form", ["uri", "json"])
+def test_airflow_connections_test_succeeds_with_both_env_forms(airflow, sandbox, form):
+    make = kwtsms_conn_uri if form == "uri" else kwtsms_conn_json
+    result = airflow.run("connections", "test", "kwtsms_default",
+                         env={"AIRFLOW_CONN_KWTSMS_DEFAULT": make(sandbox.url, USER, PASSWORD)})
+    result.check()
+    assert "Connection success!" in result.stdout
+    assert PASSWORD not in result.output
+    # One balance and one sender-ID call answered OK (a 429 retry under load may add a request).
+    assert [r["endpoint"] for r in sandbox.requests() if r["code"] == "OK"] == ["balance", "senderid"], \
+        sandbox.requests()
+
+
+@pytest.mark.airflow
+def test_airflow_connections_test_fails_with_guidance_on_a_wrong_password(airflow, sandbox):
+    result = airflow.run("connections", "test", "kwtsms_default",
+                         env={"AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, USER, "Bad/pw:1")})
+    assert result.returncode == 1
+    assert "Connection failed!" in result.stdout
+    assert "ERR003: Authentication error" in result.stdout
+    assert "Fix the connection's login (API username) and password" in result.stdout
+    assert "Bad/pw:1" not in result.output and "Bad%2Fpw" not in result.output
