@@ -501,7 +501,7 @@ def resume_send(client: Any, plan: SendPlan, store: KeyValueStore, *,
         ledger = _changed_send(store, ledger, fp)
     if ledger is None:
         ledger = Ledger.create(store, fp, len(plan.batches), try_number)
-    elif ledger.entries:
+    elif any(e.get("s") in _SENT_STATES for e in ledger.entries.values()):
         done = sum(1 for e in ledger.entries.values() if e.get("s") in _SENT_STATES)
         log.info("Resuming the send: %d of %d batches already sent by earlier tries", done, ledger.batches)
     walk = _Resume(client, plan, ledger, on_uncertain=on_uncertain, on_batch=on_batch, try_number=try_number)
