@@ -13,10 +13,8 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-
 from conftest import AIRFLOW_BIN, REPO, TEST_DAGS
 
 pytestmark = pytest.mark.airflow

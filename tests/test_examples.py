@@ -1,0 +1,109 @@
+"""The example DAGs run end to end under ``airflow dags test`` against the sandbox.
+
+Each test asserts what the sandbox received: numbers, text, charges. The first one also proves
+the API password never shows in the output, the XComs or the rendered template fields.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.airflow
+
+EXAMPLES = REPO / "dags_examples"
+PASSWORD = "Pw-9f3c-never-shown"
+ON_CALL = "96599990000"
+
+
+@pytest.fixture
+def sandbox(kwtsms_sandbox_factory):
+    return kwtsms_sandbox_factory(password=PASSWORD, balance=5000, rate=10)
+
+
+def env_for(sandbox) -> dict[str, str]:
+    conn = {"conn_type": "kwtsms", "login": "sandbox_user", "password": PASSWORD, "host": sandbox.url,
+            "extra": {"rate": "5"}}
+    return {"AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(conn)}
+
+
+def db_rows(airflow, sql: str) -> list[tuple]:
+    with sqlite3.connect(airflow.path / "airflow.db") as db:
+        return db.execute(sql).fetchall()
+
+
+def test_estimate_gate_send(airflow, sandbox):
+    run = airflow.run("dags", "test", "kwtsms_estimate_gate_send", "2025-04-01", env=env_for(sandbox),
+                      dags_folder=EXAMPLES)
+    run.check()
+    messages = sandbox.messages()
+    assert len(messages) == 1, messages  # the dry run sent nothing; no failure alert
+    sent = messages[0]
+    assert sorted(sent["mobile"]) == ["96550123456", "96560001234", "96598765432"]
+    assert sent["message"] == "Your order for 2025-04-01 is ready for pick-up. Thank you for shopping with us."
+    assert sent["points"] == 3 and sent["sender"] == "KWT-SMS"
+    assert sandbox.account()["available"] == 5000 - 3
+
+    xcoms = dict(db_rows(airflow, "SELECT task_id, value FROM xcom WHERE dag_id='kwtsms_estimate_gate_send' "
+                                  "AND key='return_value'"))
+    estimate = json.loads(xcoms["estimate"])
+    assert estimate["dry_run"] is True and estimate["estimate"] == 3
+    assert estimate["counts"] == {"inputs": 5, "valid": 3, "invalid": 1, "duplicates": 1, "sent": 0,
+                                  "failed": 0, "not_attempted": 0, "uncertain": 0}
+    summary = json.loads(xcoms["send"])
+    assert summary["ok"] and summary["numbers_sent"] == 3 and summary["points_charged"] == 3
+    assert summary["msg_ids"] == [sent["msg_id"]] and summary["balance_after"] == 4997
+    assert summary["invalid"][0]["input"] == "12345"
+
+    # The password appears nowhere: output, XCom, rendered fields.
+    assert PASSWORD not in run.output
+    for table in ("xcom", "rendered_task_instance_fields"):
+        dump = json.dumps(db_rows(airflow, f"SELECT * FROM {table}"), default=str)
+        assert PASSWORD not in dump, table
+
+
+def test_password_masked_in_task_log_and_errors(airflow, sandbox):
+    """Through ``airflow tasks test`` (secrets masking active), a failing send and a good one."""
+    airflow.run("dags", "reserialize", dags_folder=EXAMPLES).check()
+    sandbox.set_balance(0)  # ERR010: a permanent error, its message in the log
+    failed = airflow.run("tasks", "test", "kwtsms_estimate_gate_send", "send", "2025-04-02",
+                         env=env_for(sandbox), dags_folder=EXAMPLES)
+    assert failed.returncode != 0 or "ERR010" in failed.output
+    assert "ERR010" in failed.output and "Top up" in failed.output
+    assert PASSWORD not in failed.output
+    sandbox.set_balance(100)
+    ok = airflow.run("tasks", "test", "kwtsms_estimate_gate_send", "send", "2025-04-03",
+                     env=env_for(sandbox), dags_folder=EXAMPLES)
+    ok.check()
+    assert "batch 1/1: 3 numbers sent" in ok.output
+    assert PASSWORD not in ok.output
+
+
+def test_campaign_mapped(airflow, sandbox):
+    airflow.run("pools", "set", "kwtsms", "1", "kwtSMS account").check()
+    run = airflow.run("dags", "test", "kwtsms_campaign_mapped", "2025-04-01", env=env_for(sandbox),
+                      dags_folder=EXAMPLES)
+    run.check()
+    counts = Counter(n for m in sandbox.messages() for n in m["mobile"])
+    assert len(counts) == 1000 and set(counts.values()) == {1}
+    assert len(sandbox.messages()) == 5  # chunks of 400, 400, 200: 2 + 2 + 1 batches of 200
+    assert sandbox.account()["available"] == 5000 - 1000
+    mapped = db_rows(airflow, "SELECT map_index, state FROM task_instance WHERE dag_id='kwtsms_campaign_mapped' "
+                              "AND task_id='send_chunk' ORDER BY map_index")
+    assert mapped == [(0, "success"), (1, "success"), (2, "success")]
+
+
+def test_failure_alerts(airflow, sandbox):
+    run = airflow.run("dags", "test", "kwtsms_failure_alerts", "2025-04-01", env=env_for(sandbox),
+                      dags_folder=EXAMPLES)
+    texts = [m["message"] for m in sandbox.messages() if m["mobile"] == [ON_CALL]]
+    assert len(texts) == 2, (texts, run.output[-3000:])
+    task_alert = next(t for t in texts if "nightly_load" in t)
+    assert "warehouse connection refused" in task_alert or "RuntimeError" in task_alert
+    assert any(t.startswith("DAG kwtsms_failure_alerts run ") for t in texts)
+    assert all(m["pages"] == 1 for m in sandbox.messages())
