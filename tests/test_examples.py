@@ -11,7 +11,6 @@ import sqlite3
 from collections import Counter
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.airflow
@@ -45,7 +44,8 @@ def test_estimate_gate_send(airflow, sandbox):
     assert len(messages) == 1, messages  # the dry run sent nothing; no failure alert
     sent = messages[0]
     assert sorted(sent["mobile"]) == ["96550123456", "96560001234", "96598765432"]
-    assert sent["message"] == "Your order for 2025-04-01 is ready for pick-up. Thank you for shopping with us."
+    assert sent["message"] == ("Your order for 2025-04-01 is ready for pick-up. "
+                               "Thank you for shopping with us.")
     assert sent["points"] == 3 and sent["sender"] == "KWT-SMS"
     assert sandbox.account()["available"] == 5000 - 3
 
@@ -93,8 +93,8 @@ def test_campaign_mapped(airflow, sandbox):
     assert len(counts) == 1000 and set(counts.values()) == {1}
     assert len(sandbox.messages()) == 5  # chunks of 400, 400, 200: 2 + 2 + 1 batches of 200
     assert sandbox.account()["available"] == 5000 - 1000
-    mapped = db_rows(airflow, "SELECT map_index, state FROM task_instance WHERE dag_id='kwtsms_campaign_mapped' "
-                              "AND task_id='send_chunk' ORDER BY map_index")
+    mapped = db_rows(airflow, "SELECT map_index, state FROM task_instance "
+                              "WHERE dag_id='kwtsms_campaign_mapped' AND task_id='send_chunk' ORDER BY map_index")
     assert mapped == [(0, "success"), (1, "success"), (2, "success")]
 
 
