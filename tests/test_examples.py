@@ -94,7 +94,8 @@ def test_campaign_mapped(airflow, sandbox):
     assert len(sandbox.messages()) == 5  # chunks of 400, 400, 200: 2 + 2 + 1 batches of 200
     assert sandbox.account()["available"] == 5000 - 1000
     mapped = db_rows(airflow, "SELECT map_index, state FROM task_instance "
-                              "WHERE dag_id='kwtsms_campaign_mapped' AND task_id='send_chunk' ORDER BY map_index")
+                              "WHERE dag_id='kwtsms_campaign_mapped' AND task_id='send_chunk' "
+                              "ORDER BY map_index")
     assert mapped == [(0, "success"), (1, "success"), (2, "success")]
 
 
