@@ -31,6 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_DAGS = REPO / "tests" / "dags"
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 
+# DAG files for `airflow dags test` live in tests/dags/ and are not test modules.
+collect_ignore = ["dags"]
+
 # Importable in this process even when the package is not pip-installed.
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
