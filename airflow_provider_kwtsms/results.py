@@ -143,6 +143,16 @@ class SendResult:
         return sum(b.points_charged for b in self.batches if b.state in (SENT, SKIPPED))
 
     @property
+    def gateway_dropped(self) -> int:
+        """Numbers of accepted batches that the gateway left out (its count was lower).
+
+        The gateway may accept a batch but skip numbers it finds invalid or uncovered, saying only
+        how many it took; which ones is not in its answer.
+        """
+        return sum(max(0, len(b.numbers) - b.numbers_accepted) for b in self.batches
+                   if b.state == SENT and b.numbers_accepted is not None)
+
+    @property
     def balance_after(self) -> float | None:
         """The balance the gateway reported after the last batch it accepted."""
         for batch in reversed(self.batches):
@@ -236,6 +246,7 @@ class SendResult:
                 "failed": len(failed),
                 "not_attempted": not_attempted,
                 "uncertain": len(uncertain),
+                "gateway_dropped": self.gateway_dropped,
             },
             "invalid": [{"input": i.input, "reason": i.reason} for i in recipients.invalid[:list_limit]],
             "duplicates": [{"input": d.input, "number": d.number}

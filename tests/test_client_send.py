@@ -329,7 +329,7 @@ def test_to_dict_is_json_and_caps_per_number_lists(sb):
     result = client_for(sb).send(inputs, "hi", test=True)
     full = json.loads(json.dumps(result.to_dict()))
     assert full["counts"] == {"inputs": 350, "valid": 300, "invalid": 30, "duplicates": 20, "sent": 300,
-                              "failed": 0, "not_attempted": 0, "uncertain": 0}
+                              "failed": 0, "not_attempted": 0, "uncertain": 0, "gateway_dropped": 0}
     assert full["truncated"] is False and len(full["invalid"]) == 30
     assert full["batches"][0] == {"index": 0, "state": "sent", "msg_id": result.msg_ids[0], "numbers": 200,
                                   "points": 0, "error_code": None, "attempted": True}
@@ -342,12 +342,14 @@ def test_to_dict_is_json_and_caps_per_number_lists(sb):
 
 def test_one_info_line_per_batch_without_numbers_or_text(sb, caplog):
     caplog.set_level(logging.INFO, logger="airflow_provider_kwtsms.client")
-    client_for(sb).send(numbers(450), "secret text", test=True)
-    lines = [r for r in caplog.records if r.name == "airflow_provider_kwtsms.client"]
-    assert len(lines) == 3 and all(r.levelno == logging.INFO for r in lines)
-    assert "batch 3/3" in lines[-1].getMessage()
-    for record in lines:
-        assert "secret text" not in record.getMessage() and "96550" not in record.getMessage()
+    targets = numbers(450)
+    client_for(sb).send(targets, "secret text", test=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_kwtsms.client"]
+    assert len(lines) == 3 and all(r.levelno == logging.INFO for r in caplog.records
+                                   if r.name == "airflow_provider_kwtsms.client")
+    assert "batch 3/3" in lines[-1]
+    for line in lines:
+        assert "secret text" not in line and not any(number in line for number in targets)
 
 
 # --- property-based: every input accounted for -------------------------------------------------
@@ -376,9 +378,12 @@ def test_property_every_input_accounted_for_exactly_once(kwtsms_sandbox_factory,
     assert counts["sent"] + counts["failed"] + counts["uncertain"] == counts["valid"]
     assert counts["valid"] + counts["invalid"] + counts["duplicates"] == counts["inputs"]
     sent_to = delivered(sb)
-    # What the sandbox accepted: each valid number once at most; the ones it refused are in failed.
+    dropped = {r["number"] for m in sb.messages() for r in m["rejected"]}
+    # Each valid number reached the gateway at most once; every one is accounted for as taken,
+    # failed (with the batch's code) or dropped by the gateway inside an accepted batch (counted).
     assert set(sent_to.values()) <= {1}
-    assert set(sent_to) | {n for n, _ in result.failed} == set(result.plan.recipients.valid)
+    assert set(sent_to) | {n for n, _ in result.failed} | dropped == set(result.plan.recipients.valid)
+    assert result.numbers_sent == len(sent_to) and counts["gateway_dropped"] == len(dropped)
 
 
 _SHARED: dict[str, Sandbox] = {}
