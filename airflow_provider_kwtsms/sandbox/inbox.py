@@ -29,6 +29,8 @@ def _row(message: dict) -> str:
     numbers = "".join(f"<li>{_e(n)} <small>{_e(message['delivery'][n])}</small></li>"
                       for n in message["mobile"])
     flag = '<span class="badge test">test</span>' if message["test"] else ""
+    if message.get("api") == "smtp":
+        flag += '<span class="badge test">e-mail</span>'
     return (
         f'<article class="msg status-{_e(message["status"].lower())}">'
         f'<header><span class="sender">{_e(message["sender"])}</span>{flag}'

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
@@ -22,6 +23,9 @@ from airflow_provider_kwtsms.sandbox import legacy, rules
 from airflow_provider_kwtsms.sandbox.faults import ENDPOINTS, Fault, FaultBook, parse_fault
 from airflow_provider_kwtsms.sandbox.rules import ApiError
 from airflow_provider_kwtsms.sandbox.state import Account, Gateway, Settings
+
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.sandbox.smtp import SmtpServer
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 1_000_000  # bytes; larger bodies get 413
@@ -71,6 +75,7 @@ class Sandbox:
         doc_account: bool = True,
         undeliverable: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
+        smtp_port: int | None = None,
     ) -> None:
         if partial_numbers not in ("send_valid", "reject"):
             raise ValueError(f"partial_numbers must be 'send_valid' or 'reject', got {partial_numbers!r}")
@@ -97,6 +102,9 @@ class Sandbox:
         self.max_body = max_body
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.requested_smtp_port = smtp_port  # None: no SMTP listener; 0: a free port
+        self._smtp: SmtpServer | None = None
+        self._smtp_thread: threading.Thread | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -109,7 +117,22 @@ class Sandbox:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="kwtsms-sandbox", daemon=True)
         self._thread.start()
+        if self.requested_smtp_port is not None:
+            self._start_smtp()
         return self
+
+    def _start_smtp(self) -> None:
+        from airflow_provider_kwtsms.sandbox.smtp import SmtpServer
+
+        try:
+            smtp = SmtpServer((self.host, self.requested_smtp_port), self.gateway, max_size=self.max_body)
+        except OSError:
+            self.stop()
+            raise
+        self._smtp = smtp
+        self._smtp_thread = threading.Thread(target=smtp.serve_forever, kwargs={"poll_interval": 0.05},
+                                             name="kwtsms-sandbox-smtp", daemon=True)
+        self._smtp_thread.start()
 
     def stop(self) -> None:
         server, self._server = self._server, None
@@ -120,6 +143,14 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.shutdown()
+            smtp.server_close()
+            smtp.close_open_connections()
+        if self._smtp_thread is not None:
+            self._smtp_thread.join(timeout=5)
+            self._smtp_thread = None
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -132,6 +163,14 @@ class Sandbox:
         if self._server is None:
             raise RuntimeError("the sandbox is not running: call start() or use it as a context manager")
         return self._server.server_address[1]
+
+    @property
+    def smtp_port(self) -> int:
+        """The SMTP listener's port (e-mails to sms@kwtsms.com); needs ``smtp_port=`` at creation."""
+        if self._smtp is None:
+            raise RuntimeError("no SMTP listener: create the sandbox with smtp_port=0 (a free port) "
+                               "or a port number, and start it")
+        return self._smtp.server_address[1]
 
     @property
     def url(self) -> str:
@@ -147,6 +186,13 @@ class Sandbox:
         """Every accepted message, oldest first (optionally of one account)."""
         found = self.gateway.message_dicts()
         return [m for m in found if username is None or m["username"] == username]
+
+    def emails(self) -> list[dict]:
+        """Every e-mail the SMTP listener received, oldest first: outcome "accepted" (with msg_id)
+        or "dropped" (with code and reason), envelope, sender, numbers, lang, text; never the password."""
+        with self.gateway.lock:
+            return [{**record, "mobile": list(record["mobile"]), "rcpt_to": list(record["rcpt_to"])}
+                    for record in self.gateway.emails]
 
     def deliveries(self, include_test: bool = True) -> list[dict]:
         """One row per recipient of each accepted message: number, msg_id, request_id, time, status."""
@@ -464,6 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"result": "OK", "messages": sandbox.messages(params.get("username"))})
         if name == "requests" and method == "GET":
             return self._json(200, {"result": "OK", "requests": sandbox.requests()})
+        if name == "emails" and method == "GET":
+            return self._json(200, {"result": "OK", "emails": sandbox.emails()})
         if name == "account" and method == "GET":
             try:
                 return self._json(200, {"result": "OK", **sandbox.account(params.get("username"))})
@@ -497,7 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"result": "OK"})
             except (UnicodeDecodeError, ValueError) as exc:
                 return self._json(400, {"result": "ERROR", "code": "BAD_REQUEST", "description": str(exc)})
-        known = {"messages": "GET", "requests": "GET", "account": "GET", "faults": "GET, POST, DELETE",
+        known = {"messages": "GET", "requests": "GET", "emails": "GET", "account": "GET",
+                 "faults": "GET, POST, DELETE",
                  "reset": "POST", "advance": "POST"}
         if name in known:
             return self._not_allowed(known[name])

@@ -164,6 +164,7 @@ class Gateway:
         self.accounts: dict[str, Account] = {}
         self.messages: list[SentMessage] = []
         self.request_log: list[dict] = []
+        self.emails: list[dict] = []  # what the SMTP listener received (sandbox/smtp.py)
         self._queues: dict[str, deque[float]] = {}
         self._last_sent: dict[tuple[str, str], float] = {}
         self._request_seq = 0
@@ -189,6 +190,7 @@ class Gateway:
             }
             self.messages = []
             self.request_log = []
+            self.emails = []
             self._queues = {}
             self._last_sent = {}
             self.limiter.reset()
@@ -201,6 +203,10 @@ class Gateway:
     def log_request(self, entry: dict) -> None:
         with self.lock:
             self.request_log.append(entry)
+
+    def record_email(self, record: dict) -> None:
+        with self.lock:
+            self.emails.append(record)
 
     def rate_check(self, username: str) -> float:
         with self.lock:
