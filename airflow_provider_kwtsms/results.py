@@ -73,7 +73,6 @@ class BatchResult:
     numbers_accepted: int | None = None  # the gateway's own count ("numbers" in its answer)
     attempted: bool = True  # False: never sent because an earlier batch stopped the send
     may_have_reached_server: bool | None = None  # for "uncertain" and network failures
-    requests: int = 0  # HTTP requests this batch took (retries included)
 
     @property
     def count(self) -> int:

@@ -12,7 +12,7 @@ connection refused, DNS failure, connect timeout,      no         no connection,
 TLS handshake failure, proxy refused the tunnel
 HTTP 429 (rate limited)                                no         the gateway says nothing was
                                                                   processed
-JSON error answer (any status)                         no         the gateway answered; it is a
+JSON error answer with a kwtSMS code (any status)      no         the gateway answered; it is a
                                                                   ``KwtSMSError``, not this one
 3xx redirect (never followed: requests would turn the  no         the server only pointed
 POST into a GET without the body)                                 elsewhere
@@ -21,8 +21,8 @@ read timeout                                           yes        the request wa
                                                                   answer did not come in time
 connection dropped after the request was written       yes        the server may have processed
 (RemoteDisconnected, reset, broken chunked body)                  it before dropping
-5xx without a JSON answer (500, 502, 503, 504)         yes        a proxy or the application
-                                                                  failed somewhere after
+5xx without a kwtSMS answer (500, 502, 503, 504), or   yes        a proxy or the application
+5xx JSON naming no kwtSMS code (a crash report)                   failed somewhere after
                                                                   receiving the request
 2xx whose body is not the JSON answer (HTML, garbage,  yes        something answered "OK-ish"
 truncated JSON)                                                   but we cannot read what
@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.errors import RATE_LIMITED, KwtSMSNetworkError
+from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED, KwtSMSNetworkError
 
 if TYPE_CHECKING:
     import requests
@@ -188,6 +188,13 @@ class Transport:
                 retry_after=retry_after)
         data = _parse_json(content)
         if isinstance(data, dict) and data.get("result") in ("OK", "ERROR"):
+            if status >= 500 and data.get("result") == "ERROR" and data.get("code") not in ERRORS:
+                # A 5xx whose body names no kwtSMS code is a crash report, not a refusal: the
+                # request may have been processed before the crash.
+                raise KwtSMSNetworkError(
+                    self.scrub(f"{endpoint}: HTTP {status} from the server ({data.get('code')}: "
+                               f"{str(data.get('description', ''))[:200]})"),
+                    may_have_reached_server=True, http_status=status, code=f"HTTP_{status}")
             return Answer(data, status)
         snippet = self.scrub(_snippet(content))
         if 300 <= status < 400:

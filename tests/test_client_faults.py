@@ -290,6 +290,9 @@ def _serve(status: int, body: bytes, headers: dict | None = None):
     (200, b"", {}, True, "BAD_ANSWER"),
     (200, json.dumps({"result": "MAYBE"}).encode(), {}, True, "BAD_ANSWER"),
     (200, json.dumps([1, 2]).encode(), {}, True, "BAD_ANSWER"),
+    # A 5xx with JSON that names no kwtSMS code is a crash report: the send may have happened.
+    (500, json.dumps({"result": "ERROR", "code": "INTERNAL", "description": "boom"}).encode(), {}, True,
+     "HTTP_500"),
 ])
 def test_answers_without_a_kwtsms_json_body(status, body, headers, reached, code):
     server, handler = _serve(status, body, headers)
@@ -317,3 +320,16 @@ def test_a_4xx_json_error_body_is_the_gateway_error(kwtsms_sandbox_factory):
     (batch,) = result.batches
     assert (batch.state, batch.error_code, batch.may_have_reached_server) == ("failed", "ERR010", None)
     assert result.permanent_error.code == "ERR010"
+
+
+def test_a_5xx_with_a_kwtsms_code_is_that_error():
+    body = json.dumps({"result": "ERROR", "code": "ERR003", "description": "wrong login"}).encode()
+    server, handler = _serve(503, body)
+    try:
+        client = KwtSMSClient(USER, PASSWORD, base_url=f"http://127.0.0.1:{server.server_address[1]}")
+        result = client.send(numbers(3), "hi")
+        assert [(b.state, b.error_code) for b in result.batches] == [("failed", "ERR003")]
+        assert result.permanent_error.code == "ERR003" and handler.hits == 1
+    finally:
+        server.shutdown()
+        server.server_close()
