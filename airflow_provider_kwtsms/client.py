@@ -171,13 +171,11 @@ class KwtSMSClient:
     # -- read-only endpoints ----------------------------------------------------------------
     def balance(self) -> Balance:
         data = self._call("balance", {})
-        available = data.get("available", data.get("balance"))
+        available = _number(data.get("available", data.get("balance")), float)
         if available is None:
-            raise KwtSMSNetworkError("balance: the answer holds neither 'available' nor 'balance'",
+            raise KwtSMSNetworkError("balance: the answer holds no number under 'available' or 'balance'",
                                      may_have_reached_server=True, code="BAD_ANSWER")
-        purchased = data.get("purchased")
-        result = Balance(available=float(available),
-                         purchased=None if purchased is None else float(purchased))
+        result = Balance(available=available, purchased=_number(data.get("purchased"), float))
         self.last_balance = result.available
         return result
 

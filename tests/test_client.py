@@ -233,6 +233,25 @@ def test_balance_accepts_either_field_name(answer, expected):
         assert KwtSMSClient(USER, PASSWORD, base_url=url).balance() == expected
 
 
+def test_balance_without_a_number_is_a_bad_answer():
+    with _serve(_fixed(200, {"result": "OK", "available": "lots"})) as url, \
+            pytest.raises(KwtSMSNetworkError) as info:
+        KwtSMSClient(USER, PASSWORD, base_url=url, max_retries=0).balance()
+    assert info.value.code == "BAD_ANSWER"
+
+
+def test_a_session_given_is_used_and_left_open(sb):
+    import requests
+
+    session = requests.Session()
+    with client_for(sb, session=session) as client:
+        client.balance()
+    assert client._transport.session is session
+    assert session.post(sb.url + "/API/balance/", json={"username": USER, "password": PASSWORD},
+                        timeout=5).json()["result"] == "OK"
+    session.close()
+
+
 def test_coverage_accepts_either_field_name():
     with _serve(_fixed(200, {"result": "OK", "coverage": ["965", 971]})) as url:
         assert KwtSMSClient(USER, PASSWORD, base_url=url).coverage() == ["965", "971"]
