@@ -1,0 +1,144 @@
+"""KwtSMSNotifier: composing alerts, sending them to the sandbox, ERR028, async, and a real DAG run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import pytest
+from conftest import kwtsms_conn_uri
+
+from airflow_provider_kwtsms.message import measure_message
+from airflow_provider_kwtsms.notifications.kwtsms import (
+    KwtSMSNotifier,
+    default_alert,
+    send_kwtsms_notification,
+)
+
+PASSWORD = "N0tify-secret/pw"
+
+
+def _context(exception: BaseException | None = None, **ti: object) -> dict:
+    # The fields Airflow's task callbacks give (a RuntimeTaskInstance has these attributes).
+    ti_fields = {"dag_id": "billing", "task_id": "charge", "run_id": "manual__2026-01-01", "try_number": 2,
+                 "max_tries": 3, **ti}
+    return {"ti": SimpleNamespace(**ti_fields), "run_id": ti_fields["run_id"], "exception": exception}
+
+
+@pytest.fixture
+def sandbox(kwtsms_sandbox_factory, monkeypatch):
+    sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD)
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD))
+    return sandbox
+
+
+def test_default_alert_names_dag_task_try_run_and_exception():
+    text = default_alert(_context(RuntimeError("card processor down")))
+    assert text == ("Airflow billing.charge failed (try 2/4, run manual__2026-01-01): "
+                    "RuntimeError: card processor down")
+
+
+def test_default_alert_without_an_exception_uses_the_state():
+    assert default_alert(_context(state="success", try_number=1, max_tries=0)) == (
+        "Airflow billing.charge success (try 1, run manual__2026-01-01)")
+
+
+def test_long_alerts_are_cut_to_one_page_by_default():
+    notifier = KwtSMSNotifier(target="96550001234")
+    text = notifier.compose(_context(ValueError("x " * 400)))
+    assert measure_message(text).pages == 1
+    assert text.startswith("Airflow billing.charge failed (try 2/4, run manual__2026-01-01): ValueError")
+    two = KwtSMSNotifier(target="96550001234", data={"max_pages": 2})
+    two = two.compose(_context(ValueError("x " * 400)))
+    assert measure_message(two).pages == 2
+
+
+def test_title_prefixes_the_message():
+    notifier = KwtSMSNotifier(target="96550001234", title="[prod]", message="disk full")
+    assert notifier.compose({}) == "[prod]: disk full"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"target": "96550001234", "data": {"priority": "high"}}, "unknown option(s) priority: use only"),
+        ({"target": ""}, "target is empty: give the phone number(s)"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, error):
+    with pytest.raises(ValueError, match=error.replace("(", r"\(").replace(")", r"\)")):
+        KwtSMSNotifier(**kwargs)
+
+
+def test_bad_max_pages_is_named():
+    with pytest.raises(ValueError, match=r"data\['max_pages'\] is 0: give a whole number of pages"):
+        KwtSMSNotifier(target="96550001234", data={"max_pages": 0}).compose({})
+
+
+def test_notify_sends_with_the_data_options(sandbox):
+    notifier = send_kwtsms_notification(target="50001234, 96550001234", message="db-1 is down",
+                                        data={"test": "true", "default_country": "965", "sender": "KWT-SMS"})
+    notifier(_context())  # as Airflow calls a callback: render templates, then notify
+    [message] = sandbox.messages()
+    assert message["mobile"] == ["96550001234"]  # the local form and the full form are one number
+    assert message["message"] == "db-1 is down"
+    assert message["test"] is True and message["sender"] == "KWT-SMS"
+
+
+def test_templates_are_rendered_from_the_context(sandbox):
+    notifier = KwtSMSNotifier(target="{{ params.on_call }}", title="{{ params.env }}",
+                              message="{{ ti.task_id }} failed")
+    notifier({**_context(), "params": {"on_call": "96550001234", "env": "prod"}})
+    assert [m["message"] for m in sandbox.messages()] == ["prod: charge failed"]
+
+
+def test_two_alerts_to_the_same_number_within_15_seconds_both_arrive(sandbox):
+    started = time.monotonic()
+    KwtSMSNotifier(target="96550001234", message="first alert")(_context())
+    KwtSMSNotifier(target="96550001234", message="second alert")(_context())
+    waited = time.monotonic() - started
+    assert [m["message"] for m in sandbox.messages()] == ["first alert", "second alert"]
+    codes = [r["code"] for r in sandbox.requests() if r["endpoint"] == "send" and r["code"] != "RATE_LIMITED"]
+    assert codes == ["OK", "ERR028", "OK"]  # the gateway refused the second once; it was waited out
+    assert waited >= 15
+
+
+def test_async_notify_for_the_triggerer(sandbox):
+    notifier = KwtSMSNotifier(target="96550001234", message="deadline missed for {{ dag_run.run_id }}")
+    notifier.context = {"dag_run": SimpleNamespace(run_id="scheduled__x", dag_id="billing")}
+
+    async def fire() -> None:
+        await notifier  # how the triggerer runs a deadline alert's notifier
+
+    asyncio.run(fire())
+    assert [m["message"] for m in sandbox.messages()] == ["deadline missed for scheduled__x"]
+
+
+def test_a_failed_send_raises_with_the_reason(kwtsms_sandbox_factory, monkeypatch):
+    sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, balance=0)
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD))
+    with pytest.raises(Exception, match="ERR010") as caught:
+        KwtSMSNotifier(target="96550001234", message="x")(_context())
+    assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.airflow
+def test_failure_and_success_callbacks_in_a_real_dag_run(airflow, sandbox):
+    env = {"AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, "u", PASSWORD)}
+    result = airflow.run("dags", "test", "kwtsms_test_alerts", env=env)
+    states = airflow.task_states("kwtsms_test_alerts")
+    assert states.get("load_orders", (None,))[0] == "failed", result.output[-4000:]
+    assert states["report"][0] == "success"
+    by_number = {m["mobile"][0]: m for m in sandbox.messages()}
+    assert set(by_number) == {"96550001234", "96550001235"}, result.output[-4000:]
+
+    alert = by_number["96550001234"]
+    assert alert["message"].startswith("Airflow kwtsms_test_alerts.load_orders failed (try 1, run manual__")
+    assert "ValueError: orders table is locked" in alert["message"]
+    assert alert["message"].endswith("...")  # the long exception text was cut to fit
+    assert alert["pages"] == 1 and alert["test"] is True  # cut to one page, test flag from data
+
+    run_id = airflow.query("SELECT run_id FROM dag_run WHERE dag_id = 'kwtsms_test_alerts'")[-1][0]
+    assert by_number["96550001235"]["message"] == f"ops: report finished in run {run_id}"
+    assert PASSWORD not in result.output
