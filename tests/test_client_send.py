@@ -301,16 +301,21 @@ def test_err028_twice_fails_that_batch_only(sb):
 # --- pacing --------------------------------------------------------------------------------
 
 def test_pacing_uses_the_cap_fully_and_never_exceeds_it(kwtsms_sandbox_factory):
-    """100 batches at 50 req/s against a sandbox that refuses anything faster (GCRA, real time)."""
-    sb = kwtsms_sandbox_factory(rate=50.0, balance=100_000)
-    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=50.0)
+    """100 batches at 25 req/s against a sandbox that refuses anything faster (GCRA, real time).
+
+    25 rather than 50 req/s: the sandbox tolerates arrivals half an interval early (20 ms here),
+    which a shared, loaded test machine can eat into; 100 requests still take only 4 s.
+    """
+    sb = kwtsms_sandbox_factory(rate=25.0, balance=100_000)
+    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=25.0)
     result = client.send(numbers(20_000), "Hello", test=True)
     assert result.ok and len(result.batches) == 100
     log = logged(sb)
     assert [r["code"] for r in log] == ["OK"] * 100  # not one 429
     times = [r["time"] for r in log]
     achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved >= 0.95 * 50, f"{achieved:.1f} req/s is under 95 % of the 50 req/s cap"
+    assert achieved >= 0.95 * 25, f"{achieved:.1f} req/s is under 95 % of the 25 req/s cap"
+    assert achieved <= 25 * 1.02  # never above the cap (2 % for clock reading noise)
 
 
 def test_reads_and_sends_share_one_bucket(kwtsms_sandbox_factory):
