@@ -101,6 +101,11 @@ class SmtpBatchResult(BatchResult):
     confirmed: bool = False
     relay_reply_lost: bool = False  # the e-mail went out, the relay's reply did not come back
 
+    def error(self) -> KwtSMSError | None:
+        if self.error_code in _ACTIONS and self.may_have_reached_server is None:
+            return SmtpSendError(self.error_code, self.error_description)  # keeps "permanent"
+        return super().error()
+
     def summary(self) -> dict[str, Any]:
         out = super().summary()
         if self.state == SENT:
@@ -405,8 +410,7 @@ class KwtSMSSmtpSender:
             self._last_sent[number] = now
         return SmtpBatchResult(index=index, numbers=list(numbers), state=SENT, relay_reply_lost=lost,
                                error_description="The relay's reply was lost after the e-mail went out; "
-                                                 "it is not sent again." if lost else None,
-                               requests=tries + 1)
+                                                 "it is not sent again." if lost else None)
 
     # -- internals --------------------------------------------------------------------------
     def _wait_same_numbers(self, numbers: list[str], wait: bool) -> None:
