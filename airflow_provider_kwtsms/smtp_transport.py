@@ -276,6 +276,21 @@ class KwtSMSSmtpSender:
             raise KwtSMSInputError(f"{what} needs the JSON API: set balance_over_http=True (and base_url) "
                                    "where the API is reachable; the e-mail channel has no such command")
 
+    def check_relay(self) -> str:
+        """Open a session with the relay (TLS and login as configured), then close it.
+
+        Says nothing about the kwtSMS credentials: the e-mail channel never answers.
+        Raises ``SmtpSendError`` or ``KwtSMSNetworkError`` naming what failed.
+        """
+        try:
+            smtp = self._connect()
+            code, _ = smtp.noop()
+        finally:
+            self._disconnect()
+        login = f" as {self.smtp_login}" if self.smtp_login else ""
+        tls = " over TLS" if self.smtp_ssl else " with STARTTLS" if self.smtp_starttls else ""
+        return f"SMTP relay {self.smtp_host}:{self.smtp_port} took a session{tls}{login} (NOOP {code})"
+
     # -- sending ----------------------------------------------------------------------------
     def plan_send(self, mobile: Any, message: str, *, sender: str | None = None, test: bool | None = None,
                   default_country: str | None = None, strict: bool = False) -> SendPlan:

@@ -131,8 +131,11 @@ def test_without_http_the_balance_is_unknown(sb):
 
 def test_relay_login_is_used(sb):
     with make(sb, smtp_login="relay-user", smtp_password=RELAY_PASSWORD) as sender:
+        assert "took a session as relay-user" in sender.check_relay()
         sender.send("96598765432", "Hello")
     assert sb.emails()[0]["relay_user"] == "relay-user"
+    with pytest.raises(KwtSMSNetworkError, match="Cannot reach"):
+        make(sb, smtp_port=1).check_relay()
 
 
 def test_the_password_never_appears_in_logs_or_reprs(sb, caplog):
