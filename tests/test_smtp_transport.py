@@ -18,6 +18,7 @@ from airflow_provider_kwtsms.smtp_transport import (
     SmtpSendError,
     email_body,
     lang_for,
+    relay_settings,
 )
 
 USER, PASSWORD = "smtp_user", "Pa55-w0rd-in-body"
@@ -281,3 +282,24 @@ def test_bad_settings_name_the_input():
                          smtp_starttls=True)
     with pytest.raises(KwtSMSInputError, match="password"):
         KwtSMSSmtpSender(USER, "", smtp_host="h", from_address="a@b.c")
+
+
+def test_relay_settings_read_an_smtp_connection_like_the_smtp_provider():
+    from types import SimpleNamespace
+
+    def conn(**extra):
+        return SimpleNamespace(conn_id="relay", host="mail.corp", port=587, login="af", password="pw",
+                               extra_dejson=extra)
+
+    default = relay_settings(conn(from_email="af@corp"))
+    assert (default["smtp_ssl"], default["smtp_starttls"]) == (True, False)
+    assert default["from_address"] == "af@corp"
+    tls = relay_settings(conn(disable_ssl=True), from_address="x@corp")
+    assert (tls["smtp_ssl"], tls["smtp_starttls"], tls["smtp_port"], tls["from_address"]) == \
+        (False, True, 587, "x@corp")
+    plain = relay_settings(conn(disable_ssl="true", disable_tls="1", from_email="a@b", timeout="5"))
+    assert (plain["smtp_ssl"], plain["smtp_starttls"], plain["timeout"]) == (False, False, 5.0)
+    with pytest.raises(KwtSMSInputError, match="from_email"):
+        relay_settings(conn())
+    with pytest.raises(KwtSMSInputError, match="disable_ssl"):
+        relay_settings(conn(disable_ssl="maybe", from_email="a@b"))
