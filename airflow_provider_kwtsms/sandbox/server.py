@@ -414,18 +414,20 @@ class _Handler(BaseHTTPRequestHandler):
         entry = {"request_id": request_id, "time": gateway.now(), "endpoint": endpoint, "api": api,
                  "username": username if isinstance(username, str) else None, "code": None,
                  "http_status": None, "fault": None}
-        fault = sandbox.faults.take(endpoint)
+        # The rate is judged on arrival, before any fault: a refused request must not use up a
+        # fault that a test injected for the next request that really gets through.
+        wait = gateway.rate_check(entry["username"] or "")
+        fault = None if wait > 0 else sandbox.faults.take(endpoint)
         entry["fault"] = fault.kind if fault else None
         delay = sandbox.latency + (fault.delay if fault and fault.kind == "latency" else 0.0)
         if delay > 0:
             time.sleep(delay)
         try:
-            if fault is not None and self._early_fault(fault, entry):
-                return
-            wait = gateway.rate_check(entry["username"] or "")
             if wait > 0:
                 entry["code"] = RATE_LIMITED
                 return self._rate_limited(api, wait, entry)
+            if fault is not None and self._early_fault(fault, entry):
+                return
             try:
                 if bad_body is not None:
                     raise ApiError("ERR002", bad_body)
