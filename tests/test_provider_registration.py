@@ -1,0 +1,77 @@
+"""Airflow finds the provider: schema-valid provider info, importable classes, the connection form."""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+
+from airflow_provider_kwtsms.get_provider_info import get_provider_info
+
+SCHEMAS = Path(airflow.__file__).parent
+
+
+@pytest.mark.parametrize("schema", ["provider_info.schema.json", "provider.yaml.schema.json"])
+def test_provider_info_matches_airflows_schemas(schema):
+    info = get_provider_info()
+    if schema == "provider.yaml.schema.json":  # the full provider.yaml needs fields a wheel's info omits
+        info = {**info, "state": "ready", "source-date-epoch": 0}
+    jsonschema.validate(info, json.loads((SCHEMAS / schema).read_text()))
+
+
+def _import(path: str):
+    module, _, name = path.rpartition(".")
+    return getattr(import_module(module), name)
+
+
+def test_every_declared_module_and_class_imports():
+    info = get_provider_info()
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[kind]:
+            for module in entry["python-modules"]:
+                import_module(module)
+    for notifier in info["notifications"]:
+        _import(notifier)
+    [conn] = info["connection-types"]
+    hook = _import(conn["hook-class-name"])
+    assert (hook.conn_type, hook.default_conn_name, hook.conn_name_attr, hook.hook_name) == (
+        "kwtsms", "kwtsms_default", "kwtsms_conn_id", "kwtSMS")
+
+
+def test_the_connection_form_airflow_builds():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    hook = ProvidersManagerTaskRuntime().hooks["kwtsms"]
+    assert hook.hook_class_name == "airflow_provider_kwtsms.hooks.kwtsms.KwtSMSHook"
+    assert hook.connection_testable is True
+    manager = ProvidersManager()
+    widgets = manager.connection_form_widgets
+    for name in ("sender", "test_mode", "default_country", "timeout", "rate"):
+        assert f"extra__kwtsms__{name}" in widgets
+    assert widgets["extra__kwtsms__test_mode"].field["schema"]["type"] == ["boolean", "null"]
+    behaviour = manager.field_behaviours["kwtsms"]
+    assert behaviour["relabeling"] == {"login": "API username", "password": "API password",
+                                       "host": "API base URL"}
+    assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}
+    assert behaviour["placeholders"]["host"] == "https://www.kwtsms.com"
+
+
+def test_the_hook_fallbacks_for_older_airflow_agree_with_the_provider_info():
+    from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
+
+    behaviour = KwtSMSHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"]["password"] == "API password"
+    assert "extra" in behaviour["hidden_fields"]
+
+
+@pytest.mark.airflow
+def test_airflow_providers_list_shows_the_provider(airflow):
+    result = airflow.run("providers", "list", "--output", "json").check()
+    providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("["):])}
+    assert "airflow-provider-kwtsms" in providers
+    assert providers["airflow-provider-kwtsms"]["version"] == "0.1.0"
