@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from airflow_provider_kwtsms.phone import prepare_recipients, validate_phone  # noqa: E402
+from airflow_provider_kwtsms.phone import prepare_recipients, validate_phone
 
 SEED = 20240611
 # (region, weight): Kuwait first, then the Gulf and the countries Kuwaiti lists reach most.
@@ -259,7 +259,8 @@ def main(argv: list[str]) -> None:
     a = f["agreement"]
     rows = [
         ("inputs", f"{f['inputs']:,}"),
-        ("seed validate_phone_input loop", f"{f['seed_seconds']:.2f} s ({f['seed_per_number_us']:.2f} µs/number)"),
+        ("seed validate_phone_input loop",
+         f"{f['seed_seconds']:.2f} s ({f['seed_per_number_us']:.2f} µs/number)"),
         ("our prepare_recipients", f"{f['ours_seconds']:.2f} s ({f['ours_per_number_us']:.2f} µs/number)"),
         ("our first run (metadata compile)", f"{f['ours_first_run_seconds']:.2f} s"),
         ("speed-up", f"{f['speedup']:.2f}x"),
@@ -271,7 +272,8 @@ def main(argv: list[str]) -> None:
         ("  phonenumbers: impossible", f"{a['pn_impossible']:,} (we accepted {a['accepted_impossible']})"),
         ("  phonenumbers: bad code/unparsable",
          f"{a['pn_unknown_code_or_unparsable']:,} (we accepted {a['accepted_unparsable']})"),
-        ("  other (non-mobile types, unknown ranges)", f"{a['pn_other']:,} (we accepted {a['other_accepted']})"),
+        ("  other (non-mobile types, unknown ranges)",
+         f"{a['pn_other']:,} (we accepted {a['other_accepted']})"),
         ("  disagreements", str(a["disagreements"])),
         ("  '+' inputs parsed raw by phonenumbers",
          f"{a['raw_parse_checked']:,} (different number: {a['raw_parse_mismatch']})"),

@@ -1,0 +1,333 @@
+"""phone.py: formats, every rejection reason, countries, default_country, accounting, agreement."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import phonenumbers as pn
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_kwtsms.errors import KwtSMSInputError
+from airflow_provider_kwtsms.phone import (
+    DuplicateInput,
+    PhoneCheck,
+    normalize_phone,
+    prepare_recipients,
+    split_recipients,
+    validate_phone,
+)
+
+KW = "96598765432"
+
+
+def ok(raw, **kw) -> str:
+    check = validate_phone(raw, **kw)
+    assert check.valid, check.error
+    assert check.error is None
+    return check.number
+
+
+def bad(raw, *words, **kw) -> str:
+    check = validate_phone(raw, **kw)
+    assert not check.valid, f"{raw!r} was accepted as {check.number}"
+    for word in words:
+        assert word in check.error, check.error
+    return check.error
+
+
+# --- formats ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [
+    "96598765432", "+96598765432", "0096598765432", "+965 9876 5432", "+965-9876-5432",
+    "965.9876.5432", "(965) 98765432", "(+965) 9876 5432", "  +965 98765432\t", "\n96598765432 ",
+    "٩٦٥٩٨٧٦٥٤٣٢", "+٩٦٥ ٩٨٧٦ ٥٤٣٢", "۹۶۵۹۸۷۶۵۴۳۲", "００９６５９８７６５４３２", "+965 0 9876 5432",
+    96598765432, 96598765432.0, "tel:+965-98765432",
+])
+def test_accepted_formats_give_digits_only_with_country_code(raw):
+    assert ok(raw) == KW
+    assert normalize_phone(raw) == KW
+
+
+def test_trunk_zero_after_country_code_is_removed():
+    assert ok("9660559123456") == "966559123456"
+    assert ok("+20 010 1234 5678") == "201012345678"
+    assert ok("+971 050 123 4567") == "971501234567"
+
+
+def test_phonecheck_is_a_frozen_dataclass():
+    check = validate_phone("+96598765432")
+    assert check == PhoneCheck(True, KW, None)
+    with pytest.raises(AttributeError):
+        check.valid = False  # type: ignore[misc]
+
+
+# --- rejection reasons --------------------------------------------------------------------------
+
+
+def test_email_address():
+    assert bad("ahmad@example.com", "'ahmad@example.com'", "e-mail")
+
+
+@pytest.mark.parametrize("raw", ["abc", "---", "+", "()", "n/a"])
+def test_no_digits(raw):
+    bad(raw, repr(raw.strip()), "no digits")
+
+
+@pytest.mark.parametrize("raw", ["", "   ", None])
+def test_empty(raw):
+    bad(raw, "empty entry")
+
+
+def test_too_short_and_too_long():
+    bad("12345", "'12345'", "too short", "5 digits")
+    bad("+96598765432123456", "too long", "17 digits")
+
+
+def test_wrong_length_names_the_country():
+    bad("+965 9876 543", "wrong length", "Kuwait", "KW", "+965")
+    bad("+966 55 123 45", "wrong length", "Saudi Arabia")
+
+
+def test_impossible_range_names_the_country():
+    bad("+965 1234 5678", "not in a number range", "Kuwait (KW, +965)")
+
+
+def test_landlines_are_rejected():
+    bad("+965 2234 5678", "landline", "Kuwait", "cannot receive SMS")
+    bad("+44 20 7946 0958", "landline", "United Kingdom")
+    bad("+966 11 234 5678", "landline", "Saudi Arabia")
+
+
+def test_other_non_mobile_types_are_rejected_by_name():
+    bad("+800 1234 5678", "toll-free")
+    free = pn.national_significant_number(pn.example_number_for_type("GB", pn.PhoneNumberType.TOLL_FREE))
+    bad("+44" + free, "toll-free", "United Kingdom")
+
+
+def test_unknown_country_code():
+    bad("+999 1234 5678", "no known country calling code", "country code")
+
+
+def test_local_number_without_default_country_gets_a_hint():
+    bad("98765432", "'98765432'", "default_country")
+
+
+def test_messages_name_the_input_as_given():
+    error = bad("  +965 2234-5678 ", "'+965 2234-5678'")
+    assert "  " not in error.split(":")[0]
+
+
+# --- countries ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "number"), [
+    ("+965 5000 1234", "96550001234"), ("+965 6600 1234", "96566001234"),
+    ("+966 55 912 3456", "966559123456"), ("+971 50 123 4567", "971501234567"),
+    ("+974 3312 3456", "97433123456"), ("+973 3600 1234", "97336001234"),
+    ("+968 9212 3456", "96892123456"), ("+20 100 123 4567", "201001234567"),
+    ("+91 98765 43210", "919876543210"), ("+44 7700 900123", "447700900123"),
+    ("+1 (201) 555-0123", "12015550123"), ("+1 416 555 0123", "14165550123"),
+])
+def test_mobiles_of_many_countries(raw, number):
+    assert ok(raw) == number
+
+
+@pytest.mark.parametrize("region", ["KW", "SA", "AE", "QA", "BH", "OM", "EG", "IN", "GB"])
+def test_example_mobile_and_landline_of_each_country(region):
+    mobile = pn.example_number_for_type(region, pn.PhoneNumberType.MOBILE)
+    fixed = pn.example_number_for_type(region, pn.PhoneNumberType.FIXED_LINE)
+    assert ok(pn.format_number(mobile, pn.PhoneNumberFormat.INTERNATIONAL)) == pn.format_number(
+        mobile, pn.PhoneNumberFormat.E164)[1:]
+    if pn.number_type(fixed) == pn.PhoneNumberType.FIXED_LINE:  # India's example is fixed-or-mobile
+        bad(pn.format_number(fixed, pn.PhoneNumberFormat.INTERNATIONAL), "landline")
+
+
+def test_us_numbers_are_fixed_line_or_mobile_and_accepted():
+    number = pn.example_number_for_type("US", pn.PhoneNumberType.FIXED_LINE)
+    assert pn.number_type(number) == pn.PhoneNumberType.FIXED_LINE_OR_MOBILE
+    assert ok("+" + str(number.country_code) + str(number.national_number))
+
+
+# --- strict -------------------------------------------------------------------------------------
+
+
+def _unclassified_kuwait_number() -> str:
+    """A Kuwaiti number of the right length in Kuwait's plan that the metadata cannot classify."""
+    for head in range(5000, 7000):  # 5xxx and 6xxx are Kuwait's mobile blocks
+        raw = f"+965{head}0000"
+        num = pn.parse(raw)
+        if pn.is_possible_number(num) and not pn.is_valid_number(num):
+            return raw
+    raise AssertionError("no unclassified number")
+
+
+def test_strict_rejects_ranges_the_metadata_does_not_know():
+    raw = _unclassified_kuwait_number()
+    assert ok(raw) == raw[1:]
+    bad(raw, "strict=True", "Kuwait", strict=True)
+    assert ok("+96598765432", strict=True) == KW
+    bad("+96522345678", "landline", strict=True)
+
+
+# --- default_country ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("home", ["KW", "kw", "965", "+965", "00965", 965])
+def test_default_country_makes_local_numbers_international(home):
+    assert ok("98765432", default_country=home) == KW
+    assert ok("9876 5432", default_country=home) == KW
+    assert ok("+96598765432", default_country=home) == KW
+    assert ok("966559123456", default_country=home) == "966559123456"  # already international
+    assert normalize_phone("98765432", default_country=home) == KW
+
+
+def test_default_country_with_trunk_prefix():
+    assert ok("0559123456", default_country="SA") == "966559123456"
+    assert ok("07700 900123", default_country="GB") == "447700900123"
+    assert ok("(201) 555-0123", default_country="US") == "12015550123"
+
+
+def test_default_country_local_errors_name_the_country():
+    bad("2234 5678", "landline", "Kuwait", default_country="KW")
+    bad("9876543", "Kuwait", default_country="KW")
+
+
+@pytest.mark.parametrize("home", ["XX", "Kuwait", "999", "+800", "K1"])
+def test_unknown_default_country_is_a_clear_error(home):
+    with pytest.raises(KwtSMSInputError, match="default_country"):
+        validate_phone("98765432", default_country=home)
+    with pytest.raises(KwtSMSInputError, match="default_country"):
+        prepare_recipients([], default_country=home)
+
+
+# --- split_recipients and prepare_recipients -----------------------------------------------------
+
+
+def test_split_recipients():
+    assert split_recipients("a, b;c\nd\r\ne,") == ["a", "b", "c", "d", "e"]
+    assert split_recipients(" a,,b ") == ["a", "", "b"]
+    assert split_recipients(["a", "b, c", 96598765432, None, ""]) == ["a", "b", "c", "96598765432", "", ""]
+    assert split_recipients((x for x in ["a", "b"])) == ["a", "b"]
+    assert split_recipients(None) == []
+    assert split_recipients("") == []
+    assert split_recipients(96598765432) == ["96598765432"]
+
+
+def test_prepare_recipients_accounts_for_every_input():
+    raws = ["+965 9876 5432", "96598765432", "٩٦٥٩٨٧٦٥٤٣٢", "+966 55 912 3456", "ahmad@x.com",
+            "+965 2234 5678", "", "12", "+999 1234 5678", "+966559123456", 97433123456]
+    r = prepare_recipients(raws)
+    assert r.valid == [KW, "966559123456", "97433123456"]
+    assert r.duplicates == [DuplicateInput("96598765432", KW), DuplicateInput("٩٦٥٩٨٧٦٥٤٣٢", KW),
+                            DuplicateInput("+966559123456", "966559123456")]
+    assert [i.input for i in r.invalid] == ["ahmad@x.com", "+965 2234 5678", "", "12", "+999 1234 5678"]
+    assert "landline" in r.invalid[1].reason and "empty" in r.invalid[2].reason
+    assert r.total_inputs == len(raws)
+
+
+def test_prepare_recipients_from_a_string_and_with_default_country():
+    r = prepare_recipients("98765432, 9876 5433;\n+966559123456\n98765432\n", default_country="KW")
+    assert r.valid == [KW, "96598765433", "966559123456"]
+    assert [d.input for d in r.duplicates] == ["98765432"]
+    assert r.invalid == []
+
+
+def test_prepare_recipients_big_list_is_exact():
+    rng = random.Random(7)
+    raws = [f"+965 {rng.choice('569')}{rng.randint(0, 9_999_999):07d}" for _ in range(12_000)]
+    raws += raws[:500] + ["x"] * 3
+    r = prepare_recipients(raws)
+    assert r.total_inputs == len(raws) and len(r.invalid) >= 3
+    for raw in rng.sample(raws, 300):
+        check = validate_phone(raw)
+        assert (check.number in r.valid) == check.valid
+
+
+def test_importing_phone_does_not_import_phonenumbers():
+    code = ("import sys, airflow_provider_kwtsms.phone as p; assert 'phonenumbers' not in sys.modules;"
+            "p.validate_phone('+96598765432'); assert 'phonenumbers' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+PHONE_CHARS = st.sampled_from(list("0123456789+-. ()٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹@,;\nabc\t"))
+phone_like = st.text(PHONE_CHARS, max_size=30)
+any_input = st.one_of(phone_like, st.text(max_size=40), st.integers(min_value=0, max_value=10**16))
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_input, st.sampled_from([None, "KW", "SA", "US", "GB"]), st.booleans())
+def test_validate_never_raises_and_is_consistent(raw, home, strict):
+    check = validate_phone(raw, default_country=home, strict=strict)
+    assert check.valid == (check.error is None)
+    assert check.number.isdigit() or check.number == ""
+    if check.valid:
+        assert 7 <= len(check.number) <= 15
+        assert validate_phone("+" + check.number, strict=strict).valid  # stable once normalised
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.lists(any_input, max_size=30), phone_like), st.sampled_from([None, "KW"]))
+def test_every_input_accounted_for_exactly_once(raws, home):
+    items = split_recipients(raws)
+    r = prepare_recipients(raws, default_country=home)
+    assert r.total_inputs == len(items)
+    assert len(set(r.valid)) == len(r.valid)
+    assert [i.input for i in r.invalid] == [x for x in items if not validate_phone(x, home).valid]
+    for dup in r.duplicates:
+        assert dup.number in r.valid
+
+
+# --- agreement with phonenumbers ----------------------------------------------------------------
+
+ACCEPT = {pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def _agreement_inputs() -> list[str]:
+    out = []
+    for region in sorted(pn.SUPPORTED_REGIONS):
+        for kind in (pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE, pn.PhoneNumberType.TOLL_FREE,
+                     pn.PhoneNumberType.VOIP, pn.PhoneNumberType.PAGER, pn.PhoneNumberType.PREMIUM_RATE):
+            example = pn.example_number_for_type(region, kind)
+            if example is not None:
+                out.append(pn.format_number(example, pn.PhoneNumberFormat.E164))
+    rng = random.Random(3)
+    codes = sorted(pn.COUNTRY_CODE_TO_REGION_CODE)
+    for _ in range(3000):
+        cc = rng.choice(codes)
+        out.append(f"+{cc}" + "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 12))))
+    for base in list(out[:1500]):  # near misses of real numbers: the last digits changed
+        out.append(base[:-3] + f"{rng.randint(0, 999):03d}")
+    return out
+
+
+def test_agreement_with_phonenumbers():
+    disagreements = []
+    inputs = _agreement_inputs()
+    assert len(inputs) > 5000
+    for raw in inputs:
+        check = validate_phone(raw)
+        digits = check.number or raw[1:]
+        try:
+            num = pn.parse("+" + digits)
+        except pn.NumberParseException:
+            if check.valid:
+                disagreements.append((raw, "unparsable"))
+            continue
+        valid = pn.is_valid_number(num)
+        kind = pn.number_type(num) if valid else None
+        if valid and kind in ACCEPT and not check.valid:
+            disagreements.append((raw, "mobile rejected", check.error))
+        if check.valid and (kind == pn.PhoneNumberType.FIXED_LINE or not pn.is_possible_number(num)):
+            disagreements.append((raw, "accepted", kind))
+        if check.valid and valid and kind not in ACCEPT:
+            disagreements.append((raw, "accepted non-mobile", kind))
+        if check.valid and validate_phone(raw, strict=True).valid != (valid and kind in ACCEPT):
+            disagreements.append((raw, "strict differs"))
+    assert disagreements == []
