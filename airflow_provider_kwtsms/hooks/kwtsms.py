@@ -21,12 +21,16 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
 
 DEFAULT_BASE_URL = "https://www.kwtsms.com"  # same as client.DEFAULT_BASE_URL, without importing requests
 DEFAULT_SENDER = "KWT-SMS"
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 5.0
 DEFAULT_RATE = 2.0
+TRANSPORTS = ("http", "smtp")  # smtp: the 2009 e-mail channel through a relay (docs/readme/smtp.md)
+DEFAULT_SMTP_CONN_ID = "smtp_default"
+SMS_ADDRESS = "sms@kwtsms.com"  # as smtp_transport.SMS_ADDRESS, without importing smtplib
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
 _FALSE = {"false", "0", "no", "off", "n", "f", ""}
 OVERRIDABLE = ("sender", "test_mode", "default_country", "timeout", "rate", "base_url")
@@ -45,6 +49,11 @@ class KwtSMSSettings:
     default_country: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     rate: float = DEFAULT_RATE
+    transport: str = "http"
+    smtp_conn_id: str = DEFAULT_SMTP_CONN_ID
+    smtp_from: str | None = None
+    smtp_to: str = SMS_ADDRESS
+    balance_over_http: bool = False
 
     def client_kwargs(self) -> dict[str, Any]:
         return {
@@ -132,6 +141,11 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
     timeout, timeout_where = pick("timeout")
     rate, rate_where = pick("rate")
     base_url = overrides.get("base_url") or base_url_from(conn.host, conn.port)
+    transport = str(_extra(extras, "transport") or "http").strip().lower()
+    if transport not in TRANSPORTS:
+        raise KwtSMSInputError(f"{where} extra 'transport' is {transport!r}: give 'http' (the API, the "
+                               "default) or 'smtp' (e-mail through a relay).")
+    balance_over_http = _extra(extras, "balance_over_http")
     return KwtSMSSettings(
         conn_id=conn_id,
         username=conn.login,
@@ -142,6 +156,12 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
         default_country=_as_country(country, country_where) if country is not None else None,
         timeout=_as_number(timeout, timeout_where, minimum=1) if timeout is not None else DEFAULT_TIMEOUT,
         rate=_as_number(rate, rate_where, minimum=0.1) if rate is not None else DEFAULT_RATE,
+        transport=transport,
+        smtp_conn_id=str(_extra(extras, "smtp_conn_id") or DEFAULT_SMTP_CONN_ID),
+        smtp_from=_extra(extras, "smtp_from"),
+        smtp_to=str(_extra(extras, "smtp_to") or SMS_ADDRESS),
+        balance_over_http=(_as_bool(balance_over_http, f"{where} extra 'balance_over_http'")
+                           if balance_over_http is not None else False),
     )
 
 
@@ -149,6 +169,18 @@ def build_client(settings: KwtSMSSettings) -> KwtSMSClient:
     from airflow_provider_kwtsms.client import KwtSMSClient  # imports requests: only when used
 
     return KwtSMSClient(settings.username, settings.password, **settings.client_kwargs())
+
+
+def build_smtp_sender(settings: KwtSMSSettings, smtp_conn: Connection) -> KwtSMSSmtpSender:
+    """The sender for ``transport="smtp"``: the relay from the SMTP connection, the rest as for HTTP."""
+    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender, relay_settings
+
+    return KwtSMSSmtpSender(
+        settings.username, settings.password, **relay_settings(smtp_conn, from_address=settings.smtp_from),
+        to_address=settings.smtp_to, sender=settings.sender, test_mode=settings.test_mode,
+        default_country=settings.default_country, rate=settings.rate,
+        balance_over_http=settings.balance_over_http, base_url=settings.base_url,
+    )
 
 
 def _credits(value: float) -> str:
@@ -234,16 +266,29 @@ class KwtSMSHook(BaseHook):
             self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
 
-    def get_client(self) -> KwtSMSClient:
-        """The client for this connection, built once per hook."""
+    def get_client(self) -> KwtSMSClient | KwtSMSSmtpSender:
+        """The client for this connection, built once per hook.
+
+        With the extra ``transport="smtp"``, a ``KwtSMSSmtpSender`` (same sending methods) that
+        e-mails sms@kwtsms.com through the relay of the SMTP connection ``smtp_conn_id``.
+        """
         if self._client is None:
-            self._client = build_client(self.settings)
+            settings = self.settings
+            if settings.transport == "smtp":
+                self._client = build_smtp_sender(settings, self.get_connection(settings.smtp_conn_id))
+            else:
+                self._client = build_client(settings)
         return self._client
 
-    async def aget_client(self) -> KwtSMSClient:
+    async def aget_client(self) -> KwtSMSClient | KwtSMSSmtpSender:
         """As :meth:`get_client`, reading the connection without blocking the event loop."""
         if self._client is None:
-            self._client = build_client(await self.aget_settings())
+            settings = await self.aget_settings()
+            if settings.transport == "smtp":
+                smtp_conn = await self.aget_connection(settings.smtp_conn_id)
+                self._client = build_smtp_sender(settings, smtp_conn)
+            else:
+                self._client = build_client(settings)
         return self._client
 
     def get_conn(self) -> KwtSMSClient:
@@ -260,6 +305,8 @@ class KwtSMSHook(BaseHook):
         try:
             settings = self.settings
             client = self.get_client()
+            if settings.transport == "smtp":
+                return self._test_smtp(client)
             balance = client.balance()
             senders = client.sender_ids()
         except Exception as error:
@@ -276,6 +323,21 @@ class KwtSMSHook(BaseHook):
                         "(sender IDs are case-sensitive); sends would fail with ERR008")
         if settings.test_mode:
             message += ". Test mode is on: messages are queued, not delivered"
+        # `airflow connections test` prints only "Connection success!": the log line shows the rest.
+        self.log.info("%s", message)
+        return True, message
+
+    def _test_smtp(self, sender: KwtSMSSmtpSender) -> tuple[bool, str]:
+        try:
+            message = sender.check_relay()
+        except KwtSMSNetworkError as error:  # the relay, not the API, is what could not be reached
+            return False, (f"{error.description}: check the SMTP connection {self.settings.smtp_conn_id!r} "
+                           "(host, port, SSL/TLS) and that this machine can reach the relay")
+        message += (". kwtSMS answers nothing by e-mail, so the API username and password cannot be "
+                    "checked this way")
+        if self.settings.balance_over_http:
+            balance = sender.balance()
+            message += f"; over the API: balance {_credits(balance.available)} credits"
         return True, message
 
     # Airflow 3.2+ reads the form from get_provider_info's conn-fields and never calls these two;
