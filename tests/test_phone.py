@@ -212,7 +212,7 @@ def test_split_recipients():
     assert split_recipients("a, b;c\nd\r\ne,") == ["a", "b", "c", "d", "e"]
     assert split_recipients(" a,,b ") == ["a", "", "b"]
     assert split_recipients(["a", "b, c", 96598765432, None, ""]) == ["a", "b", "c", "96598765432", "", ""]
-    assert split_recipients((x for x in ["a", "b"])) == ["a", "b"]
+    assert split_recipients(x for x in ["a", "b"]) == ["a", "b"]
     assert split_recipients(None) == []
     assert split_recipients("") == []
     assert split_recipients(96598765432) == ["96598765432"]
