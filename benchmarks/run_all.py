@@ -109,10 +109,12 @@ def bulk_send(s: Settings) -> Figure:
     fig = Figure("bulk_send")
     fig.rows.append((f"{what}: wall time", f"{med['ours']['wall_s']:.1f} s", f"{med['seed']['wall_s']:.1f} s",
                      f"ideal {first['ideal_s']:.1f} s", "-"))
-    ours_ok = med["ours"]["efficiency_pct"] >= 98 and refused["ours"] == 0 and complete["ours"]
-    fig.rows.append(("Bulk send: share of the cap used (ideal / wall)",
-                     f"{med['ours']['efficiency_pct']:.1f} %", f"{med['seed']['efficiency_pct']:.1f} %",
-                     ">= 98 %", _verdict(ours_ok)))
+    # Share of the cap = the request rate the gateway saw / the cap. (ideal / wall can pass 100 %:
+    # the first request needs no wait, so n requests take (n - 1) / rate + latency.)
+    share = {c: 100 * m["server_rate"] / rate for c, m in med.items()}
+    ours_ok = share["ours"] >= 98 and refused["ours"] == 0 and complete["ours"]
+    fig.rows.append(("Bulk send: share of the cap used (gateway's rate / cap)", f"{share['ours']:.1f} %",
+                     f"{share['seed']:.1f} %", ">= 98 %", _verdict(ours_ok)))
     fig.rows.append((f"Bulk send: requests refused for rate (429), all {s.runs} runs", str(refused["ours"]),
                      str(refused["seed"]), "0", _verdict(refused["ours"] == 0)))
     fig.details += [
@@ -121,14 +123,18 @@ def bulk_send(s: Settings) -> Figure:
         f"Ideal = requests / rate = {first['ideal_s']:.1f} s. Median of {s.runs} runs "
         "(benchmarks/bench_bulk_send.py).",
         "",
-        "| client | wall s (each run) | median wall s | share of cap | rate seen by the gateway | 429s | "
-        "all numbers sent |",
-        "|---|---|---|---|---|---|---|",
+        "The share of the cap is the request rate the gateway saw (first to last accepted request) over "
+        "the cap; ideal / wall can pass 100 % because the first request needs no wait.",
+        "",
+        "| client | wall s (each run) | median wall s | ideal / wall | rate seen by the gateway "
+        "| share of cap | 429s | all numbers sent |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c, rows in per.items():
         fig.details.append(
             f"| {c} | {_join((x['wall_s'] for x in rows), '.1f')} | {med[c]['wall_s']:.1f} | "
-            f"{med[c]['efficiency_pct']:.1f} % | {med[c]['server_rate']:.3f} req/s | {refused[c]} | "
+            f"{med[c]['efficiency_pct']:.1f} % | {med[c]['server_rate']:.3f} req/s | {share[c]:.1f} % | "
+            f"{refused[c]} | "
             f"{'yes' if complete[c] else 'NO'} |")
     return fig
 
@@ -181,7 +187,7 @@ def prepare(s: Settings) -> Figure:
     seed_wrong = sum(seed_agree.values())
     fig.rows.append((f"Preparation: verdicts against phonenumbers (sample {len(sample):,})",
                      f"{disagree} disagreements ({100 * disagree / len(sample):.2f} %)",
-                     f"{seed_wrong} ({100 * seed_wrong / len(sample):.2f} %)", "reported", "-"))
+                     f"{seed_wrong} disagreements ({100 * seed_wrong / len(sample):.2f} %)", "reported", "-"))
     fig.details += [
         f"The same {n:,} generated inputs (benchmarks/bench_prepare.py: Kuwait-weighted, +, 00, spaces, "
         "dashes, dots, brackets, Arabic-Indic and Persian digits, trunk zeros, local numbers, landlines, "
@@ -243,8 +249,10 @@ def import_cost(s: Settings) -> Figure:
     for label, f in figures.items():
         fig.details.append(f"| {label} | {f['median_ms']:.1f} | {f['median_rss_kib']:.0f} | "
                            f"{f['new_modules']} | {', '.join(f['heavy_imports']) or 'none'} |")
-    fig.details.append(f"\nOurs pulls in no heavy module at parse time ({heavy}): `requests` and "
-                       "`phonenumbers` load on first use.")
+    fig.details.append(f"\nHeavy modules ours pulls in at parse time: {heavy} (`requests` and `phonenumbers` "
+                       "load on first use). The RSS column is the rise of the peak RSS; rises of about "
+                       "0.1 MiB are at the resolution of this measure (0 when the imports stay under the "
+                       "peak reached while importing `airflow.sdk`).")
     return fig
 
 
