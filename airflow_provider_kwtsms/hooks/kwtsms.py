@@ -4,7 +4,8 @@ Connection fields: login = API username, password = API password, host = API bas
 (empty means https://www.kwtsms.com; a host without a scheme gets https; the URI form
 ``kwtsms://http://user:pass@127.0.0.1:8765`` carries the scheme, as Airflow's URI parser
 allows), port = optional port of that URL. Extras (see ``get_provider_info.CONN_FIELDS``):
-sender, test_mode, default_country, timeout, rate; each may also be written
+sender, test_mode, default_country, timeout, rate (and transport, smtp_conn_id, smtp_from,
+smtp_to, balance_over_http for e-mail: docs/readme/smtp.md); each may also be written
 ``extra__kwtsms__<name>``, as the Slack provider accepts.
 """
 
@@ -338,6 +339,7 @@ class KwtSMSHook(BaseHook):
         if self.settings.balance_over_http:
             balance = sender.balance()
             message += f"; over the API: balance {_credits(balance.available)} credits"
+        self.log.info("%s", message)
         return True, message
 
     # Airflow 3.2+ reads the form from get_provider_info's conn-fields and never calls these two;
