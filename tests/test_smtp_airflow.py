@@ -62,3 +62,13 @@ def test_send_operator_dag_over_smtp(airflow, sb):
     assert [b["state"] for b in summary["batches"]] == [SUBMITTED_UNCONFIRMED] * 2
     assert all(b["confirmed"] is False and b["transport"] == "smtp" for b in summary["batches"])
     assert PASSWORD not in run.output and "relay-pw" not in run.output
+
+
+def test_notifier_alerts_by_email(sb, monkeypatch):
+    from airflow_provider_kwtsms.notifications.kwtsms import KwtSMSNotifier
+
+    for name, value in connections(sb).items():
+        monkeypatch.setenv(name, value)
+    KwtSMSNotifier(target="96598765432", message="db1 down\nsee runbook").notify({})
+    [message] = sb.messages()
+    assert message["api"] == "smtp" and message["message"] == "db1 down see runbook"
