@@ -100,8 +100,6 @@ def test_campaign_mapped(airflow, sandbox):
     assert mapped == [(0, "success"), (1, "success"), (2, "success")]
 
 
-@pytest.mark.xfail(strict=True, reason="the DAG-level alert does not arrive under dags test (the task "
-                   "alert does): to investigate with the notifier (ERR028 within 15 s, or the DAG callback)")
 def test_failure_alerts(airflow, sandbox):
     run = airflow.run("dags", "test", "kwtsms_failure_alerts", "2025-04-01", env=env_for(sandbox),
                       dags_folder=EXAMPLES)

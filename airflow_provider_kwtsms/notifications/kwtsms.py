@@ -18,6 +18,7 @@ from airflow.sdk import BaseNotifier
 from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context
 
     from airflow_provider_kwtsms.client import KwtSMSClient
@@ -158,6 +159,14 @@ class KwtSMSNotifier(BaseNotifier):
         self.log.info("kwtSMS alert sent to %d number(s), %s credit(s), msg-id(s) %s",
                       len(result.plan.recipients.valid), result.points_charged, ", ".join(result.msg_ids))
         return result
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        # `airflow dags test` (3.3) hands DAG-level callbacks a SerializedDAG, which cannot build a
+        # template environment, so the alert would be lost; render with the default one instead.
+        dag = context.get("dag")
+        if jinja_env is None and dag is not None and not hasattr(dag, "get_template_env"):
+            jinja_env = self.get_template_env(dag=None)
+        super().render_template_fields(context, jinja_env)
 
     def notify(self, context: Context) -> None:
         self._send(self.hook.get_client(), self.compose(context))
