@@ -115,6 +115,8 @@ class KwtSMSClient:
     can be injected for tests.
     """
 
+    transport = "http"  # the SMTP sender says "smtp": summaries name the channel
+
     def __init__(self, username: str, password: str, *, base_url: str = DEFAULT_BASE_URL,
                  sender: str = "KWT-SMS", test_mode: bool = False,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, rate: float = DEFAULT_RATE,

@@ -168,6 +168,8 @@ class KwtSMSSmtpSender:
     balance and the sender ID before sending, since the e-mail channel reports neither.
     """
 
+    transport = "smtp"
+
     def __init__(self, username: str, password: str, *, smtp_host: str, smtp_port: int | None = None,
                  smtp_ssl: bool = False, smtp_starttls: bool = False, smtp_login: str | None = None,
                  smtp_password: str | None = None, from_address: str, to_address: str = SMS_ADDRESS,

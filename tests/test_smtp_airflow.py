@@ -61,6 +61,7 @@ def test_send_operator_dag_over_smtp(airflow, sb):
     assert summary["msg_ids"] == [] and summary["numbers_sent"] == 250
     assert [b["state"] for b in summary["batches"]] == [SUBMITTED_UNCONFIRMED] * 2
     assert all(b["confirmed"] is False and b["transport"] == "smtp" for b in summary["batches"])
+    assert summary["transport"] == "smtp" and summary["confirmed"] is False  # said once, at the top
     assert PASSWORD not in run.output and "relay-pw" not in run.output
 
 

@@ -170,7 +170,7 @@ class SendSMSOperator(BaseOperator):
                                      on_batch=self._log_batch, try_number=getattr(ti, "try_number", None))
             except UncertainBatchesError as exc:
                 if exc.result is not None:
-                    ti.xcom_push(key="partial_summary", value=self._summary(exc.result, store))
+                    ti.xcom_push(key="partial_summary", value=self._summary(exc.result, store, client))
                 raise AirflowFailException(str(exc)) from None
             except LedgerMismatchError as exc:
                 raise AirflowFailException(f"{exc} (ledger: {store.describe()})") from None
@@ -185,7 +185,7 @@ class SendSMSOperator(BaseOperator):
             if close is not None:
                 close()
 
-        summary = self._summary(result, store)
+        summary = self._summary(result, store, client)
         self.log.info("Sent %d numbers in %d batches, %d credits, balance after %s%s.",
                       result.numbers_sent, len(result.batches), result.points_charged,
                       result.balance_after, " (test mode: queued, not delivered)" if plan.test else "")
@@ -239,10 +239,16 @@ class SendSMSOperator(BaseOperator):
                           store.describe())
         return store
 
-    def _summary(self, result: Any, store: Any) -> dict[str, Any]:
+    def _summary(self, result: Any, store: Any, client: Any) -> dict[str, Any]:
         from airflow_provider_kwtsms.results import SKIPPED
 
         summary = result.to_dict()
+        summary["transport"] = getattr(client, "transport", "http")
+        if summary["transport"] == "smtp":
+            from airflow_provider_kwtsms.smtp_transport import UNCONFIRMED_NOTE
+
+            # E-mail gets no answer: say so where people read the outcome, not only per batch.
+            summary.update(confirmed=False, note=UNCONFIRMED_NOTE)
         tries = sorted({b.try_number for b in result.batches if b.try_number is not None})
         summary["resume"] = {
             "store": store.kind,
@@ -271,7 +277,10 @@ class SendSMSOperator(BaseOperator):
         """One line per batch in the task log."""
         head = f"batch {batch.index + 1}/{total}:"
         n = len(batch.numbers)
-        if batch.state == "sent":
+        if batch.state == "sent" and getattr(batch, "confirmed", True) is False:
+            self.log.info("%s %d numbers handed to the e-mail relay; unconfirmed (kwtSMS answers nothing "
+                          "by e-mail, so there is no msg-id)", head, n)
+        elif batch.state == "sent":
             balance = f", balance {batch.balance_after:g}" if batch.balance_after is not None else ""
             msg_id = batch.msg_id or "unknown (answer lost; the balance shows it was charged)"
             self.log.info("%s %d numbers sent, msg-id %s, %d credits%s", head, n, msg_id,
