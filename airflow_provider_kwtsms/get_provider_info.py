@@ -63,6 +63,7 @@ def get_provider_info() -> dict:
                         "default_country": "965",
                         "timeout": "30",
                         "rate": "2",
+                        "smtp_conn_id": "smtp_default",
                     },
                 },
                 "conn-fields": CONN_FIELDS,
@@ -86,8 +87,8 @@ CONN_FIELDS: dict[str, dict] = {
     },
     "default_country": {
         "label": "Default country code",
-        "schema": {"type": ["string", "null"], "pattern": "^[0-9]{1,3}$"},
-        "description": "Country calling code added to local numbers, e.g. 965 for Kuwait. "
+        "schema": {"type": ["string", "null"], "pattern": "^([+]?[0-9]{1,3}|[A-Za-z]{2})$"},
+        "description": "Country for local numbers: calling code (965) or ISO code (KW). "
         "Empty means numbers must carry their country code.",
     },
     "timeout": {
@@ -99,5 +100,16 @@ CONN_FIELDS: dict[str, dict] = {
         "label": "Request rate (per second)",
         "schema": {"type": ["number", "null"], "minimum": 0.1},
         "description": "Most API requests per second. Empty means 2, the official clients' pace.",
+    },
+    "transport": {
+        "label": "Transport",
+        "schema": {"type": ["string", "null"], "enum": ["http", "smtp", None], "default": "http"},
+        "description": "http: the JSON API (default). smtp: e-mail to sms@kwtsms.com through the relay "
+        "of the SMTP connection below; a fallback with no answer, no msg-id and no error.",
+    },
+    "smtp_conn_id": {
+        "label": "SMTP relay connection (transport smtp)",
+        "schema": {"type": ["string", "null"]},
+        "description": "Airflow SMTP connection of the mail relay. Empty means smtp_default.",
     },
 }
