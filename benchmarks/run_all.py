@@ -424,11 +424,11 @@ def versions() -> dict[str, str]:
 def git_state() -> str:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""  # porcelain lines start with a space
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
     changed = git("status", "--porcelain", "--", "airflow_provider_kwtsms", "benchmarks")
-    paths = sorted({line[3:] for line in changed.splitlines()} - {"benchmarks/RESULTS.md"})
+    paths = sorted({line[3:] for line in changed.splitlines() if line.strip()} - {"benchmarks/RESULTS.md"})
     if not paths:
         return commit
     shown = ", ".join(paths[:6]) + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
