@@ -104,6 +104,9 @@ def test_failure_alerts(airflow, sandbox):
     run = airflow.run("dags", "test", "kwtsms_failure_alerts", "2025-04-01", env=env_for(sandbox),
                       dags_folder=EXAMPLES)
     texts = [m["message"] for m in sandbox.messages() if m["mobile"] == [ON_CALL]]
+    if len(texts) != 2:  # keep the whole log for whoever reads the failure
+        (REPO / "test-artifacts").mkdir(exist_ok=True)
+        (REPO / "test-artifacts" / "failure_alerts.log").write_text(run.output)
     assert len(texts) == 2, (texts, run.output[-3000:])
     task_alert = next(t for t in texts if "nightly_load" in t)
     assert "warehouse connection refused" in task_alert or "RuntimeError" in task_alert
