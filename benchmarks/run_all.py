@@ -561,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     finished = dt.datetime.now(dt.timezone.utc)
     context = {
         "date": f"{started:%Y-%m-%d %H:%M} UTC, {(finished - started).total_seconds() / 60:.0f} minutes",
+        "command": " ".join(["benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
         **machine(),
         "load average (1, 5, 15 min) before / after": f"{load_before} / {_load()}",
         **{name: v for name, v in versions().items()},
