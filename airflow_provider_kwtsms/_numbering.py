@@ -119,9 +119,12 @@ class Region:
             return FIXED_LINE_OR_MOBILE
         return kind
 
+    def general_allows(self, length: int) -> bool:
+        """Whether the general pattern is there and its possible lengths include this one."""
+        return self.general is not None and _desc_allows(self.meta.general_desc, length)
+
     def matches_general(self, nsn: str) -> bool:
-        return (self.general is not None and _desc_allows(self.meta.general_desc, len(nsn))
-                and self.general(nsn) is not None)
+        return self.general_allows(len(nsn)) and self.general(nsn) is not None  # type: ignore[misc]
 
 
 class CallingCode:

@@ -17,9 +17,12 @@ from __future__ import annotations
 import gc
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import not_
 from typing import Any
 
 from airflow_provider_kwtsms import _numbering as nb
@@ -45,6 +48,7 @@ MAX_DIGITS = 15
 _TO_LATIN = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹０１２３４５６７８９＋＠", "0123456789" * 3 + "+@")
 _NOT_KEPT = re.compile(r"[^0-9+@]+")
 _OTHER_DIGIT = re.compile(r"\d")  # any Unicode decimal digit still left after the table above
+_FOREIGN_DIGIT = re.compile(r"(?![0-9])\d")
 _KEPT_BYTES = b"0123456789+@\n"
 _DROPPED_BYTES = bytes(i for i in range(256) if i not in _KEPT_BYTES)
 _SEPARATORS = re.compile(r"[,;\r\n]")
@@ -72,13 +76,13 @@ class PhoneCheck:
     error: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InvalidInput:
     input: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DuplicateInput:
     """An input whose number was already given by an earlier input (``number`` is that number)."""
 
@@ -147,55 +151,70 @@ def _key(text: str) -> str:
     return _NOT_KEPT.sub("", text)
 
 
-def _keys(items: list[str]) -> list[str]:
-    """_key of every item at C speed: one pass over the joined bytes instead of a regex per item.
+def _keys(items: list[str], joined: str | None = None) -> list[str]:
+    """_key of every item, at C speed: one pass over the joined bytes instead of a regex per item.
 
-    Exact only for ASCII items (non-ASCII bytes are simply dropped); the caller recomputes
-    non-ASCII items with _key. Items never contain a newline (split_recipients splits on them).
+    ``joined`` is "\\n".join(items) when the caller has it already. Items never contain a newline
+    (split_recipients splits on them).
     """
     if not items:
         return []
-    joined = "\n".join(items).encode("utf-8", "surrogatepass")
-    return joined.translate(None, _DROPPED_BYTES).decode("ascii").split("\n")
+    if joined is None:
+        joined = "\n".join(items)
+    keys = joined.encode("utf-8", "surrogatepass").translate(None, _DROPPED_BYTES).decode("ascii").split("\n")
+    if not joined.isascii():
+        # The bytes pass dropped the non-ASCII digits: redo those items, together when the
+        # translation table makes them ASCII (Arabic-Indic, Persian, full-width), else one by one.
+        where = list(compress(range(len(items)), map(not_, map(str.isascii, items))))
+        others = [items[i] for i in where]
+        latin = "\n".join(others).translate(_TO_LATIN)
+        if _FOREIGN_DIGIT.search(latin) is None:
+            fixed = latin.encode("utf-8", "surrogatepass").translate(None, _DROPPED_BYTES)
+            found = fixed.decode("ascii").split("\n")
+        else:
+            found = [_key(text) for text in others]
+        for i, key in zip(where, found, strict=True):
+            keys[i] = key
+    return keys
 
 
 # --- judging ------------------------------------------------------------------------------------
-# A verdict is (ok, number, reason template); templates take the input as {0!r} so that one
-# verdict serves every input with the same digits.
+# A verdict is (ok, number, reason tail): a message is the input as given, quoted, followed by the
+# tail, so that one verdict serves every input with the same digits.
 
 _Verdict = tuple[bool, str, str | None]
 
 
 @lru_cache(maxsize=4096)
 def _reason(what: str, cc: str = "", region: str | None = None, n: int = 0, head: str = "") -> str:
-    """The reason template (input as {0!r}) for one kind of rejection; cached, as bulk lists repeat them."""
+    """The reason tail for one kind of rejection; cached, as bulk lists repeat them."""
     place = country_label(region, cc) if cc else ""
     code = nb.calling_code(cc) if cc else None
     if what == "short":
-        return (f"{{0!r}} is too short to be a phone number ({n} digit{'s' * (n != 1)}; "
+        return (f" is too short to be a phone number ({n} digit{'s' * (n != 1)}; "
                 f"a number with its country code has at least {MIN_DIGITS}).")
     if what == "long":
-        return (f"{{0!r}} is too long to be a phone number ({n} digits; at most {MAX_DIGITS} with "
+        return (f" is too long to be a phone number ({n} digits; at most {MAX_DIGITS} with "
                 "the country code): check for two numbers run together.")
     if what == "code":
-        return (f"{{0!r}} starts with no known country calling code ({head}...): give the number "
+        return (f" starts with no known country calling code ({head}...): give the number "
                 "with its country code, e.g. 96598765432.")
     if what == "length" and code is not None:
         expected = " or ".join(str(x) for x in code.possible_lengths)
-        return f"{{0!r}} has the wrong length for {place}: {n} digits after +{cc}, expected {expected}."
+        return f" has the wrong length for {place}: {n} digits after +{cc}, expected {expected}."
     if what == "mobile-length" and code is not None:
         expected = " or ".join(str(x) for x in code.mobile_lengths)
-        return (f"{{0!r}} has the wrong length for a mobile number in {place}: {n} digits after "
+        return (f" has the wrong length for a mobile number in {place}: {n} digits after "
                 f"+{cc}, mobile numbers there have {expected}.")
     if what == "range":
-        return f"{{0!r}} is not in a number range used in {place}: check the digits."
+        return f" is not in a number range used in {place}: check the digits."
     if what == "strict":
-        return (f"{{0!r}} fits the numbering plan of {place} but is not a known mobile range in "
+        return (f" fits the numbering plan of {place} but is not a known mobile range in "
                 "libphonenumber's metadata (rejected because strict=True).")
     if what == nb.FIXED_LINE:
-        return (f"{{0!r}} is a landline (fixed line) in {place}: landlines cannot receive SMS; "
+        return (f" is a landline (fixed line) in {place}: landlines cannot receive SMS; "
                 "give a mobile number.")
-    return (f"{{0!r}} is a {_TYPE_WORDS.get(what, what)} number in {place}, not a mobile: it cannot "
+    return (f" is a {_TYPE_WORDS.get(what, what)} number in {place}, not a mobile: it cannot "
             "receive SMS; give a mobile number.")
 
 
@@ -260,11 +279,12 @@ def _judge_input(digits: str, explicit: bool, home: _Home | None, strict: bool) 
     return local if len(digits) <= home.max_national else international
 
 
-_EMPTY: _Verdict = (False, "", "empty entry: no phone number was given here "
-                             "(did a template value render empty?).")
-_EMAIL: _Verdict = (False, "", "{0!r} is an e-mail address, not a phone number: give the mobile "
+# An entry that is empty or only white space: its message cannot quote it usefully.
+_EMPTY_MESSAGE = "empty entry: no phone number was given here (did a template value render empty?)."
+_EMPTY: _Verdict = (False, "", "")
+_EMAIL: _Verdict = (False, "", " is an e-mail address, not a phone number: give the mobile "
                                "number instead.")
-_NO_DIGITS: _Verdict = (False, "", "{0!r} has no digits: give a mobile number with its country code, "
+_NO_DIGITS: _Verdict = (False, "", " has no digits: give a mobile number with its country code, "
                                    "e.g. 96598765432.")
 
 
@@ -281,35 +301,9 @@ def _verdict(key: str, home: _Home | None, strict: bool) -> _Verdict:
     return _judge_input(digits, explicit, home, strict)
 
 
-def _fast_verdict(key: str, strict: bool) -> _Verdict:
-    """_verdict without default_country, flattened for bulk speed.
-
-    Handles the common cases in one call: digits (with or without "+") of a single-region country
-    code without national-prefix digits, classified mobile, or (not strict) unclassified but
-    possible. Everything else goes to _verdict, which decides exactly the same way.
-    """
-    digits = (key[1:] if key[:1] == "+" else key).lstrip("0")  # + and 00 mean the same here
-    if MIN_DIGITS <= len(digits) <= MAX_DIGITS and digits.isdigit():
-        cc = (nb._prefixes or nb.prefix_table()).get(digits[:3])
-        code = nb._codes.get(cc) if cc else None
-        if code is not None:
-            nsn = digits[len(cc):]  # type: ignore[arg-type]
-            if code.prefix is None or code.prefix.match(nsn) is None:
-                region = code.only_region
-                if region is None:  # a shared code (+1, +7, +44): pick the region as phonenumbers does
-                    if code.number_type(nsn)[0] in _ACCEPTED_TYPES:
-                        return True, digits, None
-                else:
-                    entry = region.classifier(len(nsn))
-                    if entry is not None:
-                        found = entry[0](nsn)
-                        if found is not None:
-                            if entry[1][found.lastgroup] in _ACCEPTED_TYPES:
-                                return True, digits, None
-                        elif (not strict and len(nsn) in code.open_lengths and nsn[0] != "0"
-                              and region.general(nsn) is not None):
-                            return True, digits, None  # a range newer than the metadata
-    return _verdict(key, None, strict)
+def _message(shown: str, tail: str) -> str:
+    """The reason for an input shown as ``shown`` (stripped) whose verdict has this tail."""
+    return repr(shown) + tail if shown else _EMPTY_MESSAGE
 
 
 def _check(raw: Any, home: _Home | None, strict: bool) -> _Verdict:
@@ -338,8 +332,8 @@ def validate_phone(raw: str | int, default_country: str | int | None = None,
                    strict: bool = False) -> PhoneCheck:
     """Validates one number: never raises for a bad number, only for a bad default_country."""
     home = _resolve_home(default_country)
-    ok, number, reason = _check(raw, home, strict)
-    return PhoneCheck(ok, number, None if ok else reason.format(_text(raw).strip()))  # type: ignore[union-attr]
+    ok, number, tail = _check(raw, home, strict)
+    return PhoneCheck(ok, number, None if ok else _message(_text(raw).strip(), tail))  # type: ignore[arg-type]
 
 
 def normalize_phone(raw: str | int, default_country: str | int | None = None) -> str:
@@ -392,6 +386,23 @@ def _split_text(text: str) -> list[str]:
     return [part.strip() for part in _SPLIT.split(text)] if _SEPARATORS.search(text) else [text]
 
 
+def _items(value: Any) -> tuple[list[str], str | None]:
+    """split_recipients(value), and the items joined by newlines when that came for free.
+
+    The common bulk input, a list of strings without separators, is recognised at C speed.
+    """
+    if isinstance(value, (list, tuple)) and value:
+        try:
+            joined = "\n".join(value)
+        except TypeError:  # not all strings
+            pass
+        else:
+            if ("," not in joined and ";" not in joined and "\r" not in joined
+                    and joined.count("\n") == len(value) - 1):
+                return list(value), joined
+    return split_recipients(value), None
+
+
 def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: str | int | None = None,
                        strict: bool = False) -> Recipients:
     """Valid unique numbers in first-seen order, every invalid input with its reason, the duplicates.
@@ -399,44 +410,222 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
     Every entry of ``split_recipients(raws)`` lands in exactly one of the three lists.
     """
     home = _resolve_home(default_country)
-    items = split_recipients(raws)
-    valid: list[str] = []
-    invalid: list[InvalidInput] = []
-    duplicates: list[DuplicateInput] = []
-    memo: dict[str, _Verdict] = {}  # key -> verdict: each distinct number is judged once
+    items, joined = _items(raws)
     # A big list allocates millions of small objects and no cycles: the cyclic garbage collector
-    # would only re-scan them again and again (about a fifth of the time), so it pauses meanwhile.
+    # would only re-scan them again and again, so it pauses meanwhile.
     pause_gc = len(items) > 10_000 and gc.isenabled()
     if pause_gc:
         gc.disable()
     try:
-        _sort(items, home, strict, memo, valid, invalid, duplicates)
+        keys = _keys(items, joined)
+        number_of: dict[str, str] = {}  # key -> number, for the keys of valid numbers
+        tail_of: dict[str, str] = {}  # key -> reason tail, for the others
+        _judge_keys(dict.fromkeys(keys), home, strict, number_of, tail_of)  # each distinct key once
+        return _sort(items, keys, number_of, tail_of)
     finally:
         if pause_gc:
             gc.enable()
-    return Recipients(valid, invalid, duplicates)
 
 
-def _sort(items: list[str], home: _Home | None, strict: bool, memo: dict[str, _Verdict], valid: list[str],
-          invalid: list[InvalidInput], duplicates: list[DuplicateInput]) -> None:
-    seen: set[str] = set()
-    for raw, key in zip(items, _keys(items), strict=True):
-        if not raw.isascii():
-            key = _key(raw)
-        verdict = memo.get(key)
-        if verdict is None:
-            if not key.strip("+"):  # nothing but blanks and punctuation: which depends on the text
-                verdict = _NO_DIGITS if raw.strip() else _EMPTY
-            elif home is None:
-                verdict = memo[key] = _fast_verdict(key, strict)
-            else:
-                verdict = memo[key] = _verdict(key, home, strict)
-        if verdict[0]:
-            number = verdict[1]
-            if number in seen:
-                duplicates.append(DuplicateInput(raw, number))
-            else:
-                seen.add(number)
-                valid.append(number)
+# --- bulk judging -------------------------------------------------------------------------------
+# Each distinct key is judged once. The common shapes (a single-region calling code, the number
+# not starting with the country's national prefix) take a lean path through a "plan" built once
+# per (first three digits, length): the calling code, the one combined type pattern of that
+# length and every outcome's reason already made. Anything else goes to _verdict, which decides
+# the same way, only slower.
+
+# A plan: (calling-code length, national-prefix digit or None, national-prefix matcher or None,
+# the regions in phonenumbers' order as (leading-digits matcher or None, combined type matcher or
+# None, group name -> outcome), then for a number no region classifies: the tail whatever its
+# digits or None, the general-pattern matchers that allow its length, the tail outside them and
+# the tail inside them (None: accepted). An outcome is None (accepted), a reason tail, or (mobile
+# matcher, landline tail) where the fixed-line and mobile patterns may overlap.
+_Plan = tuple[int, Any, Any, tuple[tuple[Any, Any, dict[str, Any]], ...], Any, tuple[Any, ...], str, Any]
+_plans: dict[bool, list[dict[str, _Plan | None]]] = {}
+_UNBUILT: Any = object()
+
+
+def _plan(head: str, n: int, strict: bool) -> _Plan | None:
+    """The plan for numbers of n digits (country code included) starting with ``head``, or None
+    when no calling code starts them."""
+    cc = (nb._prefixes or nb.prefix_table()).get(head)
+    code = nb.calling_code(cc) if cc else None
+    if code is None:
+        return None
+    size = n - len(cc)  # type: ignore[arg-type]
+    regions = []
+    for region in code.regions:
+        entry = region.classifier(size)
+        combined, outcomes = None, {}
+        if entry is not None:
+            combined, names, mobile = entry
+            for group, kind in names.items():
+                tail = None if kind in _ACCEPTED_TYPES else _reason(kind, cc, region.code)  # type: ignore[arg-type]
+                outcomes[group] = (mobile, tail) if kind == nb.FIXED_LINE and mobile is not None else tail
+        regions.append((None if code.single else region.leading, combined, outcomes))
+    # What _rejected says of an unclassified number (not starting with 0) of this length.
+    main = code.region_codes[0]
+    fixed_tail = None
+    if code.test_length("1" * size) != nb.IS_POSSIBLE:
+        fixed_tail = _reason("length", cc, main, size)  # type: ignore[arg-type]
+    elif size not in code.mobile_lengths:
+        fixed_tail = _reason("mobile-length", cc, main, size)  # type: ignore[arg-type]
+    generals = tuple(r.general for r in code.regions if r.general_allows(size))
+    trunk_digit, trunk_match = None, None
+    if code.prefix is not None:
+        if len(code.prefix.pattern) == 1 and code.prefix.pattern.isdigit():
+            trunk_digit = code.prefix.pattern
         else:
-            invalid.append(InvalidInput(raw, verdict[2].format(raw.strip())))  # type: ignore[union-attr]
+            trunk_match = code.prefix.match
+    return (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,  # type: ignore[arg-type]
+            _reason("range", cc, main), _reason("strict", cc, main) if strict else None)  # type: ignore[arg-type]
+
+
+def _lean(digits: str, plans: list[dict[str, _Plan | None]], strict: bool) -> tuple[bool, str] | None:
+    """_judge(digits) for the common shapes: (True, number) or (False, reason tail); None when
+    only _judge can tell. ``digits`` are 7 to 15 digits not starting with 0."""
+    head = digits[:3]
+    plan = plans[len(digits)].get(head, _UNBUILT)
+    if plan is _UNBUILT:
+        plan = plans[len(digits)][head] = _plan(head, len(digits), strict)
+    if plan is None:
+        return False, _reason("code", head=head)
+    cut, trunk_digit, trunk_match, regions, fixed_tail, generals, out_tail, in_tail = plan
+    nsn = digits[cut:]
+    if trunk_digit is not None and nsn[0] == trunk_digit:
+        return _lean_trunk(digits, cut, plans, strict)
+    if trunk_match is not None and trunk_match(nsn) is not None:
+        return None
+    for leading, combined, outcomes in regions:  # the region as region_code_for_number picks it
+        if leading is not None:
+            if leading(nsn) is None:
+                continue
+            found = combined(nsn) if combined is not None else None
+        else:
+            found = combined(nsn) if combined is not None else None
+            if found is None:
+                continue
+        if found is None:
+            break
+        tail = outcomes[found.lastgroup]
+        if tail is not None and tail.__class__ is tuple:
+            tail = None if tail[0](nsn) is not None else tail[1]
+        return (True, digits) if tail is None else (False, tail)
+    # Classified by no region.
+    if nsn[0] == "0":
+        # A trunk 0 left after the country code (+965 0 98765432): _rejected retries without it.
+        retry = digits[:cut] + nsn.lstrip("0")
+        if len(retry) >= MIN_DIGITS:
+            verdict = _lean(retry, plans, strict)
+            if verdict is not None and verdict[0]:
+                return verdict
+        return None
+    if fixed_tail is not None:
+        return False, fixed_tail
+    for general in generals:
+        if general(nsn) is not None:
+            return (True, digits) if in_tail is None else (False, in_tail)
+    return False, out_tail
+
+
+def _lean_trunk(digits: str, cut: int, plans: list[dict[str, _Plan | None]],
+                strict: bool) -> tuple[bool, str] | None:
+    """_lean for a number whose national part starts with its country's one-digit national prefix
+    (966 0 559123456): parse() strips the prefix when CallingCode.national_number would."""
+    cc = digits[:cut]
+    code = nb._codes[cc]
+    nsn = digits[cut:]
+    national = code.national_number(nsn)
+    if national is nsn or national[:1] in ("0", nsn[0]) or len(cc) + len(national) < MIN_DIGITS:
+        return None
+    return _lean(cc + national, plans, strict)
+
+
+def _judge_keys(keys: Iterable[str], home: _Home | None, strict: bool, number_of: dict[str, str],
+                tail_of: dict[str, str]) -> None:
+    """Judges every key: number_of[key] = number for the valid ones, tail_of[key] = reason tail else."""
+    plans = _plans.get(strict)
+    if plans is None:
+        plans = _plans[strict] = [{} for _ in range(MAX_DIGITS + 1)]
+    for key in keys:
+        digits = key.lstrip("+0")  # "+" and "00" mean the same here
+        # The lean path: digits only and (with default_country) given with + or 00.
+        if digits.isdigit() and (home is None or key[0] == "+" or key[:2] == "00"):
+            n = len(digits)
+            if n < MIN_DIGITS:
+                verdict: tuple[bool, str] | None = (False, _reason("short", n=n))
+            elif n > MAX_DIGITS:
+                verdict = (False, _reason("long", n=n))
+            else:
+                verdict = _lean(digits, plans, strict)
+            if verdict is not None:
+                if verdict[0]:
+                    number_of[key] = verdict[1]
+                else:
+                    tail_of[key] = verdict[1] if home is not None else _with_hint(key, verdict[1])
+                continue
+        ok, number, tail = _verdict(key, home, strict)
+        if ok:
+            number_of[key] = number
+        else:
+            tail_of[key] = tail  # type: ignore[assignment]
+
+
+def _with_hint(key: str, tail: str) -> str:
+    """The tail of a rejection without default_country, with _judge_input's local-number hint."""
+    digits = key.replace("+", "") if "+" in key else key
+    if key[:1] != "+" and digits[:2] != "00" and len(digits) <= 10:
+        return tail + _LOCAL_HINT
+    return tail
+
+
+# --- sorting the inputs -------------------------------------------------------------------------
+
+
+def _sort(items: list[str], keys: list[str], number_of: dict[str, str],
+          tail_of: dict[str, str]) -> Recipients:
+    """Every input into one of the three lists, by the verdicts on the keys."""
+    valid: list[str] = []
+    seen: set[str] = set()
+    dup_inputs: list[str] = []
+    dup_numbers: list[str] = []
+    bad_inputs: list[str] = []
+    bad_keys: list[str] = []
+    add, keep, repeat_input, repeat_number, refuse, refused_key = (
+        seen.add, valid.append, dup_inputs.append, dup_numbers.append, bad_inputs.append, bad_keys.append)
+    number = number_of.get
+    for raw, key in zip(items, keys, strict=True):
+        found = number(key)
+        if found is None:
+            refuse(raw)
+            refused_key(key)
+        elif found in seen:
+            repeat_input(raw)
+            repeat_number(found)
+        else:
+            add(found)
+            keep(found)
+    invalid: list[InvalidInput] = []
+    if bad_inputs:
+        # Messages by C-level passes: the input as given (stripped), quoted, then the tail.
+        shown = list(map(str.strip, bad_inputs))
+        reasons = list(map(str.__add__, map(repr, shown), map(tail_of.__getitem__, bad_keys)))
+        if "" in shown:
+            for i, text in enumerate(shown):
+                if not text:
+                    reasons[i] = _EMPTY_MESSAGE
+        invalid = _frozen(InvalidInput, bad_inputs, reasons)
+    return Recipients(valid, invalid, _frozen(DuplicateInput, dup_inputs, dup_numbers))
+
+
+def _frozen(cls: type, firsts: list[str], seconds: list[str]) -> list[Any]:
+    """[cls(a, b) for a, b in zip(firsts, seconds)] for a frozen two-field slots dataclass, at C speed.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__ (about 1 µs per
+    object here); the slots' own descriptors set them directly, as that __init__ would.
+    """
+    objects = list(map(object.__new__, repeat(cls, len(firsts))))
+    first, second = (getattr(cls, f.name).__set__ for f in fields(cls))
+    deque(map(first, objects, firsts), 0)
+    deque(map(second, objects, seconds), 0)
+    return objects
