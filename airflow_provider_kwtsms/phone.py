@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import re
+import re._parser as sre  # the pattern parser, to see how many trailing digits a pattern leaves free
 import unicodedata
 from collections import deque
 from collections.abc import Iterable
@@ -417,11 +418,7 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
     if pause_gc:
         gc.disable()
     try:
-        keys = _keys(items, joined)
-        number_of: dict[str, str] = {}  # key -> number, for the keys of valid numbers
-        tail_of: dict[str, str] = {}  # key -> reason tail, for the others
-        _judge_keys(dict.fromkeys(keys), home, strict, number_of, tail_of)  # each distinct key once
-        return _sort(items, keys, number_of, tail_of)
+        return _sort(items, _keys(items, joined), home, strict)
     finally:
         if pause_gc:
             gc.enable()
@@ -442,7 +439,83 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
 # matcher, landline tail) where the fixed-line and mobile patterns may overlap.
 _Plan = tuple[int, Any, Any, tuple[tuple[Any, Any, dict[str, Any]], ...], Any, tuple[Any, ...], str, Any]
 _plans: dict[bool, list[dict[str, _Plan | None]]] = {}
+# The hottest shape, inlined in _sort, for single-region codes whose national prefix is one digit
+# or none: strict -> first three digits -> per length (calling-code length, depth, outcome table).
+# Every pattern that can decide such a number ends in "any digit" repeated at least
+# (length - depth) times, so the verdict depends only on the first ``depth`` digits of the national
+# number: the table maps those digits to the verdict (None: valid, the number being the digits; a
+# reason tail; or _UNBUILT for the national-prefix and trunk-0 cases, which need _judge_key).
+# Filled lazily, one _lean call per distinct head of digits.
+_Shape = tuple[int, int, dict[str, Any]]
+_hot: dict[bool, dict[str, list[_Shape | None]]] = {False: {}, True: {}}
+_MAX_DEPTH = 5  # at most 10**5 entries per table
 _UNBUILT: Any = object()
+
+
+def _any_digit(items: Any) -> bool:
+    """Whether a parsed character class (re._parser IN items) accepts every digit 0-9."""
+    covered: set[int] = set()
+    for op, arg in items:
+        if op is sre.LITERAL:
+            covered.add(arg)
+        elif op is sre.RANGE:
+            covered.update(range(arg[0], arg[1] + 1))
+        elif op is sre.CATEGORY and arg is sre.CATEGORY_DIGIT:
+            covered.update(range(48, 58))
+        else:  # NEGATE and anything else: be conservative
+            return False
+    return covered.issuperset(range(48, 58))
+
+
+_NEVER = 10**6  # _free_tail of a pattern that matches no string of the given size
+
+
+def _free_tail(items: Any, size: int | None) -> int:
+    """A lower bound on how many characters at the end of every match of this parsed sequence are
+    "any digit", for matches of exactly ``size`` characters (None: of any size); _NEVER when no
+    match of that size exists (then the pattern cannot decide anything)."""
+    items = list(items)
+    count = 0
+    for i in range(len(items) - 1, -1, -1):
+        op, arg = items[i]
+        if op is sre.IN and _any_digit(arg):
+            count += 1
+            continue
+        # What is left for the items[i] when the ones before it have a fixed width.
+        low_before, high_before = sre.SubPattern(sre.State(), items[:i]).getwidth()
+        left = size - low_before - count if size is not None and low_before == high_before else None
+        if op is sre.MAX_REPEAT or op is sre.MIN_REPEAT:
+            low, high, body = arg
+            body = list(body)
+            if len(body) == 1 and body[0][0] is sre.IN and _any_digit(body[0][1]):
+                if low == high:
+                    count += low
+                    continue
+                if left is not None:
+                    if not low <= left <= high:
+                        return _NEVER
+                    count += left
+                    continue
+                return count + low
+            return count
+        if op is sre.SUBPATTERN:
+            return count + _free_tail(arg[-1], left)
+        if op is sre.BRANCH:
+            return count + min(_free_tail(branch, left) for branch in arg[1])
+        return count
+    return count if size is None or size == count else _NEVER
+
+
+def _depth(patterns: list[str], size: int) -> int:
+    """The number of leading digits that decide whether a number of ``size`` digits matches each
+    of the patterns (at least 1)."""
+    free = size
+    for pattern in patterns:
+        try:
+            free = min(free, _free_tail(sre.parse(pattern), size))
+        except Exception:  # an unexpected construct: the whole number decides
+            return size
+    return max(1, size - free)
 
 
 def _plan(head: str, n: int, strict: bool) -> _Plan | None:
@@ -477,6 +550,14 @@ def _plan(head: str, n: int, strict: bool) -> _Plan | None:
             trunk_digit = code.prefix.pattern
         else:
             trunk_match = code.prefix.match
+    if code.single and trunk_match is None:
+        meta = code.regions[0].meta
+        patterns = [desc.national_number_pattern for desc in
+                    [meta.general_desc] + [getattr(meta, field) for field, _ in nb._TYPE_FIELDS]
+                    if desc is not None and desc.national_number_pattern]
+        depth = _depth(patterns, size)
+        if depth <= _MAX_DEPTH:
+            _hot[strict].setdefault(head, [None] * (MAX_DIGITS + 1))[n] = (len(cc), depth, {})  # type: ignore[arg-type]
     return (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,  # type: ignore[arg-type]
             _reason("range", cc, main), _reason("strict", cc, main) if strict else None)  # type: ignore[arg-type]
 
@@ -541,34 +622,39 @@ def _lean_trunk(digits: str, cut: int, plans: list[dict[str, _Plan | None]],
     return _lean(cc + national, plans, strict)
 
 
-def _judge_keys(keys: Iterable[str], home: _Home | None, strict: bool, number_of: dict[str, str],
-                tail_of: dict[str, str]) -> None:
-    """Judges every key: number_of[key] = number for the valid ones, tail_of[key] = reason tail else."""
-    plans = _plans.get(strict)
-    if plans is None:
-        plans = _plans[strict] = [{} for _ in range(MAX_DIGITS + 1)]
-    for key in keys:
-        digits = key.lstrip("+0")  # "+" and "00" mean the same here
-        # The lean path: digits only and (with default_country) given with + or 00.
-        if digits.isdigit() and (home is None or key[0] == "+" or key[:2] == "00"):
-            n = len(digits)
-            if n < MIN_DIGITS:
-                verdict: tuple[bool, str] | None = (False, _reason("short", n=n))
-            elif n > MAX_DIGITS:
-                verdict = (False, _reason("long", n=n))
-            else:
-                verdict = _lean(digits, plans, strict)
-            if verdict is not None:
-                if verdict[0]:
-                    number_of[key] = verdict[1]
-                else:
-                    tail_of[key] = verdict[1] if home is not None else _with_hint(key, verdict[1])
-                continue
-        ok, number, tail = _verdict(key, home, strict)
-        if ok:
-            number_of[key] = number
+def _judge_key(key: str, home: _Home | None, strict: bool, tail_of: dict[str, str]) -> str | None:
+    """_verdict(key, home, strict) in bulk form: the number, or None with tail_of[key] set."""
+    digits = key.lstrip("+0")  # "+" and "00" mean the same here
+    # The lean path: digits only and (with default_country) given with + or 00.
+    if digits.isdigit() and (home is None or key[0] == "+" or key[:2] == "00"):
+        n = len(digits)
+        if n < MIN_DIGITS:
+            verdict: tuple[bool, str] | None = (False, _reason("short", n=n))
+        elif n > MAX_DIGITS:
+            verdict = (False, _reason("long", n=n))
         else:
-            tail_of[key] = tail  # type: ignore[assignment]
+            verdict = _lean(digits, _plans[strict], strict)
+        if verdict is not None:
+            if verdict[0]:
+                return verdict[1]
+            tail_of[key] = verdict[1] if home is not None else _with_hint(key, verdict[1])
+            return None
+    ok, number, tail = _verdict(key, home, strict)
+    if ok:
+        return number
+    tail_of[key] = tail  # type: ignore[assignment]
+    return None
+
+
+def _table_entry(digits: str, cut: int, plans: list[dict[str, _Plan | None]], strict: bool) -> Any:
+    """The verdict that every number sharing this one's head gets (see _hot)."""
+    first = digits[cut]
+    if first == "0" or first == plans[len(digits)][digits[:3]][1]:  # type: ignore[index]
+        return _UNBUILT  # a national prefix or trunk 0: the number sent may differ, see _lean
+    verdict = _lean(digits, plans, strict)
+    if verdict is None:
+        return _UNBUILT
+    return None if verdict[0] else verdict[1]
 
 
 def _with_hint(key: str, tail: str) -> str:
@@ -582,9 +668,12 @@ def _with_hint(key: str, tail: str) -> str:
 # --- sorting the inputs -------------------------------------------------------------------------
 
 
-def _sort(items: list[str], keys: list[str], number_of: dict[str, str],
-          tail_of: dict[str, str]) -> Recipients:
-    """Every input into one of the three lists, by the verdicts on the keys."""
+def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -> Recipients:
+    """Every input into one of the three lists; each distinct key is judged once, when first met."""
+    if strict not in _plans:
+        _plans[strict] = [{} for _ in range(MAX_DIGITS + 1)]
+    number_of: dict[str, str | None] = {}  # key -> its number, or None when invalid
+    tail_of: dict[str, str] = {}  # key -> reason tail, for the invalid keys
     valid: list[str] = []
     seen: set[str] = set()
     dup_inputs: list[str] = []
@@ -594,8 +683,31 @@ def _sort(items: list[str], keys: list[str], number_of: dict[str, str],
     add, keep, repeat_input, repeat_number, refuse, refused_key = (
         seen.add, valid.append, dup_inputs.append, dup_numbers.append, bad_inputs.append, bad_keys.append)
     number = number_of.get
+    hot = _hot[strict].get if home is None else {}.get
+    plans = _plans[strict]
     for raw, key in zip(items, keys, strict=True):
-        found = number(key)
+        found = number(key, _UNBUILT)
+        if found is _UNBUILT:
+            # _judge_key, with its commonest case inlined: a single-region calling code, the number
+            # classified by the metadata (about half the time of the call).
+            digits = key.lstrip("+0")
+            by_length = hot(digits[:3])
+            if by_length is not None and len(digits) <= MAX_DIGITS and digits.isdigit():
+                shape = by_length[len(digits)]
+                if shape is not None:
+                    cut, depth, table = shape
+                    head = digits[cut:cut + depth]
+                    tail = table.get(head, table)  # the table itself: not looked up yet
+                    if tail is table:
+                        tail = table[head] = _table_entry(digits, cut, plans, strict)
+                    if tail is None:
+                        found = digits
+                    elif tail is not _UNBUILT:
+                        found = None
+                        tail_of[key] = _with_hint(key, tail)
+            if found is _UNBUILT:
+                found = _judge_key(key, home, strict, tail_of)
+            number_of[key] = found
         if found is None:
             refuse(raw)
             refused_key(key)
