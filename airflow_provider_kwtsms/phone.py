@@ -439,16 +439,16 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
 # matcher, landline tail) where the fixed-line and mobile patterns may overlap.
 _Plan = tuple[int, Any, Any, tuple[tuple[Any, Any, dict[str, Any]], ...], Any, tuple[Any, ...], str, Any]
 _plans: dict[bool, list[dict[str, _Plan | None]]] = {}
-# The hottest shape, inlined in _sort, for single-region codes whose national prefix is one digit
-# or none: strict -> first three digits -> per length (calling-code length, depth, outcome table).
-# Every pattern that can decide such a number ends in "any digit" repeated at least
-# (length - depth) times, so the verdict depends only on the first ``depth`` digits of the national
-# number: the table maps those digits to the verdict (None: valid, the number being the digits; a
-# reason tail; or _UNBUILT for the national-prefix and trunk-0 cases, which need _judge_key).
-# Filled lazily, one _lean call per distinct head of digits.
+# The hot path, inlined in _sort, for calling codes whose national prefix is one digit or none:
+# strict -> first three digits -> per length (calling-code length, depth, verdict table). Every
+# pattern that can decide such a number (types, general, leading digits) ends in "any digit"
+# repeated at least (length - depth) times, so the verdict depends only on the first ``depth``
+# digits of the national number: the table maps those digits to the verdict (None: valid, the
+# number being the digits; a reason tail; or _UNBUILT for the national-prefix and trunk-0 cases,
+# which need _judge_key). Filled lazily, one _lean call per distinct head of digits.
 _Shape = tuple[int, int, dict[str, Any]]
 _hot: dict[bool, dict[str, list[_Shape | None]]] = {False: {}, True: {}}
-_MAX_DEPTH = 5  # at most 10**5 entries per table
+_MAX_DEPTH = 7  # tables fill lazily: at most one entry per distinct number seen
 _UNBUILT: Any = object()
 
 
@@ -550,14 +550,18 @@ def _plan(head: str, n: int, strict: bool) -> _Plan | None:
             trunk_digit = code.prefix.pattern
         else:
             trunk_match = code.prefix.match
-    if code.single and trunk_match is None:
-        meta = code.regions[0].meta
-        patterns = [desc.national_number_pattern for desc in
-                    [meta.general_desc] + [getattr(meta, field) for field, _ in nb._TYPE_FIELDS]
+    if trunk_match is None:
+        patterns = [desc.national_number_pattern for region in code.regions for desc in
+                    [region.meta.general_desc] + [getattr(region.meta, field) for field, _ in nb._TYPE_FIELDS]
                     if desc is not None and desc.national_number_pattern]
         depth = _depth(patterns, size)
+        if not code.single:  # region_code_for_number also reads the regions' leading digits
+            for region in code.regions:
+                if region.meta.leading_digits:
+                    depth = max(depth, sre.parse(region.meta.leading_digits).getwidth()[1])
         if depth <= _MAX_DEPTH:
-            _hot[strict].setdefault(head, [None] * (MAX_DIGITS + 1))[n] = (len(cc), depth, {})  # type: ignore[arg-type]
+            shapes = _hot[strict].setdefault(head, [None] * (MAX_DIGITS + 1))
+            shapes[n] = (len(cc), depth, {})  # type: ignore[arg-type]
     return (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,  # type: ignore[arg-type]
             _reason("range", cc, main), _reason("strict", cc, main) if strict else None)  # type: ignore[arg-type]
 
@@ -708,15 +712,21 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
             if found is _UNBUILT:
                 found = _judge_key(key, home, strict, tail_of)
             number_of[key] = found
-        if found is None:
+            if found is None:
+                refuse(raw)
+                refused_key(key)
+            elif found in seen:  # given before by another key (another format)
+                repeat_input(raw)
+                repeat_number(found)
+            else:
+                add(found)
+                keep(found)
+        elif found is None:
             refuse(raw)
             refused_key(key)
-        elif found in seen:
+        else:  # a key met before: its number is in valid already
             repeat_input(raw)
             repeat_number(found)
-        else:
-            add(found)
-            keep(found)
     invalid: list[InvalidInput] = []
     if bad_inputs:
         # Messages by C-level passes: the input as given (stripped), quoted, then the tail.
