@@ -56,8 +56,13 @@ UI_TIMEOUT_MS = 30_000
 
 def chromium_path() -> str:
     """The Chromium binary to drive: ``$KWTSMS_CHROMIUM``, else Debian's; fails the test if absent."""
-    candidates = [os.environ.get("KWTSMS_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
-                  "/usr/lib/chromium/chromium", shutil.which("chromium-browser")]
+    chosen = os.environ.get("KWTSMS_CHROMIUM")
+    if chosen:  # asked for by name: never fall back to another browser behind the caller's back
+        if os.access(chosen, os.X_OK):
+            return chosen
+        pytest.fail(f"KWTSMS_CHROMIUM={chosen} is not an executable file", pytrace=False)
+    candidates = [shutil.which("chromium"), "/usr/bin/chromium", "/usr/lib/chromium/chromium",
+                  shutil.which("chromium-browser")]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
