@@ -61,8 +61,12 @@ def chromium_path() -> str:
         if os.access(chosen, os.X_OK):
             return chosen
         pytest.fail(f"KWTSMS_CHROMIUM={chosen} is not an executable file", pytrace=False)
-    candidates = [shutil.which("chromium"), "/usr/bin/chromium", "/usr/lib/chromium/chromium",
-                  shutil.which("chromium-browser")]
+    candidates = [
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+        "/usr/lib/chromium/chromium",
+        shutil.which("chromium-browser"),
+    ]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -74,8 +78,11 @@ def sync_playwright_or_fail():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("The `playwright` package is missing: install the test extra "
-                    "(`uv pip install -e '.[test]'`); no `playwright install` is needed.", pytrace=False)
+        pytest.fail(
+            "The `playwright` package is missing: install the test extra "
+            "(`uv pip install -e '.[test]'`); no `playwright install` is needed.",
+            pytrace=False,
+        )
     return sync_playwright
 
 
@@ -105,8 +112,13 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContex
     with sync_playwright() as playwright:
         try:
             context = playwright.chromium.launch_persistent_context(
-                str(profile), executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS),
-                viewport=VIEWPORT, locale="en-US", timezone_id="UTC",
+                str(profile),
+                executable_path=executable,
+                headless=True,
+                args=list(CHROMIUM_FLAGS),
+                viewport=VIEWPORT,
+                locale="en-US",
+                timezone_id="UTC",
             )
         except Exception as exc:  # a broken install must fail loudly, with the way out
             pytest.fail(f"Chromium at {executable} did not start: {exc}\n{INSTALL_HINT}", pytrace=False)
@@ -156,13 +168,15 @@ class ApiServer:
             self.process.wait(timeout=10)
 
 
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
 def api_server_env(base_env: dict[str, str]) -> dict[str, str]:
     """``base_env`` plus what the UI test needs: everyone is admin, and Test is enabled."""
     env = dict(base_env)
     env.update(
         {
-            "AIRFLOW__CORE__AUTH_MANAGER":
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             # Airflow 3's SimpleAuthManager: no login page, every visitor is an admin.
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
@@ -183,9 +197,23 @@ def start_api_server(env: dict[str, str], log_dir: Path, *, timeout: float = 180
     airflow_bin = Path(sys.executable).parent / "airflow"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(airflow_bin), "api-server", "--host", "127.0.0.1", "--port", str(port),
-             "--apps", "core", "--workers", "1"],
-            env=env, cwd=str(log_dir), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(airflow_bin),
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--apps",
+                "core",
+                "--workers",
+                "1",
+            ],
+            env=env,
+            cwd=str(log_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = ApiServer(url=url, process=process, log_path=log_path)
     deadline = time.monotonic() + timeout

@@ -40,8 +40,11 @@ STANDARD_FIELDS = {
 def api_server(airflow, tmp_path_factory) -> Iterator[ApiServer]:
     providers = {ep.value for ep in entry_points(group="apache_airflow_provider")}
     if not any(value.startswith("airflow_provider_kwtsms") for value in providers):
-        pytest.fail("The provider is not installed, so Airflow cannot see it: run "
-                    "`uv pip install -e . --no-deps` (make test does).", pytrace=False)
+        pytest.fail(
+            "The provider is not installed, so Airflow cannot see it: run "
+            "`uv pip install -e . --no-deps` (make test does).",
+            pytrace=False,
+        )
     server = start_api_server(api_server_env(airflow.env), tmp_path_factory.mktemp("api-server"))
     try:
         yield server
@@ -76,8 +79,11 @@ def fill_standard_fields(dialog, *, host: str, login: str, password: str) -> Non
 
 def extra_field(dialog, label: str):
     """The form group (label, input, description) of one extra field."""
-    return dialog.get_by_role("group").filter(
-        has=dialog.page.get_by_text(label, exact=True)).filter(has=dialog.page.locator("input"))
+    return (
+        dialog.get_by_role("group")
+        .filter(has=dialog.page.get_by_text(label, exact=True))
+        .filter(has=dialog.page.locator("input"))
+    )
 
 
 def save(page, dialog, conn_id: str):  # noqa: F811
@@ -97,7 +103,8 @@ def press_test(page, row, kind: str):  # noqa: F811
 
     row.get_by_role("button", name="Test Connection").click()
     toast = page.locator(f'[data-scope="toast"][data-part="root"][data-type="{kind}"]').filter(
-        has_text="Test Connection")
+        has_text="Test Connection"
+    )
     expect(toast).to_be_visible()
     return toast
 

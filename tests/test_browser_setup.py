@@ -7,6 +7,8 @@ import sys
 import browser_support
 import pytest
 
+pytestmark = pytest.mark.browser
+
 
 def test_no_chromium_fails_with_the_install_command(monkeypatch):
     monkeypatch.delenv("KWTSMS_CHROMIUM", raising=False)
