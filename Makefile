@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	bash .ci/install-browser.sh
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
