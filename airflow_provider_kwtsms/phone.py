@@ -21,7 +21,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import compress, repeat
 from operator import not_
 from typing import Any
@@ -509,23 +509,42 @@ def _free_tail(items: Any, size: int | None) -> int:
 def _depth(patterns: list[str], size: int) -> int:
     """The number of leading digits that decide whether a number of ``size`` digits matches each
     of the patterns (at least 1)."""
-    free = size
-    for pattern in patterns:
-        try:
-            free = min(free, _free_tail(sre.parse(pattern), size))
-        except Exception:  # an unexpected construct: the whole number decides
-            return size
-    return max(1, size - free)
+    return max(1, size - min((_pattern_free_tail(p, size) for p in patterns), default=size))
+
+
+@cache
+def _pattern_free_tail(pattern: str, size: int) -> int:
+    parsed = _parsed(pattern)
+    return 0 if parsed is None else min(size, _free_tail(parsed, size))
+
+
+@cache
+def _parsed(pattern: str) -> Any:
+    try:
+        return sre.parse(pattern)
+    except Exception:  # an unexpected construct: the whole number decides
+        return None
 
 
 def _plan(head: str, n: int, strict: bool) -> _Plan | None:
     """The plan for numbers of n digits (country code included) starting with ``head``, or None
-    when no calling code starts them."""
+    when no calling code starts them; registers the hot-path shape of the head too."""
     cc = (nb._prefixes or nb.prefix_table()).get(head)
-    code = nb.calling_code(cc) if cc else None
-    if code is None:
+    if cc is None or nb.calling_code(cc) is None:
         return None
-    size = n - len(cc)  # type: ignore[arg-type]
+    plan, shape = _code_plan(cc, n, strict)
+    if shape is not None:
+        _hot[strict].setdefault(head, [None] * (MAX_DIGITS + 1))[n] = shape
+    return plan
+
+
+@cache
+def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
+    """The plan (and hot-path shape, whose table is shared by all heads) of calling code cc for
+    numbers of n digits."""
+    code = nb.calling_code(cc)
+    assert code is not None
+    size = n - len(cc)
     regions = []
     for region in code.regions:
         entry = region.classifier(size)
@@ -545,6 +564,7 @@ def _plan(head: str, n: int, strict: bool) -> _Plan | None:
         fixed_tail = _reason("mobile-length", cc, main, size)  # type: ignore[arg-type]
     generals = tuple(r.general for r in code.regions if r.general_allows(size))
     trunk_digit, trunk_match = None, None
+    shape: _Shape | None = None
     if code.prefix is not None:
         if len(code.prefix.pattern) == 1 and code.prefix.pattern.isdigit():
             trunk_digit = code.prefix.pattern
@@ -553,17 +573,17 @@ def _plan(head: str, n: int, strict: bool) -> _Plan | None:
     if trunk_match is None:
         patterns = [desc.national_number_pattern for region in code.regions for desc in
                     [region.meta.general_desc] + [getattr(region.meta, field) for field, _ in nb._TYPE_FIELDS]
-                    if desc is not None and desc.national_number_pattern]
+                    if nb._desc_allows(desc, size)]  # the others decide nothing at this length
         depth = _depth(patterns, size)
         if not code.single:  # region_code_for_number also reads the regions' leading digits
             for region in code.regions:
                 if region.meta.leading_digits:
                     depth = max(depth, sre.parse(region.meta.leading_digits).getwidth()[1])
         if depth <= _MAX_DEPTH:
-            shapes = _hot[strict].setdefault(head, [None] * (MAX_DIGITS + 1))
-            shapes[n] = (len(cc), depth, {})  # type: ignore[arg-type]
-    return (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,  # type: ignore[arg-type]
-            _reason("range", cc, main), _reason("strict", cc, main) if strict else None)  # type: ignore[arg-type]
+            shape = (len(cc), depth, {})
+    plan = (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,
+            _reason("range", cc, main), _reason("strict", cc, main) if strict else None)
+    return plan, shape  # type: ignore[return-value]
 
 
 def _lean(digits: str, plans: list[dict[str, _Plan | None]], strict: bool) -> tuple[bool, str] | None:
