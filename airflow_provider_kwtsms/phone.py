@@ -475,6 +475,10 @@ def _free_tail(items: Any, size: int | None) -> int:
     "any digit", for matches of exactly ``size`` characters (None: of any size); _NEVER when no
     match of that size exists (then the pattern cannot decide anything)."""
     items = list(items)
+    if size is not None:
+        shortest, longest = sre.SubPattern(sre.State(), items).getwidth()
+        if not shortest <= size <= longest:
+            return _NEVER
     count = 0
     for i in range(len(items) - 1, -1, -1):
         op, arg = items[i]
@@ -515,7 +519,30 @@ def _depth(patterns: list[str], size: int) -> int:
 @cache
 def _pattern_free_tail(pattern: str, size: int) -> int:
     parsed = _parsed(pattern)
-    return 0 if parsed is None else min(size, _free_tail(parsed, size))
+    if parsed is None or not _plain(parsed):
+        return 0  # look-arounds, anchors, back-references...: the whole number may decide
+    return min(size, _free_tail(parsed, size))
+
+
+_PLAIN_OPS = frozenset((sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.MAX_REPEAT, sre.MIN_REPEAT, sre.SUBPATTERN,
+                        sre.BRANCH))
+
+
+def _plain(items: Any) -> bool:
+    """Whether a parsed pattern only consumes characters, each item looking at its own: then the
+    items before the free tail cannot look into it."""
+    for op, arg in items:
+        if op not in _PLAIN_OPS:
+            return False
+        if op is sre.MAX_REPEAT or op is sre.MIN_REPEAT:
+            if not _plain(arg[2]):
+                return False
+        elif op is sre.SUBPATTERN:
+            if not _plain(arg[-1]):
+                return False
+        elif op is sre.BRANCH and not all(_plain(branch) for branch in arg[1]):
+            return False
+    return True
 
 
 @cache
@@ -578,7 +605,9 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
         if not code.single:  # region_code_for_number also reads the regions' leading digits
             for region in code.regions:
                 if region.meta.leading_digits:
-                    depth = max(depth, sre.parse(region.meta.leading_digits).getwidth()[1])
+                    parsed = _parsed(region.meta.leading_digits)  # matched at the start: its width decides
+                    plain = parsed is not None and _plain(parsed)
+                    depth = max(depth, parsed.getwidth()[1] if plain else size)
         if depth <= _MAX_DEPTH:
             shape = (len(cc), depth, {})
     plan = (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.phone import (
     DuplicateInput,
+    InvalidInput,
     PhoneCheck,
+    _depth,
     normalize_phone,
     prepare_recipients,
     split_recipients,
@@ -331,3 +334,86 @@ def test_agreement_with_phonenumbers():
         if check.valid and validate_phone(raw, strict=True).valid != (valid and kind in ACCEPT):
             disagreements.append((raw, "strict differs"))
     assert disagreements == []
+
+
+# --- bulk path: the same verdicts as one by one ---------------------------------------------------
+
+
+def _bulk_inputs() -> list:
+    """Mixed inputs for every calling code, many sharing their first digits (as real lists do: the
+    bulk path keeps verdict tables by leading digits), in every format, with trunk zeros,
+    non-Latin digits, garbage and repeats."""
+    rng = random.Random(11)
+    codes = sorted(pn.COUNTRY_CODE_TO_REGION_CODE)
+    out: list = []
+    for region in sorted(pn.SUPPORTED_REGIONS):
+        for kind in (pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE):
+            example = pn.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            cc, nsn = str(example.country_code), pn.national_significant_number(example)
+            for _ in range(4):  # the example's first digits, the rest random: shared heads
+                keep = rng.randint(1, len(nsn))
+                tail = "".join(rng.choice("0123456789") for _ in range(len(nsn) - keep))
+                out.append(rng.choice(["+", "00", "", "+"]) + cc + nsn[:keep] + tail)
+    for _ in range(2500):
+        cc = str(rng.choice(codes))
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(2, 13)))
+        out.append(rng.choice(["+", "00", "", "0"]) + cc + rng.choice(["", "", "0", "00", "1", "8"]) + digits)
+    arabic, persian, bengali = (str.maketrans("0123456789", digits) for digits in
+                                ("٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "০১২৩৪৫৬৭৮৯"))
+    for i, raw in enumerate(list(out[::7])):
+        out.append([raw.translate(arabic), raw.translate(persian), f" {raw[:4]} {raw[4:]}-",
+                    raw.translate(bengali), f"({raw[:3]}) {raw[3:]}"][i % 5])
+    out += ["", "  ", "abc", "+", "x@y.z", "12", "98765432", "9876 5432", "0559123456", 96598765432, None]
+    out += rng.sample(out, 400)  # repeats, the same text
+    return out
+
+
+def _one_by_one(raws, home, strict):
+    valid, seen, duplicates, invalid = [], set(), [], []
+    for raw in split_recipients(raws):
+        check = validate_phone(raw, home, strict)
+        if not check.valid:
+            invalid.append(InvalidInput(raw, check.error))
+        elif check.number in seen:
+            duplicates.append(DuplicateInput(raw, check.number))
+        else:
+            seen.add(check.number)
+            valid.append(check.number)
+    return valid, invalid, duplicates
+
+
+@pytest.mark.parametrize(("home", "strict"), [(None, False), (None, True), ("KW", False), ("SA", True)])
+def test_bulk_verdicts_equal_one_by_one(home, strict):
+    raws = _bulk_inputs()
+    assert len(raws) > 5000
+    r = prepare_recipients(raws, default_country=home, strict=strict)
+    valid, invalid, duplicates = _one_by_one(raws, home, strict)
+    assert r.valid == valid
+    assert r.invalid == invalid
+    assert r.duplicates == duplicates
+    r_again = prepare_recipients(raws, default_country=home, strict=strict)  # with the tables filled
+    assert (r_again.valid, r_again.invalid, r_again.duplicates) == (valid, invalid, duplicates)
+
+
+def test_bulk_results_are_frozen_dataclasses_like_constructed_ones():
+    r = prepare_recipients(["+96598765432", "96598765432", "abc"])
+    dup, bad = r.duplicates[0], r.invalid[0]
+    assert dup == DuplicateInput("96598765432", KW) and hash(dup) == hash(DuplicateInput("96598765432", KW))
+    assert bad == InvalidInput("abc", bad.reason) and "no digits" in bad.reason
+    assert repr(dup) == "DuplicateInput(input='96598765432', number='96598765432')"
+    with pytest.raises(AttributeError):
+        bad.reason = "x"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(r)) == r
+
+
+def test_leading_digits_depth_analysis():
+    # Kuwait's general pattern: 7 digits starting 18, or 8 digits whose first two decide.
+    assert _depth([r"18\d{5}|(?:[2569]\d|41)\d{6}"], 8) == 2
+    assert _depth([r"18\d{5}|(?:[2569]\d|41)\d{6}"], 7) == 2
+    assert _depth([r"800\d{2,9}"], 9) == 3  # a variable tail is fixed once the length is
+    assert _depth([r"5[02-68]\d{7}", r"(?:[2-4679][2-8]\d|600[25])\d{5}"], 9) == 4
+    assert _depth([r"(?=9)\d{8}"], 8) == 8  # a look-ahead: every digit may decide
+    assert _depth([r"(?=\d{3}9)\d{8}"], 8) == 8
+    assert _depth([r"9\d{3}[2-9]\d{3}"], 8) == 5
