@@ -439,7 +439,8 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
 # matcher, landline tail) where the fixed-line and mobile patterns may overlap.
 _Plan = tuple[int, Any, Any, tuple[tuple[Any, Any, dict[str, Any]], ...], Any, tuple[Any, ...], str, Any]
 _plans: dict[bool, list[dict[str, _Plan | None]]] = {}
-# The hot path, inlined in _sort, for calling codes whose national prefix is one digit or none:
+# The hot path, inlined in _sort, for calling codes whose national prefix is none, one digit or
+# literal alternatives:
 # strict -> first three digits -> per length (calling-code length, depth, verdict table). Every
 # pattern that can decide such a number (types, general, leading digits) ends in "any digit"
 # repeated at least (length - depth) times, so the verdict depends only on the first ``depth``
@@ -597,7 +598,11 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
             trunk_digit = code.prefix.pattern
         else:
             trunk_match = code.prefix.match
-    if trunk_match is None:
+    # A national prefix made of literal alternatives ("0|180020" for +44) is matched by the first
+    # digits only: as many as its longest alternative.
+    literals = code.prefix.pattern.split("|") if trunk_match is not None else []
+    prefix_width = max(map(len, literals)) if literals and all(x.isdigit() for x in literals) else None
+    if trunk_match is None or prefix_width is not None:
         patterns = [desc.national_number_pattern for region in code.regions for desc in
                     [region.meta.general_desc] + [getattr(region.meta, field) for field, _ in nb._TYPE_FIELDS]
                     if nb._desc_allows(desc, size)]  # the others decide nothing at this length
@@ -608,6 +613,7 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
                     parsed = _parsed(region.meta.leading_digits)  # matched at the start: its width decides
                     plain = parsed is not None and _plain(parsed)
                     depth = max(depth, parsed.getwidth()[1] if plain else size)
+        depth = max(depth, prefix_width or 0)
         if depth <= _MAX_DEPTH:
             shape = (len(cc), depth, {})
     plan = (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,
@@ -701,8 +707,9 @@ def _judge_key(key: str, home: _Home | None, strict: bool, tail_of: dict[str, st
 
 def _table_entry(digits: str, cut: int, plans: list[dict[str, _Plan | None]], strict: bool) -> Any:
     """The verdict that every number sharing this one's head gets (see _hot)."""
+    _, trunk_digit, trunk_match = plans[len(digits)][digits[:3]][:3]  # type: ignore[index]
     first = digits[cut]
-    if first == "0" or first == plans[len(digits)][digits[:3]][1]:  # type: ignore[index]
+    if first == "0" or first == trunk_digit or (trunk_match is not None and trunk_match(digits[cut:])):
         return _UNBUILT  # a national prefix or trunk 0: the number sent may differ, see _lean
     verdict = _lean(digits, plans, strict)
     if verdict is None:
