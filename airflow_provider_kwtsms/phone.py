@@ -425,11 +425,10 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
 
 
 # --- bulk judging -------------------------------------------------------------------------------
-# Each distinct key is judged once. The common shapes (a single-region calling code, the number
-# not starting with the country's national prefix) take a lean path through a "plan" built once
-# per (first three digits, length): the calling code, the one combined type pattern of that
-# length and every outcome's reason already made. Anything else goes to _verdict, which decides
-# the same way, only slower.
+# Each distinct key is judged once. Most take the hot path (_hot, inlined in _sort); the others
+# a lean path (_lean) through a "plan" built once per (calling code, length): the regions'
+# combined type patterns of that length and every outcome's reason already made. Anything else
+# goes to _verdict, which decides the same way, only slower.
 
 # A plan: (calling-code length, national-prefix digit or None, national-prefix matcher or None,
 # the regions in phonenumbers' order as (leading-digits matcher or None, combined type matcher or
@@ -440,16 +439,18 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
 _Plan = tuple[int, Any, Any, tuple[tuple[Any, Any, dict[str, Any]], ...], Any, tuple[Any, ...], str, Any]
 _plans: dict[bool, list[dict[str, _Plan | None]]] = {}
 # The hot path, inlined in _sort, for calling codes whose national prefix is none, one digit or
-# literal alternatives:
-# strict -> first three digits -> per length (calling-code length, depth, verdict table). Every
-# pattern that can decide such a number (types, general, leading digits) ends in "any digit"
-# repeated at least (length - depth) times, so the verdict depends only on the first ``depth``
-# digits of the national number: the table maps those digits to the verdict (None: valid, the
-# number being the digits; a reason tail; or _UNBUILT for the national-prefix and trunk-0 cases,
-# which need _judge_key). Filled lazily, one _lean call per distinct head of digits.
+# literal alternatives: strict -> first three digits -> per length (calling-code length, depth,
+# verdict table, shared by the heads of one calling code). Every pattern that can decide such a
+# number (types, general, leading digits) ends in "any digit" repeated at least (length - depth)
+# times, so the verdict depends only on the first ``depth`` digits of the national number: the
+# table maps those digits to the verdict (None: valid, the number being the digits; a reason
+# tail; or _UNBUILT for the national-prefix and trunk-0 cases, which need _judge_key). Filled
+# lazily, one _lean call per distinct head of digits, up to _TABLE_CAP entries (then misses are
+# judged without being kept, so that memory stays bounded).
 _Shape = tuple[int, int, dict[str, Any]]
 _hot: dict[bool, dict[str, list[_Shape | None]]] = {False: {}, True: {}}
 _MAX_DEPTH = 7  # tables fill lazily: at most one entry per distinct number seen
+_TABLE_CAP = 200_000
 _UNBUILT: Any = object()
 
 
@@ -759,7 +760,9 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
                     head = digits[cut:cut + depth]
                     tail = table.get(head, table)  # the table itself: not looked up yet
                     if tail is table:
-                        tail = table[head] = _table_entry(digits, cut, plans, strict)
+                        tail = _table_entry(digits, cut, plans, strict)
+                        if len(table) < _TABLE_CAP:
+                            table[head] = tail
                     if tail is None:
                         found = digits
                     elif tail is not _UNBUILT:

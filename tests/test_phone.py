@@ -417,3 +417,12 @@ def test_leading_digits_depth_analysis():
     assert _depth([r"(?=9)\d{8}"], 8) == 8  # a look-ahead: every digit may decide
     assert _depth([r"(?=\d{3}9)\d{8}"], 8) == 8
     assert _depth([r"9\d{3}[2-9]\d{3}"], 8) == 5
+
+
+def test_full_verdict_tables_keep_judging_exactly(monkeypatch):
+    import airflow_provider_kwtsms.phone as phone
+
+    monkeypatch.setattr(phone, "_TABLE_CAP", 0)  # nothing more is kept: every miss judged afresh
+    raws = _bulk_inputs()[::3]
+    r = prepare_recipients(raws)
+    assert (r.valid, r.invalid, r.duplicates) == _one_by_one(raws, None, False)
