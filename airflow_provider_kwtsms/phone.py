@@ -749,8 +749,8 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
     for raw, key in zip(items, keys, strict=True):
         found = number(key, _UNBUILT)
         if found is _UNBUILT:
-            # _judge_key, with its commonest case inlined: a single-region calling code, the number
-            # classified by the metadata (about half the time of the call).
+            # _judge_key, with its commonest case inlined: the verdict table of the number's
+            # calling code and length, looked up by the leading digits that decide (see _hot).
             digits = key.lstrip("+0")
             by_length = hot(digits[:3])
             if by_length is not None and len(digits) <= MAX_DIGITS and digits.isdigit():
