@@ -477,10 +477,13 @@ def _free_tail(items: Any, size: int | None) -> int:
     "any digit", for matches of exactly ``size`` characters (None: of any size); _NEVER when no
     match of that size exists (then the pattern cannot decide anything)."""
     items = list(items)
-    if size is not None:
-        shortest, longest = sre.SubPattern(sre.State(), items).getwidth()
-        if not shortest <= size <= longest:
-            return _NEVER
+    # widths[i]: the (shortest, longest) match of items[:i]
+    widths = [(0, 0)]
+    for item in items:
+        low, high = sre.SubPattern(sre.State(), [item]).getwidth()
+        widths.append((widths[-1][0] + low, widths[-1][1] + high))
+    if size is not None and not widths[-1][0] <= size <= widths[-1][1]:
+        return _NEVER
     count = 0
     for i in range(len(items) - 1, -1, -1):
         op, arg = items[i]
@@ -488,7 +491,7 @@ def _free_tail(items: Any, size: int | None) -> int:
             count += 1
             continue
         # What is left for the items[i] when the ones before it have a fixed width.
-        low_before, high_before = sre.SubPattern(sre.State(), items[:i]).getwidth()
+        low_before, high_before = widths[i]
         left = size - low_before - count if size is not None and low_before == high_before else None
         if op is sre.MAX_REPEAT or op is sre.MIN_REPEAT:
             low, high, body = arg
