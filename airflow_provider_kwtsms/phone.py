@@ -736,7 +736,7 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
     """Every input into one of the three lists; each distinct key is judged once, when first met."""
     if strict not in _plans:
         _plans[strict] = [{} for _ in range(MAX_DIGITS + 1)]
-    number_of: dict[str, str | None] = {}  # key -> its number, or None when invalid
+    number_of: dict[str, str] = {}  # key -> its number, or "" when invalid
     tail_of: dict[str, str] = {}  # key -> reason tail, for the invalid keys
     valid: list[str] = []
     seen: set[str] = set()
@@ -750,14 +750,15 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
     hot = _hot[strict].get if home is None else {}.get
     plans = _plans[strict]
     for raw, key in zip(items, keys, strict=True):
-        found = number(key, _UNBUILT)
-        if found is _UNBUILT:
+        found = number(key)
+        if found is None:
             # _judge_key, with its commonest case inlined: the verdict table of the number's
             # calling code and length, looked up by the leading digits that decide (see _hot).
             digits = key.lstrip("+0")
             by_length = hot(digits[:3])
-            if by_length is not None and len(digits) <= MAX_DIGITS and digits.isdigit():
-                shape = by_length[len(digits)]
+            n = len(digits)
+            if by_length is not None and n <= MAX_DIGITS and digits.isdigit():
+                shape = by_length[n]
                 if shape is not None:
                     cut, depth, table = shape
                     head = digits[cut:cut + depth]
@@ -769,12 +770,12 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
                     if tail is None:
                         found = digits
                     elif tail is not _UNBUILT:
-                        found = None
+                        found = ""
                         tail_of[key] = _with_hint(key, tail)
-            if found is _UNBUILT:
-                found = _judge_key(key, home, strict, tail_of)
-            number_of[key] = found
             if found is None:
+                found = _judge_key(key, home, strict, tail_of) or ""
+            number_of[key] = found
+            if not found:
                 refuse(raw)
                 refused_key(key)
             elif found in seen:  # given before by another key (another format)
@@ -783,7 +784,7 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
             else:
                 add(found)
                 keep(found)
-        elif found is None:
+        elif not found:
             refuse(raw)
             refused_key(key)
         else:  # a key met before: its number is in valid already
