@@ -425,10 +425,10 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
 
 
 # --- bulk judging -------------------------------------------------------------------------------
-# Each distinct key is judged once. Most take the hot path (_hot, inlined in _sort); the others
-# a lean path (_lean) through a "plan" built once per (calling code, length): the regions'
-# combined type patterns of that length and every outcome's reason already made. Anything else
-# goes to _verdict, which decides the same way, only slower.
+# Each distinct key is judged once. Most take the hot path (_hot); the others a lean path (_lean)
+# through a "plan" built once per (calling code, length): the regions' combined type patterns of
+# that length and every outcome's reason already made. Anything else goes to _verdict, which
+# decides the same way, only slower.
 
 # A plan: (calling-code length, national-prefix digit or None, national-prefix matcher or None,
 # the regions in phonenumbers' order as (leading-digits matcher or None, combined type matcher or
@@ -438,15 +438,15 @@ def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: 
 # matcher, landline tail) where the fixed-line and mobile patterns may overlap.
 _Plan = tuple[int, Any, Any, tuple[tuple[Any, Any, dict[str, Any]], ...], Any, tuple[Any, ...], str, Any]
 _plans: dict[bool, list[dict[str, _Plan | None]]] = {}
-# The hot path, inlined in _sort, for calling codes whose national prefix is none, one digit or
-# literal alternatives: strict -> first three digits -> per length (calling-code length, depth,
-# verdict table, shared by the heads of one calling code). Every pattern that can decide such a
-# number (types, general, leading digits) ends in "any digit" repeated at least (length - depth)
-# times, so the verdict depends only on the first ``depth`` digits of the national number: the
-# table maps those digits to the verdict (None: valid, the number being the digits; a reason
-# tail; or _UNBUILT for the national-prefix and trunk-0 cases, which need _judge_key). Filled
-# lazily, one _lean call per distinct head of digits, up to _TABLE_CAP entries (then misses are
-# judged without being kept, so that memory stays bounded).
+# The hot path, inlined in _sort_international, for calling codes whose national prefix is none,
+# one digit or literal alternatives: strict -> first three digits -> per length (calling-code
+# length, depth, verdict table, shared by the heads of one calling code). Every pattern that can
+# decide such a number (types, general, leading digits) ends in "any digit" repeated at least
+# (length - depth) times, so the verdict depends only on the first ``depth`` digits of the
+# national number: the table maps those digits to the verdict (None: valid, the number being the
+# digits; a reason tail; or _UNBUILT for the national-prefix and trunk-0 cases, which need
+# _judge_key). Filled lazily, one _lean call per distinct head of digits, up to _TABLE_CAP entries
+# (then misses are judged without being kept, so that memory stays bounded).
 _Shape = tuple[int, int, dict[str, Any]]
 _hot: dict[bool, dict[str, list[_Shape | None]]] = {False: {}, True: {}}
 _MAX_DEPTH = 7  # tables fill lazily: at most one entry per distinct number seen
@@ -733,9 +733,13 @@ def _with_hint(key: str, tail: str) -> str:
 
 
 def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -> Recipients:
-    """Every input into one of the three lists; each distinct key is judged once, when first met."""
+    """Every input into one of the three lists; each distinct key is judged once, when first met.
+    With default_country a key's reading depends on how it is written ("+" or not): one memo entry
+    per key. Without, _sort_international shares entries and takes the hot path."""
     if strict not in _plans:
         _plans[strict] = [{} for _ in range(MAX_DIGITS + 1)]
+    if home is None:
+        return _sort_international(items, keys, strict)
     number_of: dict[str, str] = {}  # key -> its number, or "" when invalid
     tail_of: dict[str, str] = {}  # key -> reason tail, for the invalid keys
     valid: list[str] = []
@@ -747,34 +751,10 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
     add, keep, repeat_input, repeat_number, refuse, refused_key = (
         seen.add, valid.append, dup_inputs.append, dup_numbers.append, bad_inputs.append, bad_keys.append)
     number = number_of.get
-    hot = _hot[strict].get if home is None else {}.get
-    plans = _plans[strict]
     for raw, key in zip(items, keys, strict=True):
         found = number(key)
         if found is None:
-            # _judge_key, with its commonest case inlined: the verdict table of the number's
-            # calling code and length, looked up by the leading digits that decide (see _hot).
-            digits = key.lstrip("+0")
-            by_length = hot(digits[:3])
-            n = len(digits)
-            if by_length is not None and n <= MAX_DIGITS and digits.isdigit():
-                shape = by_length[n]
-                if shape is not None:
-                    cut, depth, table = shape
-                    head = digits[cut:cut + depth]
-                    tail = table.get(head, table)  # the table itself: not looked up yet
-                    if tail is table:
-                        tail = _table_entry(digits, cut, plans, strict)
-                        if len(table) < _TABLE_CAP:
-                            table[head] = tail
-                    if tail is None:
-                        found = digits
-                    elif tail is not _UNBUILT:
-                        found = ""
-                        tail_of[key] = _with_hint(key, tail)
-            if found is None:
-                found = _judge_key(key, home, strict, tail_of) or ""
-            number_of[key] = found
+            found = number_of[key] = _judge_key(key, home, strict, tail_of) or ""
             if not found:
                 refuse(raw)
                 refused_key(key)
@@ -801,6 +781,95 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
                     reasons[i] = _EMPTY_MESSAGE
         invalid = _frozen(InvalidInput, bad_inputs, reasons)
     return Recipients(valid, invalid, _frozen(DuplicateInput, dup_inputs, dup_numbers))
+
+
+def _sort_international(items: list[str], keys: list[str], strict: bool) -> Recipients:
+    """_sort without default_country. Then a key's verdict depends on its digits only, whether
+    written with "+", "00" or neither, except for the local-number hint of a rejection: so one
+    memo entry serves all three, keyed by the digits, and the hint is added per input."""
+    plans = _plans[strict]
+    hot = _hot[strict].get
+    memo: dict[str, str] = {}  # key without its leading "+" and zeros -> number, or "" when invalid
+    memo_get = memo.get
+    tail_of: dict[str, str] = {}  # the same -> reason tail, without the hint
+    spare: dict[str, str] = {}  # _judge_key's reason tail comes through here
+    # Valid numbers reached from another memo entry ("9650..." -> "965...", "+" inside): the
+    # others are in `valid` exactly when memo[number] == number.
+    moved: set[str] = set()
+    valid: list[str] = []
+    dup_inputs: list[str] = []
+    dup_numbers: list[str] = []
+    bad_inputs: list[str] = []
+    bad_keys: list[str] = []
+    bad_tails: list[str] = []
+    keep, repeat_input, repeat_number, refuse, refused_key, refused_tail = (
+        valid.append, dup_inputs.append, dup_numbers.append, bad_inputs.append, bad_keys.append,
+        bad_tails.append)
+    for raw, key in zip(items, keys, strict=True):
+        digits = key.lstrip("+0")
+        found = memo_get(digits)
+        if found is None:
+            # The hot path (see _hot): the verdict table of the number's calling code and length,
+            # looked up by the leading digits that decide.
+            tail = _UNBUILT
+            by_length = hot(digits[:3])
+            n = len(digits)
+            if by_length is not None and n <= MAX_DIGITS and digits.isdigit():
+                shape = by_length[n]
+                if shape is not None:
+                    cut, depth, table = shape
+                    head = digits[cut:cut + depth]
+                    tail = table.get(head, table)  # the table itself: not looked up yet
+                    if tail is table:
+                        tail = _table_entry(digits, cut, plans, strict)
+                        if len(table) < _TABLE_CAP:
+                            table[head] = tail
+            if tail is None:
+                found = digits
+            elif tail is _UNBUILT:  # judged as "+digits": explicit, so no hint yet
+                found = _judge_key("+" + digits, None, strict, spare) or ""
+                if not found:
+                    tail = spare.popitem()[1]
+            else:
+                found = ""
+            memo[digits] = found
+            if not found:
+                tail_of[digits] = tail
+                refuse(raw)
+                refused_key(key)
+                refused_tail(tail)
+            elif found in moved or (found != digits and memo_get(found) == found):
+                repeat_input(raw)  # given before, written otherwise
+                repeat_number(found)
+            else:
+                if found != digits:
+                    moved.add(found)
+                keep(found)
+        elif found:  # an entry met before: its number is in valid already
+            repeat_input(raw)
+            repeat_number(found)
+        else:
+            refuse(raw)
+            refused_key(key)
+            refused_tail(tail_of[digits])
+    invalid: list[InvalidInput] = []
+    if bad_inputs:
+        # Messages by C-level passes: the input as given (stripped), quoted, then the tail.
+        shown = list(map(str.strip, bad_inputs))
+        reasons = list(map(str.__add__, map(repr, shown), map(_hinted, bad_keys, bad_tails)))
+        if "" in shown:
+            for i, text in enumerate(shown):
+                if not text:
+                    reasons[i] = _EMPTY_MESSAGE
+        invalid = _frozen(InvalidInput, bad_inputs, reasons)
+    return Recipients(valid, invalid, _frozen(DuplicateInput, dup_inputs, dup_numbers))
+
+
+def _hinted(key: str, tail: str) -> str:
+    """The tail of a rejection of ``key`` judged as "+digits", with _judge_input's hint."""
+    if tail is _EMAIL[2] or tail is _NO_DIGITS[2]:
+        return tail  # _verdict answers these before _judge_input
+    return _with_hint(key, tail)
 
 
 def _frozen(cls: type, firsts: list[str], seconds: list[str]) -> list[Any]:
