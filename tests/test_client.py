@@ -11,10 +11,10 @@ import pickle
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from sandbox_helpers import SandboxTime, logged
 
 from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
@@ -26,37 +26,10 @@ PASSWORD = "pw-Zq8#not-in-logs"
 KW1, KW2, KW3 = "96598765432", "96550001111", "96566002222"
 
 
-class SandboxTime:
-    """Client clock and sleep tied to the sandbox's clock: sleeping moves the sandbox forward."""
-
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.sb.now()
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.sb.advance(seconds)
-
-
 @pytest.fixture
 def sb(kwtsms_sandbox_factory) -> Sandbox:
     return kwtsms_sandbox_factory(password=PASSWORD, rate=None, senders=["KWT-SMS", "MY-APP"],
                                   coverage=["965", "971"])
-
-
-def logged(sb: Sandbox) -> list[dict]:
-    """The sandbox's request log once it has settled (it logs just after answering)."""
-    before = sb.requests()
-    for _ in range(50):
-        time.sleep(0.02)
-        now = sb.requests()
-        if now == before:
-            return now
-        before = now
-    return before
 
 
 def client_for(sb: Sandbox, password: str = PASSWORD, **options) -> KwtSMSClient:

@@ -18,40 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+from sandbox_helpers import SandboxTime, logged
 
 from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSNetworkError
 from airflow_provider_kwtsms.sandbox import Sandbox
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
-
-
-class SandboxTime:
-    def __init__(self, sb: Sandbox | None = None) -> None:
-        self.sb = sb
-        self.sleeps: list[float] = []
-        self.offset = 0.0
-
-    def clock(self) -> float:
-        return self.sb.now() if self.sb else time.monotonic() + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        if self.sb:
-            self.sb.advance(seconds)
-        else:
-            self.offset += seconds
-
-
-def logged(sb: Sandbox) -> list[dict]:
-    before = sb.requests()
-    for _ in range(50):
-        time.sleep(0.02)
-        now = sb.requests()
-        if now == before:
-            return now
-        before = now
-    return before
 
 
 def numbers(count: int, start: int = 0) -> list[str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sandbox_helpers import SandboxTime, logged
 
 from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
@@ -18,32 +18,6 @@ from airflow_provider_kwtsms.sandbox import Sandbox
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
 KW1, KW2, KW3 = "96598765432", "96550001111", "96566002222"
-
-
-class SandboxTime:
-    """Client clock and sleep tied to the sandbox's clock: sleeping moves the sandbox forward."""
-
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.sb.now()
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.sb.advance(seconds)
-
-
-def logged(sb: Sandbox) -> list[dict]:
-    before = sb.requests()
-    for _ in range(50):
-        time.sleep(0.02)
-        now = sb.requests()
-        if now == before:
-            return now
-        before = now
-    return before
 
 
 def numbers(count: int, start: int = 0, prefix: str = "96550") -> list[str]:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
 from airflow_provider_kwtsms.sandbox import legacy, rules
+from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
 from airflow_provider_kwtsms.sandbox.faults import ENDPOINTS, Fault, FaultBook, parse_fault
 from airflow_provider_kwtsms.sandbox.rules import ApiError
 from airflow_provider_kwtsms.sandbox.state import Account, Gateway, Settings
@@ -261,34 +262,11 @@ def _account_from(spec: dict | Account) -> Account:
                    list(spec.get("coverage", ["965"])))
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(TracksOpenConnections, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
     sandbox: Sandbox
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        """On stop, keep-alive connections close too: a stopped sandbox answers nothing."""
-        with self._open_lock:
-            sockets, self._open = list(self._open), set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Dropped(Exception):

@@ -31,12 +31,11 @@ import contextlib
 import email
 import email.policy
 import re
-import socket
 import socketserver
-import threading
 from typing import TYPE_CHECKING
 
 from airflow_provider_kwtsms.message import encoding_of
+from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
 from airflow_provider_kwtsms.sandbox.rules import ApiError
 
 if TYPE_CHECKING:
@@ -140,7 +139,7 @@ def _check(fields: dict[str, str]) -> None:
 # --- the SMTP server --------------------------------------------------------------------------
 
 
-class SmtpServer(socketserver.ThreadingTCPServer):
+class SmtpServer(TracksOpenConnections, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -148,25 +147,6 @@ class SmtpServer(socketserver.ThreadingTCPServer):
         super().__init__(address, _SmtpHandler)
         self.gateway = gateway
         self.max_size = max_size
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        with self._open_lock:
-            sockets, self._open = list(self._open), set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Closed(Exception):

@@ -1,0 +1,41 @@
+"""Helpers shared by the client tests: a clock tied to the sandbox, and its settled request log."""
+
+from __future__ import annotations
+
+import time
+
+from airflow_provider_kwtsms.sandbox import Sandbox
+
+
+class SandboxTime:
+    """Client clock and sleep tied to the sandbox's clock: sleeping moves the sandbox forward.
+
+    Without a sandbox, a virtual clock that only moves when slept.
+    """
+
+    def __init__(self, sb: Sandbox | None = None) -> None:
+        self.sb = sb
+        self.sleeps: list[float] = []
+        self.offset = 0.0
+
+    def clock(self) -> float:
+        return self.sb.now() if self.sb else time.monotonic() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.sb:
+            self.sb.advance(seconds)
+        else:
+            self.offset += seconds
+
+
+def logged(sb: Sandbox) -> list[dict]:
+    """The sandbox's request log once it has settled (it logs just after answering)."""
+    before = sb.requests()
+    for _ in range(50):
+        time.sleep(0.02)
+        now = sb.requests()
+        if now == before:
+            return now
+        before = now
+    return before
