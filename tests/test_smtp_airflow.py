@@ -49,6 +49,7 @@ def test_transport_extra_is_checked(sb, monkeypatch):
     assert not ok and "transport" in text and "'smtp'" in text
 
 
+@pytest.mark.airflow
 def test_send_operator_dag_over_smtp(airflow, sb):
     """SendSMSOperator under `airflow dags test`: 250 numbers -> 2 e-mails -> 250 SMS in the inbox."""
     env = {**connections(sb), "KWTSMS_RESUME_N": "250", "KWTSMS_RESUME_RETRIES": "0"}
