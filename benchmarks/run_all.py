@@ -306,7 +306,7 @@ def memory(s: Settings) -> Figure:
 
 @contextlib.contextmanager
 def _output_silenced() -> Iterator[None]:
-    """Hide the notifier's info lines, one per alert (Airflow's log setup writes to the raw stdout)."""
+    """Hide info lines per alert and per batch (Airflow's log setup writes them to the raw stdout)."""
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -322,8 +322,7 @@ def _output_silenced() -> Iterator[None]:
 def alert_latency(s: Settings) -> Figure:
     import bench_alert_latency
 
-    with _output_silenced():
-        f = bench_alert_latency.run(alerts=s.alerts, cold=s.cold_alerts)
+    f = bench_alert_latency.run(alerts=s.alerts, cold=s.cold_alerts)
     ours, seed = f["clients"]["ours"], f["clients"]["seed"]
 
     def cell(x: dict, tail: str = "p95_ms") -> str:
@@ -551,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
-            fig = BENCHES[name](settings)
+            with _output_silenced():  # the client's log lines, once Airflow has set logging up
+                fig = BENCHES[name](settings)
         except Exception:
             fig = Figure(name, error=traceback.format_exc())
             print(fig.error, file=sys.stderr)
