@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_kwtsms.constants import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 
 if TYPE_CHECKING:
@@ -41,8 +42,6 @@ HEAD_KEY = "kwtsms_ledger"
 # Batches per stored chunk: a million recipients (5,000 batches) is 50 values of a few KB each,
 # well under the task state store's 64 KB per-value limit.
 CHUNK_SIZE = 100
-ON_UNCERTAIN = ("skip", "resend", "fail")
-DEFAULT_ON_UNCERTAIN = "fail"
 # In one try, a batch found "not sent" after a lost answer is sent again at most this often
 # before the try gives up and leaves it to the next Airflow retry.
 MAX_RESENDS_IN_TRY = 2

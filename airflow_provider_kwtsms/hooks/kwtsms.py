@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ class KwtSMSHook(BaseHook):
     """
 
     conn_name_attr = "kwtsms_conn_id"
-    default_conn_name = "kwtsms_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "kwtsms"
     hook_name = "kwtSMS"
 

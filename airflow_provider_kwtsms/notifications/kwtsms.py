@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
+from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
     from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
     from airflow_provider_kwtsms.results import SendResult
 
 DATA_OPTIONS = ("sender", "test", "default_country", "max_pages")
@@ -98,7 +99,7 @@ class KwtSMSNotifier(BaseNotifier):
         message: str | None = None,
         title: str | None = None,
         data: dict[str, Any] | None = None,
-        kwtsms_conn_id: str = KwtSMSHook.default_conn_name,
+        kwtsms_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
         super().__init__()
         unknown = sorted(set(data or {}) - set(DATA_OPTIONS))
@@ -118,6 +119,8 @@ class KwtSMSNotifier(BaseNotifier):
 
     @cached_property
     def hook(self) -> KwtSMSHook:
+        from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook  # not on the DAG-parse path
+
         return KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id)
 
     def _max_pages(self) -> int:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_kwtsms.ledger import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
+from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID, DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -102,7 +102,7 @@ class SendSMSOperator(BaseOperator):
         mobile: str | int | Iterable[str | int],
         message: str,
         sender: str | None = None,
-        kwtsms_conn_id: str = "kwtsms_default",
+        kwtsms_conn_id: str = DEFAULT_CONN_ID,
         test_mode: bool | None = None,
         default_country: str | None = None,
         max_credits: int | str | None = None,

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook, explain_error
+from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_kwtsms.client import Balance
+    from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
 
 TOP_UP_URL = "https://www.kwtsms.com"
 
@@ -63,7 +63,7 @@ class BalanceSensor(BaseSensorOperator):
         self,
         *,
         min_balance: float | int | str = 1,
-        kwtsms_conn_id: str = KwtSMSHook.default_conn_name,
+        kwtsms_conn_id: str = DEFAULT_CONN_ID,
         wait_for_top_up: bool = False,
         deferrable: bool = False,
         **kwargs: Any,
@@ -76,6 +76,8 @@ class BalanceSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> KwtSMSHook:
+        from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook  # not on the DAG-parse path
+
         return KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id)
 
     def _xcom(self, available: float, purchased: float, minimum: float) -> dict[str, float]:
@@ -90,6 +92,9 @@ class BalanceSensor(BaseSensorOperator):
 
     def _balance(self) -> Balance:
         """One balance call; permanent API errors fail the task at once, with the guidance."""
+        from airflow_provider_kwtsms.errors import KwtSMSError
+        from airflow_provider_kwtsms.hooks.kwtsms import explain_error
+
         try:
             return self.hook.get_client().balance()
         except KwtSMSError as error:
@@ -125,6 +130,9 @@ class BalanceSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_provider_kwtsms.errors import KwtSMSError
+        from airflow_provider_kwtsms.hooks.kwtsms import explain_error
+
         minimum = parse_min_balance(self.min_balance)
         try:
             balance = self._balance()
