@@ -187,3 +187,15 @@ def test_trim_always_fits(text, pages):
 def test_trim_rejects_zero_pages():
     with pytest.raises(ValueError, match="pages must be at least 1"):
         trim_to_pages("x", 0)
+
+
+def test_ascii_fast_path_drops_exactly_what_the_per_character_rule_drops():
+    # clean_message takes a regex short cut for ASCII text; it must agree with _keep() everywhere.
+    from airflow_provider_kwtsms import message
+
+    for code in range(128):
+        char = chr(code)
+        # A carriage return becomes a newline before anything is dropped.
+        kept = "\n" if char == "\r" else char if message._keep(char) else ""
+        expected = f"a{kept}b"
+        assert message.clean_message(f"a{char}b") == expected.strip(), repr(char)

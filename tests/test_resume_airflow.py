@@ -1,7 +1,7 @@
 """Never twice, never lost: faults injected into real Airflow runs against the sandbox.
 
 For each fault, count per recipient what the sandbox delivered. The table these tests print
-(and write to test-artifacts/resume_table.md) is the one in docs/readme/operator.md.
+(and write to test-artifacts/resume_table.md) is the one in the README.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Connection fields: login = API username, password = API password, host = API bas
 ``kwtsms://http://user:pass@127.0.0.1:8765`` carries the scheme, as Airflow's URI parser
 allows), port = optional port of that URL. Extras (see ``get_provider_info.CONN_FIELDS``):
 sender, test_mode, default_country, timeout, rate (and transport, smtp_conn_id, smtp_from,
-smtp_to, balance_over_http for e-mail: docs/readme/smtp.md); each may also be written
+smtp_to, balance_over_http for e-mail: README, "Sending by e-mail"); each may also be written
 ``extra__kwtsms__<name>``, as the Slack provider accepts.
 """
 
@@ -30,7 +30,7 @@ DEFAULT_SENDER = "KWT-SMS"
 DEFAULT_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 5.0
 DEFAULT_RATE = 2.0
-TRANSPORTS = ("http", "smtp")  # smtp: the 2009 e-mail channel through a relay (docs/readme/smtp.md)
+TRANSPORTS = ("http", "smtp")  # smtp: the 2009 e-mail channel through a relay (README, "Sending by e-mail")
 DEFAULT_SMTP_CONN_ID = "smtp_default"
 SMS_ADDRESS = "sms@kwtsms.com"  # as smtp_transport.SMS_ADDRESS, without importing smtplib
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
