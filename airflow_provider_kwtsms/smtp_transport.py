@@ -243,12 +243,7 @@ class KwtSMSSmtpSender:
 
     # -- life cycle -------------------------------------------------------------------------
     def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
+        self._disconnect()
         self._http.close()
 
     def __enter__(self) -> KwtSMSSmtpSender:
