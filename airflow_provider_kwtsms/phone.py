@@ -770,17 +770,8 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
         else:  # a key met before: its number is in valid already
             repeat_input(raw)
             repeat_number(found)
-    invalid: list[InvalidInput] = []
-    if bad_inputs:
-        # Messages by C-level passes: the input as given (stripped), quoted, then the tail.
-        shown = list(map(str.strip, bad_inputs))
-        reasons = list(map(str.__add__, map(repr, shown), map(tail_of.__getitem__, bad_keys)))
-        if "" in shown:
-            for i, text in enumerate(shown):
-                if not text:
-                    reasons[i] = _EMPTY_MESSAGE
-        invalid = _frozen(InvalidInput, bad_inputs, reasons)
-    return Recipients(valid, invalid, _frozen(DuplicateInput, dup_inputs, dup_numbers))
+    tails = list(map(tail_of.__getitem__, bad_keys))
+    return _recipients(valid, bad_inputs, tails, dup_inputs, dup_numbers)
 
 
 def _sort_international(items: list[str], keys: list[str], strict: bool) -> Recipients:
@@ -852,18 +843,24 @@ def _sort_international(items: list[str], keys: list[str], strict: bool) -> Reci
             refuse(raw)
             refused_key(key)
             refused_tail(tail_of[digits])
+    return _recipients(valid, bad_inputs, list(map(_hinted, bad_keys, bad_tails)), dup_inputs, dup_numbers)
+
+
+
+def _recipients(valid: list[str], bad_inputs: list, tails: list[str], dup_inputs: list,
+                dup_numbers: list[str]) -> Recipients:
+    """The result, with each invalid input's message: the input as given, quoted, then its tail."""
     invalid: list[InvalidInput] = []
     if bad_inputs:
-        # Messages by C-level passes: the input as given (stripped), quoted, then the tail.
+        # Built by C-level passes: a million inputs may be invalid.
         shown = list(map(str.strip, bad_inputs))
-        reasons = list(map(str.__add__, map(repr, shown), map(_hinted, bad_keys, bad_tails)))
+        reasons = list(map(str.__add__, map(repr, shown), tails))
         if "" in shown:
             for i, text in enumerate(shown):
                 if not text:
                     reasons[i] = _EMPTY_MESSAGE
         invalid = _frozen(InvalidInput, bad_inputs, reasons)
     return Recipients(valid, invalid, _frozen(DuplicateInput, dup_inputs, dup_numbers))
-
 
 def _hinted(key: str, tail: str) -> str:
     """The tail of a rejection of ``key`` judged as "+digits", with _judge_input's hint."""
