@@ -151,7 +151,8 @@ class CallingCode:
         self.only_region = regions[0] if self.single else None
         self.prefix = self._prefix
         self.open_lengths = frozenset(
-            n for n in self.mobile_lengths if self.test_length("0" * n) == IS_POSSIBLE)
+            n for n in self.mobile_lengths if self.test_length("0" * n) == IS_POSSIBLE
+        )
 
     @property
     def possible_lengths(self) -> tuple[int, ...]:
@@ -181,7 +182,7 @@ class CallingCode:
         viable = general is not None and general(nsn) is not None
         groups = found.groups()
         if not self._transform or not groups or groups[-1] is None:
-            candidate = nsn[found.end():]
+            candidate = nsn[found.end() :]
         else:
             candidate = found.re.sub(self._transform, nsn, count=1)
         if viable and (general is None or general(candidate) is None):

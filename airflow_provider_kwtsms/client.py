@@ -117,13 +117,25 @@ class KwtSMSClient:
 
     transport = "http"  # the SMTP sender says "smtp": summaries name the channel
 
-    def __init__(self, username: str, password: str, *, base_url: str = DEFAULT_BASE_URL,
-                 sender: str = "KWT-SMS", test_mode: bool = False,
-                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, rate: float = DEFAULT_RATE,
-                 default_country: str | None = None, max_retries: int = 3, max_pages: int = 7,
-                 session: requests.Session | None = None, retry_policy: RetryPolicy | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        sender: str = "KWT-SMS",
+        test_mode: bool = False,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        rate: float = DEFAULT_RATE,
+        default_country: str | None = None,
+        max_retries: int = 3,
+        max_pages: int = 7,
+        session: requests.Session | None = None,
+        retry_policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         _require_text("username", username, "the API username from your kwtSMS account's API settings")
         _require_text("password", password, "the API password (not the account's phone number)")
         _require_text("base_url", base_url, f"for example {DEFAULT_BASE_URL!r}")
@@ -158,8 +170,10 @@ class KwtSMSClient:
         self._transport = Transport(self.base_url, username, password, timeout=self.timeout, session=session)
 
     def __repr__(self) -> str:
-        return (f"KwtSMSClient(username={self.username!r}, password='***', base_url={self.base_url!r}, "
-                f"sender={self.sender!r}, test_mode={self.test_mode}, rate={self.rate:g})")
+        return (
+            f"KwtSMSClient(username={self.username!r}, password='***', base_url={self.base_url!r}, "
+            f"sender={self.sender!r}, test_mode={self.test_mode}, rate={self.rate:g})"
+        )
 
     def close(self) -> None:
         self._transport.close()
@@ -175,8 +189,11 @@ class KwtSMSClient:
         data = self._call("balance", {})
         available = _number(data.get("available", data.get("balance")), float)
         if available is None:
-            raise KwtSMSNetworkError("balance: the answer holds no number under 'available' or 'balance'",
-                                     may_have_reached_server=True, code="BAD_ANSWER")
+            raise KwtSMSNetworkError(
+                "balance: the answer holds no number under 'available' or 'balance'",
+                may_have_reached_server=True,
+                code="BAD_ANSWER",
+            )
         result = Balance(available=available, purchased=_number(data.get("purchased"), float))
         self.last_balance = result.available
         return result
@@ -218,7 +235,7 @@ class KwtSMSClient:
             else:
                 er.append(str(raw))
         for start in range(0, len(to_ask), MAX_BATCH):
-            data = self._call("validate", {"mobile": ",".join(to_ask[start:start + MAX_BATCH])})
+            data = self._call("validate", {"mobile": ",".join(to_ask[start : start + MAX_BATCH])})
             verdict = data.get("mobile") or {}
             if not isinstance(verdict, dict):
                 verdict = {}
@@ -234,11 +251,13 @@ class KwtSMSClient:
             data = self._call("status", {"msgid": msg_id})
         except KwtSMSError as exc:
             if exc.code == "ERR030":
-                return MessageStatus(msg_id=msg_id, status="error", description=exc.description,
-                                     code=exc.code)
+                return MessageStatus(
+                    msg_id=msg_id, status="error", description=exc.description, code=exc.code
+                )
             raise
-        return MessageStatus(msg_id=msg_id, status=str(data.get("status", "")),
-                             description=str(data.get("description", "")))
+        return MessageStatus(
+            msg_id=msg_id, status=str(data.get("status", "")), description=str(data.get("description", ""))
+        )
 
     def dlr(self, msg_id: str) -> list[DeliveryReport]:
         """Delivery reports per number (international numbers, ready ~5 minutes after sending)."""
@@ -253,8 +272,16 @@ class KwtSMSClient:
         return reports
 
     # -- sending ----------------------------------------------------------------------------
-    def plan_send(self, mobile: Any, message: str, *, sender: str | None = None, test: bool | None = None,
-                  default_country: str | None = None, strict: bool = False) -> SendPlan:
+    def plan_send(
+        self,
+        mobile: Any,
+        message: str,
+        *,
+        sender: str | None = None,
+        test: bool | None = None,
+        default_country: str | None = None,
+        strict: bool = False,
+    ) -> SendPlan:
         """Sort the recipients, clean and measure the text, cut the batches: no request made.
 
         Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a
@@ -269,29 +296,48 @@ class KwtSMSClient:
         if not cleaned:
             raise KwtSMSInputError(
                 "message is empty after cleaning (emoji, invisible characters and HTML tags are "
-                "removed because the gateway refuses or mangles them): give it some text")
+                "removed because the gateway refuses or mangles them): give it some text"
+            )
         info = measure_message(cleaned, self.max_pages)
         if info.over_limit:
             unit = "characters" if info.encoding == "GSM-7" else "UTF-16 units"
             raise KwtSMSInputError(
                 f"message is too long: {info.pages} pages ({info.length} {unit} as {info.encoding}), "
-                f"the limit is {info.max_pages} pages; shorten it (or use message.trim_to_pages)")
+                f"the limit is {info.max_pages} pages; shorten it (or use message.trim_to_pages)"
+            )
         sender = self.sender if sender is None else sender
         _require_text("sender", sender, "a sender ID registered on the account")
         recipients = prepare_recipients(
             mobile,
             default_country=self.default_country if default_country is None else default_country,
-            strict=strict)
+            strict=strict,
+        )
         if not recipients.valid:
             raise _no_valid_numbers(recipients)
-        batches = [recipients.valid[i:i + MAX_BATCH] for i in range(0, len(recipients.valid), MAX_BATCH)]
-        return SendPlan(recipients=recipients, message=cleaned, info=info, sender=sender,
-                        test=self.test_mode if test is None else bool(test), batches=batches,
-                        estimate=len(recipients.valid) * info.pages)
+        batches = [recipients.valid[i : i + MAX_BATCH] for i in range(0, len(recipients.valid), MAX_BATCH)]
+        return SendPlan(
+            recipients=recipients,
+            message=cleaned,
+            info=info,
+            sender=sender,
+            test=self.test_mode if test is None else bool(test),
+            batches=batches,
+            estimate=len(recipients.valid) * info.pages,
+        )
 
-    def send(self, mobile: Any, message: str, *, sender: str | None = None, test: bool | None = None,
-             default_country: str | None = None, strict: bool = False, max_credits: int | None = None,
-             dry_run: bool = False, on_batch: OnBatch | None = None) -> SendResult:
+    def send(
+        self,
+        mobile: Any,
+        message: str,
+        *,
+        sender: str | None = None,
+        test: bool | None = None,
+        default_country: str | None = None,
+        strict: bool = False,
+        max_credits: int | None = None,
+        dry_run: bool = False,
+        on_batch: OnBatch | None = None,
+    ) -> SendResult:
         """Send ``message`` to any number of recipients, 200 per request, paced at ``rate``.
 
         ``mobile``: one number, a comma/semicolon/newline-separated string, or any iterable.
@@ -301,12 +347,18 @@ class KwtSMSClient:
         every batch; gateway errors are in it, not raised (``result.raise_for_status()``).
         ``on_batch(batch_result, done, total)`` is called as each batch ends.
         """
-        plan = self.plan_send(mobile, message, sender=sender, test=test,
-                              default_country=default_country, strict=strict)
+        plan = self.plan_send(
+            mobile, message, sender=sender, test=test, default_country=default_country, strict=strict
+        )
         check_credits(plan, max_credits)
         if dry_run:
-            logger.info("kwtSMS dry run: %d numbers, %d pages, estimate %d credits, %d batches",
-                        len(plan.recipients.valid), plan.pages, plan.estimate, len(plan.batches))
+            logger.info(
+                "kwtSMS dry run: %d numbers, %d pages, estimate %d credits, %d batches",
+                len(plan.recipients.valid),
+                plan.pages,
+                plan.estimate,
+                len(plan.batches),
+            )
             return SendResult(plan=plan, batches=[], dry_run=True)
         return self.send_plan(plan, on_batch=on_batch)
 
@@ -352,8 +404,16 @@ class KwtSMSClient:
 
         return SendResult(plan=plan, batches=[done[i] for i in range(total)], dry_run=False)
 
-    def send_batch(self, numbers: list[str], message: str, *, sender: str, test: bool, index: int = 0,
-                   wait_same_number: bool = True) -> BatchResult:
+    def send_batch(
+        self,
+        numbers: list[str],
+        message: str,
+        *,
+        sender: str,
+        test: bool,
+        index: int = 0,
+        wait_same_number: bool = True,
+    ) -> BatchResult:
         """One ``send`` request for at most 200 normalised numbers, paced by the token bucket.
 
         Returns a ``BatchResult`` in state "sent", or "uncertain" when the request may have
@@ -366,8 +426,12 @@ class KwtSMSClient:
         """
         if not numbers or len(numbers) > MAX_BATCH:
             raise KwtSMSInputError(f"a batch holds 1 to {MAX_BATCH} numbers, got {len(numbers)}")
-        fields = {"sender": sender, "mobile": ",".join(numbers), "message": message,
-                  "test": "1" if test else "0"}
+        fields = {
+            "sender": sender,
+            "mobile": ",".join(numbers),
+            "message": message,
+            "test": "1" if test else "0",
+        }
         policy = self.policy
         network_tries = queue_full_tries = 0
         waited_same_number = False
@@ -376,9 +440,14 @@ class KwtSMSClient:
                 data = self._post("send", fields)
             except KwtSMSNetworkError as exc:
                 if exc.may_have_reached_server:
-                    return BatchResult(index=index, numbers=list(numbers), state=UNCERTAIN,
-                                       error_code=exc.code, error_description=exc.description,
-                                       may_have_reached_server=True)
+                    return BatchResult(
+                        index=index,
+                        numbers=list(numbers),
+                        state=UNCERTAIN,
+                        error_code=exc.code,
+                        error_description=exc.description,
+                        may_have_reached_server=True,
+                    )
                 if not _worth_retrying(exc) or network_tries >= policy.max_retries:
                     raise
                 self._backoff(network_tries, policy.backoff_base, policy.backoff_cap, "send", exc)
@@ -386,16 +455,22 @@ class KwtSMSClient:
                 continue
             except KwtSMSError as exc:
                 if exc.code == "ERR013" and queue_full_tries < policy.queue_full_retries:
-                    delay = min(policy.queue_full_cap, policy.queue_full_base * 2 ** queue_full_tries)
+                    delay = min(policy.queue_full_cap, policy.queue_full_base * 2**queue_full_tries)
                     delay = delay / 2 + self._rng.uniform(0, delay / 2)
-                    logger.warning("kwtSMS send: queue full (ERR013), retry %d/%d in %.1f s",
-                                   queue_full_tries + 1, policy.queue_full_retries, delay)
+                    logger.warning(
+                        "kwtSMS send: queue full (ERR013), retry %d/%d in %.1f s",
+                        queue_full_tries + 1,
+                        policy.queue_full_retries,
+                        delay,
+                    )
                     self._sleep(delay)
                     queue_full_tries += 1
                     continue
                 if exc.code == "ERR028" and wait_same_number and not waited_same_number:
-                    logger.warning("kwtSMS send: ERR028 (same number within 15 s), waiting %.1f s",
-                                   policy.same_number_wait)
+                    logger.warning(
+                        "kwtSMS send: ERR028 (same number within 15 s), waiting %.1f s",
+                        policy.same_number_wait,
+                    )
                     self._sleep(policy.same_number_wait)
                     waited_same_number = True
                     continue
@@ -403,18 +478,35 @@ class KwtSMSClient:
             return self._sent(index, numbers, data)
 
     # -- internals --------------------------------------------------------------------------
-    def _attempt(self, plan: SendPlan, index: int, numbers: list[str], *,
-                 wait_same_number: bool) -> BatchResult:
+    def _attempt(
+        self, plan: SendPlan, index: int, numbers: list[str], *, wait_same_number: bool
+    ) -> BatchResult:
         try:
-            return self.send_batch(numbers, plan.message, sender=plan.sender, test=plan.test, index=index,
-                                   wait_same_number=wait_same_number)
+            return self.send_batch(
+                numbers,
+                plan.message,
+                sender=plan.sender,
+                test=plan.test,
+                index=index,
+                wait_same_number=wait_same_number,
+            )
         except KwtSMSNetworkError as exc:
-            return BatchResult(index=index, numbers=list(numbers), state=FAILED, error_code=exc.code,
-                               error_description=exc.description,
-                               may_have_reached_server=exc.may_have_reached_server)
+            return BatchResult(
+                index=index,
+                numbers=list(numbers),
+                state=FAILED,
+                error_code=exc.code,
+                error_description=exc.description,
+                may_have_reached_server=exc.may_have_reached_server,
+            )
         except KwtSMSError as exc:
-            return BatchResult(index=index, numbers=list(numbers), state=FAILED, error_code=exc.code,
-                               error_description=exc.description)
+            return BatchResult(
+                index=index,
+                numbers=list(numbers),
+                state=FAILED,
+                error_code=exc.code,
+                error_description=exc.description,
+            )
 
     def _stops_send(self, batch: BatchResult, uncertain_in_a_row: int) -> bool:
         if batch.state == UNCERTAIN:
@@ -431,7 +523,9 @@ class KwtSMSClient:
             self.last_balance = balance_after
         msg_id = data.get("msg-id")
         return BatchResult(
-            index=index, numbers=list(numbers), state=SENT,
+            index=index,
+            numbers=list(numbers),
+            state=SENT,
             msg_id=None if msg_id is None else str(msg_id),
             points_charged=_number(data.get("points-charged"), int) or 0,
             balance_after=balance_after,
@@ -452,16 +546,20 @@ class KwtSMSClient:
                 if limited >= self.policy.rate_limited_retries:
                     raise
                 limited += 1
-                logger.warning("kwtSMS %s: rate limited (HTTP 429), waiting %.1f s", endpoint,
-                               exc.retry_after)
+                logger.warning(
+                    "kwtSMS %s: rate limited (HTTP 429), waiting %.1f s", endpoint, exc.retry_after
+                )
                 self._bucket.pause(exc.retry_after)
                 continue
             if answer.ok:
                 return answer.data
             code = str(answer.data.get("code") or "UNKNOWN")
             description = answer.data.get("description")
-            raise KwtSMSError(code, self._transport.scrub(str(description)) if description else None,
-                              http_status=answer.http_status)
+            raise KwtSMSError(
+                code,
+                self._transport.scrub(str(description)) if description else None,
+                http_status=answer.http_status,
+            )
 
     def _call(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
         """A read-only call: retried on network errors and 5xx (it changes nothing)."""
@@ -476,9 +574,15 @@ class KwtSMSClient:
                 tries += 1
 
     def _backoff(self, attempt: int, base: float, cap: float, endpoint: str, exc: KwtSMSError) -> None:
-        delay = self._rng.uniform(0, min(cap, base * 2 ** attempt))  # full jitter
-        logger.warning("kwtSMS %s: %s; retry %d/%d in %.2f s", endpoint, exc.code, attempt + 1,
-                       self.policy.max_retries, delay)
+        delay = self._rng.uniform(0, min(cap, base * 2**attempt))  # full jitter
+        logger.warning(
+            "kwtSMS %s: %s; retry %d/%d in %.2f s",
+            endpoint,
+            exc.code,
+            attempt + 1,
+            self.policy.max_retries,
+            delay,
+        )
         self._sleep(delay)
 
 
@@ -490,7 +594,8 @@ def check_credits(plan: SendPlan, max_credits: int | None) -> None:
         raise KwtSMSInputError(
             f"this send needs {plan.estimate} credits ({len(plan.recipients.valid)} numbers x "
             f"{plan.pages} pages), above max_credits={max_credits}; raise max_credits, shorten the "
-            f"message or send to fewer numbers")
+            f"message or send to fewer numbers"
+        )
 
 
 def _worth_retrying(exc: KwtSMSNetworkError) -> bool:
@@ -500,10 +605,14 @@ def _worth_retrying(exc: KwtSMSNetworkError) -> bool:
 
 def _not_attempted(index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
     return BatchResult(
-        index=index, numbers=list(numbers), state=FAILED, error_code=cause.error_code,
+        index=index,
+        numbers=list(numbers),
+        state=FAILED,
+        error_code=cause.error_code,
         error_description=f"Not attempted: batch {cause.index + 1} ended {cause.state} with "
-                          f"{cause.error_code}, which would fail this batch too.",
-        attempted=False)
+        f"{cause.error_code}, which would fail this batch too.",
+        attempted=False,
+    )
 
 
 def _no_valid_numbers(recipients: Recipients) -> KwtSMSInputError:
@@ -514,7 +623,8 @@ def _no_valid_numbers(recipients: Recipients) -> KwtSMSInputError:
         more = f" (and {len(recipients.invalid) - 5} more)" if len(recipients.invalid) > 5 else ""
         exc = KwtSMSInputError(
             f"no valid phone number among {recipients.total_inputs} inputs: {reasons}{more}. Give "
-            f"numbers with their country code (e.g. 96598765432) or set default_country")
+            f"numbers with their country code (e.g. 96598765432) or set default_country"
+        )
     exc.recipients = recipients  # type: ignore[attr-defined]  # so callers can still report each input
     return exc
 
@@ -522,18 +632,35 @@ def _no_valid_numbers(recipients: Recipients) -> KwtSMSInputError:
 def _log_batch(batch: BatchResult, done: int, total: int) -> None:
     # One line per batch; never the numbers, the text or the credentials.
     if batch.state == SENT:
-        logger.info("kwtSMS batch %d/%d (#%d): sent %d numbers, msg-id %s, %d points, balance after %s",
-                    done, total, batch.index + 1, len(batch.numbers), batch.msg_id, batch.points_charged,
-                    batch.balance_after)
+        logger.info(
+            "kwtSMS batch %d/%d (#%d): sent %d numbers, msg-id %s, %d points, balance after %s",
+            done,
+            total,
+            batch.index + 1,
+            len(batch.numbers),
+            batch.msg_id,
+            batch.points_charged,
+            batch.balance_after,
+        )
     else:
-        logger.warning("kwtSMS batch %d/%d (#%d): %s, %d numbers, %s: %s", done, total, batch.index + 1,
-                       batch.state, len(batch.numbers), batch.error_code, batch.error_description)
+        logger.warning(
+            "kwtSMS batch %d/%d (#%d): %s, %d numbers, %s: %s",
+            done,
+            total,
+            batch.index + 1,
+            batch.state,
+            len(batch.numbers),
+            batch.error_code,
+            batch.error_description,
+        )
 
 
 def _require_text(name: str, value: object, hint: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise KwtSMSInputError(f"{name} must be a non-empty string ({hint}), got {type(value).__name__}"
-                               + ("" if name == "password" else f" {value!r}"))
+        raise KwtSMSInputError(
+            f"{name} must be a non-empty string ({hint}), got {type(value).__name__}"
+            + ("" if name == "password" else f" {value!r}")
+        )
 
 
 def _as_list(value: Any) -> list[Any]:

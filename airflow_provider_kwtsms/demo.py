@@ -47,16 +47,18 @@ def _start_sandbox():
 def _airflow_env(home: Path, sandbox_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     conn = {"conn_type": "kwtsms", "login": "sandbox_user", "password": "sandbox_pass", "host": sandbox_url}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(_examples_dir()),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(conn),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(_examples_dir()),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(conn),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
     return env
 
 
@@ -105,8 +107,18 @@ def main() -> int:
 
         messages = sandbox.messages()
         print(f"The sandbox received {len(messages)} message(s):")
-        rows = [[m["msg_id"][:12], m["sender"], ",".join(m["mobile"]), m["pages"], m["points"],
-                 "yes" if m["test"] else "no", m["message"][:60]] for m in messages]
+        rows = [
+            [
+                m["msg_id"][:12],
+                m["sender"],
+                ",".join(m["mobile"]),
+                m["pages"],
+                m["points"],
+                "yes" if m["test"] else "no",
+                m["message"][:60],
+            ]
+            for m in messages
+        ]
         print(_table(rows, ["msg-id", "sender", "numbers", "pages", "points", "test", "text"]))
         account = sandbox.account()
         print(f"\nBalance now: {account['available']} credits. Inbox: {sandbox.url}/")

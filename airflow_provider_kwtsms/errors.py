@@ -32,61 +32,126 @@ def _e(code: str, description: str, action: str, *, retryable: bool = False, per
 
 ERRORS: dict[str, ErrorInfo] = dict(
     [
-        _e("ERR001", "API is disabled on this account.",
-           "Enable the API in your kwtSMS account's API settings.", permanent=True),
-        _e("ERR002", "A required parameter is missing.",
-           "Send every required field (username, password, sender, mobile, message).", permanent=True),
-        _e("ERR003", "Authentication error, username or password are not correct.",
-           "Fix the connection's login (API username) and password (API password, not the "
-           "account's phone number).", permanent=True),
-        _e("ERR004", "This account has no API access.", "Ask kwtSMS support to enable API access.",
-           permanent=True),
+        _e(
+            "ERR001",
+            "API is disabled on this account.",
+            "Enable the API in your kwtSMS account's API settings.",
+            permanent=True,
+        ),
+        _e(
+            "ERR002",
+            "A required parameter is missing.",
+            "Send every required field (username, password, sender, mobile, message).",
+            permanent=True,
+        ),
+        _e(
+            "ERR003",
+            "Authentication error, username or password are not correct.",
+            "Fix the connection's login (API username) and password (API password, not the "
+            "account's phone number).",
+            permanent=True,
+        ),
+        _e(
+            "ERR004",
+            "This account has no API access.",
+            "Ask kwtSMS support to enable API access.",
+            permanent=True,
+        ),
         _e("ERR005", "This account is blocked.", "Contact kwtSMS support.", permanent=True),
-        _e("ERR006", "No valid phone numbers.",
-           "Give numbers with their country code (e.g. 96598765432) or set default_country.",
-           permanent=True),
-        _e("ERR007", "Too many numbers in one request (more than 200).",
-           "Send in batches of at most 200 numbers.", permanent=True),
-        _e("ERR008", "This sender ID is banned or not registered on the account.",
-           "Use a sender ID registered on your account; sender IDs are case-sensitive.",
-           permanent=True),
+        _e(
+            "ERR006",
+            "No valid phone numbers.",
+            "Give numbers with their country code (e.g. 96598765432) or set default_country.",
+            permanent=True,
+        ),
+        _e(
+            "ERR007",
+            "Too many numbers in one request (more than 200).",
+            "Send in batches of at most 200 numbers.",
+            permanent=True,
+        ),
+        _e(
+            "ERR008",
+            "This sender ID is banned or not registered on the account.",
+            "Use a sender ID registered on your account; sender IDs are case-sensitive.",
+            permanent=True,
+        ),
         _e("ERR009", "The message is empty.", "Give the message some text.", permanent=True),
-        _e("ERR010", "Account balance is zero.", "Top up your kwtSMS account at kwtsms.com.",
-           permanent=True),
-        _e("ERR011", "Balance is not enough for this send.",
-           "Top up your kwtSMS account, or send to fewer numbers or a shorter message.",
-           permanent=True),
-        _e("ERR012", "The message is too long.", "Shorten the message to fit the page limit.",
-           permanent=True),
-        _e("ERR013", "The send queue is full.", "Wait a little and retry; the queue drains by itself.",
-           retryable=True),
-        _e("ERR019", "No delivery reports found.",
-           "Check the message ID; reports exist only for sent messages."),
+        _e("ERR010", "Account balance is zero.", "Top up your kwtSMS account at kwtsms.com.", permanent=True),
+        _e(
+            "ERR011",
+            "Balance is not enough for this send.",
+            "Top up your kwtSMS account, or send to fewer numbers or a shorter message.",
+            permanent=True,
+        ),
+        _e(
+            "ERR012", "The message is too long.", "Shorten the message to fit the page limit.", permanent=True
+        ),
+        _e(
+            "ERR013",
+            "The send queue is full.",
+            "Wait a little and retry; the queue drains by itself.",
+            retryable=True,
+        ),
+        _e(
+            "ERR019",
+            "No delivery reports found.",
+            "Check the message ID; reports exist only for sent messages.",
+        ),
         _e("ERR020", "The message ID does not exist.", "Check the message ID returned by the send."),
         _e("ERR021", "No delivery report for this message yet.", "Retry later.", retryable=True),
-        _e("ERR022", "Delivery reports are not ready yet; try after 24 hours.", "Retry after 24 hours.",
-           retryable=True),
+        _e(
+            "ERR022",
+            "Delivery reports are not ready yet; try after 24 hours.",
+            "Retry after 24 hours.",
+            retryable=True,
+        ),
         _e("ERR023", "Unknown delivery report error.", "Contact kwtSMS support."),
-        _e("ERR024", "Your IP address is not on the account's API allow-list.",
-           "Add this machine's IP in the kwtSMS API settings, or turn the IP lock-down off.",
-           permanent=True),
-        _e("ERR025", "Invalid phone number.",
-           "Give the number with its country code, digits only (e.g. 96598765432).", permanent=True),
-        _e("ERR026", "Sending to this country is not activated on the account.",
-           "Ask kwtSMS support to activate the destination country.", permanent=True),
-        _e("ERR027", "HTML tags are not allowed in the message.", "Remove the HTML tags from the message.",
-           permanent=True),
-        _e("ERR028", "You must wait at least 15 seconds before sending to the same number again.",
-           "Wait 15 seconds before sending to these numbers again; nothing was charged.",
-           retryable=True),
+        _e(
+            "ERR024",
+            "Your IP address is not on the account's API allow-list.",
+            "Add this machine's IP in the kwtSMS API settings, or turn the IP lock-down off.",
+            permanent=True,
+        ),
+        _e(
+            "ERR025",
+            "Invalid phone number.",
+            "Give the number with its country code, digits only (e.g. 96598765432).",
+            permanent=True,
+        ),
+        _e(
+            "ERR026",
+            "Sending to this country is not activated on the account.",
+            "Ask kwtSMS support to activate the destination country.",
+            permanent=True,
+        ),
+        _e(
+            "ERR027",
+            "HTML tags are not allowed in the message.",
+            "Remove the HTML tags from the message.",
+            permanent=True,
+        ),
+        _e(
+            "ERR028",
+            "You must wait at least 15 seconds before sending to the same number again.",
+            "Wait 15 seconds before sending to these numbers again; nothing was charged.",
+            retryable=True,
+        ),
         _e("ERR029", "The message ID does not exist or is wrong.", "Check the message ID."),
-        _e("ERR030", "The message is stuck in the send queue with an error.",
-           "Delete it from the queue in your kwtSMS account to recover the credits "
-           "(normal for test messages)."),
+        _e(
+            "ERR030",
+            "The message is stuck in the send queue with an error.",
+            "Delete it from the queue in your kwtSMS account to recover the credits "
+            "(normal for test messages).",
+        ),
         _e("ERR031", "Message rejected: bad language.", "Reword the message.", permanent=True),
         _e("ERR032", "Message rejected: spam.", "Reword the message.", permanent=True),
-        _e("ERR033", "No active coverage on this account.", "Ask kwtSMS support to activate coverage.",
-           permanent=True),
+        _e(
+            "ERR033",
+            "No active coverage on this account.",
+            "Ask kwtSMS support to activate coverage.",
+            permanent=True,
+        ),
     ]
 )
 
@@ -106,8 +171,11 @@ def error_info(code: str, description: str | None = None) -> ErrorInfo:
     known = ERRORS.get(code)
     if known is not None:
         return known
-    return ErrorInfo(code, description or "Unknown kwtSMS error.",
-                     "Check the kwtSMS documentation for this code, or contact kwtSMS support.")
+    return ErrorInfo(
+        code,
+        description or "Unknown kwtSMS error.",
+        "Check the kwtSMS documentation for this code, or contact kwtSMS support.",
+    )
 
 
 class KwtSMSError(Exception):
@@ -117,8 +185,14 @@ class KwtSMSError(Exception):
     ``retryable`` and ``permanent``. Never carries credentials.
     """
 
-    def __init__(self, code: str, description: str | None = None, *, action: str | None = None,
-                 http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        description: str | None = None,
+        *,
+        action: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
         info = error_info(code, description)
         self.code = code
         self.description = description or info.description
@@ -144,8 +218,14 @@ class KwtSMSNetworkError(KwtSMSError):
     message may have gone out and must not simply be sent again.
     """
 
-    def __init__(self, description: str, *, may_have_reached_server: bool, http_status: int | None = None,
-                 code: str = "NETWORK") -> None:
+    def __init__(
+        self,
+        description: str,
+        *,
+        may_have_reached_server: bool,
+        http_status: int | None = None,
+        code: str = "NETWORK",
+    ) -> None:
         self.may_have_reached_server = may_have_reached_server
         action = (
             "The request may have been processed: check the account before sending again."
@@ -157,13 +237,16 @@ class KwtSMSNetworkError(KwtSMSError):
         self.permanent = False
 
     def __reduce__(self):
-        return (_rebuild_network_error,
-                (self.description, self.may_have_reached_server, self.http_status, self.code))
+        return (
+            _rebuild_network_error,
+            (self.description, self.may_have_reached_server, self.http_status, self.code),
+        )
 
 
 def _rebuild_network_error(description, may_have_reached_server, http_status, code):
-    return KwtSMSNetworkError(description, may_have_reached_server=may_have_reached_server,
-                              http_status=http_status, code=code)
+    return KwtSMSNetworkError(
+        description, may_have_reached_server=may_have_reached_server, http_status=http_status, code=code
+    )
 
 
 class KwtSMSInputError(ValueError):

@@ -102,8 +102,9 @@ def _rebuild_mismatch(description, action):
 class UncertainBatchesError(KwtSMSError):
     """Some batches may or may not have gone out, and on_uncertain="fail" asked a person to decide."""
 
-    def __init__(self, indices: list[int], total: int, numbers: int,
-                 result: SendResult | None = None) -> None:
+    def __init__(
+        self, indices: list[int], total: int, numbers: int, result: SendResult | None = None
+    ) -> None:
         shown = ", ".join(str(i + 1) for i in indices[:20]) + (" …" if len(indices) > 20 else "")
         super().__init__(
             "UNCERTAIN",
@@ -134,8 +135,11 @@ class BatchNotSentError(KwtSMSError):
     """A batch certainly did not go out for a passing reason: a retry will send it (and only it)."""
 
     def __init__(self, index: int, total: int, code: str, description: str | None) -> None:
-        super().__init__(code, f"batch {index + 1}/{total} was not sent: {description or code}",
-                         action="Retry: the batches already sent are remembered and will not be sent again.")
+        super().__init__(
+            code,
+            f"batch {index + 1}/{total} was not sent: {description or code}",
+            action="Retry: the batches already sent are remembered and will not be sent again.",
+        )
         self.permanent = False
         self.retryable = True
         self.index = index
@@ -156,12 +160,20 @@ class Fingerprint:
     test: bool
 
     def parts(self) -> dict[str, Any]:
-        return {"sender": self.sender, "message": self.message, "recipients": self.recipients,
-                "test": self.test}
+        return {
+            "sender": self.sender,
+            "message": self.message,
+            "recipients": self.recipients,
+            "test": self.test,
+        }
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
-        names = {"sender": "sender ID", "message": "message text", "recipients": "recipients or their order",
-                 "test": "test mode"}
+        names = {
+            "sender": "sender ID",
+            "message": "message text",
+            "recipients": "recipients or their order",
+            "test": "test mode",
+        }
         return [label for key, label in names.items() if stored.get(key) != self.parts()[key]]
 
 
@@ -228,8 +240,14 @@ class Ledger:
 
     @classmethod
     def create(cls, store: KeyValueStore, fp: Fingerprint, batches: int, try_number: int | None) -> Ledger:
-        head = {"v": LEDGER_VERSION, "fp": fp.digest, "parts": fp.parts(), "n": batches, "k": CHUNK_SIZE,
-                "t0": try_number}
+        head = {
+            "v": LEDGER_VERSION,
+            "fp": fp.digest,
+            "parts": fp.parts(),
+            "n": batches,
+            "k": CHUNK_SIZE,
+            "t0": try_number,
+        }
         store.set(HEAD_KEY, json.dumps(head, separators=(",", ":")))
         return cls(store, head, {})
 
@@ -239,8 +257,11 @@ class Ledger:
         chunk_size = int(self.head.get("k", CHUNK_SIZE))
         chunk = index // chunk_size
         first = chunk * chunk_size
-        stored = {str(i - first): self.entries[i] for i in range(first, min(first + chunk_size, self.batches))
-                  if i in self.entries}
+        stored = {
+            str(i - first): self.entries[i]
+            for i in range(first, min(first + chunk_size, self.batches))
+            if i in self.entries
+        }
         self.store.set(self.chunk_key(chunk), json.dumps(stored, separators=(",", ":")))
 
     def state(self, index: int) -> str | None:
@@ -249,8 +270,10 @@ class Ledger:
 
     def anything_sent(self) -> bool:
         """True when some batch went out or may have: a fresh start could send it twice."""
-        return any(e.get("s") in (*_SENT_STATES, PENDING, SKIPPED_UNCERTAIN, UNRESOLVED)
-                   for e in self.entries.values())
+        return any(
+            e.get("s") in (*_SENT_STATES, PENDING, SKIPPED_UNCERTAIN, UNRESOLVED)
+            for e in self.entries.values()
+        )
 
     def delete(self) -> None:
         chunk_size = int(self.head.get("k", CHUNK_SIZE))
@@ -293,8 +316,16 @@ BatchCallback = Callable[["BatchResult", int], None]
 class _Resume:
     """One try's walk over the batches. Holds the last balance known to be current."""
 
-    def __init__(self, client: Any, plan: SendPlan, ledger: Ledger, *, on_uncertain: str,
-                 on_batch: BatchCallback | None, try_number: int | None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        plan: SendPlan,
+        ledger: Ledger,
+        *,
+        on_uncertain: str,
+        on_batch: BatchCallback | None,
+        try_number: int | None,
+    ) -> None:
         self.client = client
         self.plan = plan
         self.ledger = ledger
@@ -353,10 +384,17 @@ class _Resume:
     def _result(self, index: int, state: str, entry: dict[str, Any]) -> BatchResult:
         from airflow_provider_kwtsms.results import BatchResult
 
-        return BatchResult(index=index, numbers=list(self.plan.batches[index]), state=state,
-                           msg_id=entry.get("m"), points_charged=int(entry.get("p", 0)),
-                           balance_after=entry.get("b"), unix_timestamp=entry.get("ts"),
-                           error_code=entry.get("e"), try_number=entry.get("t"))
+        return BatchResult(
+            index=index,
+            numbers=list(self.plan.batches[index]),
+            state=state,
+            msg_id=entry.get("m"),
+            points_charged=int(entry.get("p", 0)),
+            balance_after=entry.get("b"),
+            unix_timestamp=entry.get("ts"),
+            error_code=entry.get("e"),
+            try_number=entry.get("t"),
+        )
 
     def _uncertain_result(self, index: int, entry: dict[str, Any]) -> BatchResult:
         from airflow_provider_kwtsms.results import UNCERTAIN
@@ -368,10 +406,17 @@ class _Resume:
         return result
 
     def _resolve_pending(self, index: int, entry: dict[str, Any], verdict: str | None) -> BatchResult:
-        log.info("batch %d/%d: left pending by try %s (balance before %s, charge %s): %s",
-                 index + 1, self.total, entry.get("t"), entry.get("bb"), entry.get("c"),
-                 {"sent": "the balance shows it went out", "not_sent": "the balance shows it did not go out"}
-                 .get(verdict or "", "the balance cannot tell"))
+        log.info(
+            "batch %d/%d: left pending by try %s (balance before %s, charge %s): %s",
+            index + 1,
+            self.total,
+            entry.get("t"),
+            entry.get("bb"),
+            entry.get("c"),
+            {"sent": "the balance shows it went out", "not_sent": "the balance shows it did not go out"}.get(
+                verdict or "", "the balance cannot tell"
+            ),
+        )
         if verdict == "sent":
             return self._mark_inferred(index, entry)
         if verdict == "not_sent":
@@ -386,8 +431,12 @@ class _Resume:
         self.ledger.record(index, s=INFERRED, t=try_number, p=charge, b=self.balance)
         state = SENT if try_number == self.try_number else SKIPPED
         result = self._result(index, state, self.ledger.entries[index])
-        log.info("batch %d/%d: the balance shows it went out (charged %d); not sent again",
-                 index + 1, self.total, charge)
+        log.info(
+            "batch %d/%d: the balance shows it went out (charged %d); not sent again",
+            index + 1,
+            self.total,
+            charge,
+        )
         return result
 
     def _by_policy(self, index: int, entry: dict[str, Any], why: str) -> BatchResult:
@@ -395,16 +444,29 @@ class _Resume:
 
         if self.on_uncertain == "resend" or self.plan.test:
             # A test send delivers nothing, so sending it again harms no one.
-            log.warning("batch %d/%d: outcome unknown (%s); %s sends it again", index + 1, self.total, why,
-                        "test mode" if self.plan.test else "on_uncertain='resend'")
+            log.warning(
+                "batch %d/%d: outcome unknown (%s); %s sends it again",
+                index + 1,
+                self.total,
+                why,
+                "test mode" if self.plan.test else "on_uncertain='resend'",
+            )
             return self._send(index)
         if self.on_uncertain == "skip":
-            log.warning("batch %d/%d: outcome unknown (%s); on_uncertain='skip' does not send it again",
-                        index + 1, self.total, why)
+            log.warning(
+                "batch %d/%d: outcome unknown (%s); on_uncertain='skip' does not send it again",
+                index + 1,
+                self.total,
+                why,
+            )
             self.ledger.record(index, **{**entry, "s": SKIPPED_UNCERTAIN})
             return self._uncertain_result(index, self.ledger.entries[index])
-        log.error("batch %d/%d: outcome unknown (%s); on_uncertain='fail' leaves it to you",
-                  index + 1, self.total, why)
+        log.error(
+            "batch %d/%d: outcome unknown (%s); on_uncertain='fail' leaves it to you",
+            index + 1,
+            self.total,
+            why,
+        )
         self.ledger.record(index, **{**entry, "s": UNRESOLVED})
         self.unresolved.append(index)
         result = self._result(index, UNCERTAIN, entry)
@@ -421,8 +483,9 @@ class _Resume:
         charge = self.charge(index)
         self.ledger.record(index, s=PENDING, t=self.try_number, bb=self.balance, c=charge)
         try:
-            result = self.client.send_batch(numbers, self.plan.message, sender=self.plan.sender,
-                                            test=self.plan.test, index=index)
+            result = self.client.send_batch(
+                numbers, self.plan.message, sender=self.plan.sender, test=self.plan.test, index=index
+            )
         except KwtSMSNetworkError as exc:
             if exc.may_have_reached_server:
                 return self._lost_answer(index, charge, resends, exc.code, exc.description)
@@ -434,8 +497,15 @@ class _Resume:
             raise
         result.try_number = self.try_number
         if result.state == SENT:
-            self.ledger.record(index, s=DONE, t=self.try_number, m=result.msg_id, p=result.points_charged,
-                               b=result.balance_after, ts=result.unix_timestamp)
+            self.ledger.record(
+                index,
+                s=DONE,
+                t=self.try_number,
+                m=result.msg_id,
+                p=result.points_charged,
+                b=result.balance_after,
+                ts=result.unix_timestamp,
+            )
             if result.balance_after is not None:
                 self.balance = float(result.balance_after)
             else:
@@ -453,16 +523,22 @@ class _Resume:
             err = result.error()
             if err is not None and err.permanent:
                 raise err
-            raise BatchNotSentError(index, self.total, result.error_code or "FAILED",
-                                    result.error_description)
+            raise BatchNotSentError(
+                index, self.total, result.error_code or "FAILED", result.error_description
+            )
         raise ValueError(f"send_batch returned an unexpected state {result.state!r} for batch {index}")
 
-    def _lost_answer(self, index: int, charge: int, resends: int, code: str | None,
-                     description: str | None) -> BatchResult:
+    def _lost_answer(
+        self, index: int, charge: int, resends: int, code: str | None, description: str | None
+    ) -> BatchResult:
         """The request may have gone out. Ask the account at once, while the evidence is fresh."""
         before = self.balance
-        log.warning("batch %d/%d: the answer was lost (%s); checking the balance", index + 1, self.total,
-                    description or code)
+        log.warning(
+            "batch %d/%d: the answer was lost (%s); checking the balance",
+            index + 1,
+            self.total,
+            description or code,
+        )
         # If the balance cannot be read either, this raises: the batch stays pending and the next
         # try resolves it.
         now = self.read_balance()
@@ -474,15 +550,24 @@ class _Resume:
             if resends >= MAX_RESENDS_IN_TRY:
                 self.ledger.record(index, s=FAILED, t=self.try_number, e=code)
                 raise BatchNotSentError(index, self.total, code or "NETWORK", description)
-            log.info("batch %d/%d: the balance is unchanged, so it did not go out; sending again",
-                     index + 1, self.total)
+            log.info(
+                "batch %d/%d: the balance is unchanged, so it did not go out; sending again",
+                index + 1,
+                self.total,
+            )
             return self._send(index, resends + 1)
         return self._by_policy(index, entry, "the balance changed by something other than its charge")
 
 
-def resume_send(client: Any, plan: SendPlan, store: KeyValueStore, *,
-                on_uncertain: str = DEFAULT_ON_UNCERTAIN, on_batch: BatchCallback | None = None,
-                try_number: int | None = None) -> SendResult:
+def resume_send(
+    client: Any,
+    plan: SendPlan,
+    store: KeyValueStore,
+    *,
+    on_uncertain: str = DEFAULT_ON_UNCERTAIN,
+    on_batch: BatchCallback | None = None,
+    try_number: int | None = None,
+) -> SendResult:
     """Send ``plan`` through ``client`` batch by batch, resuming whatever an earlier try left.
 
     Returns the ``SendResult`` of every batch of every try (earlier batches have state
@@ -518,8 +603,12 @@ def _changed_send(store: KeyValueStore, ledger: Ledger, fp: Fingerprint) -> Ledg
     earlier_test = bool(ledger.head.get("parts", {}).get("test"))
     if not ledger.anything_sent() or earlier_test:
         reason = "it sent nothing" if not ledger.anything_sent() else "it was a test send (nothing delivered)"
-        log.warning("The %s changed since an earlier try of this task, and %s: starting the new send "
-                    "from the beginning.", changed, reason)
+        log.warning(
+            "The %s changed since an earlier try of this task, and %s: starting the new send "
+            "from the beginning.",
+            changed,
+            reason,
+        )
         ledger.delete()
         return None
     raise LedgerMismatchError(

@@ -22,8 +22,14 @@ class TokenBucket:
     share its rate.
     """
 
-    def __init__(self, rate: float, *, burst: int = 1, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not rate or rate <= 0:
             raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
         if burst < 1:

@@ -60,12 +60,18 @@ _BLANK_ENDS = " \t\r\n\f\v,;"
 
 _ACCEPTED_TYPES = frozenset((nb.MOBILE, nb.FIXED_LINE_OR_MOBILE))
 _TYPE_WORDS = {
-    "PREMIUM_RATE": "premium-rate", "TOLL_FREE": "toll-free", "SHARED_COST": "shared-cost",
-    "VOIP": "VoIP", "PERSONAL_NUMBER": "personal (follow-me)", "PAGER": "pager",
-    "UAN": "universal access (UAN)", "VOICEMAIL": "voicemail",
+    "PREMIUM_RATE": "premium-rate",
+    "TOLL_FREE": "toll-free",
+    "SHARED_COST": "shared-cost",
+    "VOIP": "VoIP",
+    "PERSONAL_NUMBER": "personal (follow-me)",
+    "PAGER": "pager",
+    "UAN": "universal access (UAN)",
+    "VOICEMAIL": "voicemail",
 }
-_LOCAL_HINT = (" If it is a local number, add its country code (e.g. 96598765432 for Kuwait) "
-               "or set default_country.")
+_LOCAL_HINT = (
+    " If it is a local number, add its country code (e.g. 96598765432 for Kuwait) or set default_country."
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class _Home:
 
 
 def _resolve_home(default_country: str | int | None) -> _Home | None:
-    """"KW", "kw", "965", "+965", "00965" or 965 -> the country's calling code; None stays None."""
+    """ "KW", "kw", "965", "+965", "00965" or 965 -> the country's calling code; None stays None."""
     if default_country is None:
         return None
     text = str(default_country).strip()
@@ -126,7 +132,8 @@ def _resolve_home(default_country: str | int | None) -> _Home | None:
         if code is None or code.region_codes[0] == "001":
             raise KwtSMSInputError(
                 f"default_country {default_country!r} is not a country calling code: give an ISO "
-                "country code such as 'KW' or a calling code such as '965'.")
+                "country code such as 'KW' or a calling code such as '965'."
+            )
         region = code.region_codes[0]
     else:
         region = text.upper()
@@ -134,7 +141,8 @@ def _resolve_home(default_country: str | int | None) -> _Home | None:
         if cc is None:
             raise KwtSMSInputError(
                 f"default_country {default_country!r} is not a known country: give an ISO country "
-                "code such as 'KW' or a calling code such as '965'.")
+                "code such as 'KW' or a calling code such as '965'."
+            )
         code = nb.calling_code(cc)
     assert code is not None
     return _Home(cc, region, max(code.possible_lengths))
@@ -144,7 +152,7 @@ def _resolve_home(default_country: str | int | None) -> _Home | None:
 
 
 def _key(text: str) -> str:
-    """"+965 9876-5432" -> "+96598765432"; Arabic-Indic, Persian and other digits made Latin."""
+    """ "+965 9876-5432" -> "+96598765432"; Arabic-Indic, Persian and other digits made Latin."""
     if not text.isascii():
         text = text.translate(_TO_LATIN)
         if not text.isascii():
@@ -192,31 +200,42 @@ def _reason(what: str, cc: str = "", region: str | None = None, n: int = 0, head
     place = country_label(region, cc) if cc else ""
     code = nb.calling_code(cc) if cc else None
     if what == "short":
-        return (f" is too short to be a phone number ({n} digit{'s' * (n != 1)}; "
-                f"a number with its country code has at least {MIN_DIGITS}).")
+        return (
+            f" is too short to be a phone number ({n} digit{'s' * (n != 1)}; "
+            f"a number with its country code has at least {MIN_DIGITS})."
+        )
     if what == "long":
-        return (f" is too long to be a phone number ({n} digits; at most {MAX_DIGITS} with "
-                "the country code): check for two numbers run together.")
+        return (
+            f" is too long to be a phone number ({n} digits; at most {MAX_DIGITS} with "
+            "the country code): check for two numbers run together."
+        )
     if what == "code":
-        return (f" starts with no known country calling code ({head}...): give the number "
-                "with its country code, e.g. 96598765432.")
+        return (
+            f" starts with no known country calling code ({head}...): give the number "
+            "with its country code, e.g. 96598765432."
+        )
     if what == "length" and code is not None:
         expected = " or ".join(str(x) for x in code.possible_lengths)
         return f" has the wrong length for {place}: {n} digits after +{cc}, expected {expected}."
     if what == "mobile-length" and code is not None:
         expected = " or ".join(str(x) for x in code.mobile_lengths)
-        return (f" has the wrong length for a mobile number in {place}: {n} digits after "
-                f"+{cc}, mobile numbers there have {expected}.")
+        return (
+            f" has the wrong length for a mobile number in {place}: {n} digits after "
+            f"+{cc}, mobile numbers there have {expected}."
+        )
     if what == "range":
         return f" is not in a number range used in {place}: check the digits."
     if what == "strict":
-        return (f" fits the numbering plan of {place} but is not a known mobile range in "
-                "libphonenumber's metadata (rejected because strict=True).")
+        return (
+            f" fits the numbering plan of {place} but is not a known mobile range in "
+            "libphonenumber's metadata (rejected because strict=True)."
+        )
     if what == nb.FIXED_LINE:
-        return (f" is a landline (fixed line) in {place}: landlines cannot receive SMS; "
-                "give a mobile number.")
-    return (f" is a {_TYPE_WORDS.get(what, what)} number in {place}, not a mobile: it cannot "
-            "receive SMS; give a mobile number.")
+        return f" is a landline (fixed line) in {place}: landlines cannot receive SMS; give a mobile number."
+    return (
+        f" is a {_TYPE_WORDS.get(what, what)} number in {place}, not a mobile: it cannot "
+        "receive SMS; give a mobile number."
+    )
 
 
 def _judge(digits: str, strict: bool) -> _Verdict:
@@ -230,14 +249,15 @@ def _judge(digits: str, strict: bool) -> _Verdict:
     code = (nb._codes.get(cc) or nb.calling_code(cc)) if cc else None
     if code is None:
         return False, digits, _reason("code", head=digits[:3])
-    kind, region, national = code.classify(digits[len(cc):])  # type: ignore[arg-type]
+    kind, region, national = code.classify(digits[len(cc) :])  # type: ignore[arg-type]
     if kind in _ACCEPTED_TYPES:
         return True, cc + national, None  # type: ignore[operator]
     return _rejected(code, cc, kind, region, national, strict)  # type: ignore[arg-type]
 
 
-def _rejected(code: nb.CallingCode, cc: str, kind: str, region: str | None, national: str,
-              strict: bool) -> _Verdict:
+def _rejected(
+    code: nb.CallingCode, cc: str, kind: str, region: str | None, national: str, strict: bool
+) -> _Verdict:
     number = cc + national
     if kind != nb.UNKNOWN:
         return False, number, _reason(kind, cc, region)
@@ -283,10 +303,12 @@ def _judge_input(digits: str, explicit: bool, home: _Home | None, strict: bool) 
 # An entry that is empty or only white space: its message cannot quote it usefully.
 _EMPTY_MESSAGE = "empty entry: no phone number was given here (did a template value render empty?)."
 _EMPTY: _Verdict = (False, "", "")
-_EMAIL: _Verdict = (False, "", " is an e-mail address, not a phone number: give the mobile "
-                               "number instead.")
-_NO_DIGITS: _Verdict = (False, "", " has no digits: give a mobile number with its country code, "
-                                   "e.g. 96598765432.")
+_EMAIL: _Verdict = (False, "", " is an e-mail address, not a phone number: give the mobile number instead.")
+_NO_DIGITS: _Verdict = (
+    False,
+    "",
+    " has no digits: give a mobile number with its country code, e.g. 96598765432.",
+)
 
 
 def _verdict(key: str, home: _Home | None, strict: bool) -> _Verdict:
@@ -329,8 +351,9 @@ def _text(raw: Any) -> str:
 # --- public API ---------------------------------------------------------------------------------
 
 
-def validate_phone(raw: str | int, default_country: str | int | None = None,
-                   strict: bool = False) -> PhoneCheck:
+def validate_phone(
+    raw: str | int, default_country: str | int | None = None, strict: bool = False
+) -> PhoneCheck:
     """Validates one number: never raises for a bad number, only for a bad default_country."""
     home = _resolve_home(default_country)
     ok, number, tail = _check(raw, home, strict)
@@ -398,14 +421,19 @@ def _items(value: Any) -> tuple[list[str], str | None]:
         except TypeError:  # not all strings
             pass
         else:
-            if ("," not in joined and ";" not in joined and "\r" not in joined
-                    and joined.count("\n") == len(value) - 1):
+            if (
+                "," not in joined
+                and ";" not in joined
+                and "\r" not in joined
+                and joined.count("\n") == len(value) - 1
+            ):
                 return list(value), joined
     return split_recipients(value), None
 
 
-def prepare_recipients(raws: Iterable[Any] | str | int | None, default_country: str | int | None = None,
-                       strict: bool = False) -> Recipients:
+def prepare_recipients(
+    raws: Iterable[Any] | str | int | None, default_country: str | int | None = None, strict: bool = False
+) -> Recipients:
     """Valid unique numbers in first-seen order, every invalid input with its reason, the duplicates.
 
     Every entry of ``split_recipients(raws)`` lands in exactly one of the three lists.
@@ -529,8 +557,9 @@ def _pattern_free_tail(pattern: str, size: int) -> int:
     return min(size, _free_tail(parsed, size))
 
 
-_PLAIN_OPS = frozenset((sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.MAX_REPEAT, sre.MIN_REPEAT, sre.SUBPATTERN,
-                        sre.BRANCH))
+_PLAIN_OPS = frozenset(
+    (sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.MAX_REPEAT, sre.MIN_REPEAT, sre.SUBPATTERN, sre.BRANCH)
+)
 
 
 def _plain(items: Any) -> bool:
@@ -607,9 +636,13 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
     literals = code.prefix.pattern.split("|") if trunk_match is not None else []
     prefix_width = max(map(len, literals)) if literals and all(x.isdigit() for x in literals) else None
     if trunk_match is None or prefix_width is not None:
-        patterns = [desc.national_number_pattern for region in code.regions for desc in
-                    [region.meta.general_desc] + [getattr(region.meta, field) for field, _ in nb._TYPE_FIELDS]
-                    if nb._desc_allows(desc, size)]  # the others decide nothing at this length
+        patterns = [
+            desc.national_number_pattern
+            for region in code.regions
+            for desc in [region.meta.general_desc]
+            + [getattr(region.meta, field) for field, _ in nb._TYPE_FIELDS]
+            if nb._desc_allows(desc, size)
+        ]  # the others decide nothing at this length
         depth = _depth(patterns, size)
         if not code.single:  # region_code_for_number also reads the regions' leading digits
             for region in code.regions:
@@ -620,8 +653,16 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
         depth = max(depth, prefix_width or 0)
         if depth <= _MAX_DEPTH:
             shape = (len(cc), depth, {})
-    plan = (len(cc), trunk_digit, trunk_match, tuple(regions), fixed_tail, generals,
-            _reason("range", cc, main), _reason("strict", cc, main) if strict else None)
+    plan = (
+        len(cc),
+        trunk_digit,
+        trunk_match,
+        tuple(regions),
+        fixed_tail,
+        generals,
+        _reason("range", cc, main),
+        _reason("strict", cc, main) if strict else None,
+    )
     return plan, shape  # type: ignore[return-value]
 
 
@@ -672,8 +713,9 @@ def _lean(digits: str, plans: list[dict[str, _Plan | None]], strict: bool) -> tu
     return False, out_tail
 
 
-def _lean_trunk(digits: str, cut: int, plans: list[dict[str, _Plan | None]],
-                strict: bool) -> tuple[bool, str] | None:
+def _lean_trunk(
+    digits: str, cut: int, plans: list[dict[str, _Plan | None]], strict: bool
+) -> tuple[bool, str] | None:
     """_lean for a number whose national part starts with its country's one-digit national prefix
     (966 0 559123456): parse() strips the prefix when CallingCode.national_number would."""
     cc = digits[:cut]
@@ -749,7 +791,13 @@ def _sort(items: list[str], keys: list[str], home: _Home | None, strict: bool) -
     bad_inputs: list[str] = []
     bad_keys: list[str] = []
     add, keep, repeat_input, repeat_number, refuse, refused_key = (
-        seen.add, valid.append, dup_inputs.append, dup_numbers.append, bad_inputs.append, bad_keys.append)
+        seen.add,
+        valid.append,
+        dup_inputs.append,
+        dup_numbers.append,
+        bad_inputs.append,
+        bad_keys.append,
+    )
     number = number_of.get
     for raw, key in zip(items, keys, strict=True):
         found = number(key)
@@ -794,8 +842,13 @@ def _sort_international(items: list[str], keys: list[str], strict: bool) -> Reci
     bad_keys: list[str] = []
     bad_tails: list[str] = []
     keep, repeat_input, repeat_number, refuse, refused_key, refused_tail = (
-        valid.append, dup_inputs.append, dup_numbers.append, bad_inputs.append, bad_keys.append,
-        bad_tails.append)
+        valid.append,
+        dup_inputs.append,
+        dup_numbers.append,
+        bad_inputs.append,
+        bad_keys.append,
+        bad_tails.append,
+    )
     for raw, key in zip(items, keys, strict=True):
         digits = key.lstrip("+0")
         found = memo_get(digits)
@@ -809,7 +862,7 @@ def _sort_international(items: list[str], keys: list[str], strict: bool) -> Reci
                 shape = by_length[n]
                 if shape is not None:
                     cut, depth, table = shape
-                    head = digits[cut:cut + depth]
+                    head = digits[cut : cut + depth]
                     tail = table.get(head, table)  # the table itself: not looked up yet
                     if tail is table:
                         tail = _table_entry(digits, cut, plans, strict)
@@ -846,9 +899,9 @@ def _sort_international(items: list[str], keys: list[str], strict: bool) -> Reci
     return _recipients(valid, bad_inputs, list(map(_hinted, bad_keys, bad_tails)), dup_inputs, dup_numbers)
 
 
-
-def _recipients(valid: list[str], bad_inputs: list, tails: list[str], dup_inputs: list,
-                dup_numbers: list[str]) -> Recipients:
+def _recipients(
+    valid: list[str], bad_inputs: list, tails: list[str], dup_inputs: list, dup_numbers: list[str]
+) -> Recipients:
     """The result, with each invalid input's message: the input as given, quoted, then its tail."""
     invalid: list[InvalidInput] = []
     if bad_inputs:
@@ -861,6 +914,7 @@ def _recipients(valid: list[str], bad_inputs: list, tails: list[str], dup_inputs
                     reasons[i] = _EMPTY_MESSAGE
         invalid = _frozen(InvalidInput, bad_inputs, reasons)
     return Recipients(valid, invalid, _frozen(DuplicateInput, dup_inputs, dup_numbers))
+
 
 def _hinted(key: str, tail: str) -> str:
     """The tail of a rejection of ``key`` judged as "+digits", with _judge_input's hint."""

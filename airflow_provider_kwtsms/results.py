@@ -86,9 +86,11 @@ class BatchResult:
         if self.error_code is None:
             return None
         if self.state == UNCERTAIN or self.may_have_reached_server is not None:
-            return KwtSMSNetworkError(self.error_description or "No usable answer.",
-                                      may_have_reached_server=bool(self.may_have_reached_server),
-                                      code=self.error_code)
+            return KwtSMSNetworkError(
+                self.error_description or "No usable answer.",
+                may_have_reached_server=bool(self.may_have_reached_server),
+                code=self.error_code,
+            )
         return KwtSMSError(self.error_code, self.error_description)
 
     def summary(self) -> dict[str, Any]:
@@ -148,8 +150,11 @@ class SendResult:
         The gateway may accept a batch but skip numbers it finds invalid or uncovered, saying only
         how many it took; which ones is not in its answer.
         """
-        return sum(max(0, len(b.numbers) - b.numbers_accepted) for b in self.batches
-                   if b.state == SENT and b.numbers_accepted is not None)
+        return sum(
+            max(0, len(b.numbers) - b.numbers_accepted)
+            for b in self.batches
+            if b.state == SENT and b.numbers_accepted is not None
+        )
 
     @property
     def balance_after(self) -> float | None:
@@ -248,8 +253,9 @@ class SendResult:
                 "gateway_dropped": self.gateway_dropped,
             },
             "invalid": [{"input": i.input, "reason": i.reason} for i in recipients.invalid[:list_limit]],
-            "duplicates": [{"input": d.input, "number": d.number}
-                           for d in recipients.duplicates[:list_limit]],
+            "duplicates": [
+                {"input": d.input, "number": d.number} for d in recipients.duplicates[:list_limit]
+            ],
             "failed": [{"number": n, "code": c} for n, c in failed[:list_limit]],
             "uncertain": uncertain[:list_limit],
             "truncated": truncated,
@@ -261,8 +267,13 @@ class SendResult:
 def _error_dict(err: KwtSMSError | None) -> dict[str, Any] | None:
     if err is None:
         return None
-    out = {"code": err.code, "description": err.description, "action": err.action,
-           "permanent": err.permanent, "retryable": err.retryable}
+    out = {
+        "code": err.code,
+        "description": err.description,
+        "action": err.action,
+        "permanent": err.permanent,
+        "retryable": err.retryable,
+    }
     if isinstance(err, KwtSMSNetworkError):
         out["may_have_reached_server"] = err.may_have_reached_server
     return out

@@ -60,9 +60,11 @@ SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule, plus a margin for clock diff
 LANG_ENGLISH = "1"  # GSM-7 text
 LANG_UTF8 = "3"  # "Arabic (UTF-8)": any text outside GSM-7, since the body is UTF-8
 MAX_8BIT_LINE = 990  # RFC 5321 allows 998 octets a line; longer bodies go quoted-printable
-UNCONFIRMED_NOTE = ("Sent by e-mail: kwtSMS answers nothing over e-mail, so there is no msg-id and no "
-                    "confirmation; a wrong e-mail is dropped in silence. Check the account's message "
-                    "log or the balance to confirm.")
+UNCONFIRMED_NOTE = (
+    "Sent by e-mail: kwtSMS answers nothing over e-mail, so there is no msg-id and no "
+    "confirmation; a wrong e-mail is dropped in silence. Check the account's message "
+    "log or the balance to confirm."
+)
 
 logger = logging.getLogger("airflow_provider_kwtsms.smtp_transport")
 
@@ -80,8 +82,14 @@ class SmtpSendError(KwtSMSError):
 
     PERMANENT = frozenset({"SMTP_AUTH", "SMTP_CONFIG", "SMTP_REFUSED"})
 
-    def __init__(self, code: str, description: str | None = None, *, action: str | None = None,
-                 http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        description: str | None = None,
+        *,
+        action: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
         super().__init__(code, description, action=action or _ACTIONS.get(code), http_status=http_status)
         self.permanent = code in self.PERMANENT
         self.retryable = not self.permanent
@@ -137,20 +145,35 @@ def one_line(text: str) -> str:
     return _LINE_BREAKS.sub(" ", text).strip()
 
 
-def email_body(*, username: str, password: str, sender: str, numbers: list[str], text: str,
-               lang: str, spaces_as_plus: bool = False) -> str:
+def email_body(
+    *,
+    username: str,
+    password: str,
+    sender: str,
+    numbers: list[str],
+    text: str,
+    lang: str,
+    spaces_as_plus: bool = False,
+) -> str:
     """The e-mail body of the 2009 document: one ``name:value`` line per parameter.
 
     Spaces are kept as spaces by default, as in the document's sample body ("text:Meet me at
     starbuck!"); ``spaces_as_plus`` writes them as ``+`` as its parameter list says. The gateway
     reads ``+`` as a space either way, so both arrive the same.
     """
+
     def value(v: str) -> str:
         v = one_line(v)
         return v.replace(" ", "+") if spaces_as_plus else v
 
-    lines = [f"username:{username}", f"password:{password}", f"sender:{value(sender)}",
-             f"mobile:{','.join(numbers)}", f"lang:{lang}", f"text:{value(text)}"]
+    lines = [
+        f"username:{username}",
+        f"password:{password}",
+        f"sender:{value(sender)}",
+        f"mobile:{','.join(numbers)}",
+        f"lang:{lang}",
+        f"text:{value(text)}",
+    ]
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -170,29 +193,50 @@ class KwtSMSSmtpSender:
 
     transport = "smtp"
 
-    def __init__(self, username: str, password: str, *, smtp_host: str, smtp_port: int | None = None,
-                 smtp_ssl: bool = False, smtp_starttls: bool = False, smtp_login: str | None = None,
-                 smtp_password: str | None = None, from_address: str, to_address: str = SMS_ADDRESS,
-                 sender: str = "KWT-SMS", test_mode: bool = False, default_country: str | None = None,
-                 rate: float = DEFAULT_RATE, max_pages: int = 7, timeout: float = 30.0,
-                 max_retries: int = 3, same_number_wait: float = SAME_NUMBER_WAIT,
-                 balance_over_http: bool = False, base_url: str | None = None,
-                 spaces_as_plus: bool = False, ssl_context: ssl.SSLContext | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        *,
+        smtp_host: str,
+        smtp_port: int | None = None,
+        smtp_ssl: bool = False,
+        smtp_starttls: bool = False,
+        smtp_login: str | None = None,
+        smtp_password: str | None = None,
+        from_address: str,
+        to_address: str = SMS_ADDRESS,
+        sender: str = "KWT-SMS",
+        test_mode: bool = False,
+        default_country: str | None = None,
+        rate: float = DEFAULT_RATE,
+        max_pages: int = 7,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        same_number_wait: float = SAME_NUMBER_WAIT,
+        balance_over_http: bool = False,
+        base_url: str | None = None,
+        spaces_as_plus: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         from airflow_provider_kwtsms.client import DEFAULT_BASE_URL, KwtSMSClient
 
         _require("smtp_host", smtp_host, "the SMTP relay's host name")
         _require("from_address", from_address, "the e-mail address the relay lets you send from")
         _require("to_address", to_address, f"kwtSMS's address, {SMS_ADDRESS}")
         if "@" not in from_address or "@" not in to_address:
-            raise KwtSMSInputError(f"from_address and to_address must be e-mail addresses, got "
-                                   f"{from_address!r} and {to_address!r}")
+            raise KwtSMSInputError(
+                f"from_address and to_address must be e-mail addresses, got "
+                f"{from_address!r} and {to_address!r}"
+            )
         if test_mode:
             raise _no_test_mode()
         if smtp_ssl and smtp_starttls:
-            raise KwtSMSInputError("give smtp_ssl (TLS from the start, port 465) or smtp_starttls "
-                                   "(upgrade, port 587), not both")
+            raise KwtSMSInputError(
+                "give smtp_ssl (TLS from the start, port 465) or smtp_starttls (upgrade, port 587), not both"
+            )
         if smtp_port is not None and not (isinstance(smtp_port, int) and 0 < smtp_port < 65536):
             raise KwtSMSInputError(f"smtp_port must be a port number 1-65535, got {smtp_port!r}")
         if timeout is None or timeout <= 0:
@@ -200,9 +244,18 @@ class KwtSMSSmtpSender:
         # The HTTP client plans the send (numbers, text, pages: no request) and, when allowed,
         # reads the balance and the sender IDs. Its constructor checks the shared arguments.
         self._http: KwtSMSClient = KwtSMSClient(
-            username, password, base_url=base_url or DEFAULT_BASE_URL, sender=sender,
-            default_country=default_country, rate=rate, max_pages=max_pages,
-            timeout=(min(5.0, timeout), timeout), max_retries=max_retries, clock=clock, sleep=sleep)
+            username,
+            password,
+            base_url=base_url or DEFAULT_BASE_URL,
+            sender=sender,
+            default_country=default_country,
+            rate=rate,
+            max_pages=max_pages,
+            timeout=(min(5.0, timeout), timeout),
+            max_retries=max_retries,
+            clock=clock,
+            sleep=sleep,
+        )
         self.username = username
         self._password = password
         self.smtp_host = smtp_host
@@ -235,9 +288,11 @@ class KwtSMSSmtpSender:
 
     def __repr__(self) -> str:
         login = f", smtp_login={self.smtp_login!r}, smtp_password='***'" if self.smtp_login else ""
-        return (f"KwtSMSSmtpSender(username={self.username!r}, password='***', relay="
-                f"{self.smtp_host}:{self.smtp_port}{login}, from_address={self.from_address!r}, "
-                f"to_address={self.to_address!r}, sender={self.sender!r}, rate={self.rate:g})")
+        return (
+            f"KwtSMSSmtpSender(username={self.username!r}, password='***', relay="
+            f"{self.smtp_host}:{self.smtp_port}{login}, from_address={self.from_address!r}, "
+            f"to_address={self.to_address!r}, sender={self.sender!r}, rate={self.rate:g})"
+        )
 
     __str__ = __repr__
 
@@ -271,8 +326,10 @@ class KwtSMSSmtpSender:
 
     def _need_http(self, what: str) -> None:
         if not self.balance_over_http:
-            raise KwtSMSInputError(f"{what} needs the JSON API: set balance_over_http=True (and base_url) "
-                                   "where the API is reachable; the e-mail channel has no such command")
+            raise KwtSMSInputError(
+                f"{what} needs the JSON API: set balance_over_http=True (and base_url) "
+                "where the API is reachable; the e-mail channel has no such command"
+            )
 
     def check_relay(self) -> str:
         """Open a session with the relay (TLS and login as configured), then close it.
@@ -290,8 +347,16 @@ class KwtSMSSmtpSender:
         return f"SMTP relay {self.smtp_host}:{self.smtp_port} took a session{tls}{login} (NOOP {code})"
 
     # -- sending ----------------------------------------------------------------------------
-    def plan_send(self, mobile: Any, message: str, *, sender: str | None = None, test: bool | None = None,
-                  default_country: str | None = None, strict: bool = False) -> SendPlan:
+    def plan_send(
+        self,
+        mobile: Any,
+        message: str,
+        *,
+        sender: str | None = None,
+        test: bool | None = None,
+        default_country: str | None = None,
+        strict: bool = False,
+    ) -> SendPlan:
         """As ``KwtSMSClient.plan_send``, with the text on one line (the e-mail needs it so).
 
         Raises ``KwtSMSInputError`` for ``test=True``: the e-mail channel has no test mode.
@@ -303,16 +368,29 @@ class KwtSMSSmtpSender:
         if not isinstance(message, str):
             raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
         text = one_line(clean_message(message))
-        plan = self._http.plan_send(mobile, text, sender=sender, test=False,
-                                    default_country=default_country, strict=strict)
+        plan = self._http.plan_send(
+            mobile, text, sender=sender, test=False, default_country=default_country, strict=strict
+        )
         if "+" in plan.message:
-            logger.warning("kwtSMS by e-mail: the text holds '+', which kwtSMS reads as a space in an "
-                           "e-mail; write 'plus' or leave it out if it matters")
+            logger.warning(
+                "kwtSMS by e-mail: the text holds '+', which kwtSMS reads as a space in an "
+                "e-mail; write 'plus' or leave it out if it matters"
+            )
         return plan
 
-    def send(self, mobile: Any, message: str, *, sender: str | None = None, test: bool | None = None,
-             default_country: str | None = None, strict: bool = False, max_credits: int | None = None,
-             dry_run: bool = False, on_batch: OnBatch | None = None) -> SmtpSendResult:
+    def send(
+        self,
+        mobile: Any,
+        message: str,
+        *,
+        sender: str | None = None,
+        test: bool | None = None,
+        default_country: str | None = None,
+        strict: bool = False,
+        max_credits: int | None = None,
+        dry_run: bool = False,
+        on_batch: OnBatch | None = None,
+    ) -> SmtpSendResult:
         """Send ``message`` by e-mail, 200 numbers an e-mail, paced at ``rate``.
 
         Raises before any e-mail when the plan is impossible, above ``max_credits``, or (with
@@ -321,8 +399,9 @@ class KwtSMSSmtpSender:
         """
         from airflow_provider_kwtsms.client import check_credits
 
-        plan = self.plan_send(mobile, message, sender=sender, test=test,
-                              default_country=default_country, strict=strict)
+        plan = self.plan_send(
+            mobile, message, sender=sender, test=test, default_country=default_country, strict=strict
+        )
         check_credits(plan, max_credits)
         if dry_run:
             return SmtpSendResult(plan=plan, batches=[], dry_run=True)
@@ -340,18 +419,27 @@ class KwtSMSSmtpSender:
             balance = self._http.balance()
             senders = self._http.sender_ids()
         except KwtSMSNetworkError as exc:
-            logger.warning("kwtSMS by e-mail: the JSON API is not reachable (%s), so the balance and the "
-                           "sender ID are not checked before sending", exc.code)
+            logger.warning(
+                "kwtSMS by e-mail: the JSON API is not reachable (%s), so the balance and the "
+                "sender ID are not checked before sending",
+                exc.code,
+            )
             return
         self.last_balance = balance.available
         if plan.sender not in senders:
-            raise KwtSMSError("ERR008", f"Sender ID {plan.sender!r} is not registered on the account "
-                                        f"(registered: {', '.join(senders) or 'none'}); kwtSMS would drop "
-                                        "the e-mail without a word.")
+            raise KwtSMSError(
+                "ERR008",
+                f"Sender ID {plan.sender!r} is not registered on the account "
+                f"(registered: {', '.join(senders) or 'none'}); kwtSMS would drop "
+                "the e-mail without a word.",
+            )
         if balance.available < plan.estimate:
             code = "ERR010" if balance.available <= 0 else "ERR011"
-            raise KwtSMSError(code, f"The send needs {plan.estimate} credits and the balance is "
-                                    f"{balance.available:g}; kwtSMS would drop the e-mail without a word.")
+            raise KwtSMSError(
+                code,
+                f"The send needs {plan.estimate} credits and the balance is "
+                f"{balance.available:g}; kwtSMS would drop the e-mail without a word.",
+            )
 
     def send_plan(self, plan: SendPlan, *, on_batch: OnBatch | None = None) -> SmtpSendResult:
         """Send every batch of ``plan``; the first failure stops the rest (``attempted=False``)."""
@@ -362,9 +450,14 @@ class KwtSMSSmtpSender:
             for index, numbers in enumerate(plan.batches):
                 if stop is not None:
                     batch: BatchResult = SmtpBatchResult(
-                        index=index, numbers=list(numbers), state=FAILED, error_code=stop.error_code,
+                        index=index,
+                        numbers=list(numbers),
+                        state=FAILED,
+                        error_code=stop.error_code,
                         error_description=f"Not attempted: e-mail {stop.index + 1} failed with "
-                                          f"{stop.error_code}.", attempted=False)
+                        f"{stop.error_code}.",
+                        attempted=False,
+                    )
                 else:
                     batch = self._attempt(plan, index, numbers)
                     if batch.state == FAILED:
@@ -382,12 +475,24 @@ class KwtSMSSmtpSender:
             return self.send_batch(numbers, plan.message, sender=plan.sender, test=plan.test, index=index)
         except KwtSMSError as exc:
             return SmtpBatchResult(
-                index=index, numbers=list(numbers), state=FAILED, error_code=exc.code,
+                index=index,
+                numbers=list(numbers),
+                state=FAILED,
+                error_code=exc.code,
                 error_description=exc.description,
-                may_have_reached_server=getattr(exc, "may_have_reached_server", None))
+                may_have_reached_server=getattr(exc, "may_have_reached_server", None),
+            )
 
-    def send_batch(self, numbers: list[str], message: str, *, sender: str, test: bool, index: int = 0,
-                   wait_same_number: bool = True) -> SmtpBatchResult:
+    def send_batch(
+        self,
+        numbers: list[str],
+        message: str,
+        *,
+        sender: str,
+        test: bool,
+        index: int = 0,
+        wait_same_number: bool = True,
+    ) -> SmtpBatchResult:
         """One e-mail for at most 200 normalised numbers, paced by the token bucket.
 
         Returns state "sent" (shown as ``submitted_unconfirmed``) once the relay took it, also
@@ -401,8 +506,15 @@ class KwtSMSSmtpSender:
             raise KwtSMSInputError(f"a batch holds 1 to {MAX_BATCH} numbers, got {len(numbers)}")
         self._wait_same_numbers(numbers, wait_same_number)
         lang = lang_for(message)
-        body = email_body(username=self.username, password=self._password, sender=sender, numbers=numbers,
-                          text=message, lang=lang, spaces_as_plus=self.spaces_as_plus)
+        body = email_body(
+            username=self.username,
+            password=self._password,
+            sender=sender,
+            numbers=numbers,
+            text=message,
+            lang=lang,
+            spaces_as_plus=self.spaces_as_plus,
+        )
         tries = 0
         while True:
             self._bucket.acquire()
@@ -413,17 +525,28 @@ class KwtSMSSmtpSender:
                 certain = not getattr(exc, "may_have_reached_server", False)
                 if not (certain and exc.retryable) or tries >= self.max_retries:
                     raise
-                delay = self._rng.uniform(0, min(10.0, 0.5 * 2 ** tries))
-                logger.warning("kwtSMS by e-mail: %s; retry %d/%d in %.2f s", exc.code, tries + 1,
-                               self.max_retries, delay)
+                delay = self._rng.uniform(0, min(10.0, 0.5 * 2**tries))
+                logger.warning(
+                    "kwtSMS by e-mail: %s; retry %d/%d in %.2f s",
+                    exc.code,
+                    tries + 1,
+                    self.max_retries,
+                    delay,
+                )
                 self._sleep(delay)
                 tries += 1
         now = self._clock()
         for number in numbers:
             self._last_sent[number] = now
-        return SmtpBatchResult(index=index, numbers=list(numbers), state=SENT, relay_reply_lost=lost,
-                               error_description="The relay's reply was lost after the e-mail went out; "
-                                                 "it is not sent again." if lost else None)
+        return SmtpBatchResult(
+            index=index,
+            numbers=list(numbers),
+            state=SENT,
+            relay_reply_lost=lost,
+            error_description="The relay's reply was lost after the e-mail went out; it is not sent again."
+            if lost
+            else None,
+        )
 
     # -- internals --------------------------------------------------------------------------
     def _wait_same_numbers(self, numbers: list[str], wait: bool) -> None:
@@ -435,8 +558,11 @@ class KwtSMSSmtpSender:
         if remaining <= 0:
             return
         if not wait:
-            raise KwtSMSError("ERR028", f"A number of this batch had an e-mail {self.same_number_wait:g} s "
-                                        "ago or less; kwtSMS would drop this one without a word.")
+            raise KwtSMSError(
+                "ERR028",
+                f"A number of this batch had an e-mail {self.same_number_wait:g} s "
+                "ago or less; kwtSMS would drop this one without a word.",
+            )
         logger.info("kwtSMS by e-mail: waiting %.1f s (same number within 15 s)", remaining)
         self._sleep(remaining)
 
@@ -464,8 +590,9 @@ class KwtSMSSmtpSender:
         try:
             if self.smtp_ssl:
                 context = self._ssl_context or ssl.create_default_context()
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.smtp_host, self.smtp_port, timeout=self.timeout,
-                                                      context=context)
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.smtp_host, self.smtp_port, timeout=self.timeout, context=context
+                )
             else:
                 smtp = smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout)
             smtp.ehlo_or_helo_if_needed()
@@ -475,18 +602,23 @@ class KwtSMSSmtpSender:
             if self.smtp_login:
                 smtp.login(self.smtp_login, self._smtp_password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise SmtpSendError("SMTP_AUTH", f"The relay {where} refused the login "
-                                             f"{self.smtp_login!r}: {_reply(exc)}") from None
+            raise SmtpSendError(
+                "SMTP_AUTH", f"The relay {where} refused the login {self.smtp_login!r}: {_reply(exc)}"
+            ) from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise SmtpSendError("SMTP_CONFIG", f"The relay {where} does not offer what was asked "
-                                               f"(STARTTLS or AUTH): {exc}") from None
+            raise SmtpSendError(
+                "SMTP_CONFIG", f"The relay {where} does not offer what was asked (STARTTLS or AUTH): {exc}"
+            ) from None
         except ssl.SSLError as exc:
             raise SmtpSendError("SMTP_CONFIG", f"TLS with the relay {where} failed: {exc}") from None
         except smtplib.SMTPResponseException as exc:
             raise _refused(exc, f"The relay {where} refused the session") from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise KwtSMSNetworkError(f"Cannot reach the SMTP relay {where}: {type(exc).__name__}: {exc}",
-                                     may_have_reached_server=False, code="SMTP_NETWORK") from None
+            raise KwtSMSNetworkError(
+                f"Cannot reach the SMTP relay {where}: {type(exc).__name__}: {exc}",
+                may_have_reached_server=False,
+                code="SMTP_NETWORK",
+            ) from None
         self._can_8bit = smtp.has_extn("8bitmime")
         self._smtp = smtp
         return smtp
@@ -509,20 +641,26 @@ class KwtSMSSmtpSender:
             try:
                 code, reply = smtp.mail(self.from_address, options)
                 if code != 250:
-                    raise _refused(smtplib.SMTPSenderRefused(code, reply, self.from_address),
-                                   f"The relay refused the from-address {self.from_address!r}")
+                    raise _refused(
+                        smtplib.SMTPSenderRefused(code, reply, self.from_address),
+                        f"The relay refused the from-address {self.from_address!r}",
+                    )
                 code, reply = smtp.rcpt(self.to_address)
                 if code not in (250, 251):
                     smtp.rset()
-                    raise _refused(smtplib.SMTPRecipientsRefused({self.to_address: (code, reply)}),
-                                   f"The relay refused the recipient {self.to_address!r}")
+                    raise _refused(
+                        smtplib.SMTPRecipientsRefused({self.to_address: (code, reply)}),
+                        f"The relay refused the recipient {self.to_address!r}",
+                    )
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 self._drop()
                 if reused and not fresh:
                     continue  # an idle connection the relay closed: open a new one, nothing was sent
-                raise KwtSMSNetworkError(f"The SMTP relay closed the connection before the e-mail: "
-                                         f"{type(exc).__name__}", may_have_reached_server=False,
-                                         code="SMTP_NETWORK") from None
+                raise KwtSMSNetworkError(
+                    f"The SMTP relay closed the connection before the e-mail: {type(exc).__name__}",
+                    may_have_reached_server=False,
+                    code="SMTP_NETWORK",
+                ) from None
             try:
                 code, reply = smtp.data(data)
             except smtplib.SMTPResponseException as exc:
@@ -558,17 +696,23 @@ def relay_settings(conn: Any, *, from_address: str | None = None) -> dict[str, A
     starttls = not ssl_on and not _flag(extras.get("disable_tls", False), f"{where} extra 'disable_tls'")
     sender_address = from_address or extras.get("from_email")
     if not sender_address:
-        raise KwtSMSInputError(f"{where} has no extra 'from_email', and no smtp_from is set on the kwtSMS "
-                               "connection: give the address the relay lets you send from.")
+        raise KwtSMSInputError(
+            f"{where} has no extra 'from_email', and no smtp_from is set on the kwtSMS "
+            "connection: give the address the relay lets you send from."
+        )
     timeout = extras.get("timeout", 30)
     try:
         timeout = float(timeout)
     except (TypeError, ValueError):
         raise KwtSMSInputError(f"{where} extra 'timeout' is {timeout!r}: give seconds, e.g. 30.") from None
     return {
-        "smtp_host": conn.host, "smtp_port": int(conn.port) if getattr(conn, "port", None) else None,
-        "smtp_ssl": ssl_on, "smtp_starttls": starttls, "smtp_login": getattr(conn, "login", None) or None,
-        "smtp_password": getattr(conn, "password", None) or None, "from_address": str(sender_address),
+        "smtp_host": conn.host,
+        "smtp_port": int(conn.port) if getattr(conn, "port", None) else None,
+        "smtp_ssl": ssl_on,
+        "smtp_starttls": starttls,
+        "smtp_login": getattr(conn, "login", None) or None,
+        "smtp_password": getattr(conn, "password", None) or None,
+        "from_address": str(sender_address),
         "timeout": timeout,
     }
 
@@ -605,7 +749,8 @@ def _refused(exc: smtplib.SMTPException, what: str) -> SmtpSendError:
 def _no_test_mode() -> KwtSMSInputError:
     return KwtSMSInputError(
         "the e-mail channel has no test mode: every e-mail to sms@kwtsms.com is a live send. Turn "
-        "test_mode off for this connection, or use the HTTP transport (transport='http') to test")
+        "test_mode off for this connection, or use the HTTP transport (transport='http') to test"
+    )
 
 
 def _require(name: str, value: object, hint: str) -> None:
@@ -617,8 +762,22 @@ def _log_batch(batch: BatchResult, done: int, total: int) -> None:
     # One line per e-mail; never the body (it holds the API password), the numbers or the text.
     if batch.state == SENT:
         lost = " (the relay's reply was lost)" if getattr(batch, "relay_reply_lost", False) else ""
-        logger.info("kwtSMS e-mail %d/%d (#%d): %d numbers handed to the relay%s; unconfirmed: kwtSMS "
-                    "answers nothing by e-mail", done, total, batch.index + 1, len(batch.numbers), lost)
+        logger.info(
+            "kwtSMS e-mail %d/%d (#%d): %d numbers handed to the relay%s; unconfirmed: kwtSMS "
+            "answers nothing by e-mail",
+            done,
+            total,
+            batch.index + 1,
+            len(batch.numbers),
+            lost,
+        )
     else:
-        logger.warning("kwtSMS e-mail %d/%d (#%d): NOT sent, %d numbers, %s: %s", done, total,
-                       batch.index + 1, len(batch.numbers), batch.error_code, batch.error_description)
+        logger.warning(
+            "kwtSMS e-mail %d/%d (#%d): NOT sent, %d numbers, %s: %s",
+            done,
+            total,
+            batch.index + 1,
+            len(batch.numbers),
+            batch.error_code,
+            batch.error_description,
+        )

@@ -55,8 +55,9 @@ class RateLimitedError(KwtSMSNetworkError):
     """HTTP 429: the account's request rate was exceeded; nothing was processed."""
 
     def __init__(self, description: str, *, retry_after: float, http_status: int = 429) -> None:
-        super().__init__(description, may_have_reached_server=False, http_status=http_status,
-                         code=RATE_LIMITED)
+        super().__init__(
+            description, may_have_reached_server=False, http_status=http_status, code=RATE_LIMITED
+        )
         self.retry_after = retry_after
 
     def __reduce__(self):
@@ -100,8 +101,15 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float:
 class Transport:
     """POSTs JSON to ``{base_url}/API/<endpoint>/`` with the credentials in the body."""
 
-    def __init__(self, base_url: str, username: str, password: str, *,
-                 timeout: tuple[float, float], session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: tuple[float, float],
+        session: requests.Session | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
@@ -149,8 +157,9 @@ class Transport:
 
         session = self.session
         try:
-            response = session.post(self.url(endpoint), data=body, headers=HEADERS,
-                                     timeout=self.timeout, allow_redirects=False)
+            response = session.post(
+                self.url(endpoint), data=body, headers=HEADERS, timeout=self.timeout, allow_redirects=False
+            )
             content = response.content  # read the whole body inside the try: it can fail too
         except requests.exceptions.RequestException as exc:
             raise self._network_error(endpoint, exc) from None
@@ -171,8 +180,9 @@ class Transport:
             what = "the connection broke after the request was sent"
         else:
             what = "could not reach the server"
-        return KwtSMSNetworkError(f"{endpoint}: {what} ({kind}: {reason}) [{self.base_url}]",
-                                  may_have_reached_server=reached)
+        return KwtSMSNetworkError(
+            f"{endpoint}: {what} ({kind}: {reason}) [{self.base_url}]", may_have_reached_server=reached
+        )
 
     def _read_answer(self, endpoint: str, status: int, headers: Any, content: bytes) -> Answer:
         if status == 429:
@@ -183,18 +193,26 @@ class Transport:
                 retry_after = parse_retry_after(headers.get("Retry-After"))
             return_text = _json_description(content)
             raise RateLimitedError(
-                self.scrub(f"{endpoint}: HTTP 429 rate limited"
-                           f"{': ' + return_text if return_text else ''}; retry after {retry_after:g} s"),
-                retry_after=retry_after)
+                self.scrub(
+                    f"{endpoint}: HTTP 429 rate limited"
+                    f"{': ' + return_text if return_text else ''}; retry after {retry_after:g} s"
+                ),
+                retry_after=retry_after,
+            )
         data = _parse_json(content)
         if isinstance(data, dict) and data.get("result") in ("OK", "ERROR"):
             if status >= 500 and data.get("result") == "ERROR" and data.get("code") not in ERRORS:
                 # A 5xx whose body names no kwtSMS code is a crash report, not a refusal: the
                 # request may have been processed before the crash.
                 raise KwtSMSNetworkError(
-                    self.scrub(f"{endpoint}: HTTP {status} from the server ({data.get('code')}: "
-                               f"{str(data.get('description', ''))[:200]})"),
-                    may_have_reached_server=True, http_status=status, code=f"HTTP_{status}")
+                    self.scrub(
+                        f"{endpoint}: HTTP {status} from the server ({data.get('code')}: "
+                        f"{str(data.get('description', ''))[:200]})"
+                    ),
+                    may_have_reached_server=True,
+                    http_status=status,
+                    code=f"HTTP_{status}",
+                )
             return Answer(data, status)
         snippet = self.scrub(_snippet(content))
         if 300 <= status < 400:
@@ -202,17 +220,31 @@ class Transport:
             raise KwtSMSNetworkError(
                 f"{endpoint}: HTTP {status} redirect to {location!r} was not followed (a redirect "
                 f"would drop the POST body); set base_url to the final address",
-                may_have_reached_server=False, http_status=status, code=f"HTTP_{status}")
+                may_have_reached_server=False,
+                http_status=status,
+                code=f"HTTP_{status}",
+            )
         if 400 <= status < 500:
             raise KwtSMSNetworkError(
                 f"{endpoint}: HTTP {status} without a kwtSMS answer ({snippet}); check base_url "
-                f"({self.base_url})", may_have_reached_server=False, http_status=status,
-                code=f"HTTP_{status}")
+                f"({self.base_url})",
+                may_have_reached_server=False,
+                http_status=status,
+                code=f"HTTP_{status}",
+            )
         if status >= 500:
-            raise KwtSMSNetworkError(f"{endpoint}: HTTP {status} from the server ({snippet})",
-                                     may_have_reached_server=True, http_status=status, code=f"HTTP_{status}")
-        raise KwtSMSNetworkError(f"{endpoint}: HTTP {status} with an unreadable answer ({snippet})",
-                                 may_have_reached_server=True, http_status=status, code="BAD_ANSWER")
+            raise KwtSMSNetworkError(
+                f"{endpoint}: HTTP {status} from the server ({snippet})",
+                may_have_reached_server=True,
+                http_status=status,
+                code=f"HTTP_{status}",
+            )
+        raise KwtSMSNetworkError(
+            f"{endpoint}: HTTP {status} with an unreadable answer ({snippet})",
+            may_have_reached_server=True,
+            http_status=status,
+            code="BAD_ANSWER",
+        )
 
 
 def _may_have_reached(exc: Exception) -> bool:
@@ -225,10 +257,18 @@ def _may_have_reached(exc: Exception) -> bool:
         NewConnectionError,
     )
 
-    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError,
-                        requests.exceptions.ProxyError, requests.exceptions.InvalidURL,
-                        requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                        requests.exceptions.InvalidHeader)):
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.ConnectTimeout,
+            requests.exceptions.SSLError,
+            requests.exceptions.ProxyError,
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    ):
         return False
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return True

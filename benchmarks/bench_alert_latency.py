@@ -45,8 +45,15 @@ if str(REPO) not in sys.path:
 USER, PASSWORD = "bench_user", "bench_pass"
 CLIENTS = ("ours", "seed")
 # Distinct number blocks per (client, mode): 9655 B NNNNNN, Kuwaiti mobiles.
-BLOCKS = {("ours", "warm"): 1, ("seed", "warm"): 2, ("ours", "cold"): 3, ("seed", "cold"): 4,
-          ("ours", "warmup"): 5, ("seed", "warmup"): 6, ("ours", "cold_preloaded"): 7}
+BLOCKS = {
+    ("ours", "warm"): 1,
+    ("seed", "warm"): 2,
+    ("ours", "cold"): 3,
+    ("seed", "cold"): 4,
+    ("ours", "warmup"): 5,
+    ("seed", "warmup"): 6,
+    ("ours", "cold_preloaded"): 7,
+}
 
 
 def _number(client: str, mode: str, i: int) -> str:
@@ -55,22 +62,40 @@ def _number(client: str, mode: str, i: int) -> str:
 
 def context() -> dict:
     """A minimal task-failure callback context: what the default alert reads."""
-    ti = SimpleNamespace(dag_id="bench_dag", task_id="load_orders", try_number=2, max_tries=2,
-                         run_id="scheduled__2026-01-01T00:00:00+00:00", state="failed")
-    return {"ti": ti, "task_instance": ti, "run_id": ti.run_id,
-            "exception": RuntimeError("warehouse connection refused")}
+    ti = SimpleNamespace(
+        dag_id="bench_dag",
+        task_id="load_orders",
+        try_number=2,
+        max_tries=2,
+        run_id="scheduled__2026-01-01T00:00:00+00:00",
+        state="failed",
+    )
+    return {
+        "ti": ti,
+        "task_instance": ti,
+        "run_id": ti.run_id,
+        "exception": RuntimeError("warehouse connection refused"),
+    }
 
 
 def _seed_text(ctx: dict) -> str:
     ti = ctx["ti"]
-    return (f"Airflow {ti.dag_id}.{ti.task_id} failed (try {ti.try_number}, run {ti.run_id}): "
-            f"{ctx['exception']}")
+    return (
+        f"Airflow {ti.dag_id}.{ti.task_id} failed (try {ti.try_number}, run {ti.run_id}): {ctx['exception']}"
+    )
 
 
 def conn_json(url: str) -> str:
     """The ``AIRFLOW_CONN_KWTSMS_DEFAULT`` JSON form for a sandbox at ``url``."""
-    return json.dumps({"conn_type": "kwtsms", "host": url, "login": USER, "password": PASSWORD,
-                       "extra": {"test_mode": True}})
+    return json.dumps(
+        {
+            "conn_type": "kwtsms",
+            "host": url,
+            "login": USER,
+            "password": PASSWORD,
+            "extra": {"test_mode": True},
+        }
+    )
 
 
 def _point_seed_at(url: str) -> None:
@@ -93,7 +118,8 @@ def _alert_seed(number: str) -> tuple[float, float]:
 
     def on_failure(ctx: dict) -> None:  # the callback a user of the seed client would write
         answer = KwtSMS(USER, PASSWORD, sender_id="KWT-SMS", test_mode=True, log_file="").send(
-            number, _seed_text(ctx))
+            number, _seed_text(ctx)
+        )
         if answer.get("result") != "OK":
             raise RuntimeError(f"seed alert failed: {answer}")
 
@@ -137,16 +163,22 @@ def _alert_cold(client: str, number: str, url: str, mode: str = "cold") -> tuple
 def _ms_stats(values: list[float]) -> dict:
     ordered = sorted(values)
     p95 = statistics.quantiles(ordered, n=20, method="inclusive")[18] if len(ordered) > 1 else ordered[0]
-    return {"median_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000,
-            "min_ms": ordered[0] * 1000, "max_ms": ordered[-1] * 1000, "count": len(ordered)}
+    return {
+        "median_ms": statistics.median(ordered) * 1000,
+        "p95_ms": p95 * 1000,
+        "min_ms": ordered[0] * 1000,
+        "max_ms": ordered[-1] * 1000,
+        "count": len(ordered),
+    }
 
 
 def run(alerts: int = 50, cold: int = 10, clients: tuple[str, ...] = CLIENTS) -> dict:
     """Median and p95 alert latency, warm and cold, per client; returns the figures."""
     from airflow_provider_kwtsms.sandbox import Sandbox
 
-    sandbox = Sandbox(username=USER, password=PASSWORD, balance=10**9, rate=None, queue_size=10**9,
-                      drain_rate=10**6).start()
+    sandbox = Sandbox(
+        username=USER, password=PASSWORD, balance=10**9, rate=None, queue_size=10**9, drain_rate=10**6
+    ).start()
     saved_conn = os.environ.get("AIRFLOW_CONN_KWTSMS_DEFAULT")
     os.environ["AIRFLOW_CONN_KWTSMS_DEFAULT"] = conn_json(sandbox.url)
     calls: dict[tuple[str, str], list[tuple[str, float, float]]] = {}
@@ -182,8 +214,9 @@ def run(alerts: int = 50, cold: int = 10, clients: tuple[str, ...] = CLIENTS) ->
     for (client, mode), rows in calls.items():
         missing = [number for number, _, _ in rows if number not in received]
         if missing:
-            raise RuntimeError(f"{client} {mode}: {len(missing)} alert(s) never reached the sandbox, "
-                               f"e.g. {missing[0]}")
+            raise RuntimeError(
+                f"{client} {mode}: {len(missing)} alert(s) never reached the sandbox, e.g. {missing[0]}"
+            )
         figures["clients"].setdefault(client, {})[mode] = {
             "to_gateway": _ms_stats([received[number] - called for number, called, _ in rows]),
             "call_returned": _ms_stats([returned - called for _, called, returned in rows]),
@@ -192,15 +225,18 @@ def run(alerts: int = 50, cold: int = 10, clients: tuple[str, ...] = CLIENTS) ->
 
 
 def _table(figures: dict) -> str:
-    lines = [f"Alert latency, call -> request at the sandbox ({figures['alerts']} warm alerts, "
-             f"{figures['cold']} cold, one number each)",
-             f"{'client':8} {'mode':5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} "
-             f"{'call returned ms':>17}"]
+    lines = [
+        f"Alert latency, call -> request at the sandbox ({figures['alerts']} warm alerts, "
+        f"{figures['cold']} cold, one number each)",
+        f"{'client':8} {'mode':5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'call returned ms':>17}",
+    ]
     for client, modes in figures["clients"].items():
         for mode, f in modes.items():
             g = f["to_gateway"]
-            lines.append(f"{client:8} {mode:5} {g['median_ms']:>10.1f} {g['p95_ms']:>8.1f} "
-                         f"{g['max_ms']:>8.1f} {f['call_returned']['median_ms']:>17.1f}")
+            lines.append(
+                f"{client:8} {mode:5} {g['median_ms']:>10.1f} {g['p95_ms']:>8.1f} "
+                f"{g['max_ms']:>8.1f} {f['call_returned']['median_ms']:>17.1f}"
+            )
     return "\n".join(lines)
 
 

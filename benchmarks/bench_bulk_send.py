@@ -37,8 +37,15 @@ def _numbers(count: int) -> list[str]:
 def _sandbox(rate: float, latency: float):
     from airflow_provider_kwtsms.sandbox import Sandbox
 
-    return Sandbox(username=USER, password=PASSWORD, balance=10**9, rate=rate, latency=latency,
-                   queue_size=10**9, drain_rate=10**6).start()
+    return Sandbox(
+        username=USER,
+        password=PASSWORD,
+        balance=10**9,
+        rate=rate,
+        latency=latency,
+        queue_size=10**9,
+        drain_rate=10**6,
+    ).start()
 
 
 def _ours(url: str, numbers: list[str], rate: float) -> dict:
@@ -54,8 +61,12 @@ def _ours(url: str, numbers: list[str], rate: float) -> dict:
         started = time.perf_counter()
         result = client.send(numbers, MESSAGE)
         wall = time.perf_counter() - started
-    return {"wall_s": wall, "numbers_sent": result.numbers_sent, "batches_ok": len(result.msg_ids),
-            "batches": len(result.batches)}
+    return {
+        "wall_s": wall,
+        "numbers_sent": result.numbers_sent,
+        "batches_ok": len(result.msg_ids),
+        "batches": len(result.batches),
+    }
 
 
 def _seed(url: str, numbers: list[str], rate: float) -> dict:
@@ -71,8 +82,12 @@ def _seed(url: str, numbers: list[str], rate: float) -> dict:
         wall = time.perf_counter() - started
     finally:
         seed_core.BASE_URL = saved
-    return {"wall_s": wall, "numbers_sent": int(result.get("numbers", 0)),
-            "batches_ok": len(result.get("msg-ids", [])), "batches": int(result.get("batches", 1))}
+    return {
+        "wall_s": wall,
+        "numbers_sent": int(result.get("numbers", 0)),
+        "batches_ok": len(result.get("msg-ids", [])),
+        "batches": int(result.get("batches", 1)),
+    }
 
 
 def _measure(name: str, numbers: list[str], rate: float, latency: float) -> dict:
@@ -98,13 +113,23 @@ def _measure(name: str, numbers: list[str], rate: float, latency: float) -> dict
     return figures
 
 
-def run(numbers: int = 20_000, rate: float = 2.0, latency: float = 0.1,
-        clients: tuple[str, ...] = ("ours", "seed")) -> dict:
+def run(
+    numbers: int = 20_000,
+    rate: float = 2.0,
+    latency: float = 0.1,
+    clients: tuple[str, ...] = ("ours", "seed"),
+) -> dict:
     """Send ``numbers`` numbers with each client; return the figures per client."""
     targets = _numbers(numbers)
     results = {name: _measure(name, targets, rate, latency) for name in clients}
-    return {"numbers": numbers, "rate": rate, "latency_s": latency, "requests": -(-numbers // 200),
-            "ideal_s": -(-numbers // 200) / rate, "clients": results}
+    return {
+        "numbers": numbers,
+        "rate": rate,
+        "latency_s": latency,
+        "requests": -(-numbers // 200),
+        "ideal_s": -(-numbers // 200) / rate,
+        "clients": results,
+    }
 
 
 def _table(figures: dict) -> str:
@@ -116,9 +141,11 @@ def _table(figures: dict) -> str:
         f"{'batches ok':>10} {'numbers sent':>12}",
     ]
     for name, f in figures["clients"].items():
-        lines.append(f"{name:<8} {f['wall_s']:>8.1f} {f['ideal_s']:>8.1f} {f['efficiency_pct']:>7.1f} "
-                     f"{f['server_rate']:>9.3f} {f['refused_429']:>5} {f['batches_ok']:>5}/{f['batches']:<4} "
-                     f"{f['numbers_sent']:>12}")
+        lines.append(
+            f"{name:<8} {f['wall_s']:>8.1f} {f['ideal_s']:>8.1f} {f['efficiency_pct']:>7.1f} "
+            f"{f['server_rate']:>9.3f} {f['refused_429']:>5} {f['batches_ok']:>5}/{f['batches']:<4} "
+            f"{f['numbers_sent']:>12}"
+        )
     return "\n".join(lines)
 
 

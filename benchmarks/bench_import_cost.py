@@ -38,8 +38,9 @@ print(json.dumps({"seconds": elapsed, "rss_kib": after_rss - before_rss, "new_mo
 
 def measure(modules: tuple[str, ...]) -> dict:
     """One fresh interpreter: the time and memory that importing ``modules`` adds."""
-    out = subprocess.run([sys.executable, "-c", _PROBE, *modules], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, *modules], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -60,8 +61,10 @@ def main() -> None:
     figures = run()
     print(f"{'modules':34} {'import ms':>10} {'RSS KiB':>9} {'new modules':>12}  heavy imports")
     for label, f in figures.items():
-        print(f"{label:34} {f['median_ms']:10.1f} {f['median_rss_kib']:9.0f} {f['new_modules']:12d}  "
-              f"{', '.join(f['heavy_imports']) or '-'}")
+        print(
+            f"{label:34} {f['median_ms']:10.1f} {f['median_rss_kib']:9.0f} {f['new_modules']:12d}  "
+            f"{', '.join(f['heavy_imports']) or '-'}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 # --- the child ------------------------------------------------------------------------------
 
+
 def _inputs(count: int) -> list[str]:
     """``count`` distinct valid Kuwaiti mobiles, written six different ways."""
     out = []
@@ -117,12 +118,21 @@ def _child(mode: str, count: int, url: str | None) -> dict:
         sent = 0
     seconds = time.perf_counter() - started
     _, peak = _kib()
-    return {"mode": mode, "numbers": count, "after_imports_kib": after_imports,
-            "after_inputs_kib": after_inputs, "peak_kib": peak, "growth_kib": peak - after_inputs,
-            "accounted": accounted, "sent": sent, "seconds": seconds}
+    return {
+        "mode": mode,
+        "numbers": count,
+        "after_imports_kib": after_imports,
+        "after_inputs_kib": after_inputs,
+        "peak_kib": peak,
+        "growth_kib": peak - after_inputs,
+        "accounted": accounted,
+        "sent": sent,
+        "seconds": seconds,
+    }
 
 
 # --- the parent -----------------------------------------------------------------------------
+
 
 def _env() -> dict[str, str]:
     path = os.environ.get("PYTHONPATH")
@@ -131,10 +141,29 @@ def _env() -> dict[str, str]:
 
 def _start_sandbox() -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", "0", "--rate", "0",
-         "--username", USER, "--password", PASSWORD, "--balance", "1000000000",
-         "--queue-size", "1000000000", "--drain-rate", "1000000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_kwtsms.sandbox",
+            "--port",
+            "0",
+            "--rate",
+            "0",
+            "--username",
+            USER,
+            "--password",
+            PASSWORD,
+            "--balance",
+            "1000000000",
+            "--queue-size",
+            "1000000000",
+            "--drain-rate",
+            "1000000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
     )
     line = process.stdout.readline() if process.stdout else ""
     if "listening on" not in line:
@@ -147,8 +176,13 @@ def measure(mode: str, count: int) -> dict:
     """One fresh child interpreter: prepare, send or seed-prepare ``count`` numbers."""
     sandbox, url = _start_sandbox() if mode == "send" else (None, "")
     try:
-        done = subprocess.run([sys.executable, __file__, "--child", mode, str(count), url],
-                              capture_output=True, text=True, env=_env(), timeout=3600)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", mode, str(count), url],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=3600,
+        )
     finally:
         if sandbox is not None:
             sandbox.terminate()
@@ -157,13 +191,15 @@ def measure(mode: str, count: int) -> dict:
         raise RuntimeError(f"memory child {mode} {count} failed: {done.stderr.strip()[-2000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     if figures["accounted"] != count or (mode == "send" and figures["sent"] != count):
-        raise RuntimeError(f"memory child {mode} {count}: accounted {figures['accounted']}, "
-                           f"sent {figures['sent']}")
+        raise RuntimeError(
+            f"memory child {mode} {count}: accounted {figures['accounted']}, sent {figures['sent']}"
+        )
     return figures
 
 
-def run(sizes: tuple[int, ...] = (100_000, 1_000_000), repeats: int = 5,
-        modes: tuple[str, ...] = MODES) -> dict:
+def run(
+    sizes: tuple[int, ...] = (100_000, 1_000_000), repeats: int = 5, modes: tuple[str, ...] = MODES
+) -> dict:
     """Median figures per mode and size, and the growth per number between the sizes."""
     samples: dict[str, dict[int, list[dict]]] = {m: {n: [] for n in sizes} for m in modes}
     for _ in range(repeats):  # interleaved, so that load from other processes hits all alike
@@ -175,30 +211,46 @@ def run(sizes: tuple[int, ...] = (100_000, 1_000_000), repeats: int = 5,
         per_size = {}
         for count in sizes:
             runs = samples[mode][count]
-            per_size[count] = {key: statistics.median(r[key] for r in runs)
-                               for key in ("after_imports_kib", "after_inputs_kib", "peak_kib",
-                                           "growth_kib", "seconds")}
+            per_size[count] = {
+                key: statistics.median(r[key] for r in runs)
+                for key in ("after_imports_kib", "after_inputs_kib", "peak_kib", "growth_kib", "seconds")
+            }
             per_size[count]["peak_kib_samples"] = [r["peak_kib"] for r in runs]
         small, big = min(sizes), max(sizes)
-        slope = ((per_size[big]["growth_kib"] - per_size[small]["growth_kib"]) * 1024 / (big - small)
-                 if big > small else per_size[big]["growth_kib"] * 1024 / big)
-        inputs_slope = ((per_size[big]["after_inputs_kib"] - per_size[small]["after_inputs_kib"]) * 1024
-                        / (big - small) if big > small else None)
-        figures["modes"][mode] = {"sizes": per_size, "bytes_per_number": slope,
-                                  "input_bytes_per_number": inputs_slope}
+        slope = (
+            (per_size[big]["growth_kib"] - per_size[small]["growth_kib"]) * 1024 / (big - small)
+            if big > small
+            else per_size[big]["growth_kib"] * 1024 / big
+        )
+        inputs_slope = (
+            (per_size[big]["after_inputs_kib"] - per_size[small]["after_inputs_kib"]) * 1024 / (big - small)
+            if big > small
+            else None
+        )
+        figures["modes"][mode] = {
+            "sizes": per_size,
+            "bytes_per_number": slope,
+            "input_bytes_per_number": inputs_slope,
+        }
     return figures
 
 
 def _table(figures: dict) -> str:
-    lines = [f"{'mode':13} {'numbers':>10} {'imports MiB':>11} {'+inputs MiB':>11} {'peak MiB':>9} "
-             f"{'growth MiB':>10} {'seconds':>8}"]
+    lines = [
+        f"{'mode':13} {'numbers':>10} {'imports MiB':>11} {'+inputs MiB':>11} {'peak MiB':>9} "
+        f"{'growth MiB':>10} {'seconds':>8}"
+    ]
     for mode, f in figures["modes"].items():
         for count, s in f["sizes"].items():
-            lines.append(f"{mode:13} {count:>10,} {s['after_imports_kib'] / 1024:>11.1f} "
-                         f"{s['after_inputs_kib'] / 1024:>11.1f} {s['peak_kib'] / 1024:>9.1f} "
-                         f"{s['growth_kib'] / 1024:>10.1f} {s['seconds']:>8.2f}")
-        lines.append(f"{mode:13} growth per number: {f['bytes_per_number']:.0f} bytes "
-                     f"(the inputs themselves: {f['input_bytes_per_number'] or 0:.0f} bytes/number)")
+            lines.append(
+                f"{mode:13} {count:>10,} {s['after_imports_kib'] / 1024:>11.1f} "
+                f"{s['after_inputs_kib'] / 1024:>11.1f} {s['peak_kib'] / 1024:>9.1f} "
+                f"{s['growth_kib'] / 1024:>10.1f} {s['seconds']:>8.2f}"
+            )
+        lines.append(
+            f"{mode:13} growth per number: {f['bytes_per_number']:.0f} bytes "
+            f"(the inputs themselves: {f['input_bytes_per_number'] or 0:.0f} bytes/number)"
+        )
     return "\n".join(lines)
 
 

@@ -26,9 +26,29 @@ from airflow_provider_kwtsms.phone import prepare_recipients, validate_phone
 
 SEED = 20240611
 # (region, weight): Kuwait first, then the Gulf and the countries Kuwaiti lists reach most.
-WEIGHTS = [("KW", 40), ("SA", 10), ("AE", 7), ("QA", 3), ("BH", 3), ("OM", 3), ("EG", 6), ("IN", 6),
-           ("PK", 2), ("PH", 2), ("BD", 1), ("LK", 1), ("JO", 1), ("LB", 1), ("GB", 2), ("US", 2),
-           ("CA", 1), ("FR", 1), ("DE", 1), ("RU", 1), ("OTHER", 5)]
+WEIGHTS = [
+    ("KW", 40),
+    ("SA", 10),
+    ("AE", 7),
+    ("QA", 3),
+    ("BH", 3),
+    ("OM", 3),
+    ("EG", 6),
+    ("IN", 6),
+    ("PK", 2),
+    ("PH", 2),
+    ("BD", 1),
+    ("LK", 1),
+    ("JO", 1),
+    ("LB", 1),
+    ("GB", 2),
+    ("US", 2),
+    ("CA", 1),
+    ("FR", 1),
+    ("DE", 1),
+    ("RU", 1),
+    ("OTHER", 5),
+]
 ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
@@ -37,7 +57,7 @@ def _group(digits: str, rng: random.Random, sep: str) -> str:
     out, i = [], 0
     while i < len(digits):
         step = rng.choice((2, 3, 4))
-        out.append(digits[i:i + step])
+        out.append(digits[i : i + step])
         i += step
     return sep.join(out)
 
@@ -93,8 +113,23 @@ def generate(n: int, seed: int = SEED) -> list[str]:
             made.append(rng.choice(made) if rng.random() < 0.5 else " " + rng.choice(made) + " ")
             continue
         if roll < 0.10:
-            made.append(rng.choice(("info@example.com", "n/a", "-", "", "call me", "12345", "123",
-                                    "9876543210987654", "+", "tel:", "٠٠")))
+            made.append(
+                rng.choice(
+                    (
+                        "info@example.com",
+                        "n/a",
+                        "-",
+                        "",
+                        "call me",
+                        "12345",
+                        "123",
+                        "9876543210987654",
+                        "+",
+                        "tel:",
+                        "٠٠",
+                    )
+                )
+            )
             continue
         region = rng.choices(names, weights)[0]
         if region == "OTHER":
@@ -137,11 +172,22 @@ def agreement(inputs: list[str], default_country: str | None = None) -> dict:
     import phonenumbers as pn
 
     accept_types = {pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE_OR_MOBILE}
-    counts = {"inputs": len(inputs), "pn_valid_mobile": 0, "pn_fixed_line": 0, "pn_impossible": 0,
-              "pn_unknown_code_or_unparsable": 0, "pn_other": 0, "missed_mobile": 0,
-              "accepted_fixed_line": 0, "accepted_impossible": 0, "accepted_unparsable": 0,
-              "other_accepted": 0, "raw_parse_checked": 0, "raw_parse_mismatch": 0,
-              "raw_parse_trunk_zero": 0}
+    counts = {
+        "inputs": len(inputs),
+        "pn_valid_mobile": 0,
+        "pn_fixed_line": 0,
+        "pn_impossible": 0,
+        "pn_unknown_code_or_unparsable": 0,
+        "pn_other": 0,
+        "missed_mobile": 0,
+        "accepted_fixed_line": 0,
+        "accepted_impossible": 0,
+        "accepted_unparsable": 0,
+        "other_accepted": 0,
+        "raw_parse_checked": 0,
+        "raw_parse_mismatch": 0,
+        "raw_parse_trunk_zero": 0,
+    }
     mismatches: list[str] = []
     for raw in inputs:
         check = validate_phone(raw, default_country)
@@ -190,12 +236,19 @@ def agreement(inputs: list[str], default_country: str | None = None) -> dict:
                 # By design: "+965 0 9876 5432" keeps its 0 in phonenumbers (an "Italian leading
                 # zero", giving a number that is not valid) while we drop a trunk 0 written after
                 # the country code, as the seed client does. Anything else is a real mismatch.
-                trunk_zero = (direct is not None and direct.italian_leading_zero
-                              and not pn.is_valid_number(direct)
-                              and check.number == f"{direct.country_code}{direct.national_number}")
+                trunk_zero = (
+                    direct is not None
+                    and direct.italian_leading_zero
+                    and not pn.is_valid_number(direct)
+                    and check.number == f"{direct.country_code}{direct.national_number}"
+                )
                 counts["raw_parse_trunk_zero" if trunk_zero else "raw_parse_mismatch"] += 1
-    counts["disagreements"] = (counts["missed_mobile"] + counts["accepted_fixed_line"]
-                               + counts["accepted_impossible"] + counts["accepted_unparsable"])
+    counts["disagreements"] = (
+        counts["missed_mobile"]
+        + counts["accepted_fixed_line"]
+        + counts["accepted_impossible"]
+        + counts["accepted_unparsable"]
+    )
     counts["examples"] = mismatches[:10]
     return counts
 
@@ -275,13 +328,19 @@ def main(argv: list[str]) -> None:
     a = f["agreement"]
     rows = [
         ("inputs", f"{f['inputs']:,}"),
-        ("seed validate_phone_input loop",
-         f"{f['seed_seconds']:.2f} s ({f['seed_per_number_us']:.2f} µs/number)"),
+        (
+            "seed validate_phone_input loop",
+            f"{f['seed_seconds']:.2f} s ({f['seed_per_number_us']:.2f} µs/number)",
+        ),
         ("our prepare_recipients", f"{f['ours_seconds']:.2f} s ({f['ours_per_number_us']:.2f} µs/number)"),
-        ("our first run (metadata compile)",
-         f"{f['ours_first_run_seconds']:.2f} s ({f['speedup_first_run']:.2f}x the seed's median)"),
-        ("speed-up (best wall / median wall / best CPU)",
-         f"{f['speedup']:.2f}x / {f['speedup_median']:.2f}x / {f['speedup_cpu']:.2f}x"),
+        (
+            "our first run (metadata compile)",
+            f"{f['ours_first_run_seconds']:.2f} s ({f['speedup_first_run']:.2f}x the seed's median)",
+        ),
+        (
+            "speed-up (best wall / median wall / best CPU)",
+            f"{f['speedup']:.2f}x / {f['speedup_median']:.2f}x / {f['speedup_cpu']:.2f}x",
+        ),
         ("  seed runs (s)", " ".join(f"{x:.2f}" for x in f["seed_runs_seconds"])),
         ("  our runs (s)", " ".join(f"{x:.2f}" for x in f["ours_runs_seconds"])),
         ("valid / invalid / duplicates", f"{f['valid']:,} / {f['invalid']:,} / {f['duplicates']:,}"),
@@ -290,14 +349,20 @@ def main(argv: list[str]) -> None:
         ("  phonenumbers: valid mobile", f"{a['pn_valid_mobile']:,} (we rejected {a['missed_mobile']})"),
         ("  phonenumbers: fixed line", f"{a['pn_fixed_line']:,} (we accepted {a['accepted_fixed_line']})"),
         ("  phonenumbers: impossible", f"{a['pn_impossible']:,} (we accepted {a['accepted_impossible']})"),
-        ("  phonenumbers: bad code/unparsable",
-         f"{a['pn_unknown_code_or_unparsable']:,} (we accepted {a['accepted_unparsable']})"),
-        ("  other (non-mobile types, unknown ranges)",
-         f"{a['pn_other']:,} (we accepted {a['other_accepted']})"),
+        (
+            "  phonenumbers: bad code/unparsable",
+            f"{a['pn_unknown_code_or_unparsable']:,} (we accepted {a['accepted_unparsable']})",
+        ),
+        (
+            "  other (non-mobile types, unknown ranges)",
+            f"{a['pn_other']:,} (we accepted {a['other_accepted']})",
+        ),
         ("  disagreements", str(a["disagreements"])),
-        ("  '+' inputs parsed raw by phonenumbers",
-         f"{a['raw_parse_checked']:,} (different number: {a['raw_parse_mismatch']}; trunk 0 dropped "
-         f"by design: {a['raw_parse_trunk_zero']})"),
+        (
+            "  '+' inputs parsed raw by phonenumbers",
+            f"{a['raw_parse_checked']:,} (different number: {a['raw_parse_mismatch']}; trunk 0 dropped "
+            f"by design: {a['raw_parse_trunk_zero']})",
+        ),
     ]
     for key, value in f["seed_vs_phonenumbers"].items():
         rows.append((f"  {key.replace('_', ' ')}", f"{value:,}"))

@@ -27,9 +27,25 @@ def _start_server() -> tuple[subprocess.Popen, str, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", "0", "--rate", "0",
-         "--balance", "1000000000", "--queue-size", "1000000000", "--drain-rate", "1000000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_kwtsms.sandbox",
+            "--port",
+            "0",
+            "--rate",
+            "0",
+            "--balance",
+            "1000000000",
+            "--queue-size",
+            "1000000000",
+            "--drain-rate",
+            "1000000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     line = process.stdout.readline() if process.stdout else ""
     if "listening on" not in line:
@@ -71,8 +87,14 @@ def run(seconds: float = 5.0, clients: int = 4) -> dict:
         i = 0
         try:
             while not stop.is_set():
-                body = {"username": "sandbox_user", "password": "sandbox_pass", "sender": "KWT-SMS",
-                        "mobile": f"9655{worker:01d}{i:06d}", "message": "benchmark", "test": "0"}
+                body = {
+                    "username": "sandbox_user",
+                    "password": "sandbox_pass",
+                    "sender": "KWT-SMS",
+                    "mobile": f"9655{worker:01d}{i:06d}",
+                    "message": "benchmark",
+                    "test": "0",
+                }
                 connection.request("POST", "/API/send/", body=json.dumps(body), headers=headers)
                 answer = json.loads(connection.getresponse().read())
                 if answer.get("result") == "OK":

@@ -40,8 +40,15 @@ for path in (str(REPO), str(HERE)):
 
 RESULTS = HERE / "RESULTS.md"
 PYCACHE = Path(tempfile.gettempdir()) / "kwtsms-bench-pycache"
-PACKAGES = ("apache-airflow", "apache-airflow-task-sdk", "requests", "phonenumbers", "kwtsms",
-            "apache-airflow-providers-slack", "airflow-provider-kwtsms")
+PACKAGES = (
+    "apache-airflow",
+    "apache-airflow-task-sdk",
+    "requests",
+    "phonenumbers",
+    "kwtsms",
+    "apache-airflow-providers-slack",
+    "airflow-provider-kwtsms",
+)
 ORDER = ("bulk_send", "prepare", "import_cost", "memory", "alert_latency", "sandbox")
 RUN_ORDER = ("import_cost", "sandbox", "alert_latency", "prepare", "memory", "bulk_send")  # short first
 
@@ -59,13 +66,29 @@ class Settings:
 
     @classmethod
     def full(cls, runs: int) -> Settings:
-        return cls(runs=runs, bulk_numbers=20_000, prepare_numbers=1_000_000, agreement_sample=100_000,
-                   memory_sizes=(100_000, 1_000_000), alerts=50, cold_alerts=10, sandbox_seconds=5.0)
+        return cls(
+            runs=runs,
+            bulk_numbers=20_000,
+            prepare_numbers=1_000_000,
+            agreement_sample=100_000,
+            memory_sizes=(100_000, 1_000_000),
+            alerts=50,
+            cold_alerts=10,
+            sandbox_seconds=5.0,
+        )
 
     @classmethod
     def quick(cls, runs: int) -> Settings:
-        return cls(runs=runs, bulk_numbers=1_000, prepare_numbers=20_000, agreement_sample=5_000,
-                   memory_sizes=(10_000, 50_000), alerts=10, cold_alerts=2, sandbox_seconds=1.0)
+        return cls(
+            runs=runs,
+            bulk_numbers=1_000,
+            prepare_numbers=20_000,
+            agreement_sample=5_000,
+            memory_sizes=(10_000, 50_000),
+            alerts=10,
+            cold_alerts=2,
+            sandbox_seconds=1.0,
+        )
 
 
 @dataclass
@@ -93,6 +116,7 @@ def _verdict(ok: bool) -> str:
 
 # --- the figures ------------------------------------------------------------------------------
 
+
 def bulk_send(s: Settings) -> Figure:
     import bench_bulk_send
 
@@ -100,23 +124,48 @@ def bulk_send(s: Settings) -> Figure:
     runs = [bench_bulk_send.run(numbers=s.bulk_numbers, rate=rate, latency=latency) for _ in range(s.runs)]
     first = runs[0]
     per = {c: [r["clients"][c] for r in runs] for c in first["clients"]}
-    med = {c: {k: _median(x[k] for x in rows) for k in ("wall_s", "efficiency_pct", "server_rate")}
-           for c, rows in per.items()}
+    med = {
+        c: {k: _median(x[k] for x in rows) for k in ("wall_s", "efficiency_pct", "server_rate")}
+        for c, rows in per.items()
+    }
     refused = {c: sum(x["refused_429"] for x in rows) for c, rows in per.items()}
     complete = {c: all(x["numbers_sent"] == s.bulk_numbers for x in rows) for c, rows in per.items()}
-    what = (f"Bulk send: {s.bulk_numbers:,} numbers ({first['requests']} requests), cap {rate:g} req/s, "
-            f"{latency * 1000:.0f} ms latency")
+    what = (
+        f"Bulk send: {s.bulk_numbers:,} numbers ({first['requests']} requests), cap {rate:g} req/s, "
+        f"{latency * 1000:.0f} ms latency"
+    )
     fig = Figure("bulk_send")
-    fig.rows.append((f"{what}: wall time", f"{med['ours']['wall_s']:.1f} s", f"{med['seed']['wall_s']:.1f} s",
-                     f"ideal {first['ideal_s']:.1f} s", "-"))
+    fig.rows.append(
+        (
+            f"{what}: wall time",
+            f"{med['ours']['wall_s']:.1f} s",
+            f"{med['seed']['wall_s']:.1f} s",
+            f"ideal {first['ideal_s']:.1f} s",
+            "-",
+        )
+    )
     # Share of the cap = the request rate the gateway saw / the cap. (ideal / wall can pass 100 %:
     # the first request needs no wait, so n requests take (n - 1) / rate + latency.)
     share = {c: 100 * m["server_rate"] / rate for c, m in med.items()}
     ours_ok = share["ours"] >= 98 and refused["ours"] == 0 and complete["ours"]
-    fig.rows.append(("Bulk send: share of the cap used (gateway's rate / cap)", f"{share['ours']:.1f} %",
-                     f"{share['seed']:.1f} %", ">= 98 %", _verdict(ours_ok)))
-    fig.rows.append((f"Bulk send: requests refused for rate (429), all {s.runs} runs", str(refused["ours"]),
-                     str(refused["seed"]), "0", _verdict(refused["ours"] == 0)))
+    fig.rows.append(
+        (
+            "Bulk send: share of the cap used (gateway's rate / cap)",
+            f"{share['ours']:.1f} %",
+            f"{share['seed']:.1f} %",
+            ">= 98 %",
+            _verdict(ours_ok),
+        )
+    )
+    fig.rows.append(
+        (
+            f"Bulk send: requests refused for rate (429), all {s.runs} runs",
+            str(refused["ours"]),
+            str(refused["seed"]),
+            "0",
+            _verdict(refused["ours"] == 0),
+        )
+    )
     fig.details += [
         f"Both clients send the same {s.bulk_numbers:,} numbers in test mode to a fresh sandbox capped at "
         f"{rate:g} requests/s (HTTP 429 above it) that answers each request {latency * 1000:.0f} ms late. "
@@ -135,7 +184,8 @@ def bulk_send(s: Settings) -> Figure:
             f"| {c} | {_join((x['wall_s'] for x in rows), '.1f')} | {med[c]['wall_s']:.1f} | "
             f"{med[c]['efficiency_pct']:.1f} % | {med[c]['server_rate']:.3f} req/s | {share[c]:.1f} % | "
             f"{refused[c]} | "
-            f"{'yes' if complete[c] else 'NO'} |")
+            f"{'yes' if complete[c] else 'NO'} |"
+        )
     return fig
 
 
@@ -179,15 +229,26 @@ def prepare(s: Settings) -> Figure:
     seed_agree = bench_prepare.seed_agreement(sample)
     speedup = seed_s / ours_s
     fig = Figure("prepare")
-    fig.rows.append((f"Preparation: {n:,} mixed-format numbers",
-                     f"{ours_s:.2f} s ({ours_s / n * 1e6:.2f} us/no.)",
-                     f"{seed_s:.2f} s ({seed_s / n * 1e6:.2f} us/no.)", ">= 2x faster",
-                     f"{_verdict(speedup >= 2)} ({speedup:.2f}x)"))
+    fig.rows.append(
+        (
+            f"Preparation: {n:,} mixed-format numbers",
+            f"{ours_s:.2f} s ({ours_s / n * 1e6:.2f} us/no.)",
+            f"{seed_s:.2f} s ({seed_s / n * 1e6:.2f} us/no.)",
+            ">= 2x faster",
+            f"{_verdict(speedup >= 2)} ({speedup:.2f}x)",
+        )
+    )
     disagree = agree["disagreements"]
     seed_wrong = sum(seed_agree.values())
-    fig.rows.append((f"Preparation: verdicts against phonenumbers (sample {len(sample):,})",
-                     f"{disagree} disagreements ({100 * disagree / len(sample):.2f} %)",
-                     f"{seed_wrong} disagreements ({100 * seed_wrong / len(sample):.2f} %)", "reported", "-"))
+    fig.rows.append(
+        (
+            f"Preparation: verdicts against phonenumbers (sample {len(sample):,})",
+            f"{disagree} disagreements ({100 * disagree / len(sample):.2f} %)",
+            f"{seed_wrong} disagreements ({100 * seed_wrong / len(sample):.2f} %)",
+            "reported",
+            "-",
+        )
+    )
     fig.details += [
         f"The same {n:,} generated inputs (benchmarks/bench_prepare.py: Kuwait-weighted, +, 00, spaces, "
         "dashes, dots, brackets, Arabic-Indic and Persian digits, trunk zeros, local numbers, landlines, "
@@ -195,8 +256,7 @@ def prepare(s: Settings) -> Figure:
         f"`validate_phone_input` in a loop, interleaved, {s.runs} runs, median. Ours also deduplicates "
         "and sorts every input into valid, invalid (with reason) or duplicate; the seed loop only checks.",
         "",
-        f"- ours, each run (s): {_join(our_times, '.2f')} (the first compiles the metadata "
-        "it needs)",
+        f"- ours, each run (s): {_join(our_times, '.2f')} (the first compiles the metadata it needs)",
         f"- seed, each run (s): {_join(seed_times, '.2f')}",
         f"- speed-up (median seed / median ours): {speedup:.2f}x",
         f"- ours: {len(recipients.valid):,} valid, {len(recipients.invalid):,} invalid, "
@@ -219,7 +279,8 @@ def prepare(s: Settings) -> Figure:
         "",
         f"Inputs written with `+` parsed raw by phonenumbers: {agree['raw_parse_checked']:,}, giving a "
         f"different number: {agree['raw_parse_mismatch']:,}. The seed client on the same sample: "
-        + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in seed_agree.items()) + ".",
+        + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in seed_agree.items())
+        + ".",
     ]
     if agree["examples"]:
         shown = ", ".join(repr(x) for x in agree["examples"])
@@ -234,10 +295,15 @@ def import_cost(s: Settings) -> Figure:
     ours, slack = list(figures.values())[:2]
     heavy = ", ".join(ours["heavy_imports"]) or "none"
     fig = Figure("import_cost")
-    fig.rows.append(("DAG-parse: import of our operator + sensor + notifier after airflow.sdk",
-                     f"{ours['median_ms']:.1f} ms, {ours['median_rss_kib']:.0f} KiB",
-                     f"Slack operator: {slack['median_ms']:.1f} ms, {slack['median_rss_kib']:.0f} KiB",
-                     "< 10 ms", _verdict(ours["median_ms"] < 10 and not ours["heavy_imports"])))
+    fig.rows.append(
+        (
+            "DAG-parse: import of our operator + sensor + notifier after airflow.sdk",
+            f"{ours['median_ms']:.1f} ms, {ours['median_rss_kib']:.0f} KiB",
+            f"Slack operator: {slack['median_ms']:.1f} ms, {slack['median_rss_kib']:.0f} KiB",
+            "< 10 ms",
+            _verdict(ours["median_ms"] < 10 and not ours["heavy_imports"]),
+        )
+    )
     fig.details += [
         "Each sample is a fresh interpreter that has imported `airflow.sdk` (as every DAG file has), then "
         f"imports the modules; median of {max(s.runs, 5)} interpreters (benchmarks/bench_import_cost.py). "
@@ -247,12 +313,16 @@ def import_cost(s: Settings) -> Figure:
         "|---|---|---|---|---|",
     ]
     for label, f in figures.items():
-        fig.details.append(f"| {label} | {f['median_ms']:.1f} | {f['median_rss_kib']:.0f} | "
-                           f"{f['new_modules']} | {', '.join(f['heavy_imports']) or 'none'} |")
-    fig.details.append(f"\nHeavy modules ours pulls in at parse time: {heavy} (`requests` and `phonenumbers` "
-                       "load on first use). The RSS column is the rise of the peak RSS; rises of about "
-                       "0.1 MiB are at the resolution of this measure (0 when the imports stay under the "
-                       "peak reached while importing `airflow.sdk`).")
+        fig.details.append(
+            f"| {label} | {f['median_ms']:.1f} | {f['median_rss_kib']:.0f} | "
+            f"{f['new_modules']} | {', '.join(f['heavy_imports']) or 'none'} |"
+        )
+    fig.details.append(
+        f"\nHeavy modules ours pulls in at parse time: {heavy} (`requests` and `phonenumbers` "
+        "load on first use). The RSS column is the rise of the peak RSS; rises of about "
+        "0.1 MiB are at the resolution of this measure (0 when the imports stay under the "
+        "peak reached while importing `airflow.sdk`)."
+    )
     return fig
 
 
@@ -268,14 +338,28 @@ def memory(s: Settings) -> Figure:
         return f"peak {x['peak_kib'] / 1024:.0f} MiB (+{x['growth_kib'] / 1024:.0f} over inputs)"
 
     fig = Figure("memory")
-    fig.rows.append((f"Memory: prepare {big:,} numbers", peak("prepare"), peak("seed-prepare"),
-                     "stated", "-"))
-    fig.rows.append((f"Memory: prepare + send {big:,} numbers (sandbox, cap off)", peak("send"),
-                     "n/a (paces 0.5 s/request: ~42 min)", "stated", "-"))
-    fig.rows.append(("Memory: growth per number (slope " f"{small:,} -> {big:,})",
-                     f"prepare {modes['prepare']['bytes_per_number']:.0f} B, send "
-                     f"{modes['send']['bytes_per_number']:.0f} B",
-                     f"prepare {modes['seed-prepare']['bytes_per_number']:.0f} B", "stated", "-"))
+    fig.rows.append(
+        (f"Memory: prepare {big:,} numbers", peak("prepare"), peak("seed-prepare"), "stated", "-")
+    )
+    fig.rows.append(
+        (
+            f"Memory: prepare + send {big:,} numbers (sandbox, cap off)",
+            peak("send"),
+            "n/a (paces 0.5 s/request: ~42 min)",
+            "stated",
+            "-",
+        )
+    )
+    fig.rows.append(
+        (
+            f"Memory: growth per number (slope {small:,} -> {big:,})",
+            f"prepare {modes['prepare']['bytes_per_number']:.0f} B, send "
+            f"{modes['send']['bytes_per_number']:.0f} B",
+            f"prepare {modes['seed-prepare']['bytes_per_number']:.0f} B",
+            "stated",
+            "-",
+        )
+    )
     fig.details += [
         f"Each sample is a fresh child interpreter (benchmarks/bench_memory.py): imports, then {small:,} or "
         f"{big:,} distinct Kuwaiti mobiles in six formats, then the work; its peak RSS (VmHWM) is read at "
@@ -287,20 +371,26 @@ def memory(s: Settings) -> Figure:
         "| peaks (MiB) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    names = {"prepare": "ours: prepare_recipients", "send": "ours: KwtSMSClient.send",
-             "seed-prepare": "seed: validate_phone_input loop"}
+    names = {
+        "prepare": "ours: prepare_recipients",
+        "send": "ours: KwtSMSClient.send",
+        "seed-prepare": "seed: validate_phone_input loop",
+    }
     for mode, m in modes.items():
         for count, x in m["sizes"].items():
             fig.details.append(
                 f"| {names[mode]} | {count:,} | {x['after_imports_kib'] / 1024:.1f} | "
                 f"{x['after_inputs_kib'] / 1024:.1f} | {x['peak_kib'] / 1024:.1f} | "
                 f"{x['growth_kib'] / 1024:.1f} | "
-                f"{x['seconds']:.2f} | {_join((p / 1024 for p in x['peak_kib_samples']), '.0f')} |")
+                f"{x['seconds']:.2f} | {_join((p / 1024 for p in x['peak_kib_samples']), '.0f')} |"
+            )
     fig.details.append("")
     for mode, m in modes.items():
-        fig.details.append(f"- {names[mode]}: {m['bytes_per_number']:.0f} bytes per number on top of the "
-                           f"inputs (the input strings themselves: {m['input_bytes_per_number']:.0f} bytes "
-                           "per number)")
+        fig.details.append(
+            f"- {names[mode]}: {m['bytes_per_number']:.0f} bytes per number on top of the "
+            f"inputs (the input strings themselves: {m['input_bytes_per_number']:.0f} bytes "
+            "per number)"
+        )
     return fig
 
 
@@ -330,12 +420,33 @@ def alert_latency(s: Settings) -> Figure:
         return f"{g['median_ms']:.1f} / {g[tail]:.1f} ms"
 
     fig = Figure("alert_latency")
-    fig.rows.append((f"Alert latency, warm process: median / p95 ({s.alerts} alerts)", cell(ours["warm"]),
-                     cell(seed["warm"]), "reported", "-"))
-    fig.rows.append((f"Alert latency, fresh task process: median / max ({s.cold_alerts} alerts)",
-                     cell(ours["cold"], "max_ms"), cell(seed["cold"], "max_ms"), "reported", "-"))
-    fig.rows.append(("Alert latency, fresh process, requests + phonenumbers preloaded: median / max",
-                     cell(ours["cold_preloaded"], "max_ms"), "-", "reported", "-"))
+    fig.rows.append(
+        (
+            f"Alert latency, warm process: median / p95 ({s.alerts} alerts)",
+            cell(ours["warm"]),
+            cell(seed["warm"]),
+            "reported",
+            "-",
+        )
+    )
+    fig.rows.append(
+        (
+            f"Alert latency, fresh task process: median / max ({s.cold_alerts} alerts)",
+            cell(ours["cold"], "max_ms"),
+            cell(seed["cold"], "max_ms"),
+            "reported",
+            "-",
+        )
+    )
+    fig.rows.append(
+        (
+            "Alert latency, fresh process, requests + phonenumbers preloaded: median / max",
+            cell(ours["cold_preloaded"], "max_ms"),
+            "-",
+            "reported",
+            "-",
+        )
+    )
     fig.details += [
         "From the callback being called to the sandbox receiving the request (the sandbox's receive time, "
         "same wall clock), rate cap off, a different number per alert (benchmarks/bench_alert_latency.py). "
@@ -354,8 +465,10 @@ def alert_latency(s: Settings) -> Figure:
     for client, modes in f["clients"].items():
         for mode, x in modes.items():
             g = x["to_gateway"]
-            fig.details.append(f"| {client} | {mode} | {g['median_ms']:.1f} | {g['p95_ms']:.1f} | "
-                               f"{g['max_ms']:.1f} | {x['call_returned']['median_ms']:.1f} | {g['count']} |")
+            fig.details.append(
+                f"| {client} | {mode} | {g['median_ms']:.1f} | {g['p95_ms']:.1f} | "
+                f"{g['max_ms']:.1f} | {x['call_returned']['median_ms']:.1f} | {g['count']} |"
+            )
     return fig
 
 
@@ -366,16 +479,22 @@ def sandbox(s: Settings) -> Figure:
     rate = _median(r["sends_per_second"] for r in runs)
     failed = sum(r["sends_failed"] for r in runs)
     fig = Figure("sandbox")
-    fig.rows.append(("Sandbox capacity: accepted sends/s (4 keep-alive clients)", f"{rate:.0f} /s", "-",
-                     ">= 500 /s", _verdict(rate >= 500 and failed == 0)))
+    fig.rows.append(
+        (
+            "Sandbox capacity: accepted sends/s (4 keep-alive clients)",
+            f"{rate:.0f} /s",
+            "-",
+            ">= 500 /s",
+            _verdict(rate >= 500 and failed == 0),
+        )
+    )
     fig.details += [
         f"The sandbox in its own process (`python -m airflow_provider_kwtsms.sandbox --rate 0`), 4 client "
         f"threads each with one keep-alive connection sending to fresh numbers for {s.sandbox_seconds:g} s; "
         f"median of {s.runs} runs (benchmarks/bench_sandbox.py). Client and server share this machine's "
         "cores.",
         "",
-        f"- sends/s, each run: {_join((r['sends_per_second'] for r in runs), '.0f')}; "
-        f"failed sends: {failed}",
+        f"- sends/s, each run: {_join((r['sends_per_second'] for r in runs), '.0f')}; failed sends: {failed}",
         f"- process start to listening, median: {_median(r['process_start_seconds'] for r in runs):.3f} s; "
         "in-process `Sandbox().start()`: "
         f"{_median(r['in_process_start_seconds'] for r in runs) * 1000:.1f} ms",
@@ -384,12 +503,17 @@ def sandbox(s: Settings) -> Figure:
 
 
 BENCHES: dict[str, Callable[[Settings], Figure]] = {
-    "bulk_send": bulk_send, "prepare": prepare, "import_cost": import_cost, "memory": memory,
-    "alert_latency": alert_latency, "sandbox": sandbox,
+    "bulk_send": bulk_send,
+    "prepare": prepare,
+    "import_cost": import_cost,
+    "memory": memory,
+    "alert_latency": alert_latency,
+    "sandbox": sandbox,
 }
 
 
 # --- the machine and the report --------------------------------------------------------------
+
 
 def _read(path: str) -> str:
     try:
@@ -399,15 +523,33 @@ def _read(path: str) -> str:
 
 
 def machine() -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    mem_kib = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
-                    if line.startswith("MemTotal")), 0)
-    os_name = next((line.split("=", 1)[1].strip().strip('"') for line in _read("/etc/os-release").splitlines()
-                    if line.startswith("PRETTY_NAME=")), platform.system())
-    return {"CPU": cpu, "cores": str(os.cpu_count()), "RAM": f"{mem_kib / 1024 / 1024:.1f} GiB",
-            "OS": f"{os_name}, kernel {platform.release()}",
-            "Python": f"{platform.python_version()} ({platform.python_implementation()})"}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kib = next(
+        (int(line.split()[1]) for line in _read("/proc/meminfo").splitlines() if line.startswith("MemTotal")),
+        0,
+    )
+    os_name = next(
+        (
+            line.split("=", 1)[1].strip().strip('"')
+            for line in _read("/etc/os-release").splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.system(),
+    )
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "RAM": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "OS": f"{os_name}, kernel {platform.release()}",
+        "Python": f"{platform.python_version()} ({platform.python_implementation()})",
+    }
 
 
 def versions() -> dict[str, str]:
@@ -442,8 +584,9 @@ def _load() -> str:
 
 
 def table(figures: list[Figure]) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = [("Figure", "Ours", "Seed client (kwtsms 0.7.40) / other", "Ideal / goal",
-                                    "Verdict")]
+    rows: list[tuple[str, ...]] = [
+        ("Figure", "Ours", "Seed client (kwtsms 0.7.40) / other", "Ideal / goal", "Verdict")
+    ]
     for f in figures:
         if f.error:
             rows.append((f.name, f"FAILED: {f.error.splitlines()[-1][:60]}", "", "", "MISSES"))
@@ -468,13 +611,20 @@ def markdown_table(rows: list[tuple[str, ...]]) -> str:
 
 
 def report(figures: list[Figure], s: Settings, context: dict[str, str], quick: bool, note: str | None) -> str:
-    titles = {"bulk_send": "Bulk send", "prepare": "Preparation", "import_cost": "DAG-parse cost",
-              "memory": "Memory", "alert_latency": "Alert latency", "sandbox": "Sandbox capacity"}
+    titles = {
+        "bulk_send": "Bulk send",
+        "prepare": "Preparation",
+        "import_cost": "DAG-parse cost",
+        "memory": "Memory",
+        "alert_latency": "Alert latency",
+        "sandbox": "Sandbox capacity",
+    }
     out = [
         "# Benchmark results",
         "",
         "Written by `make bench` (`.venv/bin/python benchmarks/run_all.py`); do not edit by hand. "
-        f"Every figure is the median of {s.runs} runs" + (" (QUICK smoke run: small sizes)" if quick else "")
+        f"Every figure is the median of {s.runs} runs"
+        + (" (QUICK smoke run: small sizes)" if quick else "")
         + ". The comparison is the official Python client `kwtsms` (PyPI), pointed at the same local "
         "sandbox.",
         "",
@@ -499,6 +649,7 @@ def report(figures: list[Figure], s: Settings, context: dict[str, str], quick: b
 
 # --- running ----------------------------------------------------------------------------------
 
+
 def _ensure_bytecode_cache() -> None:
     """Restart with a private bytecode cache when this environment refuses to write one."""
     if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("KWTSMS_BENCH_CHILD"):
@@ -509,13 +660,15 @@ def _ensure_bytecode_cache() -> None:
 
 def _warm_bytecode() -> None:
     """Import everything the benchmarks time once, untimed, so no sample pays for compiling."""
-    code = ("import airflow.sdk, requests, phonenumbers, kwtsms, jinja2\n"
-            "import airflow.providers.slack.operators.slack\n"
-            "import airflow_provider_kwtsms.operators.sms, airflow_provider_kwtsms.sensors.balance\n"
-            "import airflow_provider_kwtsms.notifications.kwtsms, airflow_provider_kwtsms.client\n"
-            "import airflow_provider_kwtsms.sandbox.__main__\n"
-            "from airflow_provider_kwtsms.phone import prepare_recipients\n"
-            "prepare_recipients(['96598765432'])\n")
+    code = (
+        "import airflow.sdk, requests, phonenumbers, kwtsms, jinja2\n"
+        "import airflow.providers.slack.operators.slack\n"
+        "import airflow_provider_kwtsms.operators.sms, airflow_provider_kwtsms.sensors.balance\n"
+        "import airflow_provider_kwtsms.notifications.kwtsms, airflow_provider_kwtsms.client\n"
+        "import airflow_provider_kwtsms.sandbox.__main__\n"
+        "from airflow_provider_kwtsms.phone import prepare_recipients\n"
+        "prepare_recipients(['96598765432'])\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
 
@@ -525,8 +678,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 2 runs, no RESULTS.md")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(ORDER)}")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 5; --quick 2)")
-    parser.add_argument("--output", default=None,
-                        help="write the report here (default: benchmarks/RESULTS.md for a full run of all)")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="write the report here (default: benchmarks/RESULTS.md for a full run of all)",
+    )
     parser.add_argument("--note", default=None, help="a line to add to the report, e.g. about the machine")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]

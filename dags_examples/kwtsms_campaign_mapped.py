@@ -31,7 +31,7 @@ with DAG(
     @task
     def chunks() -> list[list[str]]:
         numbers = [f"9655{i:07d}" for i in range(CAMPAIGN_SIZE)]
-        return [numbers[i:i + CHUNK] for i in range(0, len(numbers), CHUNK)]
+        return [numbers[i : i + CHUNK] for i in range(0, len(numbers), CHUNK)]
 
     SendSMSOperator.partial(
         task_id="send_chunk",

@@ -71,8 +71,14 @@ class AirflowHome:
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
 
-    def run(self, *args: str, env: dict[str, str] | None = None, dags_folder: str | Path | None = None,
-            timeout: float = 300, cwd: str | Path | None = None) -> AirflowRun:
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        dags_folder: str | Path | None = None,
+        timeout: float = 300,
+        cwd: str | Path | None = None,
+    ) -> AirflowRun:
         """Run ``airflow <args>`` with this home's environment plus ``env`` (which wins)."""
         full_env = dict(self.env)
         if dags_folder is not None:
@@ -80,8 +86,13 @@ class AirflowHome:
         full_env.update(env or {})
         started = time.monotonic()
         proc = subprocess.run(
-            [str(AIRFLOW_BIN), *args], env=full_env, cwd=str(cwd or self.path),
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [str(AIRFLOW_BIN), *args],
+            env=full_env,
+            cwd=str(cwd or self.path),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         return AirflowRun(tuple(args), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
@@ -94,14 +105,20 @@ class AirflowHome:
         """``task_id -> (state, try_number)`` in the DAG's latest run."""
         rows = self.query(
             "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = "
-            "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)", dag_id, dag_id)
+            "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",
+            dag_id,
+            dag_id,
+        )
         return {task_id: (state, try_number) for task_id, state, try_number in rows}
 
     def xcom(self, dag_id: str, task_id: str, key: str = "return_value") -> Any:
         """The XCom value a task pushed in the DAG's latest run (None when absent)."""
         rows = self.query(
             "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = ? ORDER BY timestamp DESC",
-            dag_id, task_id, key)
+            dag_id,
+            task_id,
+            key,
+        )
         return json.loads(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
@@ -146,11 +163,13 @@ def kwtsms_conn_uri(url: str, username: str, password: str, **extras: Any) -> st
     """
     scheme, _, netloc = url.partition("://")
     query = "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in extras.items())
-    return (f"kwtsms://{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{netloc}"
-            + (f"?{query}" if query else ""))
+    return f"kwtsms://{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{netloc}" + (
+        f"?{query}" if query else ""
+    )
 
 
 def kwtsms_conn_json(url: str, username: str, password: str, **extras: Any) -> str:
     """``AIRFLOW_CONN_...`` JSON form for a kwtsms connection at ``url``."""
-    return json.dumps({"conn_type": "kwtsms", "host": url, "login": username, "password": password,
-                       "extra": extras})
+    return json.dumps(
+        {"conn_type": "kwtsms", "host": url, "login": username, "password": password, "extra": extras}
+    )

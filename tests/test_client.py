@@ -28,8 +28,9 @@ KW1, KW2, KW3 = "96598765432", "96550001111", "96566002222"
 
 @pytest.fixture
 def sb(kwtsms_sandbox_factory) -> Sandbox:
-    return kwtsms_sandbox_factory(password=PASSWORD, rate=None, senders=["KWT-SMS", "MY-APP"],
-                                  coverage=["965", "971"])
+    return kwtsms_sandbox_factory(
+        password=PASSWORD, rate=None, senders=["KWT-SMS", "MY-APP"], coverage=["965", "971"]
+    )
 
 
 def client_for(sb: Sandbox, password: str = PASSWORD, **options) -> KwtSMSClient:
@@ -41,8 +42,10 @@ def client_for(sb: Sandbox, password: str = PASSWORD, **options) -> KwtSMSClient
 
 
 def test_importing_the_client_does_not_import_requests():
-    code = ("import sys; import airflow_provider_kwtsms.client; "
-            "print('requests' in sys.modules, 'phonenumbers' in sys.modules)")
+    code = (
+        "import sys; import airflow_provider_kwtsms.client; "
+        "print('requests' in sys.modules, 'phonenumbers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -111,8 +114,9 @@ def test_status_of_unknown_or_malformed_ids(sb, msg_id, code):
 
 @pytest.mark.parametrize("error_status", ["200", "4xx"])
 @pytest.mark.parametrize("call", ["balance", "sender_ids", "coverage", "validate", "status", "dlr"])
-def test_wrong_password_is_err003_on_every_endpoint_with_200_or_4xx(kwtsms_sandbox_factory, call,
-                                                                    error_status):
+def test_wrong_password_is_err003_on_every_endpoint_with_200_or_4xx(
+    kwtsms_sandbox_factory, call, error_status
+):
     sb = kwtsms_sandbox_factory(password="the-right-one", rate=None, error_status=error_status)
     client = client_for(sb)  # holds PASSWORD, which is wrong here
     args = {"validate": ([KW1],), "status": ("a" * 32,), "dlr": ("a" * 32,)}.get(call, ())
@@ -142,8 +146,11 @@ SEND_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("options", "call", "code"), SEND_ERRORS,
-                         ids=[f"{code}-{i}" for i, (_, _, code) in enumerate(SEND_ERRORS)])
+@pytest.mark.parametrize(
+    ("options", "call", "code"),
+    SEND_ERRORS,
+    ids=[f"{code}-{i}" for i, (_, _, code) in enumerate(SEND_ERRORS)],
+)
 def test_send_batch_raises_each_error_the_gateway_answers(kwtsms_sandbox_factory, options, call, code):
     sb = kwtsms_sandbox_factory(password=PASSWORD, rate=None, **options)
     client = client_for(sb, max_pages=8)  # lets the over-long text through to the gateway (ERR012)
@@ -197,18 +204,23 @@ def test_credentials_travel_only_in_the_json_body(kwtsms_sandbox_factory):
     assert json.loads(body) == {"username": USER, "password": PASSWORD}
 
 
-@pytest.mark.parametrize(("answer", "expected"), [
-    ({"result": "OK", "balance": 12.5}, Balance(12.5, None)),  # one client reads "balance"
-    ({"result": "OK", "available": "7", "purchased": "10"}, Balance(7.0, 10.0)),
-])
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({"result": "OK", "balance": 12.5}, Balance(12.5, None)),  # one client reads "balance"
+        ({"result": "OK", "available": "7", "purchased": "10"}, Balance(7.0, 10.0)),
+    ],
+)
 def test_balance_accepts_either_field_name(answer, expected):
     with _serve(_fixed(200, answer)) as url:
         assert KwtSMSClient(USER, PASSWORD, base_url=url).balance() == expected
 
 
 def test_balance_without_a_number_is_a_bad_answer():
-    with _serve(_fixed(200, {"result": "OK", "available": "lots"})) as url, \
-            pytest.raises(KwtSMSNetworkError) as info:
+    with (
+        _serve(_fixed(200, {"result": "OK", "available": "lots"})) as url,
+        pytest.raises(KwtSMSNetworkError) as info,
+    ):
         KwtSMSClient(USER, PASSWORD, base_url=url, max_retries=0).balance()
     assert info.value.code == "BAD_ANSWER"
 
@@ -220,8 +232,12 @@ def test_a_session_given_is_used_and_left_open(sb):
     with client_for(sb, session=session) as client:
         client.balance()
     assert client._transport.session is session
-    assert session.post(sb.url + "/API/balance/", json={"username": USER, "password": PASSWORD},
-                        timeout=5).json()["result"] == "OK"
+    assert (
+        session.post(
+            sb.url + "/API/balance/", json={"username": USER, "password": PASSWORD}, timeout=5
+        ).json()["result"]
+        == "OK"
+    )
     session.close()
 
 
@@ -231,6 +247,7 @@ def test_coverage_accepts_either_field_name():
 
 
 # --- the password never shows ----------------------------------------------------------------
+
 
 def test_repr_masks_the_password(sb):
     client = client_for(sb)
@@ -311,6 +328,7 @@ def test_error_objects_survive_pickling(sb):
 
 
 # --- small fixed servers for answers the sandbox does not give ------------------------------
+
 
 class _serve:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:

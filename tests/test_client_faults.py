@@ -106,8 +106,19 @@ def test_an_uncertain_batch_between_good_ones_resets_the_count(sb):
     assert [b.state for b in result.batches] == ["uncertain", "sent", "sent"]
 
 
-@pytest.mark.parametrize("kind", ["drop_before", "drop_after_accept", "http_500", "http_502", "http_503",
-                                  "html_error", "malformed_json", "latency:0.6"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "drop_before",
+        "drop_after_accept",
+        "http_500",
+        "http_502",
+        "http_503",
+        "html_error",
+        "malformed_json",
+        "latency:0.6",
+    ],
+)
 def test_read_only_calls_retry_through_faults(sb, kind):
     vt = SandboxTime(sb)
     sb.inject_fault(kind, endpoint="balance", times=2)
@@ -147,14 +158,21 @@ def _dead_port() -> int:
 
 
 def retries_logged(caplog) -> int:
-    return sum(1 for r in caplog.records
-               if r.name == "airflow_provider_kwtsms.client" and "retry" in r.getMessage())
+    return sum(
+        1 for r in caplog.records if r.name == "airflow_provider_kwtsms.client" and "retry" in r.getMessage()
+    )
 
 
 def test_connection_refused_is_certainly_not_processed_and_retried(caplog):
     vt = SandboxTime()
-    client = KwtSMSClient(USER, PASSWORD, base_url=f"http://127.0.0.1:{_dead_port()}", clock=vt.clock,
-                          sleep=vt.sleep, max_retries=2)
+    client = KwtSMSClient(
+        USER,
+        PASSWORD,
+        base_url=f"http://127.0.0.1:{_dead_port()}",
+        clock=vt.clock,
+        sleep=vt.sleep,
+        max_retries=2,
+    )
     with pytest.raises(KwtSMSNetworkError) as info:
         client.send_batch(numbers(2), "hi", sender="KWT-SMS", test=True)
     assert info.value.may_have_reached_server is False and info.value.code == "NETWORK"
@@ -183,8 +201,15 @@ def test_connect_timeout_is_certainly_not_processed(caplog):
     time.sleep(0.1)
     vt = SandboxTime()
     try:
-        client = KwtSMSClient(USER, PASSWORD, base_url=f"http://127.0.0.1:{port}", timeout=(0.2, 1.0),
-                              clock=vt.clock, sleep=vt.sleep, max_retries=1)
+        client = KwtSMSClient(
+            USER,
+            PASSWORD,
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=(0.2, 1.0),
+            clock=vt.clock,
+            sleep=vt.sleep,
+            max_retries=1,
+        )
         with pytest.raises(KwtSMSNetworkError) as info:
             client.send_batch(numbers(1), "hi", sender="KWT-SMS", test=True)
     finally:
@@ -211,8 +236,9 @@ def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_fact
 
 def test_rate_limit_retries_are_bounded(kwtsms_sandbox_factory):
     sb = kwtsms_sandbox_factory(rate=0.5)
-    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=100.0,
-                          retry_policy=RetryPolicy(rate_limited_retries=0))
+    client = KwtSMSClient(
+        USER, PASSWORD, base_url=sb.url, rate=100.0, retry_policy=RetryPolicy(rate_limited_retries=0)
+    )
     client.balance()
     with pytest.raises(KwtSMSNetworkError) as info:
         client.balance()
@@ -255,24 +281,37 @@ def _serve(status: int, body: bytes, headers: dict | None = None):
     return server, handler
 
 
-@pytest.mark.parametrize(("status", "body", "headers", "reached", "code"), [
-    (301, b"", {"Location": "https://elsewhere.example/API/send/"}, False, "HTTP_301"),
-    (404, b"<html>Not Found</html>", {}, False, "HTTP_404"),
-    (403, b"forbidden by WAF", {}, False, "HTTP_403"),
-    (504, b"<html>Gateway Timeout</html>", {}, True, "HTTP_504"),
-    (200, b"", {}, True, "BAD_ANSWER"),
-    (200, json.dumps({"result": "MAYBE"}).encode(), {}, True, "BAD_ANSWER"),
-    (200, json.dumps([1, 2]).encode(), {}, True, "BAD_ANSWER"),
-    # A 5xx with JSON that names no kwtSMS code is a crash report: the send may have happened.
-    (500, json.dumps({"result": "ERROR", "code": "INTERNAL", "description": "boom"}).encode(), {}, True,
-     "HTTP_500"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "reached", "code"),
+    [
+        (301, b"", {"Location": "https://elsewhere.example/API/send/"}, False, "HTTP_301"),
+        (404, b"<html>Not Found</html>", {}, False, "HTTP_404"),
+        (403, b"forbidden by WAF", {}, False, "HTTP_403"),
+        (504, b"<html>Gateway Timeout</html>", {}, True, "HTTP_504"),
+        (200, b"", {}, True, "BAD_ANSWER"),
+        (200, json.dumps({"result": "MAYBE"}).encode(), {}, True, "BAD_ANSWER"),
+        (200, json.dumps([1, 2]).encode(), {}, True, "BAD_ANSWER"),
+        # A 5xx with JSON that names no kwtSMS code is a crash report: the send may have happened.
+        (
+            500,
+            json.dumps({"result": "ERROR", "code": "INTERNAL", "description": "boom"}).encode(),
+            {},
+            True,
+            "HTTP_500",
+        ),
+    ],
+)
 def test_answers_without_a_kwtsms_json_body(status, body, headers, reached, code):
     server, handler = _serve(status, body, headers)
     try:
         vt = SandboxTime()
-        client = KwtSMSClient(USER, PASSWORD, base_url=f"http://127.0.0.1:{server.server_address[1]}",
-                              clock=vt.clock, sleep=vt.sleep)
+        client = KwtSMSClient(
+            USER,
+            PASSWORD,
+            base_url=f"http://127.0.0.1:{server.server_address[1]}",
+            clock=vt.clock,
+            sleep=vt.sleep,
+        )
         if reached:
             batch = client.send_batch(numbers(1), "hi", sender="KWT-SMS", test=True)
             assert (batch.state, batch.error_code, batch.may_have_reached_server) == ("uncertain", code, True)

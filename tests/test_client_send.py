@@ -41,14 +41,23 @@ def delivered(sb: Sandbox) -> Counter:
 
 # --- accounting ----------------------------------------------------------------------------
 
+
 def test_every_input_is_sent_invalid_or_duplicate(sb):
-    inputs = [KW1, "+965 9876 5432", "0096598765432", "user@example.com", "96522345678", "abc",
-              f"{KW2}, {KW3}", "٩٦٥٩٨٧٦٥٤٣٢", ""]
+    inputs = [
+        KW1,
+        "+965 9876 5432",
+        "0096598765432",
+        "user@example.com",
+        "96522345678",
+        "abc",
+        f"{KW2}, {KW3}",
+        "٩٦٥٩٨٧٦٥٤٣٢",
+        "",
+    ]
     result = client_for(sb).send(inputs, "Hello", test=False)
     plan = result.plan
     assert plan.recipients.valid == [KW1, KW2, KW3]
-    assert {d.input for d in plan.recipients.duplicates} == {"+965 9876 5432", "0096598765432",
-                                                              "٩٦٥٩٨٧٦٥٤٣٢"}
+    assert {d.input for d in plan.recipients.duplicates} == {"+965 9876 5432", "0096598765432", "٩٦٥٩٨٧٦٥٤٣٢"}
     assert {i.input for i in plan.recipients.invalid} == {"user@example.com", "96522345678", "abc", ""}
     assert all(i.reason for i in plan.recipients.invalid)
     assert result.ok and result.numbers_sent == 3 and result.points_charged == 3
@@ -69,8 +78,12 @@ def test_one_number_as_a_string_and_comma_separated_strings(sb):
 
 def test_batches_of_200_with_progress_callback(sb):
     seen = []
-    result = client_for(sb).send(numbers(450), "Hello", test=True,
-                                 on_batch=lambda batch, done, total: seen.append((batch.index, done, total)))
+    result = client_for(sb).send(
+        numbers(450),
+        "Hello",
+        test=True,
+        on_batch=lambda batch, done, total: seen.append((batch.index, done, total)),
+    )
     assert [len(b) for b in result.plan.batches] == [200, 200, 50]
     assert seen == [(0, 1, 3), (1, 2, 3), (2, 3, 3)]
     assert [len(m["mobile"]) for m in sb.messages()] == [200, 200, 50]
@@ -98,15 +111,25 @@ def test_default_country_turns_local_numbers_into_full_ones(sb):
 # --- pages, estimate and cost control --------------------------------------------------------
 
 PAGE_CASES = [
-    ("a" * 160, "GSM-7", 1), ("a" * 161, "GSM-7", 2), ("a" * 306, "GSM-7", 2), ("a" * 307, "GSM-7", 3),
-    ("€" * 80, "GSM-7", 1), ("€" * 81, "GSM-7", 2), ("a" * 153 * 7, "GSM-7", 7),
-    ("س" * 70, "UCS-2", 1), ("س" * 71, "UCS-2", 2), ("س" * 134, "UCS-2", 2), ("س" * 135, "UCS-2", 3),
-    ("س" * 67 * 7, "UCS-2", 7), ("مرحبا " * 11 + "abc", "UCS-2", 1),
+    ("a" * 160, "GSM-7", 1),
+    ("a" * 161, "GSM-7", 2),
+    ("a" * 306, "GSM-7", 2),
+    ("a" * 307, "GSM-7", 3),
+    ("€" * 80, "GSM-7", 1),
+    ("€" * 81, "GSM-7", 2),
+    ("a" * 153 * 7, "GSM-7", 7),
+    ("س" * 70, "UCS-2", 1),
+    ("س" * 71, "UCS-2", 2),
+    ("س" * 134, "UCS-2", 2),
+    ("س" * 135, "UCS-2", 3),
+    ("س" * 67 * 7, "UCS-2", 7),
+    ("مرحبا " * 11 + "abc", "UCS-2", 1),
 ]
 
 
-@pytest.mark.parametrize(("text", "encoding", "pages"), PAGE_CASES,
-                         ids=[f"{e}-{len(t)}-{p}p" for t, e, p in PAGE_CASES])
+@pytest.mark.parametrize(
+    ("text", "encoding", "pages"), PAGE_CASES, ids=[f"{e}-{len(t)}-{p}p" for t, e, p in PAGE_CASES]
+)
 def test_gsm_and_arabic_pages_at_the_boundaries_match_the_charge(sb, text, encoding, pages):
     result = client_for(sb).send([KW1, KW2], text, test=False)
     assert (result.plan.info.encoding, result.plan.pages) == (encoding, pages)
@@ -149,13 +172,16 @@ def test_dry_run_validates_and_estimates_without_any_request(sb):
         client_for(sb).send(numbers(450), "hi", dry_run=True, max_credits=100)
 
 
-@pytest.mark.parametrize(("mobile", "message", "match"), [
-    (["abc", "user@example.com"], "hi", r"no valid phone number among 2 inputs: 'abc'"),
-    ([], "hi", "no recipients given"),
-    (KW1, "😀 \u200b ", "message is empty after cleaning"),
-    (KW1, None, "message must be text"),
-    (KW1, "<p></p>", "message is empty after cleaning"),
-])
+@pytest.mark.parametrize(
+    ("mobile", "message", "match"),
+    [
+        (["abc", "user@example.com"], "hi", r"no valid phone number among 2 inputs: 'abc'"),
+        ([], "hi", "no recipients given"),
+        (KW1, "😀 \u200b ", "message is empty after cleaning"),
+        (KW1, None, "message must be text"),
+        (KW1, "<p></p>", "message is empty after cleaning"),
+    ],
+)
 def test_plans_that_cannot_be_sent_raise_before_any_request(sb, mobile, message, match):
     with pytest.raises(KwtSMSInputError, match=match):
         client_for(sb).send(mobile, message)
@@ -176,10 +202,14 @@ def test_message_is_cleaned_before_measuring_and_sending(sb):
 
 # --- gateway errors in a bulk send -------------------------------------------------------------
 
+
 def test_an_account_level_error_stops_the_send_after_one_request(sb):
     result = client_for(sb).send(numbers(450), "hi", sender="NOT-MINE")
     assert [(b.state, b.error_code, b.attempted) for b in result.batches] == [
-        ("failed", "ERR008", True), ("failed", "ERR008", False), ("failed", "ERR008", False)]
+        ("failed", "ERR008", True),
+        ("failed", "ERR008", False),
+        ("failed", "ERR008", False),
+    ]
     assert len(logged(sb)) == 1
     assert result.permanent_error.code == "ERR008" and result.permanent_error.permanent
     with pytest.raises(KwtSMSError) as info:
@@ -193,7 +223,10 @@ def test_balance_running_out_midway_stops_the_rest(kwtsms_sandbox_factory):
     sb = kwtsms_sandbox_factory(rate=None, balance=250)
     result = client_for(sb).send(numbers(450), "hi", test=False)
     assert [(b.state, b.error_code) for b in result.batches] == [
-        ("sent", None), ("failed", "ERR011"), ("failed", "ERR011")]
+        ("sent", None),
+        ("failed", "ERR011"),
+        ("failed", "ERR011"),
+    ]
     assert result.batches[2].attempted is False  # 50 would fit, but the order is kept: stop
     assert result.numbers_sent == 200 and result.balance_after == 50.0
     assert len([r for r in logged(sb) if r["endpoint"] == "send"]) == 2
@@ -204,7 +237,10 @@ def test_a_batch_level_error_fails_only_that_batch(sb):
     uae = numbers(200, prefix="971500")
     result = client_for(sb).send(numbers(200) + uae + numbers(10, 500), "hi", test=True)
     assert [(b.state, b.error_code) for b in result.batches] == [
-        ("sent", None), ("failed", "ERR026"), ("sent", None)]
+        ("sent", None),
+        ("failed", "ERR026"),
+        ("sent", None),
+    ]
     assert result.permanent_error.code == "ERR026"
     assert {n for n, code in result.failed} == set(uae) and {c for _, c in result.failed} == {"ERR026"}
     assert len(delivered(sb)) == 210
@@ -230,7 +266,10 @@ def test_queue_that_never_drains_gives_up_after_the_bounded_retries(kwtsms_sandb
     policy = RetryPolicy(queue_full_retries=4, queue_full_base=1.0, queue_full_cap=4.0)
     result = client_for(sb, vt, retry_policy=policy).send(numbers(600), "hi", test=True)
     assert [(b.state, b.error_code, b.attempted) for b in result.batches] == [
-        ("sent", None, True), ("failed", "ERR013", True), ("failed", "ERR013", False)]
+        ("sent", None, True),
+        ("failed", "ERR013", True),
+        ("failed", "ERR013", False),
+    ]
     assert [r["code"] for r in logged(sb)] == ["OK"] + ["ERR013"] * 5
     assert max(vt.sleeps) <= 4.0
     assert result.permanent_error is None and result.first_error.retryable
@@ -251,8 +290,9 @@ def test_err028_batches_go_last_so_the_others_do_not_wait(sb):
     client = client_for(sb, vt)
     client.send(numbers(200), "first", test=True)
     order = []
-    result = client.send(numbers(450), "second", test=True,
-                         on_batch=lambda b, done, total: order.append(b.index))
+    result = client.send(
+        numbers(450), "second", test=True, on_batch=lambda b, done, total: order.append(b.index)
+    )
     assert order == [1, 2, 0] and result.ok
     second = [m for m in sb.messages() if m["message"] == "second"]
     assert [m["mobile"][0] for m in second] == [numbers(1, 200)[0], numbers(1, 400)[0], numbers(1)[0]]
@@ -273,6 +313,7 @@ def test_err028_twice_fails_that_batch_only(sb):
 
 
 # --- pacing --------------------------------------------------------------------------------
+
 
 def test_pacing_uses_the_cap_fully_and_never_exceeds_it(kwtsms_sandbox_factory):
     """100 batches at 25 req/s against a sandbox that refuses anything faster (GCRA, real time).
@@ -303,15 +344,32 @@ def test_reads_and_sends_share_one_bucket(kwtsms_sandbox_factory):
 
 # --- summary and logging ----------------------------------------------------------------------
 
+
 def test_to_dict_is_json_and_caps_per_number_lists(sb):
     inputs = numbers(300) + [f"bad-{i}" for i in range(30)] + numbers(20)
     result = client_for(sb).send(inputs, "hi", test=True)
     full = json.loads(json.dumps(result.to_dict()))
-    assert full["counts"] == {"inputs": 350, "valid": 300, "invalid": 30, "duplicates": 20, "sent": 300,
-                              "failed": 0, "not_attempted": 0, "uncertain": 0, "gateway_dropped": 0}
+    assert full["counts"] == {
+        "inputs": 350,
+        "valid": 300,
+        "invalid": 30,
+        "duplicates": 20,
+        "sent": 300,
+        "failed": 0,
+        "not_attempted": 0,
+        "uncertain": 0,
+        "gateway_dropped": 0,
+    }
     assert full["truncated"] is False and len(full["invalid"]) == 30
-    assert full["batches"][0] == {"index": 0, "state": "sent", "msg_id": result.msg_ids[0], "numbers": 200,
-                                  "points": 0, "error_code": None, "attempted": True}
+    assert full["batches"][0] == {
+        "index": 0,
+        "state": "sent",
+        "msg_id": result.msg_ids[0],
+        "numbers": 200,
+        "points": 0,
+        "error_code": None,
+        "attempted": True,
+    }
     assert full["test"] is True and full["points_charged"] == 0  # test sends are not charged here
     small = result.to_dict(list_limit=5)
     assert small["truncated"] is True and len(small["invalid"]) == 5 and len(small["duplicates"]) == 5
@@ -324,8 +382,9 @@ def test_one_info_line_per_batch_without_numbers_or_text(sb, caplog):
     targets = numbers(450)
     client_for(sb).send(targets, "secret text", test=True)
     lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_kwtsms.client"]
-    assert len(lines) == 3 and all(r.levelno == logging.INFO for r in caplog.records
-                                   if r.name == "airflow_provider_kwtsms.client")
+    assert len(lines) == 3 and all(
+        r.levelno == logging.INFO for r in caplog.records if r.name == "airflow_provider_kwtsms.client"
+    )
     assert "batch 3/3" in lines[-1]
     for line in lines:
         assert "secret text" not in line and not any(number in line for number in targets)
@@ -333,10 +392,27 @@ def test_one_info_line_per_batch_without_numbers_or_text(sb, caplog):
 
 # --- property-based: every input accounted for -------------------------------------------------
 
-_POOL = [KW1, KW2, KW3, "+965 9876 5432", "00965 5000 1111", "٩٦٥٦٦٠٠٢٢٢٢", "971501234567", "+1 650 253 0000",
-         "96522345678", "user@example.com", "", "abc", "123", "+965", "96612345678"]
-_inputs = st.lists(st.one_of(st.sampled_from(_POOL), st.text(max_size=20),
-                             st.integers(min_value=0, max_value=10**15)), max_size=30)
+_POOL = [
+    KW1,
+    KW2,
+    KW3,
+    "+965 9876 5432",
+    "00965 5000 1111",
+    "٩٦٥٦٦٠٠٢٢٢٢",
+    "971501234567",
+    "+1 650 253 0000",
+    "96522345678",
+    "user@example.com",
+    "",
+    "abc",
+    "123",
+    "+965",
+    "96612345678",
+]
+_inputs = st.lists(
+    st.one_of(st.sampled_from(_POOL), st.text(max_size=20), st.integers(min_value=0, max_value=10**15)),
+    max_size=30,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -26,8 +26,13 @@ def sandbox(kwtsms_sandbox_factory):
 
 
 def env_for(sandbox) -> dict[str, str]:
-    conn = {"conn_type": "kwtsms", "login": "sandbox_user", "password": PASSWORD, "host": sandbox.url,
-            "extra": {"rate": "5"}}
+    conn = {
+        "conn_type": "kwtsms",
+        "login": "sandbox_user",
+        "password": PASSWORD,
+        "host": sandbox.url,
+        "extra": {"rate": "5"},
+    }
     return {"AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(conn)}
 
 
@@ -37,24 +42,37 @@ def db_rows(airflow, sql: str) -> list[tuple]:
 
 
 def test_estimate_gate_send(airflow, sandbox):
-    run = airflow.run("dags", "test", "kwtsms_estimate_gate_send", "2025-04-01", env=env_for(sandbox),
-                      dags_folder=EXAMPLES)
+    run = airflow.run(
+        "dags", "test", "kwtsms_estimate_gate_send", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES
+    )
     run.check()
     messages = sandbox.messages()
     assert len(messages) == 1, messages  # the dry run sent nothing; no failure alert
     sent = messages[0]
     assert sorted(sent["mobile"]) == ["96550123456", "96560001234", "96598765432"]
-    assert sent["message"] == ("Your order for 2025-04-01 is ready for pick-up. "
-                               "Thank you for shopping with us.")
+    assert sent["message"] == (
+        "Your order for 2025-04-01 is ready for pick-up. Thank you for shopping with us."
+    )
     assert sent["points"] == 3 and sent["sender"] == "KWT-SMS"
     assert sandbox.account()["available"] == 5000 - 3
 
-    xcoms = dict(db_rows(airflow, "SELECT task_id, value FROM xcom WHERE dag_id='kwtsms_estimate_gate_send' "
-                                  "AND key='return_value'"))
+    xcoms = dict(
+        db_rows(
+            airflow,
+            "SELECT task_id, value FROM xcom WHERE dag_id='kwtsms_estimate_gate_send' AND key='return_value'",
+        )
+    )
     estimate = json.loads(xcoms["estimate"])
     assert estimate["dry_run"] is True and estimate["estimate"] == 3
-    expected = {"inputs": 5, "valid": 3, "invalid": 1, "duplicates": 1, "sent": 0, "failed": 0,
-                "uncertain": 0}
+    expected = {
+        "inputs": 5,
+        "valid": 3,
+        "invalid": 1,
+        "duplicates": 1,
+        "sent": 0,
+        "failed": 0,
+        "uncertain": 0,
+    }
     assert {k: estimate["counts"][k] for k in expected} == expected
     summary = json.loads(xcoms["send"])
     assert summary["ok"] and summary["numbers_sent"] == 3 and summary["points_charged"] == 3
@@ -72,14 +90,28 @@ def test_password_masked_in_task_log_and_errors(airflow, sandbox):
     """Through ``airflow tasks test`` (secrets masking active), a failing send and a good one."""
     airflow.run("dags", "reserialize", dags_folder=EXAMPLES).check()
     sandbox.set_balance(0)  # ERR010: a permanent error, its message in the log
-    failed = airflow.run("tasks", "test", "kwtsms_estimate_gate_send", "send", "2025-04-02",
-                         env=env_for(sandbox), dags_folder=EXAMPLES)
+    failed = airflow.run(
+        "tasks",
+        "test",
+        "kwtsms_estimate_gate_send",
+        "send",
+        "2025-04-02",
+        env=env_for(sandbox),
+        dags_folder=EXAMPLES,
+    )
     assert failed.returncode != 0 or "ERR010" in failed.output
     assert "ERR010" in failed.output and "Top up" in failed.output
     assert PASSWORD not in failed.output
     sandbox.set_balance(100)
-    ok = airflow.run("tasks", "test", "kwtsms_estimate_gate_send", "send", "2025-04-03",
-                     env=env_for(sandbox), dags_folder=EXAMPLES)
+    ok = airflow.run(
+        "tasks",
+        "test",
+        "kwtsms_estimate_gate_send",
+        "send",
+        "2025-04-03",
+        env=env_for(sandbox),
+        dags_folder=EXAMPLES,
+    )
     ok.check()
     assert "batch 1/1: 3 numbers sent" in ok.output
     assert PASSWORD not in ok.output
@@ -87,22 +119,27 @@ def test_password_masked_in_task_log_and_errors(airflow, sandbox):
 
 def test_campaign_mapped(airflow, sandbox):
     airflow.run("pools", "set", "kwtsms", "1", "kwtSMS account").check()
-    run = airflow.run("dags", "test", "kwtsms_campaign_mapped", "2025-04-01", env=env_for(sandbox),
-                      dags_folder=EXAMPLES)
+    run = airflow.run(
+        "dags", "test", "kwtsms_campaign_mapped", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES
+    )
     run.check()
     counts = Counter(n for m in sandbox.messages() for n in m["mobile"])
     assert len(counts) == 1000 and set(counts.values()) == {1}
     assert len(sandbox.messages()) == 5  # chunks of 400, 400, 200: 2 + 2 + 1 batches of 200
     assert sandbox.account()["available"] == 5000 - 1000
-    mapped = db_rows(airflow, "SELECT map_index, state FROM task_instance "
-                              "WHERE dag_id='kwtsms_campaign_mapped' AND task_id='send_chunk' "
-                              "ORDER BY map_index")
+    mapped = db_rows(
+        airflow,
+        "SELECT map_index, state FROM task_instance "
+        "WHERE dag_id='kwtsms_campaign_mapped' AND task_id='send_chunk' "
+        "ORDER BY map_index",
+    )
     assert mapped == [(0, "success"), (1, "success"), (2, "success")]
 
 
 def test_failure_alerts(airflow, sandbox):
-    run = airflow.run("dags", "test", "kwtsms_failure_alerts", "2025-04-01", env=env_for(sandbox),
-                      dags_folder=EXAMPLES)
+    run = airflow.run(
+        "dags", "test", "kwtsms_failure_alerts", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES
+    )
     texts = [m["message"] for m in sandbox.messages() if m["mobile"] == [ON_CALL]]
     if len(texts) != 2:  # keep the whole log for whoever reads the failure
         (REPO / "test-artifacts").mkdir(exist_ok=True)

@@ -29,11 +29,13 @@ def _conn(**kwargs) -> Connection:
 
 @pytest.fixture
 def sandbox(kwtsms_sandbox_factory):
-    return kwtsms_sandbox_factory(username=USER, password=PASSWORD, balance=181, purchased=377,
-                                  senders=["KWT-SMS", "MY-APP"])
+    return kwtsms_sandbox_factory(
+        username=USER, password=PASSWORD, balance=181, purchased=377, senders=["KWT-SMS", "MY-APP"]
+    )
 
 
 # --- connection -> settings ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("host", "port", "expected"),
@@ -51,8 +53,16 @@ def test_base_url_from_host_and_port(host, port, expected):
 
 
 def test_uri_form_carries_the_scheme_port_and_extras():
-    uri = kwtsms_conn_uri("http://127.0.0.1:8765", USER, PASSWORD, sender="MY-APP", test_mode="true",
-                          default_country="965", timeout="12", rate="1.5")
+    uri = kwtsms_conn_uri(
+        "http://127.0.0.1:8765",
+        USER,
+        PASSWORD,
+        sender="MY-APP",
+        test_mode="true",
+        default_country="965",
+        timeout="12",
+        rate="1.5",
+    )
     settings = settings_from_connection(Connection.from_uri(uri, conn_id="kwtsms_default"))
     assert settings.username == USER
     assert settings.password == PASSWORD  # quoted in the URI, exact after parsing
@@ -71,17 +81,26 @@ def test_defaults_when_extras_are_empty():
 
 
 def test_prefixed_extras_are_read_and_plain_names_win():
-    extra = {"extra__kwtsms__sender": "OLD-APP", "extra__kwtsms__test_mode": True,
-             "extra__kwtsms__default_country": "+965", "sender": "MY-APP"}
+    extra = {
+        "extra__kwtsms__sender": "OLD-APP",
+        "extra__kwtsms__test_mode": True,
+        "extra__kwtsms__default_country": "+965",
+        "sender": "MY-APP",
+    }
     settings = settings_from_connection(_conn(login=USER, password=PASSWORD, extra=json.dumps(extra)))
     assert (settings.sender, settings.test_mode, settings.default_country) == ("MY-APP", True, "965")
 
 
 def test_hook_arguments_override_extras():
-    conn = _conn(login=USER, password=PASSWORD, host="https://a.example",
-                 extra=json.dumps({"sender": "MY-APP", "test_mode": True, "rate": 5}))
-    settings = settings_from_connection(conn, sender="OTHER", test_mode=False, rate=None,
-                                        base_url="http://127.0.0.1:1")
+    conn = _conn(
+        login=USER,
+        password=PASSWORD,
+        host="https://a.example",
+        extra=json.dumps({"sender": "MY-APP", "test_mode": True, "rate": 5}),
+    )
+    settings = settings_from_connection(
+        conn, sender="OTHER", test_mode=False, rate=None, base_url="http://127.0.0.1:1"
+    )
     assert (settings.sender, settings.test_mode, settings.rate) == ("OTHER", False, 5.0)
     assert settings.base_url == "http://127.0.0.1:1"
 
@@ -102,8 +121,9 @@ def test_bad_extras_name_the_field_and_the_fix(extra, named, advice):
     assert "kwtsms_test" in str(caught.value)
 
 
-@pytest.mark.parametrize(("login", "password", "missing"),
-                         [(None, PASSWORD, "login"), (USER, "", "password")])
+@pytest.mark.parametrize(
+    ("login", "password", "missing"), [(None, PASSWORD, "login"), (USER, "", "password")]
+)
 def test_missing_credentials_are_explained(login, password, missing):
     with pytest.raises(KwtSMSInputError, match=f"has no {missing}: set it to your kwtSMS API"):
         settings_from_connection(_conn(login=login, password=password))
@@ -122,17 +142,22 @@ def test_repr_never_shows_the_password(sandbox, monkeypatch):
 
 # --- test_connection against the sandbox -------------------------------------------------------
 
+
 def test_test_connection_reports_balance_and_sender_ids(sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, USER, PASSWORD))
     ok, message = KwtSMSHook().test_connection()
     assert ok is True
-    assert message == (f"Connected to kwtSMS as {USER} at {sandbox.url}: balance 181 of 377 credits; "
-                       "sender IDs: KWT-SMS, MY-APP")
+    assert message == (
+        f"Connected to kwtSMS as {USER} at {sandbox.url}: balance 181 of 377 credits; "
+        "sender IDs: KWT-SMS, MY-APP"
+    )
 
 
 def test_test_connection_warns_about_an_unregistered_sender(sandbox, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT",
-                       kwtsms_conn_json(sandbox.url, USER, PASSWORD, sender="my-app", test_mode=True))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KWTSMS_DEFAULT",
+        kwtsms_conn_json(sandbox.url, USER, PASSWORD, sender="my-app", test_mode=True),
+    )
     ok, message = KwtSMSHook().test_connection()
     assert ok is True
     assert "sender 'my-app' is not among them (sender IDs are case-sensitive)" in message
@@ -152,8 +177,7 @@ def test_test_connection_when_the_gateway_is_unreachable(kwtsms_sandbox_factory,
     sandbox = kwtsms_sandbox_factory(username=USER, password=PASSWORD)
     url = sandbox.url
     sandbox.stop()  # nothing listens on that port any more
-    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT",
-                       kwtsms_conn_json(url, USER, PASSWORD, timeout=2))
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_json(url, USER, PASSWORD, timeout=2))
     ok, message = KwtSMSHook().test_connection()
     assert ok is False
     assert f"check the connection's API base URL ({url})" in message
@@ -163,30 +187,42 @@ def test_test_connection_when_the_gateway_is_unreachable(kwtsms_sandbox_factory,
 def test_test_connection_with_an_incomplete_connection(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", json.dumps({"conn_type": "kwtsms", "login": USER}))
     assert KwtSMSHook().test_connection() == (
-        False, "Connection 'kwtsms_default' has no password: set it to your kwtSMS API password "
-               "(not the account's phone number).")
+        False,
+        "Connection 'kwtsms_default' has no password: set it to your kwtSMS API password "
+        "(not the account's phone number).",
+    )
 
 
 # --- the real `airflow connections test` -------------------------------------------------------
+
 
 @pytest.mark.airflow
 @pytest.mark.parametrize("form", ["uri", "json"])
 def test_airflow_connections_test_succeeds_with_both_env_forms(airflow, sandbox, form):
     make = kwtsms_conn_uri if form == "uri" else kwtsms_conn_json
-    result = airflow.run("connections", "test", "kwtsms_default",
-                         env={"AIRFLOW_CONN_KWTSMS_DEFAULT": make(sandbox.url, USER, PASSWORD)})
+    result = airflow.run(
+        "connections",
+        "test",
+        "kwtsms_default",
+        env={"AIRFLOW_CONN_KWTSMS_DEFAULT": make(sandbox.url, USER, PASSWORD)},
+    )
     result.check()
     assert "Connection success!" in result.stdout
     assert PASSWORD not in result.output
     # One balance and one sender-ID call answered OK (a 429 retry under load may add a request).
-    assert [r["endpoint"] for r in sandbox.requests() if r["code"] == "OK"] == ["balance", "senderid"], \
+    assert [r["endpoint"] for r in sandbox.requests() if r["code"] == "OK"] == ["balance", "senderid"], (
         sandbox.requests()
+    )
 
 
 @pytest.mark.airflow
 def test_airflow_connections_test_fails_with_guidance_on_a_wrong_password(airflow, sandbox):
-    result = airflow.run("connections", "test", "kwtsms_default",
-                         env={"AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, USER, "Bad/pw:1")})
+    result = airflow.run(
+        "connections",
+        "test",
+        "kwtsms_default",
+        env={"AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, USER, "Bad/pw:1")},
+    )
     assert result.returncode == 1
     assert "Connection failed!" in result.stdout
     assert "ERR003: Authentication error" in result.stdout

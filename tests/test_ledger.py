@@ -38,9 +38,15 @@ class Died(BaseException):
 def make_plan(n: int, message: str = "Ledger test", *, test: bool = False, start: int = 0) -> SendPlan:
     numbers = [f"9656{i:07d}" for i in range(start, start + n)]
     recipients = types.SimpleNamespace(valid=numbers, invalid=[], duplicates=[], total_inputs=n)
-    return SendPlan(recipients=recipients, message=message, info=measure_message(message), sender="KWT-SMS",
-                    test=test, batches=[numbers[i:i + MAX_BATCH] for i in range(0, n, MAX_BATCH)],
-                    estimate=n * measure_message(message).pages)
+    return SendPlan(
+        recipients=recipients,
+        message=message,
+        info=measure_message(message),
+        sender="KWT-SMS",
+        test=test,
+        batches=[numbers[i : i + MAX_BATCH] for i in range(0, n, MAX_BATCH)],
+        estimate=n * measure_message(message).pages,
+    )
 
 
 class DyingStore(MemoryStore):
@@ -135,8 +141,7 @@ def test_worker_dies_after_the_request_the_balance_shows_it_went_out(sandbox):
     assert Ledger.load(store).state(2) == PENDING
     assert len(sandbox.messages()) == 3
 
-    result = resume_send(client_for(sandbox), plan, _copy(store),
-                         try_number=2)
+    result = resume_send(client_for(sandbox), plan, _copy(store), try_number=2)
     assert [b.state for b in result.batches] == [SKIPPED, SKIPPED, SKIPPED, SENT, SENT]
     assert result.batches[2].msg_id is None and result.batches[2].points_charged == 200
     assert_each_once(sandbox, plan)
@@ -282,8 +287,9 @@ def test_ledger_of_a_million_recipients_stays_small():
     batches = 5000
     ledger = Ledger.create(store, fingerprint(make_plan(10)), batches, 1)
     for i in range(batches):
-        ledger.record(i, s=DONE, t=1, m="5c2afd345b074e918818247e568ea748", p=200, b=1e6 - 200 * i,
-                      ts=1795317478)
+        ledger.record(
+            i, s=DONE, t=1, m="5c2afd345b074e918818247e568ea748", p=200, b=1e6 - 200 * i, ts=1795317478
+        )
     sizes = [len(v) for v in store.data.values()]
     assert len(store.data) == 1 + batches // CHUNK_SIZE
     assert max(sizes) < 65535  # the task state store's default per-value limit

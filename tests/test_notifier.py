@@ -21,8 +21,14 @@ PASSWORD = "N0tify-secret/pw"
 
 def _context(exception: BaseException | None = None, **ti: object) -> dict:
     # The fields Airflow's task callbacks give (a RuntimeTaskInstance has these attributes).
-    ti_fields = {"dag_id": "billing", "task_id": "charge", "run_id": "manual__2026-01-01", "try_number": 2,
-                 "max_tries": 3, **ti}
+    ti_fields = {
+        "dag_id": "billing",
+        "task_id": "charge",
+        "run_id": "manual__2026-01-01",
+        "try_number": 2,
+        "max_tries": 3,
+        **ti,
+    }
     return {"ti": SimpleNamespace(**ti_fields), "run_id": ti_fields["run_id"], "exception": exception}
 
 
@@ -35,13 +41,15 @@ def sandbox(kwtsms_sandbox_factory, monkeypatch):
 
 def test_default_alert_names_dag_task_try_run_and_exception():
     text = default_alert(_context(RuntimeError("card processor down")))
-    assert text == ("Airflow billing.charge failed (try 2/4, run manual__2026-01-01): "
-                    "RuntimeError: card processor down")
+    assert text == (
+        "Airflow billing.charge failed (try 2/4, run manual__2026-01-01): RuntimeError: card processor down"
+    )
 
 
 def test_default_alert_without_an_exception_uses_the_state():
     assert default_alert(_context(state="success", try_number=1, max_tries=0)) == (
-        "Airflow billing.charge success (try 1, run manual__2026-01-01)")
+        "Airflow billing.charge success (try 1, run manual__2026-01-01)"
+    )
 
 
 def test_long_alerts_are_cut_to_one_page_by_default():
@@ -77,8 +85,11 @@ def test_bad_max_pages_is_named():
 
 
 def test_notify_sends_with_the_data_options(sandbox):
-    notifier = send_kwtsms_notification(target="50001234, 96550001234", message="db-1 is down",
-                                        data={"test": "true", "default_country": "965", "sender": "KWT-SMS"})
+    notifier = send_kwtsms_notification(
+        target="50001234, 96550001234",
+        message="db-1 is down",
+        data={"test": "true", "default_country": "965", "sender": "KWT-SMS"},
+    )
     notifier(_context())  # as Airflow calls a callback: render templates, then notify
     [message] = sandbox.messages()
     assert message["mobile"] == ["96550001234"]  # the local form and the full form are one number
@@ -87,8 +98,9 @@ def test_notify_sends_with_the_data_options(sandbox):
 
 
 def test_templates_are_rendered_from_the_context(sandbox):
-    notifier = KwtSMSNotifier(target="{{ params.on_call }}", title="{{ params.env }}",
-                              message="{{ ti.task_id }} failed")
+    notifier = KwtSMSNotifier(
+        target="{{ params.on_call }}", title="{{ params.env }}", message="{{ ti.task_id }} failed"
+    )
     notifier({**_context(), "params": {"on_call": "96550001234", "env": "prod"}})
     assert [m["message"] for m in sandbox.messages()] == ["prod: charge failed"]
 

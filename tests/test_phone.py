@@ -45,12 +45,29 @@ def bad(raw, *words, **kw) -> str:
 # --- formats ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [
-    "96598765432", "+96598765432", "0096598765432", "+965 9876 5432", "+965-9876-5432",
-    "965.9876.5432", "(965) 98765432", "(+965) 9876 5432", "  +965 98765432\t", "\n96598765432 ",
-    "٩٦٥٩٨٧٦٥٤٣٢", "+٩٦٥ ٩٨٧٦ ٥٤٣٢", "۹۶۵۹۸۷۶۵۴۳۲", "００９６５９８７６５４３２", "+965 0 9876 5432",
-    96598765432, 96598765432.0, "tel:+965-98765432",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "96598765432",
+        "+96598765432",
+        "0096598765432",
+        "+965 9876 5432",
+        "+965-9876-5432",
+        "965.9876.5432",
+        "(965) 98765432",
+        "(+965) 9876 5432",
+        "  +965 98765432\t",
+        "\n96598765432 ",
+        "٩٦٥٩٨٧٦٥٤٣٢",
+        "+٩٦٥ ٩٨٧٦ ٥٤٣٢",
+        "۹۶۵۹۸۷۶۵۴۳۲",
+        "００９６５９８７６５４３２",
+        "+965 0 9876 5432",
+        96598765432,
+        96598765432.0,
+        "tel:+965-98765432",
+    ],
+)
 def test_accepted_formats_give_digits_only_with_country_code(raw):
     assert ok(raw) == KW
     assert normalize_phone(raw) == KW
@@ -128,14 +145,23 @@ def test_messages_name_the_input_as_given():
 # --- countries ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "number"), [
-    ("+965 5000 1234", "96550001234"), ("+965 6600 1234", "96566001234"),
-    ("+966 55 912 3456", "966559123456"), ("+971 50 123 4567", "971501234567"),
-    ("+974 3312 3456", "97433123456"), ("+973 3600 1234", "97336001234"),
-    ("+968 9212 3456", "96892123456"), ("+20 100 123 4567", "201001234567"),
-    ("+91 98765 43210", "919876543210"), ("+44 7700 900123", "447700900123"),
-    ("+1 (201) 555-0123", "12015550123"), ("+1 416 555 0123", "14165550123"),
-])
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [
+        ("+965 5000 1234", "96550001234"),
+        ("+965 6600 1234", "96566001234"),
+        ("+966 55 912 3456", "966559123456"),
+        ("+971 50 123 4567", "971501234567"),
+        ("+974 3312 3456", "97433123456"),
+        ("+973 3600 1234", "97336001234"),
+        ("+968 9212 3456", "96892123456"),
+        ("+20 100 123 4567", "201001234567"),
+        ("+91 98765 43210", "919876543210"),
+        ("+44 7700 900123", "447700900123"),
+        ("+1 (201) 555-0123", "12015550123"),
+        ("+1 416 555 0123", "14165550123"),
+    ],
+)
 def test_mobiles_of_many_countries(raw, number):
     assert ok(raw) == number
 
@@ -144,8 +170,10 @@ def test_mobiles_of_many_countries(raw, number):
 def test_example_mobile_and_landline_of_each_country(region):
     mobile = pn.example_number_for_type(region, pn.PhoneNumberType.MOBILE)
     fixed = pn.example_number_for_type(region, pn.PhoneNumberType.FIXED_LINE)
-    assert ok(pn.format_number(mobile, pn.PhoneNumberFormat.INTERNATIONAL)) == pn.format_number(
-        mobile, pn.PhoneNumberFormat.E164)[1:]
+    assert (
+        ok(pn.format_number(mobile, pn.PhoneNumberFormat.INTERNATIONAL))
+        == pn.format_number(mobile, pn.PhoneNumberFormat.E164)[1:]
+    )
     if pn.number_type(fixed) == pn.PhoneNumberType.FIXED_LINE:  # India's example is fixed-or-mobile
         bad(pn.format_number(fixed, pn.PhoneNumberFormat.INTERNATIONAL), "landline")
 
@@ -222,12 +250,26 @@ def test_split_recipients():
 
 
 def test_prepare_recipients_accounts_for_every_input():
-    raws = ["+965 9876 5432", "96598765432", "٩٦٥٩٨٧٦٥٤٣٢", "+966 55 912 3456", "ahmad@x.com",
-            "+965 2234 5678", "", "12", "+999 1234 5678", "+966559123456", 97433123456]
+    raws = [
+        "+965 9876 5432",
+        "96598765432",
+        "٩٦٥٩٨٧٦٥٤٣٢",
+        "+966 55 912 3456",
+        "ahmad@x.com",
+        "+965 2234 5678",
+        "",
+        "12",
+        "+999 1234 5678",
+        "+966559123456",
+        97433123456,
+    ]
     r = prepare_recipients(raws)
     assert r.valid == [KW, "966559123456", "97433123456"]
-    assert r.duplicates == [DuplicateInput("96598765432", KW), DuplicateInput("٩٦٥٩٨٧٦٥٤٣٢", KW),
-                            DuplicateInput("+966559123456", "966559123456")]
+    assert r.duplicates == [
+        DuplicateInput("96598765432", KW),
+        DuplicateInput("٩٦٥٩٨٧٦٥٤٣٢", KW),
+        DuplicateInput("+966559123456", "966559123456"),
+    ]
     assert [i.input for i in r.invalid] == ["ahmad@x.com", "+965 2234 5678", "", "12", "+999 1234 5678"]
     assert "landline" in r.invalid[1].reason and "empty" in r.invalid[2].reason
     assert r.total_inputs == len(raws)
@@ -252,8 +294,10 @@ def test_prepare_recipients_big_list_is_exact():
 
 
 def test_importing_phone_does_not_import_phonenumbers():
-    code = ("import sys, airflow_provider_kwtsms.phone as p; assert 'phonenumbers' not in sys.modules;"
-            "p.validate_phone('+96598765432'); assert 'phonenumbers' in sys.modules")
+    code = (
+        "import sys, airflow_provider_kwtsms.phone as p; assert 'phonenumbers' not in sys.modules;"
+        "p.validate_phone('+96598765432'); assert 'phonenumbers' in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -295,8 +339,14 @@ ACCEPT = {pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 def _agreement_inputs() -> list[str]:
     out = []
     for region in sorted(pn.SUPPORTED_REGIONS):
-        for kind in (pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE, pn.PhoneNumberType.TOLL_FREE,
-                     pn.PhoneNumberType.VOIP, pn.PhoneNumberType.PAGER, pn.PhoneNumberType.PREMIUM_RATE):
+        for kind in (
+            pn.PhoneNumberType.MOBILE,
+            pn.PhoneNumberType.FIXED_LINE,
+            pn.PhoneNumberType.TOLL_FREE,
+            pn.PhoneNumberType.VOIP,
+            pn.PhoneNumberType.PAGER,
+            pn.PhoneNumberType.PREMIUM_RATE,
+        ):
             example = pn.example_number_for_type(region, kind)
             if example is not None:
                 out.append(pn.format_number(example, pn.PhoneNumberFormat.E164))
@@ -360,11 +410,19 @@ def _bulk_inputs() -> list:
         cc = str(rng.choice(codes))
         digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(2, 13)))
         out.append(rng.choice(["+", "00", "", "0"]) + cc + rng.choice(["", "", "0", "00", "1", "8"]) + digits)
-    arabic, persian, bengali = (str.maketrans("0123456789", digits) for digits in
-                                ("٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "০১২৩৪৫৬৭৮৯"))
+    arabic, persian, bengali = (
+        str.maketrans("0123456789", digits) for digits in ("٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "০১২৩৪৫৬৭৮৯")
+    )
     for i, raw in enumerate(list(out[::7])):
-        out.append([raw.translate(arabic), raw.translate(persian), f" {raw[:4]} {raw[4:]}-",
-                    raw.translate(bengali), f"({raw[:3]}) {raw[3:]}"][i % 5])
+        out.append(
+            [
+                raw.translate(arabic),
+                raw.translate(persian),
+                f" {raw[:4]} {raw[4:]}-",
+                raw.translate(bengali),
+                f"({raw[:3]}) {raw[3:]}",
+            ][i % 5]
+        )
     out += ["", "  ", "abc", "+", "x@y.z", "12", "98765432", "9876 5432", "0559123456", 96598765432, None]
     out += rng.sample(out, 400)  # repeats, the same text
     return out

@@ -39,7 +39,11 @@ def test_every_declared_module_and_class_imports():
     [conn] = info["connection-types"]
     hook = _import(conn["hook-class-name"])
     assert (hook.conn_type, hook.default_conn_name, hook.conn_name_attr, hook.hook_name) == (
-        "kwtsms", "kwtsms_default", "kwtsms_conn_id", "kwtSMS")
+        "kwtsms",
+        "kwtsms_default",
+        "kwtsms_conn_id",
+        "kwtSMS",
+    )
 
 
 def test_the_connection_form_airflow_builds():
@@ -55,8 +59,11 @@ def test_the_connection_form_airflow_builds():
         assert f"extra__kwtsms__{name}" in widgets
     assert widgets["extra__kwtsms__test_mode"].field["schema"]["type"] == ["boolean", "null"]
     behaviour = manager.field_behaviours["kwtsms"]
-    assert behaviour["relabeling"] == {"login": "API username", "password": "API password",
-                                       "host": "API base URL"}
+    assert behaviour["relabeling"] == {
+        "login": "API username",
+        "password": "API password",
+        "host": "API base URL",
+    }
     assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}
     assert behaviour["placeholders"]["host"] == "https://www.kwtsms.com"
 
@@ -72,6 +79,6 @@ def test_the_hook_fallbacks_for_older_airflow_agree_with_the_provider_info():
 @pytest.mark.airflow
 def test_airflow_providers_list_shows_the_provider(airflow):
     result = airflow.run("providers", "list", "--output", "json").check()
-    providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("["):])}
+    providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("[") :])}
     assert "airflow-provider-kwtsms" in providers
     assert providers["airflow-provider-kwtsms"]["version"] == "0.1.0"

@@ -19,15 +19,30 @@ from conftest import AIRFLOW_BIN, REPO, TEST_DAGS
 
 pytestmark = pytest.mark.airflow
 
-SCENARIOS = ["none", "drop_before", "drop_after_accept", "drop_after_accept_x3", "http_500", "http_502",
-             "http_503", "err013_storm"]
+SCENARIOS = [
+    "none",
+    "drop_before",
+    "drop_after_accept",
+    "drop_after_accept_x3",
+    "http_500",
+    "http_502",
+    "http_503",
+    "err013_storm",
+]
 N = 1000
 ARTIFACTS = REPO / "test-artifacts"
 
 
 def conn_json(sandbox, rate: float = 20) -> str:
-    return json.dumps({"conn_type": "kwtsms", "login": "sandbox_user", "password": "sandbox_pass",
-                       "host": sandbox.url, "extra": {"rate": str(rate)}})
+    return json.dumps(
+        {
+            "conn_type": "kwtsms",
+            "login": "sandbox_user",
+            "password": "sandbox_pass",
+            "host": sandbox.url,
+            "extra": {"rate": str(rate)},
+        }
+    )
 
 
 def tally(sandbox, numbers: list[str]) -> dict[str, int]:
@@ -41,10 +56,15 @@ def tally(sandbox, numbers: list[str]) -> dict[str, int]:
 
 
 def write_table(rows: list[dict], name: str) -> str:
-    lines = ["| fault | tries | recipients | delivered once | delivered twice | missing | note |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['fault']} | {r['tries']} | {r['recipients']} | {r['once']} | {r['twice']} | "
-              f"{r['missing']} | {r.get('note', '')} |" for r in rows]
+    lines = [
+        "| fault | tries | recipients | delivered once | delivered twice | missing | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['fault']} | {r['tries']} | {r['recipients']} | {r['once']} | {r['twice']} | "
+        f"{r['missing']} | {r.get('note', '')} |"
+        for r in rows
+    ]
     table = "\n".join(lines)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / name).write_text(table + "\n")
@@ -86,9 +106,15 @@ def test_faults_through_airflow_retries(airflow, kwtsms_sandbox_factory):
 # -- the worker killed in the middle of a send ---------------------------------------------------
 def _start_task(airflow, env: dict[str, str]) -> subprocess.Popen:
     full_env = {**airflow.env, "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS), **env}
-    return subprocess.Popen([str(AIRFLOW_BIN), "tasks", "test", "resume_send", "send", "2025-03-01"],
-                            env=full_env, cwd=str(airflow.path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [str(AIRFLOW_BIN), "tasks", "test", "resume_send", "send", "2025-03-01"],
+        env=full_env,
+        cwd=str(airflow.path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _kill_mid_request(airflow, sandbox, env: dict[str, str], after_batches: int) -> str:
@@ -129,7 +155,13 @@ def test_worker_killed_mid_send_and_run_again(airflow, kwtsms_sandbox_factory):
     again.check()
     assert "the balance shows it went out" in again.output
     assert "sandbox_pass" not in again.output
-    rows.append({"fault": "SIGKILL mid-request, run again", "tries": 2, **tally(sandbox, numbers),
-                 "note": "pending batch resolved from the balance"})
+    rows.append(
+        {
+            "fault": "SIGKILL mid-request, run again",
+            "tries": 2,
+            **tally(sandbox, numbers),
+            "note": "pending batch resolved from the balance",
+        }
+    )
     assert (rows[-1]["twice"], rows[-1]["missing"]) == (0, 0)
     write_table(rows, "resume_table_kill.md")

@@ -13,15 +13,17 @@ KW1, KW2, KW3 = "96598765432", "96550001111", "96566002222"
 
 def api(sb: Sandbox, endpoint: str, *, user: str = USER, password: str = PASS, **fields) -> dict:
     body = {"username": user, "password": password, **fields}
-    response = requests.post(f"{sb.url}/API/{endpoint}/", json=body, timeout=5,
-                             headers={"Accept": "application/json"})
+    response = requests.post(
+        f"{sb.url}/API/{endpoint}/", json=body, timeout=5, headers={"Accept": "application/json"}
+    )
     data = response.json()
     data["_http"] = response.status_code
     return data
 
 
-def send(sb: Sandbox, mobile: str = KW1, message: str = "Hello", sender: str = "KWT-SMS",
-         test: str = "0", **extra) -> dict:
+def send(
+    sb: Sandbox, mobile: str = KW1, message: str = "Hello", sender: str = "KWT-SMS", test: str = "0", **extra
+) -> dict:
     return api(sb, "send", sender=sender, mobile=mobile, message=message, test=test, **extra)
 
 
@@ -133,8 +135,10 @@ def test_mixed_numbers_send_to_the_valid_ones_and_record_the_rest(sb):
     assert (data["result"], data["numbers"], data["points-charged"]) == ("OK", 1, 1)
     message = sb.messages()[0]
     assert message["mobile"] == [KW1]
-    assert message["rejected"] == [{"number": "abc", "code": "ERR025"},
-                                   {"number": "447700900123", "code": "ERR026"}]
+    assert message["rejected"] == [
+        {"number": "abc", "code": "ERR025"},
+        {"number": "447700900123", "code": "ERR026"},
+    ]
 
 
 def test_partial_numbers_reject_option(kwtsms_sandbox_factory):
@@ -202,12 +206,16 @@ def test_status_and_dlr_advance_over_time(kwtsms_sandbox_factory):
     assert api(sb, "dlr", msgid=msg_id)["code"] == "ERR021"
     sb.advance(1.0)
     assert api(sb, "status", msgid=msg_id)["status"] == "SENT"
-    assert api(sb, "dlr", msgid=msg_id)["report"] == [{"Number": KW1, "Status": "PENDING"},
-                                                      {"Number": KW2, "Status": "PENDING"}]
+    assert api(sb, "dlr", msgid=msg_id)["report"] == [
+        {"Number": KW1, "Status": "PENDING"},
+        {"Number": KW2, "Status": "PENDING"},
+    ]
     sb.advance(5.0)
     assert api(sb, "status", msgid=msg_id)["status"] == "DELIVERED"
-    assert api(sb, "dlr", msgid=msg_id)["report"] == [{"Number": KW1, "Status": "DELIVERED"},
-                                                      {"Number": KW2, "Status": "FAILED"}]
+    assert api(sb, "dlr", msgid=msg_id)["report"] == [
+        {"Number": KW1, "Status": "DELIVERED"},
+        {"Number": KW2, "Status": "FAILED"},
+    ]
     assert sb.messages()[0]["delivery"] == {KW1: "DELIVERED", KW2: "FAILED"}
 
 
@@ -275,8 +283,12 @@ def test_bad_options_are_refused_clearly():
 def test_stop_also_closes_keep_alive_connections():
     sb = Sandbox(rate=None).start()
     with requests.Session() as session:
-        assert session.post(sb.url + "/API/balance/", json={"username": USER, "password": PASS},
-                            timeout=5).status_code == 200
+        assert (
+            session.post(
+                sb.url + "/API/balance/", json={"username": USER, "password": PASS}, timeout=5
+            ).status_code
+            == 200
+        )
         url = sb.url
         sb.stop()
         with pytest.raises(requests.ConnectionError):

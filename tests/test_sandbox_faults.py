@@ -86,8 +86,9 @@ def test_faults_match_endpoint_and_times(sb):
 
 
 def test_faults_over_http(sb):
-    answer = requests.post(f"{sb.url}/sandbox/faults", json={"kind": "http_502", "endpoint": "send"},
-                           timeout=5).json()
+    answer = requests.post(
+        f"{sb.url}/sandbox/faults", json={"kind": "http_502", "endpoint": "send"}, timeout=5
+    ).json()
     assert answer["result"] == "OK" and answer["faults"][0]["kind"] == "http_502"
     assert post(sb, "send", SEND).status_code == 502
     bad = requests.post(f"{sb.url}/sandbox/faults", json={"kind": "explode"}, timeout=5)

@@ -14,8 +14,10 @@ from airflow_provider_kwtsms.sandbox import Sandbox
 # The sample calls exactly as printed in the 2009 document (only the host changes).
 SAMPLE_BALANCE = "/API/balance/?username=myuser&password=mypass"
 SAMPLE_SENDERID = "/API/senderid/?username=myuser&password=mypass"
-SAMPLE_SEND = ("/API/send/?username=myuser&password=mypass&sender=KWT-MESSAGE&mobile=96597119440"
-               "&lang=2&message=عربي+تجربة")
+SAMPLE_SEND = (
+    "/API/send/?username=myuser&password=mypass&sender=KWT-MESSAGE&mobile=96597119440"
+    "&lang=2&message=عربي+تجربة"
+)
 
 
 @pytest.fixture
@@ -67,9 +69,13 @@ def test_sample_send_with_raw_utf8_in_the_request_line(sb):
 
 def test_lang_2_windows_1256_bytes(sb):
     encoded = quote_from_bytes("مرحبا بكم".encode("cp1256"))
-    status, body = raw_get(sb, (
-        "/API/send/?username=myuser&password=mypass&sender=KWT-MESSAGE&mobile=96597119440"
-        f"&lang=2&message={encoded}").encode())
+    status, body = raw_get(
+        sb,
+        (
+            "/API/send/?username=myuser&password=mypass&sender=KWT-MESSAGE&mobile=96597119440"
+            f"&lang=2&message={encoded}"
+        ).encode(),
+    )
     assert status == 200 and body.startswith("OK:")
     assert sb.messages()[-1]["message"] == "مرحبا بكم"
 
@@ -77,24 +83,31 @@ def test_lang_2_windows_1256_bytes(sb):
 @pytest.mark.parametrize("lang", ["1", "3", "4"])
 def test_other_langs(sb, lang):
     text = "Hello+World" if lang == "1" else quote_from_bytes("سلام عليكم".encode())
-    body = get(sb, f"/API/send/?username=myuser&password=mypass&sender=KWT-MESSAGE"
-                   f"&mobile=96597119440&lang={lang}&message={text}").text
+    body = get(
+        sb,
+        f"/API/send/?username=myuser&password=mypass&sender=KWT-MESSAGE"
+        f"&mobile=96597119440&lang={lang}&message={text}",
+    ).text
     assert body.startswith("OK:")
     assert sb.messages()[-1]["message"] == ("Hello World" if lang == "1" else "سلام عليكم")
 
 
 def test_sender_plus_means_space(kwtsms_sandbox_factory):
     sb = kwtsms_sandbox_factory(rate=None, senders=["KWT SMS"])
-    body = get(sb, "/API/send/?username=sandbox_user&password=sandbox_pass&sender=KWT+SMS"
-                   "&mobile=96598765432&lang=1&message=hi").text
+    body = get(
+        sb,
+        "/API/send/?username=sandbox_user&password=sandbox_pass&sender=KWT+SMS"
+        "&mobile=96598765432&lang=1&message=hi",
+    ).text
     assert body.startswith("OK:") and sb.messages()[0]["sender"] == "KWT SMS"
 
 
 def test_legacy_errors_are_plain_text_codes(sb):
     assert get(sb, "/API/balance/?username=myuser&password=wrong").text.startswith("ERR003:")
     assert get(sb, "/API/balance/?username=myuser").text.startswith("ERR002:")
-    assert get(sb, "/API/send/?username=myuser&password=mypass&sender=nope&mobile=96597119440"
-                   "&lang=1&message=x").text.startswith("ERR008:")
+    assert get(
+        sb, "/API/send/?username=myuser&password=mypass&sender=nope&mobile=96597119440&lang=1&message=x"
+    ).text.startswith("ERR008:")
 
 
 def test_legacy_other_endpoints(sb):
@@ -104,8 +117,9 @@ def test_legacy_other_endpoints(sb):
 
 
 def test_post_without_json_content_type_falls_back_to_legacy(sb):
-    response = requests.post(f"{sb.url}/API/balance/", data={"username": "myuser", "password": "mypass"},
-                             timeout=5)
+    response = requests.post(
+        f"{sb.url}/API/balance/", data={"username": "myuser", "password": "mypass"}, timeout=5
+    )
     assert response.text == "181/377"
     assert sb.requests()[-1]["api"] == "legacy"
 

@@ -45,9 +45,16 @@ def test_bad_json_bodies_get_err002(sb, body):
 
 @pytest.mark.parametrize(
     ("field", "value", "code"),
-    [("mobile", {"a": 1}, "ERR002"), ("mobile", [None], "ERR002"), ("message", ["hi"], "ERR002"),
-     ("sender", 5, "ERR008"), ("test", "maybe", "ERR002"), ("username", 12, "ERR003"),
-     ("password", {"x": 1}, "ERR002"), ("message", True, "ERR002")],
+    [
+        ("mobile", {"a": 1}, "ERR002"),
+        ("mobile", [None], "ERR002"),
+        ("message", ["hi"], "ERR002"),
+        ("sender", 5, "ERR008"),
+        ("test", "maybe", "ERR002"),
+        ("username", 12, "ERR003"),
+        ("password", {"x": 1}, "ERR002"),
+        ("message", True, "ERR002"),
+    ],
 )
 def test_wrong_types_get_clear_errors(sb, field, value, code):
     answer = requests.post(f"{sb.url}/API/send/", json={**SEND, field: value}, timeout=5).json()
@@ -58,18 +65,21 @@ def test_wrong_types_get_clear_errors(sb, field, value, code):
 
 
 def test_mobile_as_a_list_is_accepted(sb):
-    answer = requests.post(f"{sb.url}/API/send/", json={**SEND, "mobile": ["96598765432", 96550001111]},
-                           timeout=5).json()
+    answer = requests.post(
+        f"{sb.url}/API/send/", json={**SEND, "mobile": ["96598765432", 96550001111]}, timeout=5
+    ).json()
     assert answer["numbers"] == 2
 
 
 def test_control_characters_are_answered_not_crashed(sb):
-    answer = requests.post(f"{sb.url}/API/send/", json={**SEND, "message": "a\x00b\x1b\x7f\u202e"},
-                           timeout=5).json()
+    answer = requests.post(
+        f"{sb.url}/API/send/", json={**SEND, "message": "a\x00b\x1b\x7f\u202e"}, timeout=5
+    ).json()
     assert answer["result"] == "OK"
     assert sb.messages()[0]["stuck"] is True  # the real queue would hold it
-    answer = requests.post(f"{sb.url}/API/balance/", json={"username": "\x00\n", "password": "\x01"},
-                           timeout=5).json()
+    answer = requests.post(
+        f"{sb.url}/API/balance/", json={"username": "\x00\n", "password": "\x01"}, timeout=5
+    ).json()
     assert answer["code"] == "ERR003"
 
 
@@ -81,15 +91,21 @@ def test_huge_body_gets_413(kwtsms_sandbox_factory):
 
 
 def test_chunked_body_gets_411(sb):
-    response = requests.post(f"{sb.url}/API/send/", data=iter([json.dumps(SEND).encode()]),
-                             headers=JSON_HEADERS, timeout=5)
+    response = requests.post(
+        f"{sb.url}/API/send/", data=iter([json.dumps(SEND).encode()]), headers=JSON_HEADERS, timeout=5
+    )
     assert response.status_code == 411 and alive(sb)
 
 
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
-    [("PUT", "/API/send/", "GET, POST"), ("DELETE", "/API/balance/", "GET, POST"),
-     ("PATCH", "/", "GET, HEAD"), ("GET", "/sandbox/reset", "POST"), ("PUT", "/sandbox/messages", "GET")],
+    [
+        ("PUT", "/API/send/", "GET, POST"),
+        ("DELETE", "/API/balance/", "GET, POST"),
+        ("PATCH", "/", "GET, HEAD"),
+        ("GET", "/sandbox/reset", "POST"),
+        ("PUT", "/sandbox/messages", "GET"),
+    ],
 )
 def test_wrong_methods_get_405(sb, method, path, allow):
     response = requests.request(method, sb.url + path, json={}, timeout=5)
@@ -142,9 +158,12 @@ def test_concurrent_clients_are_all_served_and_charged_exactly(sb):
 def test_inbox_shows_messages_newest_first_escaped(kwtsms_sandbox_factory):
     evil_sender = '"><script>alert(1)</script>'
     sb = kwtsms_sandbox_factory(rate=None, senders=["KWT-SMS", evil_sender], balance=500)
-    requests.post(f"{sb.url}/API/send/", json={**SEND, "message": "first & <3 \"quoted\""}, timeout=5)
-    requests.post(f"{sb.url}/API/send/", json={**SEND, "mobile": "96550001111", "sender": evil_sender,
-                                                 "message": "مرحبا بكم", "test": "1"}, timeout=5)
+    requests.post(f"{sb.url}/API/send/", json={**SEND, "message": 'first & <3 "quoted"'}, timeout=5)
+    requests.post(
+        f"{sb.url}/API/send/",
+        json={**SEND, "mobile": "96550001111", "sender": evil_sender, "message": "مرحبا بكم", "test": "1"},
+        timeout=5,
+    )
     response = requests.get(sb.url + "/", timeout=5)
     page = response.text
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
@@ -167,16 +186,35 @@ def test_inbox_when_empty(sb):
 def test_command_line_serves_on_a_free_port():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", "0", "--username", "cli",
-         "--password", "secret", "--balance", "42", "--senders", "A,B", "--rate", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_kwtsms.sandbox",
+            "--port",
+            "0",
+            "--username",
+            "cli",
+            "--password",
+            "secret",
+            "--balance",
+            "42",
+            "--senders",
+            "A,B",
+            "--rate",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         line = process.stdout.readline()
         assert "listening on http://127.0.0.1:" in line, process.stderr.read()
         url = line.split("listening on ")[1].split()[0]
-        answer = requests.post(url + "/API/senderid/", json={"username": "cli", "password": "secret"},
-                               timeout=5).json()
+        answer = requests.post(
+            url + "/API/senderid/", json={"username": "cli", "password": "secret"}, timeout=5
+        ).json()
         assert answer["senderid"] == ["A", "B"]
         assert requests.get(url + "/sandbox/account", timeout=5).json()["available"] == 42
     finally:
@@ -189,6 +227,9 @@ def test_command_line_reports_a_busy_port(sb):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
         [sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", str(sb.port)],
-        capture_output=True, text=True, env=env, timeout=30,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
     assert result.returncode == 2 and "Choose another --port" in result.stderr

@@ -45,8 +45,12 @@ def test_trigger_waits_for_the_top_up(kwtsms_sandbox_factory, monkeypatch):
     sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, balance=10, purchased=100)
     monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD))
     topper = _top_up_after_checks(sandbox, "u", checks=2, to=300)
-    payload = asyncio.run(asyncio.wait_for(_first_event(
-        BalanceTrigger(kwtsms_conn_id="kwtsms_default", min_balance=250, poke_interval=0.2)), 30))
+    payload = asyncio.run(
+        asyncio.wait_for(
+            _first_event(BalanceTrigger(kwtsms_conn_id="kwtsms_default", min_balance=250, poke_interval=0.2)),
+            30,
+        )
+    )
     topper.join()
     assert payload == {"status": "ok", "available": 300, "purchased": 100, "min_balance": 250.0}
     assert _balance_checks(sandbox, "u") >= 3  # two low answers, then the topped-up one
@@ -55,8 +59,12 @@ def test_trigger_waits_for_the_top_up(kwtsms_sandbox_factory, monkeypatch):
 def test_trigger_stops_on_a_permanent_error(kwtsms_sandbox_factory, monkeypatch):
     sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD)
     monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", "not-it"))
-    payload = asyncio.run(asyncio.wait_for(_first_event(
-        BalanceTrigger(kwtsms_conn_id="kwtsms_default", min_balance=1, poke_interval=0.2)), 30))
+    payload = asyncio.run(
+        asyncio.wait_for(
+            _first_event(BalanceTrigger(kwtsms_conn_id="kwtsms_default", min_balance=1, poke_interval=0.2)),
+            30,
+        )
+    )
     assert payload["status"] == "error" and payload["permanent"] is True
     assert payload["message"].startswith("ERR003: Authentication error")
     assert "not-it" not in payload["message"]
@@ -66,8 +74,9 @@ def _balance_checks(sandbox, username: str) -> int:
     return sum(1 for r in sandbox.requests() if r["endpoint"] == "balance" and r["username"] == username)
 
 
-def _top_up_after_checks(sandbox, username: str, *, checks: int, to: int,
-                         within: float = 240) -> threading.Thread:
+def _top_up_after_checks(
+    sandbox, username: str, *, checks: int, to: int, within: float = 240
+) -> threading.Thread:
     """Top the account up once the sensor has seen it low ``checks`` times (proof that it waited)."""
 
     def watch() -> None:
@@ -86,12 +95,19 @@ def _top_up_after_checks(sandbox, username: str, *, checks: int, to: int,
 @pytest.mark.airflow
 def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
     sandbox = kwtsms_sandbox_factory(
-        username="main", password=PASSWORD, balance=1000, purchased=1200,
-        accounts=[{"username": "poke_user", "password": PASSWORD, "balance": 10},
-                  {"username": "defer_user", "password": PASSWORD, "balance": 20}],
+        username="main",
+        password=PASSWORD,
+        balance=1000,
+        purchased=1200,
+        accounts=[
+            {"username": "poke_user", "password": PASSWORD, "balance": 10},
+            {"username": "defer_user", "password": PASSWORD, "balance": 20},
+        ],
     )
-    toppers = [_top_up_after_checks(sandbox, "poke_user", checks=2, to=600),
-               _top_up_after_checks(sandbox, "defer_user", checks=3, to=700)]
+    toppers = [
+        _top_up_after_checks(sandbox, "poke_user", checks=2, to=600),
+        _top_up_after_checks(sandbox, "defer_user", checks=3, to=700),
+    ]
     env = {
         "AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, "main", PASSWORD),
         "AIRFLOW_CONN_KWTSMS_POKE": kwtsms_conn_json(sandbox.url, "poke_user", PASSWORD),
@@ -103,20 +119,31 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
     states = airflow.task_states("kwtsms_test_balance")
     assert states.get("enough") == ("success", 1), result.output[-4000:]
     assert airflow.xcom("kwtsms_test_balance", "enough") == {
-        "available": 1000, "purchased": 1200, "min_balance": 40.0}
+        "available": 1000,
+        "purchased": 1200,
+        "min_balance": 40.0,
+    }
 
     # Fail fast: one try although two retries were allowed, and the log says what to do.
     assert states["too_low"] == ("failed", 1)
-    assert ("kwtSMS balance is 1000 credits, below the minimum of 1e+06 (connection 'kwtsms_default'). "
-            "Top up the account at https://www.kwtsms.com") in result.output
+    assert (
+        "kwtSMS balance is 1000 credits, below the minimum of 1e+06 (connection 'kwtsms_default'). "
+        "Top up the account at https://www.kwtsms.com"
+    ) in result.output
 
     assert states["wait_poke"] == ("success", 1)
     assert airflow.xcom("kwtsms_test_balance", "wait_poke") == {
-        "available": 600, "purchased": 10, "min_balance": 500.0}
+        "available": 600,
+        "purchased": 10,
+        "min_balance": 500.0,
+    }
     assert _balance_checks(sandbox, "poke_user") >= 3
 
     assert states["wait_defer"] == ("success", 1)
     assert "[DAG TEST] running trigger in line" in result.output
     assert airflow.xcom("kwtsms_test_balance", "wait_defer") == {
-        "available": 700, "purchased": 20, "min_balance": 500.0}
+        "available": 700,
+        "purchased": 20,
+        "min_balance": 500.0,
+    }
     assert _balance_checks(sandbox, "defer_user") >= 4  # one in the task, then the trigger's checks

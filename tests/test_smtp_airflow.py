@@ -18,11 +18,21 @@ def sb(kwtsms_sandbox_factory):
 
 
 def connections(sb, **kwtsms_extra) -> dict[str, str]:
-    relay = {"conn_type": "smtp", "host": "127.0.0.1", "port": sb.smtp_port, "login": "relay-user",
-             "password": "relay-pw",
-             "extra": {"from_email": "airflow@example.com", "disable_ssl": True, "disable_tls": True}}
-    kwtsms = {"conn_type": "kwtsms", "host": sb.url, "login": USER, "password": PASSWORD,
-              "extra": {"transport": "smtp", "smtp_conn_id": "smtp_relay", "rate": 50, **kwtsms_extra}}
+    relay = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": sb.smtp_port,
+        "login": "relay-user",
+        "password": "relay-pw",
+        "extra": {"from_email": "airflow@example.com", "disable_ssl": True, "disable_tls": True},
+    }
+    kwtsms = {
+        "conn_type": "kwtsms",
+        "host": sb.url,
+        "login": USER,
+        "password": PASSWORD,
+        "extra": {"transport": "smtp", "smtp_conn_id": "smtp_relay", "rate": 50, **kwtsms_extra},
+    }
     return {"AIRFLOW_CONN_SMTP_RELAY": json.dumps(relay), "AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(kwtsms)}
 
 

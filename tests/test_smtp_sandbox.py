@@ -29,8 +29,14 @@ def sb(kwtsms_sandbox_factory):
 
 
 def body(**overrides: str | None) -> str:
-    fields = {"username": USER, "password": PASSWORD, "sender": "KWT-SMS", "mobile": NUMBER,
-              "lang": "1", "text": "Meet+me+at+starbuck!"}
+    fields = {
+        "username": USER,
+        "password": PASSWORD,
+        "sender": "KWT-SMS",
+        "mobile": NUMBER,
+        "lang": "1",
+        "text": "Meet+me+at+starbuck!",
+    }
     fields.update(overrides)
     return "".join(f"{k}:{v}\n" for k, v in fields.items() if v is not None)
 
@@ -74,16 +80,19 @@ def test_sender_with_plus_for_space_and_unknown_lines_ignored(sb):
     assert sb.messages()[0]["sender"] == "MY APP"
 
 
-@pytest.mark.parametrize("change, code, words", [
-    ({"password": "wrong"}, "ERR003", "Authentication"),
-    ({"sender": "NOT-MINE"}, "ERR008", "ender"),
-    ({"mobile": "123"}, "ERR025", None),
-    ({"text": None}, "ERR002", "text:"),
-    ({"lang": None}, "ERR002", "lang:"),
-    ({"lang": "7"}, "ERR002", "lang must be"),
-    ({"lang": "1", "text": "مرحبا"}, "LANG", "lang:3"),
-    ({"text": "<b>hi</b>"}, "ERR027", None),
-])
+@pytest.mark.parametrize(
+    "change, code, words",
+    [
+        ({"password": "wrong"}, "ERR003", "Authentication"),
+        ({"sender": "NOT-MINE"}, "ERR008", "ender"),
+        ({"mobile": "123"}, "ERR025", None),
+        ({"text": None}, "ERR002", "text:"),
+        ({"lang": None}, "ERR002", "lang:"),
+        ({"lang": "7"}, "ERR002", "lang must be"),
+        ({"lang": "1", "text": "مرحبا"}, "LANG", "lang:3"),
+        ({"text": "<b>hi</b>"}, "ERR027", None),
+    ],
+)
 def test_wrong_emails_are_dropped_silently_and_the_record_says_why(sb, change, code, words):
     record = mail(sb, plain(body(**change)))  # the SMTP answer was still 250: no exception
     assert record["outcome"] == "dropped" and record["msg_id"] is None
@@ -227,8 +236,13 @@ def test_parse_body_first_value_wins_and_case_is_ignored():
 
 def test_command_line_prints_the_smtp_port():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         process.stdout.readline()
         line = process.stdout.readline()

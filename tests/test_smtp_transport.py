@@ -27,22 +27,31 @@ RELAY_PASSWORD = "relay-secret-77"
 
 @pytest.fixture
 def sb(kwtsms_sandbox_factory):
-    return kwtsms_sandbox_factory(smtp_port=0, username=USER, password=PASSWORD, balance=1000,
-                                  senders=["KWT-SMS", "MY-APP"])
+    return kwtsms_sandbox_factory(
+        smtp_port=0, username=USER, password=PASSWORD, balance=1000, senders=["KWT-SMS", "MY-APP"]
+    )
 
 
 def make(sb, **options) -> KwtSMSSmtpSender:
-    settings = {"smtp_host": "127.0.0.1", "smtp_port": sb.smtp_port, "from_address": "alerts@example.com",
-                "rate": 50.0}
+    settings = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": sb.smtp_port,
+        "from_address": "alerts@example.com",
+        "rate": 50.0,
+    }
     settings.update(options)
-    return KwtSMSSmtpSender(options.pop("username", USER), options.pop("password", PASSWORD),
-                            **{k: v for k, v in settings.items() if k not in ("username", "password")})
+    return KwtSMSSmtpSender(
+        options.pop("username", USER),
+        options.pop("password", PASSWORD),
+        **{k: v for k, v in settings.items() if k not in ("username", "password")},
+    )
 
 
 def test_an_english_send_arrives_in_the_inbox_with_its_charge(sb):
     with make(sb) as sender:
-        result = sender.send(["+965 9876 5432", "96550123456", "96550123456", "not a number"],
-                             "Disk full on db1\nplease check")
+        result = sender.send(
+            ["+965 9876 5432", "96550123456", "96550123456", "not a number"], "Disk full on db1\nplease check"
+        )
     [message] = sb.messages()
     assert message["api"] == "smtp" and message["sender"] == "KWT-SMS"
     assert sorted(message["mobile"]) == ["96550123456", "96598765432"]
@@ -54,8 +63,17 @@ def test_an_english_send_arrives_in_the_inbox_with_its_charge(sb):
     summary = result.to_dict()
     assert summary["transport"] == "smtp" and summary["confirmed"] is False and "no msg-id" in summary["note"]
     assert summary["msg_ids"] == [] and summary["numbers_sent"] == 2 and summary["ok"] is True
-    assert summary["counts"] == {"inputs": 4, "valid": 2, "invalid": 1, "duplicates": 1, "sent": 2,
-                                 "failed": 0, "not_attempted": 0, "uncertain": 0, "gateway_dropped": 0}
+    assert summary["counts"] == {
+        "inputs": 4,
+        "valid": 2,
+        "invalid": 1,
+        "duplicates": 1,
+        "sent": 2,
+        "failed": 0,
+        "not_attempted": 0,
+        "uncertain": 0,
+        "gateway_dropped": 0,
+    }
     assert summary["batches"][0]["state"] == SUBMITTED_UNCONFIRMED
     assert summary["batches"][0]["msg_id"] is None and summary["batches"][0]["confirmed"] is False
 
@@ -117,8 +135,10 @@ def test_balance_over_http_unreachable_only_warns(sb, caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    with make(sb, balance_over_http=True, base_url=dead, max_retries=0) as sender, \
-            caplog.at_level(logging.WARNING):
+    with (
+        make(sb, balance_over_http=True, base_url=dead, max_retries=0) as sender,
+        caplog.at_level(logging.WARNING),
+    ):
         sender.send("96598765432", "Hello")
     assert "not reachable" in caplog.text and len(sb.messages()) == 1
 
@@ -146,8 +166,16 @@ def test_the_password_never_appears_in_logs_or_reprs(sb, caplog):
         shown = repr(sender) + str(sender)
     failing = make(sb, password=PASSWORD, smtp_port=1, sleep=lambda s: None)
     failed = failing.send("96598765432", "Hello")  # relay unreachable: a failed batch
-    everything = (caplog.text + shown + repr(result) + str(result.to_dict()) + repr(failed)
-                  + str(failed.to_dict()) + str(sb.emails()) + repr(failing))
+    everything = (
+        caplog.text
+        + shown
+        + repr(result)
+        + str(result.to_dict())
+        + repr(failed)
+        + str(failed.to_dict())
+        + str(sb.emails())
+        + repr(failing)
+    )
     assert "password='***'" in shown and "smtp_password='***'" in shown
     for secret in (PASSWORD, RELAY_PASSWORD):
         assert secret not in everything
@@ -252,8 +280,14 @@ def test_a_lost_relay_reply_is_not_sent_again(caplog):
 
     thread = threading.Thread(target=relay, daemon=True)
     thread.start()
-    sender = KwtSMSSmtpSender(USER, PASSWORD, smtp_host="127.0.0.1", smtp_port=server.getsockname()[1],
-                              from_address="a@example.com", rate=50)
+    sender = KwtSMSSmtpSender(
+        USER,
+        PASSWORD,
+        smtp_host="127.0.0.1",
+        smtp_port=server.getsockname()[1],
+        from_address="a@example.com",
+        rate=50,
+    )
     with caplog.at_level(logging.INFO):
         result = sender.send("96598765432", "Hello")
     thread.join(5)
@@ -266,8 +300,15 @@ def test_a_lost_relay_reply_is_not_sent_again(caplog):
 
 
 def test_email_body_and_lang():
-    body = email_body(username="u", password="p", sender="MY APP", numbers=["1", "2"], text="a b\nc",
-                      lang="1", spaces_as_plus=True)
+    body = email_body(
+        username="u",
+        password="p",
+        sender="MY APP",
+        numbers=["1", "2"],
+        text="a b\nc",
+        lang="1",
+        spaces_as_plus=True,
+    )
     assert body == "username:u\r\npassword:p\r\nsender:MY+APP\r\nmobile:1,2\r\nlang:1\r\ntext:a+b+c\r\n"
     assert [lang_for(t) for t in ("Hello {x}", "مرحبا", "Ça va", "你好")] == ["1", "3", "1", "3"]
 
@@ -278,8 +319,9 @@ def test_bad_settings_name_the_input():
     with pytest.raises(KwtSMSInputError, match="from_address"):
         KwtSMSSmtpSender(USER, PASSWORD, smtp_host="h", from_address="nobody")
     with pytest.raises(KwtSMSInputError, match="not both"):
-        KwtSMSSmtpSender(USER, PASSWORD, smtp_host="h", from_address="a@b.c", smtp_ssl=True,
-                         smtp_starttls=True)
+        KwtSMSSmtpSender(
+            USER, PASSWORD, smtp_host="h", from_address="a@b.c", smtp_ssl=True, smtp_starttls=True
+        )
     with pytest.raises(KwtSMSInputError, match="password"):
         KwtSMSSmtpSender(USER, "", smtp_host="h", from_address="a@b.c")
 
@@ -288,15 +330,20 @@ def test_relay_settings_read_an_smtp_connection_like_the_smtp_provider():
     from types import SimpleNamespace
 
     def conn(**extra):
-        return SimpleNamespace(conn_id="relay", host="mail.corp", port=587, login="af", password="pw",
-                               extra_dejson=extra)
+        return SimpleNamespace(
+            conn_id="relay", host="mail.corp", port=587, login="af", password="pw", extra_dejson=extra
+        )
 
     default = relay_settings(conn(from_email="af@corp"))
     assert (default["smtp_ssl"], default["smtp_starttls"]) == (True, False)
     assert default["from_address"] == "af@corp"
     tls = relay_settings(conn(disable_ssl=True), from_address="x@corp")
-    assert (tls["smtp_ssl"], tls["smtp_starttls"], tls["smtp_port"], tls["from_address"]) == \
-        (False, True, 587, "x@corp")
+    assert (tls["smtp_ssl"], tls["smtp_starttls"], tls["smtp_port"], tls["from_address"]) == (
+        False,
+        True,
+        587,
+        "x@corp",
+    )
     plain = relay_settings(conn(disable_ssl="true", disable_tls="1", from_email="a@b", timeout="5"))
     assert (plain["smtp_ssl"], plain["smtp_starttls"], plain["timeout"]) == (False, False, 5.0)
     with pytest.raises(KwtSMSInputError, match="from_email"):

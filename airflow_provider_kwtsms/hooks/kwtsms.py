@@ -145,8 +145,10 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
     base_url = overrides.get("base_url") or base_url_from(conn.host, conn.port)
     transport = str(_extra(extras, "transport") or "http").strip().lower()
     if transport not in TRANSPORTS:
-        raise KwtSMSInputError(f"{where} extra 'transport' is {transport!r}: give 'http' (the API, the "
-                               "default) or 'smtp' (e-mail through a relay).")
+        raise KwtSMSInputError(
+            f"{where} extra 'transport' is {transport!r}: give 'http' (the API, the "
+            "default) or 'smtp' (e-mail through a relay)."
+        )
     balance_over_http = _extra(extras, "balance_over_http")
     return KwtSMSSettings(
         conn_id=conn_id,
@@ -162,8 +164,11 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
         smtp_conn_id=str(_extra(extras, "smtp_conn_id") or DEFAULT_SMTP_CONN_ID),
         smtp_from=_extra(extras, "smtp_from"),
         smtp_to=str(_extra(extras, "smtp_to") or SMS_ADDRESS),
-        balance_over_http=(_as_bool(balance_over_http, f"{where} extra 'balance_over_http'")
-                           if balance_over_http is not None else False),
+        balance_over_http=(
+            _as_bool(balance_over_http, f"{where} extra 'balance_over_http'")
+            if balance_over_http is not None
+            else False
+        ),
     )
 
 
@@ -178,10 +183,16 @@ def build_smtp_sender(settings: KwtSMSSettings, smtp_conn: Connection) -> KwtSMS
     from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender, relay_settings
 
     return KwtSMSSmtpSender(
-        settings.username, settings.password, **relay_settings(smtp_conn, from_address=settings.smtp_from),
-        to_address=settings.smtp_to, sender=settings.sender, test_mode=settings.test_mode,
-        default_country=settings.default_country, rate=settings.rate,
-        balance_over_http=settings.balance_over_http, base_url=settings.base_url,
+        settings.username,
+        settings.password,
+        **relay_settings(smtp_conn, from_address=settings.smtp_from),
+        to_address=settings.smtp_to,
+        sender=settings.sender,
+        test_mode=settings.test_mode,
+        default_country=settings.default_country,
+        rate=settings.rate,
+        balance_over_http=settings.balance_over_http,
+        base_url=settings.base_url,
     )
 
 
@@ -193,8 +204,10 @@ def explain_error(error: Exception, settings: KwtSMSSettings | None = None) -> s
     """One line "<what went wrong>: <what to do>", never containing the password."""
     if isinstance(error, KwtSMSNetworkError):
         where = f" ({settings.base_url})" if settings else ""
-        text = (f"{error.code}: {error.description}: check the connection's API base URL{where} "
-                "and that this machine can reach it")
+        text = (
+            f"{error.code}: {error.description}: check the connection's API base URL{where} "
+            "and that this machine can reach it"
+        )
     elif isinstance(error, KwtSMSError):
         text = f"{error.code}: {error.description.rstrip('.')}: {error.action}"
     elif isinstance(error, KwtSMSInputError):
@@ -321,8 +334,10 @@ class KwtSMSHook(BaseHook):
             f"sender IDs: {', '.join(senders) or 'none'}"
         )
         if settings.sender not in senders:
-            message += (f". Warning: the connection's sender {settings.sender!r} is not among them "
-                        "(sender IDs are case-sensitive); sends would fail with ERR008")
+            message += (
+                f". Warning: the connection's sender {settings.sender!r} is not among them "
+                "(sender IDs are case-sensitive); sends would fail with ERR008"
+            )
         if settings.test_mode:
             message += ". Test mode is on: messages are queued, not delivered"
         # `airflow connections test` prints only "Connection success!": the log line shows the rest.
@@ -333,10 +348,13 @@ class KwtSMSHook(BaseHook):
         try:
             message = sender.check_relay()
         except KwtSMSNetworkError as error:  # the relay, not the API, is what could not be reached
-            return False, (f"{error.description}: check the SMTP connection {self.settings.smtp_conn_id!r} "
-                           "(host, port, SSL/TLS) and that this machine can reach the relay")
-        message += (". kwtSMS answers nothing by e-mail, so the API username and password cannot be "
-                    "checked this way")
+            return False, (
+                f"{error.description}: check the SMTP connection {self.settings.smtp_conn_id!r} "
+                "(host, port, SSL/TLS) and that this machine can reach the relay"
+            )
+        message += (
+            ". kwtSMS answers nothing by e-mail, so the API username and password cannot be checked this way"
+        )
         if self.settings.balance_over_http:
             balance = sender.balance()
             message += f"; over the API: balance {_credits(balance.available)} credits"
@@ -369,7 +387,7 @@ class KwtSMSHook(BaseHook):
             if "boolean" in types:
                 widgets[name] = BooleanField(spec["label"], description=spec["description"])
             else:
-                widgets[name] = StringField(spec["label"], widget=BS3TextFieldWidget(),
-                                            description=spec["description"])
+                widgets[name] = StringField(
+                    spec["label"], widget=BS3TextFieldWidget(), description=spec["description"]
+                )
         return widgets
-

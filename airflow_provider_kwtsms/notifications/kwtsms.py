@@ -62,16 +62,22 @@ def default_alert(context: Context | dict[str, Any]) -> str:
     try_number = _get(ti, "try_number")
     if try_number:
         max_tries = _get(ti, "max_tries")
-        details.append(f"try {try_number}/{max_tries + 1}" if isinstance(max_tries, int) and max_tries
-                       else f"try {try_number}")
+        details.append(
+            f"try {try_number}/{max_tries + 1}"
+            if isinstance(max_tries, int) and max_tries
+            else f"try {try_number}"
+        )
     if run_id:
         details.append(f"run {run_id}")
     text = f"Airflow {what} {outcome}"
     if details:
         text += f" ({', '.join(details)})"
     if exception is not None:
-        text += f": {type(exception).__name__}: {exception}" if isinstance(exception, BaseException) \
+        text += (
+            f": {type(exception).__name__}: {exception}"
+            if isinstance(exception, BaseException)
             else f": {exception}"
+        )
     elif reason and outcome != str(reason):
         text += f": {reason}"
     return text
@@ -109,8 +115,10 @@ class KwtSMSNotifier(BaseNotifier):
                 f"use only {', '.join(DATA_OPTIONS)}."
             )
         if not target:
-            raise ValueError("KwtSMSNotifier target is empty: give the phone number(s) to alert, "
-                             "e.g. target='96598765432'.")
+            raise ValueError(
+                "KwtSMSNotifier target is empty: give the phone number(s) to alert, "
+                "e.g. target='96598765432'."
+            )
         self.target = target
         self.message = message
         self.title = title
@@ -132,8 +140,9 @@ class KwtSMSNotifier(BaseNotifier):
         except (TypeError, ValueError):
             pages = 0
         if pages < 1 or str(raw).strip() not in (str(pages), f"{pages}.0"):
-            raise ValueError(f"KwtSMSNotifier data['max_pages'] is {raw!r}: give a whole number of pages, "
-                             "1 or more.")
+            raise ValueError(
+                f"KwtSMSNotifier data['max_pages'] is {raw!r}: give a whole number of pages, 1 or more."
+            )
         return pages
 
     def compose(self, context: Context | dict[str, Any]) -> str:
@@ -159,8 +168,12 @@ class KwtSMSNotifier(BaseNotifier):
         for bad in result.plan.recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
         result.raise_for_status()
-        self.log.info("kwtSMS alert sent to %d number(s), %s credit(s), msg-id(s) %s",
-                      len(result.plan.recipients.valid), result.points_charged, ", ".join(result.msg_ids))
+        self.log.info(
+            "kwtSMS alert sent to %d number(s), %s credit(s), msg-id(s) %s",
+            len(result.plan.recipients.valid),
+            result.points_charged,
+            ", ".join(result.msg_ids),
+        )
         return result
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:

@@ -64,8 +64,11 @@ class VariableKV:
     def set(self, key: str, value: str) -> None:
         from airflow.sdk import Variable
 
-        Variable.set(self._name(key), value, description="kwtSMS send ledger (resume across retries); "
-                     "deleted when the send succeeds")
+        Variable.set(
+            self._name(key),
+            value,
+            description="kwtSMS send ledger (resume across retries); deleted when the send succeeds",
+        )
 
     def delete(self, key: str) -> None:
         from airflow.sdk import Variable

@@ -150,8 +150,13 @@ class SendSMSOperator(BaseOperator):
         client = KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id).get_client()
         try:
             try:
-                plan = client.plan_send(raws, self.message, sender=self.sender, test=self.test_mode,
-                                        default_country=self.default_country)
+                plan = client.plan_send(
+                    raws,
+                    self.message,
+                    sender=self.sender,
+                    test=self.test_mode,
+                    default_country=self.default_country,
+                )
             except (KwtSMSInputError, ValueError) as exc:
                 raise AirflowFailException(f"Nothing was sent: {exc}") from None
             self._log_plan(plan)
@@ -166,8 +171,14 @@ class SendSMSOperator(BaseOperator):
             store = self._ledger_store(context)
             ti = context["ti"]
             try:
-                result = resume_send(client, plan, store, on_uncertain=self.on_uncertain,
-                                     on_batch=self._log_batch, try_number=getattr(ti, "try_number", None))
+                result = resume_send(
+                    client,
+                    plan,
+                    store,
+                    on_uncertain=self.on_uncertain,
+                    on_batch=self._log_batch,
+                    try_number=getattr(ti, "try_number", None),
+                )
             except UncertainBatchesError as exc:
                 if exc.result is not None:
                     ti.xcom_push(key="partial_summary", value=self._summary(exc.result, store, client))
@@ -186,9 +197,14 @@ class SendSMSOperator(BaseOperator):
                 close()
 
         summary = self._summary(result, store, client)
-        self.log.info("Sent %d numbers in %d batches, %d credits, balance after %s%s.",
-                      result.numbers_sent, len(result.batches), result.points_charged,
-                      result.balance_after, " (test mode: queued, not delivered)" if plan.test else "")
+        self.log.info(
+            "Sent %d numbers in %d batches, %d credits, balance after %s%s.",
+            result.numbers_sent,
+            len(result.batches),
+            result.points_charged,
+            result.balance_after,
+            " (test mode: queued, not delivered)" if plan.test else "",
+        )
         if store.kind == "Variable":
             # The fallback store is visible to everyone in the Variables list: tidy it away.
             from airflow_provider_kwtsms.ledger import delete_ledger
@@ -235,8 +251,9 @@ class SendSMSOperator(BaseOperator):
 
         store = ledger_store_for(context)
         if store.kind == "Variable":
-            self.log.info("No task state store in this Airflow: keeping the send ledger in %s.",
-                          store.describe())
+            self.log.info(
+                "No task state store in this Airflow: keeping the send ledger in %s.", store.describe()
+            )
         return store
 
     def _summary(self, result: Any, store: Any, client: Any) -> dict[str, Any]:
@@ -263,34 +280,56 @@ class SendSMSOperator(BaseOperator):
         self.log.info(
             "Plan: %d inputs -> %d valid, %d invalid, %d duplicates; %s, %d characters, %d page(s); "
             "%d batches; estimate %d credits; sender %s%s.",
-            r.total_inputs, len(r.valid), len(r.invalid), len(r.duplicates), plan.info.encoding,
-            plan.info.length, plan.info.pages, len(plan.batches), plan.estimate, plan.sender,
+            r.total_inputs,
+            len(r.valid),
+            len(r.invalid),
+            len(r.duplicates),
+            plan.info.encoding,
+            plan.info.length,
+            plan.info.pages,
+            len(plan.batches),
+            plan.estimate,
+            plan.sender,
             "; TEST MODE (queued, not delivered)" if plan.test else "",
         )
         for item in r.invalid[:_SHOWN_INVALID]:
             self.log.warning("Invalid input %r: %s", item.input, item.reason)
         if len(r.invalid) > _SHOWN_INVALID:
-            self.log.warning("... and %d more invalid inputs (all listed in the XCom summary)",
-                             len(r.invalid) - _SHOWN_INVALID)
+            self.log.warning(
+                "... and %d more invalid inputs (all listed in the XCom summary)",
+                len(r.invalid) - _SHOWN_INVALID,
+            )
 
     def _log_batch(self, batch: BatchResult, total: int) -> None:
         """One line per batch in the task log."""
         head = f"batch {batch.index + 1}/{total}:"
         n = len(batch.numbers)
         if batch.state == "sent" and getattr(batch, "confirmed", True) is False:
-            self.log.info("%s %d numbers handed to the e-mail relay; unconfirmed (kwtSMS answers nothing "
-                          "by e-mail, so there is no msg-id)", head, n)
+            self.log.info(
+                "%s %d numbers handed to the e-mail relay; unconfirmed (kwtSMS answers nothing "
+                "by e-mail, so there is no msg-id)",
+                head,
+                n,
+            )
         elif batch.state == "sent":
             balance = f", balance {batch.balance_after:g}" if batch.balance_after is not None else ""
             msg_id = batch.msg_id or "unknown (answer lost; the balance shows it was charged)"
-            self.log.info("%s %d numbers sent, msg-id %s, %d credits%s", head, n, msg_id,
-                          batch.points_charged, balance)
+            self.log.info(
+                "%s %d numbers sent, msg-id %s, %d credits%s", head, n, msg_id, batch.points_charged, balance
+            )
         elif batch.state == "skipped":
-            self.log.info("%s %d numbers already sent by try %s, msg-id %s; not sent again", head, n,
-                          batch.try_number, batch.msg_id or "unknown")
+            self.log.info(
+                "%s %d numbers already sent by try %s, msg-id %s; not sent again",
+                head,
+                n,
+                batch.try_number,
+                batch.msg_id or "unknown",
+            )
         elif batch.state == "uncertain":
-            self.log.warning("%s %d numbers UNCERTAIN (%s): %s", head, n, batch.error_code,
-                             batch.error_description)
+            self.log.warning(
+                "%s %d numbers UNCERTAIN (%s): %s", head, n, batch.error_code, batch.error_description
+            )
         else:
-            self.log.warning("%s %d numbers NOT sent (%s): %s", head, n, batch.error_code,
-                             batch.error_description)
+            self.log.warning(
+                "%s %d numbers NOT sent (%s): %s", head, n, batch.error_code, batch.error_description
+            )

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kwtsms-sandbox",
         description="A local kwtSMS gateway (JSON API, legacy GET API, inbox page) for offline "
-                    "development and tests. Nothing leaves this machine.",
+        "development and tests. Nothing leaves this machine.",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -42,14 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     add("--deliver-after", type=float, default=5.0, help="seconds from sent to delivered (default 5)")
     add("--latency", type=float, default=0.0, help="seconds added to every API answer (default 0)")
     add("--test-charges", action="store_true", help="test=1 sends charge credits (default: they do not)")
-    add("--error-status", choices=("200", "4xx"), default="200",
-        help="HTTP status of error bodies: 200 like the JSON API (default) or 4xx by code")
-    add("--smtp-port", type=int, default=None,
+    add(
+        "--error-status",
+        choices=("200", "4xx"),
+        default="200",
+        help="HTTP status of error bodies: 200 like the JSON API (default) or 4xx by code",
+    )
+    add(
+        "--smtp-port",
+        type=int,
+        default=None,
         help=f"port of the SMTP listener for e-mails to sms@kwtsms.com (default {DEFAULT_SMTP_PORT}, "
-             "or a free one when --port is 0; 0 takes a free one)")
+        "or a free one when --port is 0; 0 takes a free one)",
+    )
     add("--no-smtp", action="store_true", help="no SMTP listener")
-    add("--no-doc-account", action="store_true",
-        help="leave out the 2009 document's sample account (myuser/mypass, 181/377, KWT-MESSAGE)")
+    add(
+        "--no-doc-account",
+        action="store_true",
+        help="leave out the 2009 document's sample account (myuser/mypass, 181/377, KWT-MESSAGE)",
+    )
     return parser
 
 
@@ -58,25 +69,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.smtp_port is None:
         args.smtp_port = 0 if args.port == 0 else DEFAULT_SMTP_PORT
     sandbox = Sandbox(
-        host=args.host, port=args.port, username=args.username, password=args.password,
-        balance=args.balance, purchased=args.purchased, senders=args.senders, coverage=args.coverage,
-        rate=args.rate, max_pages=args.max_pages, queue_size=args.queue_size, drain_rate=args.drain_rate,
-        deliver_after=args.deliver_after, latency=args.latency, test_charges=args.test_charges,
-        error_status=args.error_status, doc_account=not args.no_doc_account,
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        password=args.password,
+        balance=args.balance,
+        purchased=args.purchased,
+        senders=args.senders,
+        coverage=args.coverage,
+        rate=args.rate,
+        max_pages=args.max_pages,
+        queue_size=args.queue_size,
+        drain_rate=args.drain_rate,
+        deliver_after=args.deliver_after,
+        latency=args.latency,
+        test_charges=args.test_charges,
+        error_status=args.error_status,
+        doc_account=not args.no_doc_account,
         smtp_port=None if args.no_smtp else args.smtp_port,
     )
     try:
         sandbox.start()
     except OSError as exc:
-        print(f"kwtsms-sandbox: cannot listen on {args.host} (port {args.port}, SMTP port "
-              f"{args.smtp_port}): {exc}. Choose another --port or --smtp-port (0 takes a free one), "
-              "or --no-smtp.", file=sys.stderr)
+        print(
+            f"kwtsms-sandbox: cannot listen on {args.host} (port {args.port}, SMTP port "
+            f"{args.smtp_port}): {exc}. Choose another --port or --smtp-port (0 takes a free one), "
+            "or --no-smtp.",
+            file=sys.stderr,
+        )
         return 2
     print(f"kwtSMS sandbox listening on {sandbox.url}  (inbox: {sandbox.url}/)", flush=True)
     if not args.no_smtp:
         print(f"  SMTP: e-mails to sms@kwtsms.com at {args.host}:{sandbox.smtp_port}", flush=True)
-    print(f"  account {args.username!r}, {args.balance} credits, senders {', '.join(args.senders)}; "
-          "Ctrl-C to stop", flush=True)
+    print(
+        f"  account {args.username!r}, {args.balance} credits, senders {', '.join(args.senders)}; "
+        "Ctrl-C to stop",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -16,7 +16,13 @@ import threading
 from dataclasses import asdict, dataclass
 
 SIMPLE_KINDS = (
-    "drop_before", "drop_after_accept", "http_500", "http_502", "http_503", "html_error", "malformed_json",
+    "drop_before",
+    "drop_after_accept",
+    "http_500",
+    "http_502",
+    "http_503",
+    "html_error",
+    "malformed_json",
 )
 ANY_ENDPOINT = "*"
 ENDPOINTS = ("balance", "senderid", "coverage", "validate", "send", "status", "dlr")

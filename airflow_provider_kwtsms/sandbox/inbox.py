@@ -26,8 +26,9 @@ def _row(message: dict) -> str:
         status = "TEST (held)"
     elif message["stuck"]:
         status = "STUCK (emoji / invisible characters)"
-    numbers = "".join(f"<li>{_e(n)} <small>{_e(message['delivery'][n])}</small></li>"
-                      for n in message["mobile"])
+    numbers = "".join(
+        f"<li>{_e(n)} <small>{_e(message['delivery'][n])}</small></li>" for n in message["mobile"]
+    )
     flag = '<span class="badge test">test</span>' if message["test"] else ""
     if message.get("api") == "smtp":
         flag += '<span class="badge test">e-mail</span>'
@@ -37,7 +38,7 @@ def _row(message: dict) -> str:
         f'<span class="when">{_e(when)} (GMT+3)</span></header>'
         f'<p class="text" dir="auto">{_e(message["message"])}</p>'
         f'<ul class="numbers">{numbers}</ul>'
-        f'<footer><span>{_e(message["encoding"])}</span><span>{_e(message["pages"])} page(s)</span>'
+        f"<footer><span>{_e(message['encoding'])}</span><span>{_e(message['pages'])} page(s)</span>"
         f'<span>{_e(message["points"])} credit(s)</span><span class="status">{_e(status)}</span>'
         f'<span class="msgid">{_e(message["msg_id"])}</span><span>account {_e(message["username"])}</span>'
         "</footer></article>"
@@ -48,16 +49,18 @@ def render_inbox(sandbox: Sandbox) -> str:
     messages = sandbox.messages()
     rows = "".join(_row(m) for m in reversed(messages[-MAX_ROWS:]))
     if not rows:
-        rows = ('<p class="empty">No messages yet. Send one to <code>'
-                f'{_e(sandbox.url)}/API/send/</code>.</p>')
+        rows = f'<p class="empty">No messages yet. Send one to <code>{_e(sandbox.url)}/API/send/</code>.</p>'
     with sandbox.gateway.lock:
         accounts = [a.to_dict() for a in sandbox.gateway.accounts.values()]
     balances = "".join(
-        f'<li><b>{_e(a["username"])}</b>: {_e(a["available"])} / {_e(a["purchased"])} credits'
-        f' <small>senders: {_e(", ".join(a["senders"]))}</small></li>'
+        f"<li><b>{_e(a['username'])}</b>: {_e(a['available'])} / {_e(a['purchased'])} credits"
+        f" <small>senders: {_e(', '.join(a['senders']))}</small></li>"
         for a in accounts
     )
     template = Template(resources.files(__package__).joinpath("inbox.html").read_text("utf-8"))
     return template.substitute(
-        url=_e(sandbox.url), count=len(messages), rows=rows, balances=balances,
+        url=_e(sandbox.url),
+        count=len(messages),
+        rows=rows,
+        balances=balances,
     )

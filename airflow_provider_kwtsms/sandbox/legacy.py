@@ -49,8 +49,11 @@ def ok_text(endpoint: str, answer: dict) -> str:
         return "\n".join(answer["senderid"])
     if endpoint == "send":
         return "OK:{}:{}:{}:{}:{}".format(
-            answer["msg-id"], answer["numbers"], answer["points-charged"],
-            _num(answer["balance-after"]), answer["unix-timestamp"],
+            answer["msg-id"],
+            answer["numbers"],
+            answer["points-charged"],
+            _num(answer["balance-after"]),
+            answer["unix-timestamp"],
         )
     if endpoint == "coverage":
         return "\n".join(answer["prefixes"])

@@ -18,9 +18,20 @@ MIN_DIGITS, MAX_DIGITS = 7, 15  # E.164 numbers have at most 15 digits
 # HTTP status of each error body in the "4xx" error-status mode (the default mode answers 200,
 # as the JSON API mostly does; see the README's sandbox section).
 _STATUS_4XX = {
-    "ERR001": 403, "ERR003": 401, "ERR004": 403, "ERR005": 403, "ERR010": 402, "ERR011": 402,
-    "ERR019": 404, "ERR020": 404, "ERR021": 404, "ERR022": 404, "ERR024": 403, "ERR029": 404,
-    "ERR030": 409, "ERR033": 403,
+    "ERR001": 403,
+    "ERR003": 401,
+    "ERR004": 403,
+    "ERR005": 403,
+    "ERR010": 402,
+    "ERR011": 402,
+    "ERR019": 404,
+    "ERR020": 404,
+    "ERR021": 404,
+    "ERR022": 404,
+    "ERR024": 403,
+    "ERR029": 404,
+    "ERR030": 409,
+    "ERR033": 403,
 }
 
 
@@ -104,7 +115,7 @@ def number_format_ok(number: str) -> bool:
     if number.startswith("00"):
         return False
     if number.startswith(KUWAIT):
-        local = number[len(KUWAIT):]
+        local = number[len(KUWAIT) :]
         return len(local) == 8 and local[0] in KUWAIT_MOBILE_FIRST_DIGITS
     return True
 

@@ -30,8 +30,14 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 1_000_000  # bytes; larger bodies get 413
-DOC_ACCOUNT = {"username": "myuser", "password": "mypass", "balance": 181, "purchased": 377,
-               "senders": ["KWT-MESSAGE"], "coverage": ["965"]}
+DOC_ACCOUNT = {
+    "username": "myuser",
+    "password": "mypass",
+    "balance": 181,
+    "purchased": 377,
+    "senders": ["KWT-MESSAGE"],
+    "coverage": ["965"],
+}
 
 _JSON = "application/json; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
@@ -89,9 +95,14 @@ class Sandbox:
         if doc_account and all(a.username != DOC_ACCOUNT["username"] for a in all_accounts):
             all_accounts.append(_account_from(DOC_ACCOUNT))
         settings = Settings(
-            max_pages=max_pages, queue_size=queue_size, drain_rate=drain_rate,
-            deliver_after=deliver_after, duplicate_window=duplicate_window, test_charges=test_charges,
-            partial_numbers=partial_numbers, undeliverable=frozenset(undeliverable),
+            max_pages=max_pages,
+            queue_size=queue_size,
+            drain_rate=drain_rate,
+            deliver_after=deliver_after,
+            duplicate_window=duplicate_window,
+            test_charges=test_charges,
+            partial_numbers=partial_numbers,
+            undeliverable=frozenset(undeliverable),
         )
         self.gateway = Gateway(all_accounts, settings, rate=rate, rate_tolerance=rate_tolerance, clock=clock)
         self.faults = FaultBook()
@@ -115,8 +126,9 @@ class Sandbox:
         server = _Server((self.host, self.requested_port), _Handler)
         server.sandbox = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="kwtsms-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kwtsms-sandbox", daemon=True
+        )
         self._thread.start()
         if self.requested_smtp_port is not None:
             self._start_smtp()
@@ -131,8 +143,9 @@ class Sandbox:
             self.stop()
             raise
         self._smtp = smtp
-        self._smtp_thread = threading.Thread(target=smtp.serve_forever, kwargs={"poll_interval": 0.05},
-                                             name="kwtsms-sandbox-smtp", daemon=True)
+        self._smtp_thread = threading.Thread(
+            target=smtp.serve_forever, kwargs={"poll_interval": 0.05}, name="kwtsms-sandbox-smtp", daemon=True
+        )
         self._smtp_thread.start()
 
     def stop(self) -> None:
@@ -169,8 +182,10 @@ class Sandbox:
     def smtp_port(self) -> int:
         """The SMTP listener's port (e-mails to sms@kwtsms.com); needs ``smtp_port=`` at creation."""
         if self._smtp is None:
-            raise RuntimeError("no SMTP listener: create the sandbox with smtp_port=0 (a free port) "
-                               "or a port number, and start it")
+            raise RuntimeError(
+                "no SMTP listener: create the sandbox with smtp_port=0 (a free port) "
+                "or a port number, and start it"
+            )
         return self._smtp.server_address[1]
 
     @property
@@ -192,8 +207,10 @@ class Sandbox:
         """Every e-mail the SMTP listener received, oldest first: outcome "accepted" (with msg_id)
         or "dropped" (with code and reason), envelope, sender, numbers, lang, text; never the password."""
         with self.gateway.lock:
-            return [{**record, "mobile": list(record["mobile"]), "rcpt_to": list(record["rcpt_to"])}
-                    for record in self.gateway.emails]
+            return [
+                {**record, "mobile": list(record["mobile"]), "rcpt_to": list(record["rcpt_to"])}
+                for record in self.gateway.emails
+            ]
 
     def deliveries(self, include_test: bool = True) -> list[dict]:
         """One row per recipient of each accepted message: number, msg_id, request_id, time, status."""
@@ -202,9 +219,16 @@ class Sandbox:
             if message["test"] and not include_test:
                 continue
             for number in message["mobile"]:
-                rows.append({"number": number, "msg_id": message["msg_id"], "test": message["test"],
-                             "request_id": message["request_id"], "received_at": message["received_at"],
-                             "status": message["delivery"][number]})
+                rows.append(
+                    {
+                        "number": number,
+                        "msg_id": message["msg_id"],
+                        "test": message["test"],
+                        "request_id": message["request_id"],
+                        "received_at": message["received_at"],
+                        "status": message["delivery"][number],
+                    }
+                )
         return rows
 
     def delivery_counts(self, include_test: bool = True) -> dict[str, int]:
@@ -255,11 +279,18 @@ def _account_from(spec: dict | Account) -> Account:
         return spec
     unknown = set(spec) - {"username", "password", "balance", "purchased", "senders", "coverage"}
     if unknown or "username" not in spec or "password" not in spec:
-        raise ValueError("each account needs username and password and may have balance, purchased, "
-                         f"senders, coverage; got {sorted(spec)}")
-    return Account(str(spec["username"]), str(spec["password"]), int(spec.get("balance", 1000)),
-                   spec.get("purchased"), list(spec.get("senders", ["KWT-SMS"])),
-                   list(spec.get("coverage", ["965"])))
+        raise ValueError(
+            "each account needs username and password and may have balance, purchased, "
+            f"senders, coverage; got {sorted(spec)}"
+        )
+    return Account(
+        str(spec["username"]),
+        str(spec["password"]),
+        int(spec.get("balance", 1000)),
+        spec.get("purchased"),
+        list(spec.get("senders", ["KWT-SMS"])),
+        list(spec.get("coverage", ["965"])),
+    )
 
 
 class _Server(TracksOpenConnections, ThreadingHTTPServer):
@@ -322,8 +353,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as exc:  # a bug must still give an answer, never a dead server
             try:
-                self._json(500, {"result": "ERROR", "code": "SANDBOX",
-                                 "description": f"Sandbox internal error: {type(exc).__name__}: {exc}"})
+                self._json(
+                    500,
+                    {
+                        "result": "ERROR",
+                        "code": "SANDBOX",
+                        "description": f"Sandbox internal error: {type(exc).__name__}: {exc}",
+                    },
+                )
             except OSError:
                 self.close_connection = True
 
@@ -334,27 +371,40 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = path[5:].strip("/").lower()
             if endpoint not in ENDPOINTS:
                 self._discard_body()
-                return self._json(404, {"result": "ERROR", "code": "ERR002",
-                                        "description": f"Unknown API endpoint {endpoint!r}; use one of "
-                                                       f"{', '.join(ENDPOINTS)}."})
+                return self._json(
+                    404,
+                    {
+                        "result": "ERROR",
+                        "code": "ERR002",
+                        "description": f"Unknown API endpoint {endpoint!r}; use one of "
+                        f"{', '.join(ENDPOINTS)}.",
+                    },
+                )
             if method not in ("GET", "POST"):
                 return self._not_allowed("GET, POST")
             return self._api(method, endpoint, split.query)
         if path.startswith("/sandbox/"):
-            return self._control(method, path[len("/sandbox/"):], split.query)
+            return self._control(method, path[len("/sandbox/") :], split.query)
         if path in ("/", "/inbox"):
             if method not in ("GET", "HEAD"):
                 return self._not_allowed("GET, HEAD")
             from airflow_provider_kwtsms.sandbox.inbox import render_inbox
 
-            return self._send(200, render_inbox(self.sandbox).encode("utf-8"), _HTML,
-                              head_only=method == "HEAD")
+            return self._send(
+                200, render_inbox(self.sandbox).encode("utf-8"), _HTML, head_only=method == "HEAD"
+            )
         if path == "/favicon.ico":
             return self._send(204, b"", _TEXT)
         self._discard_body()
-        self._json(404, {"result": "ERROR", "code": "NOT_FOUND",
-                         "description": f"No such page {path!r}: the API is under /API/<endpoint>/, "
-                                        "the inbox at /, the controls under /sandbox/."})
+        self._json(
+            404,
+            {
+                "result": "ERROR",
+                "code": "NOT_FOUND",
+                "description": f"No such page {path!r}: the API is under /API/<endpoint>/, "
+                "the inbox at /, the controls under /sandbox/.",
+            },
+        )
 
     # --- the API ------------------------------------------------------------------------------
 
@@ -389,9 +439,16 @@ class _Handler(BaseHTTPRequestHandler):
         gateway = sandbox.gateway
         request_id = gateway.next_request_id()
         username = fields.get("username") if fields else None
-        entry = {"request_id": request_id, "time": gateway.now(), "endpoint": endpoint, "api": api,
-                 "username": username if isinstance(username, str) else None, "code": None,
-                 "http_status": None, "fault": None}
+        entry = {
+            "request_id": request_id,
+            "time": gateway.now(),
+            "endpoint": endpoint,
+            "api": api,
+            "username": username if isinstance(username, str) else None,
+            "code": None,
+            "http_status": None,
+            "fault": None,
+        }
         # The rate is judged on arrival, before any fault: a refused request must not use up a
         # fault that a test injected for the next request that really gets through.
         wait = gateway.rate_check(entry["username"] or "")
@@ -450,8 +507,12 @@ class _Handler(BaseHTTPRequestHandler):
         if api == "legacy":
             body = legacy.error_text(RATE_LIMITED, description).encode("utf-8")
             return self._logged(entry, 429, body, _TEXT, headers)
-        payload = {"result": "ERROR", "code": RATE_LIMITED, "description": description,
-                   "retry_after": round(wait, 3)}
+        payload = {
+            "result": "ERROR",
+            "code": RATE_LIMITED,
+            "description": description,
+            "retry_after": round(wait, 3),
+        }
         self._logged(entry, 429, json.dumps(payload).encode(), _JSON, headers)
 
     def _api_error(self, api: str, error: ApiError, entry: dict) -> None:
@@ -469,8 +530,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._recorded_id = entry["request_id"]
         self.sandbox.gateway.log_request(entry)
 
-    def _logged(self, entry: dict, status: int, body: bytes, content_type: str,
-                headers: dict | None = None) -> None:
+    def _logged(
+        self, entry: dict, status: int, body: bytes, content_type: str, headers: dict | None = None
+    ) -> None:
         entry["http_status"] = status
         self._record(entry)
         self._send(status, body, content_type, headers=headers)
@@ -511,10 +573,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if not isinstance(data, dict):
                     raise ValueError("the body must be a JSON object")
                 if name == "faults":
-                    fault = sandbox.inject_fault(data.get("kind"), data.get("endpoint", "send"),
-                                                 data.get("times", 1))
-                    return self._json(200, {"result": "OK", "fault": fault,
-                                            "faults": sandbox.faults.pending()})
+                    fault = sandbox.inject_fault(
+                        data.get("kind"), data.get("endpoint", "send"), data.get("times", 1)
+                    )
+                    return self._json(
+                        200, {"result": "OK", "fault": fault, "faults": sandbox.faults.pending()}
+                    )
                 if name == "advance":
                     seconds = data.get("seconds")
                     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
@@ -525,14 +589,26 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"result": "OK"})
             except (UnicodeDecodeError, ValueError) as exc:
                 return self._json(400, {"result": "ERROR", "code": "BAD_REQUEST", "description": str(exc)})
-        known = {"messages": "GET", "requests": "GET", "emails": "GET", "account": "GET",
-                 "faults": "GET, POST, DELETE",
-                 "reset": "POST", "advance": "POST"}
+        known = {
+            "messages": "GET",
+            "requests": "GET",
+            "emails": "GET",
+            "account": "GET",
+            "faults": "GET, POST, DELETE",
+            "reset": "POST",
+            "advance": "POST",
+        }
         if name in known:
             return self._not_allowed(known[name])
         self._discard_body()
-        self._json(404, {"result": "ERROR", "code": "NOT_FOUND",
-                         "description": f"No sandbox control {name!r}; use one of {', '.join(known)}."})
+        self._json(
+            404,
+            {
+                "result": "ERROR",
+                "code": "NOT_FOUND",
+                "description": f"No sandbox control {name!r}; use one of {', '.join(known)}.",
+            },
+        )
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -540,21 +616,39 @@ class _Handler(BaseHTTPRequestHandler):
         """The request body, or None after answering 411/413/400 for a body we will not read."""
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
             self.close_connection = True
-            self._json(411, {"result": "ERROR", "code": "LENGTH_REQUIRED",
-                             "description": "Send the body with a Content-Length (no chunked encoding)."})
+            self._json(
+                411,
+                {
+                    "result": "ERROR",
+                    "code": "LENGTH_REQUIRED",
+                    "description": "Send the body with a Content-Length (no chunked encoding).",
+                },
+            )
             return None
         raw = self.headers.get("Content-Length", "0").strip() or "0"
         if not raw.isdigit():
             self.close_connection = True
-            self._json(400, {"result": "ERROR", "code": "BAD_REQUEST",
-                             "description": f"Invalid Content-Length {raw[:20]!r}."})
+            self._json(
+                400,
+                {
+                    "result": "ERROR",
+                    "code": "BAD_REQUEST",
+                    "description": f"Invalid Content-Length {raw[:20]!r}.",
+                },
+            )
             return None
         length = int(raw)
         if length > self.sandbox.max_body:
             self.close_connection = True  # the unread body would poison the connection
-            self._json(413, {"result": "ERROR", "code": "TOO_LARGE",
-                             "description": f"The request body ({length} bytes) is over the "
-                                            f"{self.sandbox.max_body}-byte limit."})
+            self._json(
+                413,
+                {
+                    "result": "ERROR",
+                    "code": "TOO_LARGE",
+                    "description": f"The request body ({length} bytes) is over the "
+                    f"{self.sandbox.max_body}-byte limit.",
+                },
+            )
             return None
         return self.rfile.read(length) if length else b""
 
@@ -567,15 +661,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_allowed(self, allow: str) -> None:
         self._discard_body()
-        self._json(405, {"result": "ERROR", "code": "METHOD_NOT_ALLOWED",
-                         "description": f"{self.command} is not allowed here; use {allow}."},
-                   headers={"Allow": allow})
+        self._json(
+            405,
+            {
+                "result": "ERROR",
+                "code": "METHOD_NOT_ALLOWED",
+                "description": f"{self.command} is not allowed here; use {allow}.",
+            },
+            headers={"Allow": allow},
+        )
 
     def _json(self, status: int, payload: object, headers: dict | None = None) -> None:
         self._send(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON, headers=headers)
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None,
-              head_only: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict | None = None,
+        head_only: bool = False,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

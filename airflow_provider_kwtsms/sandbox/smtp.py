@@ -70,33 +70,69 @@ def parse_body(text: str) -> dict[str, str]:
     return fields
 
 
-def judge_email(gateway: Gateway, raw: bytes, *, mail_from: str, rcpt_to: list[str],
-                relay_user: str | None) -> dict:
+def judge_email(
+    gateway: Gateway, raw: bytes, *, mail_from: str, rcpt_to: list[str], relay_user: str | None
+) -> dict:
     """Read one e-mail, send it through the gateway when it is right; return its record."""
     request_id = gateway.next_request_id()
     record: dict = {
-        "email_id": request_id, "received_at": gateway.now(), "mail_from": mail_from,
-        "rcpt_to": list(rcpt_to), "relay_user": relay_user, "size": len(raw), "subject": None,
-        "content_type": None, "outcome": DROPPED, "code": None, "reason": None, "msg_id": None,
-        "username": None, "sender": None, "mobile": [], "lang": None, "text": None,
+        "email_id": request_id,
+        "received_at": gateway.now(),
+        "mail_from": mail_from,
+        "rcpt_to": list(rcpt_to),
+        "relay_user": relay_user,
+        "size": len(raw),
+        "subject": None,
+        "content_type": None,
+        "outcome": DROPPED,
+        "code": None,
+        "reason": None,
+        "msg_id": None,
+        "username": None,
+        "sender": None,
+        "mobile": [],
+        "lang": None,
+        "text": None,
     }
     try:
         fields = _read(raw, record)
-        record.update(username=fields.get("username"), sender=fields.get("sender"),
-                      mobile=[n.strip() for n in fields.get("mobile", "").split(",") if n.strip()],
-                      lang=fields.get("lang"), text=fields.get("text"))
+        record.update(
+            username=fields.get("username"),
+            sender=fields.get("sender"),
+            mobile=[n.strip() for n in fields.get("mobile", "").split(",") if n.strip()],
+            lang=fields.get("lang"),
+            text=fields.get("text"),
+        )
         _check(fields)
-        answer = gateway.call("send", {
-            "username": fields["username"], "password": fields["password"], "sender": fields["sender"],
-            "mobile": fields["mobile"], "message": fields["text"], "test": "0",
-        }, request_id=request_id, api="smtp")
+        answer = gateway.call(
+            "send",
+            {
+                "username": fields["username"],
+                "password": fields["password"],
+                "sender": fields["sender"],
+                "mobile": fields["mobile"],
+                "message": fields["text"],
+                "test": "0",
+            },
+            request_id=request_id,
+            api="smtp",
+        )
     except ApiError as error:
         record.update(code=error.code, reason=error.description)
     else:
         record.update(outcome=ACCEPTED, msg_id=answer["msg-id"])
-    gateway.log_request({"request_id": request_id, "time": record["received_at"], "endpoint": "send",
-                         "api": "smtp", "username": record["username"], "code": record["code"] or "OK",
-                         "http_status": None, "fault": None})
+    gateway.log_request(
+        {
+            "request_id": request_id,
+            "time": record["received_at"],
+            "endpoint": "send",
+            "api": "smtp",
+            "username": record["username"],
+            "code": record["code"] or "OK",
+            "http_status": None,
+            "fault": None,
+        }
+    )
     gateway.record_email(record)
     return record
 
@@ -109,8 +145,11 @@ def _read(raw: bytes, record: dict) -> dict[str, str]:
     with contextlib.suppress(Exception):  # a malformed Subject must not stop the record
         record["subject"] = str(msg.get("Subject", "") or "") or None
     if msg.is_multipart():
-        raise ApiError("EMAIL", f"A {content_type} e-mail is not read: the gateway reads plain-text "
-                                "e-mails only (one text/plain part, no HTML alternative, no attachment).")
+        raise ApiError(
+            "EMAIL",
+            f"A {content_type} e-mail is not read: the gateway reads plain-text "
+            "e-mails only (one text/plain part, no HTML alternative, no attachment).",
+        )
     if content_type == "text/html":
         raise ApiError("EMAIL", "An HTML e-mail is not read: send it as plain text (text/plain).")
     if content_type in RICH_TYPES:
@@ -127,13 +166,17 @@ def _read(raw: bytes, record: dict) -> dict[str, str]:
 def _check(fields: dict[str, str]) -> None:
     missing = [name for name in PARAMETERS if not fields.get(name)]
     if missing:
-        raise ApiError("ERR002", "Missing or empty parameter line(s): "
-                                 + ", ".join(f"{name}:" for name in missing) + ".")
+        raise ApiError(
+            "ERR002", "Missing or empty parameter line(s): " + ", ".join(f"{name}:" for name in missing) + "."
+        )
     if fields["lang"] not in LANGS:
         raise ApiError("ERR002", f"lang must be 1, 2, 3 or 4, got {fields['lang'][:10]!r}.")
     if fields["lang"] == "1" and encoding_of(fields["text"]) != "GSM-7":
-        raise ApiError("LANG", "lang:1 (English) but the text has characters outside GSM-7: use lang:3 "
-                               "(Arabic, UTF-8) or lang:4 (Unicode).")
+        raise ApiError(
+            "LANG",
+            "lang:1 (English) but the text has characters outside GSM-7: use lang:3 "
+            "(Arabic, UTF-8) or lang:4 (Unicode).",
+        )
 
 
 # --- the SMTP server --------------------------------------------------------------------------
@@ -207,8 +250,10 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
     def _cmd_EHLO(self, arg: str) -> None:
         self.helo = arg or "unknown"
         self._reset()
-        self._reply(f"250-127.0.0.1 hello {self.helo[:60]}\r\n250-SIZE {self.server.max_size}\r\n"
-                    "250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 HELP")
+        self._reply(
+            f"250-127.0.0.1 hello {self.helo[:60]}\r\n250-SIZE {self.server.max_size}\r\n"
+            "250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 HELP"
+        )
 
     def _cmd_AUTH(self, arg: str) -> None:
         # A relay login: any credentials are taken; only the user name is kept (never the password).
@@ -290,8 +335,13 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
         self._reset()
         if too_big:
             return self._too_big()
-        record = judge_email(self.server.gateway, b"".join(chunks), mail_from=mail_from, rcpt_to=rcpt_to,
-                             relay_user=self.relay_user)
+        record = judge_email(
+            self.server.gateway,
+            b"".join(chunks),
+            mail_from=mail_from,
+            rcpt_to=rcpt_to,
+            relay_user=self.relay_user,
+        )
         # Always 250, whatever the verdict: the real service sends no error back.
         self._reply(f"250 2.0.0 OK queued as {record['email_id']}")
 
@@ -309,8 +359,10 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
         self._reply("252 2.1.5 Cannot VRFY; send the mail and it will be tried")
 
     def _cmd_HELP(self, arg: str) -> None:
-        self._reply(f"214 2.0.0 Send a plain-text e-mail to {SMS_ADDRESS} with username:, password:, "
-                    "sender:, mobile:, lang: and text: lines")
+        self._reply(
+            f"214 2.0.0 Send a plain-text e-mail to {SMS_ADDRESS} with username:, password:, "
+            "sender:, mobile:, lang: and text: lines"
+        )
 
     def _cmd_STARTTLS(self, arg: str) -> None:
         self._reply("454 4.7.0 TLS not available in the sandbox")

@@ -152,11 +152,20 @@ class Settings:
 class Gateway:
     """Accounts, messages and the API's behaviour. The HTTP layer only translates."""
 
-    def __init__(self, accounts: list[Account], settings: Settings, *, rate: float | None,
-                 rate_tolerance: float = 0.5, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        accounts: list[Account],
+        settings: Settings,
+        *,
+        rate: float | None,
+        rate_tolerance: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
-        self._initial = [(a.username, a.password, a.available, a.purchased, list(a.senders),
-                          list(a.coverage)) for a in accounts]
+        self._initial = [
+            (a.username, a.password, a.available, a.purchased, list(a.senders), list(a.coverage))
+            for a in accounts
+        ]
         self.lock = threading.RLock()
         self._clock = clock
         self._offset = 0.0
@@ -269,13 +278,16 @@ class Gateway:
             raise ApiError("ERR027")
         info = measure_message(text, settings.max_pages)
         if info.over_limit:
-            raise ApiError("ERR012", f"The message is too long: {info.pages} pages, the limit is "
-                                     f"{settings.max_pages}.")
+            raise ApiError(
+                "ERR012", f"The message is too long: {info.pages} pages, the limit is {settings.max_pages}."
+            )
         now = self.now()
         if settings.duplicate_window > 0:
-            too_soon = [n for n in check.ok
-                        if now - self._last_sent.get((account.username, n), -math.inf)
-                        < settings.duplicate_window]
+            too_soon = [
+                n
+                for n in check.ok
+                if now - self._last_sent.get((account.username, n), -math.inf) < settings.duplicate_window
+            ]
             if too_soon:
                 raise ApiError("ERR028", f"{ERR028_TEXT} Too soon for: {', '.join(too_soon[:10])}.")
         points = len(check.ok) * info.pages
@@ -283,8 +295,11 @@ class Gateway:
         if account.available <= 0:
             raise ApiError("ERR010")
         if points > account.available:
-            raise ApiError("ERR011", f"Balance is not enough for this send: it needs {points} credits, "
-                                     f"{account.available} are available.")
+            raise ApiError(
+                "ERR011",
+                f"Balance is not enough for this send: it needs {points} credits, "
+                f"{account.available} are available.",
+            )
         queue = self._queue(account.username, now)
         if len(queue) >= settings.queue_size:
             raise ApiError("ERR013")

@@ -112,8 +112,9 @@ class BalanceSensor(BaseSensorOperator):
         if self.wait_for_top_up and not self.deferrable:
             return super().execute(context)  # poke / reschedule loop around poke()
         balance = self._balance()
-        self.log.info("kwtSMS balance: %g of %g credits (minimum %g)",
-                      balance.available, balance.purchased, minimum)
+        self.log.info(
+            "kwtSMS balance: %g of %g credits (minimum %g)", balance.available, balance.purchased, minimum
+        )
         if balance.available >= minimum:
             return self._xcom(balance.available, balance.purchased, minimum)
         if not self.wait_for_top_up:

@@ -77,7 +77,9 @@ class BalanceTrigger(BaseTrigger):
                         return
                     self.log.info(
                         "kwtSMS balance %g is below the minimum %g; next check in %gs",
-                        balance.available, self.min_balance, self.poke_interval,
+                        balance.available,
+                        self.min_balance,
+                        self.poke_interval,
                     )
                 await asyncio.sleep(self.poke_interval)
         finally:

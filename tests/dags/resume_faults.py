@@ -54,8 +54,12 @@ with DAG(
             url = QUEUE_SANDBOX if conn_id == "kwtsms_queue" else SANDBOX
             for kind, endpoint, times in faults:
                 body = json.dumps({"kind": kind, "endpoint": endpoint, "times": times}).encode()
-                request = urllib.request.Request(f"{url}/sandbox/faults", data=body, method="POST",
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    f"{url}/sandbox/faults",
+                    data=body,
+                    method="POST",
+                    headers={"Content-Type": "application/json"},
+                )
                 with urllib.request.urlopen(request, timeout=10) as answer:
                     answer.read()
 

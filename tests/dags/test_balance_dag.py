@@ -26,8 +26,21 @@ with DAG("kwtsms_test_balance", start_date=pendulum.datetime(2024, 1, 1), schedu
     # Below the minimum: fails at once; the retries must not be spent.
     BalanceSensor(task_id="too_low", min_balance=10**6, retries=2, retry_delay=timedelta(seconds=1))
 
-    BalanceSensor(task_id="wait_poke", kwtsms_conn_id="kwtsms_poke", min_balance=500,
-                  wait_for_top_up=True, poke_interval=1, timeout=120)
+    BalanceSensor(
+        task_id="wait_poke",
+        kwtsms_conn_id="kwtsms_poke",
+        min_balance=500,
+        wait_for_top_up=True,
+        poke_interval=1,
+        timeout=120,
+    )
 
-    BalanceSensor(task_id="wait_defer", kwtsms_conn_id="kwtsms_defer", min_balance=500,
-                  wait_for_top_up=True, deferrable=True, poke_interval=1, timeout=120)
+    BalanceSensor(
+        task_id="wait_defer",
+        kwtsms_conn_id="kwtsms_defer",
+        min_balance=500,
+        wait_for_top_up=True,
+        deferrable=True,
+        poke_interval=1,
+        timeout=120,
+    )

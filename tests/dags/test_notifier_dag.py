@@ -14,8 +14,11 @@ with DAG("kwtsms_test_alerts", start_date=pendulum.datetime(2024, 1, 1), schedul
     def load_orders() -> None:
         raise ValueError("orders table is locked by a long-running migration; " + "details " * 40)
 
-    @task(on_success_callback=send_kwtsms_notification(
-        target="+965 5000 1235", title="ops", message="{{ ti.task_id }} finished in run {{ run_id }}"))
+    @task(
+        on_success_callback=send_kwtsms_notification(
+            target="+965 5000 1235", title="ops", message="{{ ti.task_id }} finished in run {{ run_id }}"
+        )
+    )
     def report() -> str:
         return "done"
 
