@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms import answer
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import TokenBucket
 from airflow_provider_kwtsms.results import (
@@ -110,7 +111,8 @@ class KwtSMSClient:
     >>> result = client.send(["96598765432", "+965 5123 4567"], "Hello")  # doctest: +SKIP
     >>> result.msg_ids, result.points_charged  # doctest: +SKIP
 
-    ``timeout`` is ``(connect, read)`` seconds (one number sets both). ``rate`` is the account's
+    ``timeout`` is ``(connect, read)`` seconds (one number sets both) for each socket operation;
+    ``deadline`` bounds a whole call, retries apart (default: connect + read). ``rate`` is the account's
     request rate in requests per second. ``clock`` and ``sleep`` (real by default) and ``rng``
     can be injected for tests.
     """
@@ -126,6 +128,7 @@ class KwtSMSClient:
         sender: str = "KWT-SMS",
         test_mode: bool = False,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
         rate: float = DEFAULT_RATE,
         default_country: str | None = None,
         max_retries: int = 3,
@@ -167,7 +170,11 @@ class KwtSMSClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._bucket = TokenBucket(self.rate, clock=clock, sleep=sleep)
-        self._transport = Transport(self.base_url, username, password, timeout=self.timeout, session=session)
+        if deadline is not None and (not isinstance(deadline, (int, float)) or not 0 < deadline < 86400):
+            raise KwtSMSInputError(f"deadline must be seconds > 0 (a whole call's limit), got {deadline!r}")
+        self._transport = Transport(
+            self.base_url, username, password, timeout=self.timeout, deadline=deadline, session=session
+        )
 
     def __repr__(self) -> str:
         return (
@@ -187,20 +194,23 @@ class KwtSMSClient:
     # -- read-only endpoints ----------------------------------------------------------------
     def balance(self) -> Balance:
         data = self._call("balance", {})
-        available = _number(data.get("available", data.get("balance")), float)
+        available = answer.finite_number(
+            data.get("available", data.get("balance")), float, -answer.MAX_NUMBER
+        )
         if available is None:
             raise KwtSMSNetworkError(
                 "balance: the answer holds no number under 'available' or 'balance'",
                 may_have_reached_server=True,
                 code="BAD_ANSWER",
             )
-        result = Balance(available=available, purchased=_number(data.get("purchased"), float))
+        purchased = answer.finite_number(data.get("purchased"), float, -answer.MAX_NUMBER)
+        result = Balance(available=available, purchased=purchased)
         self.last_balance = result.available
         return result
 
     def sender_ids(self) -> list[str]:
         data = self._call("senderid", {})
-        return [str(s) for s in _as_list(data.get("senderid"))]
+        return answer.text_items(data.get("senderid"))
 
     def coverage(self) -> list[str]:
         """The active country prefixes (an empty list when the gateway says ERR033)."""
@@ -211,7 +221,7 @@ class KwtSMSClient:
                 return []
             raise
         prefixes = data.get("prefixes", data.get("coverage"))
-        return [str(p) for p in _as_list(prefixes)]
+        return answer.text_items(prefixes)
 
     def validate(self, numbers: Any) -> ValidationResult:
         """Ask the gateway which numbers are valid (OK), malformed (ER) or have no route (NR).
@@ -239,9 +249,9 @@ class KwtSMSClient:
             verdict = data.get("mobile") or {}
             if not isinstance(verdict, dict):
                 verdict = {}
-            ok += [str(n) for n in _as_list(verdict.get("OK"))]
-            er += [str(n) for n in _as_list(verdict.get("ER"))]
-            nr += [str(n) for n in _as_list(verdict.get("NR"))]
+            ok += answer.text_items(verdict.get("OK"))
+            er += answer.text_items(verdict.get("ER"))
+            nr += answer.text_items(verdict.get("NR"))
         return ValidationResult(ok=ok, er=er, nr=nr)
 
     def status(self, msg_id: str) -> MessageStatus:
@@ -255,8 +265,9 @@ class KwtSMSClient:
                     msg_id=msg_id, status="error", description=exc.description, code=exc.code
                 )
             raise
+        line = self._transport.line
         return MessageStatus(
-            msg_id=msg_id, status=str(data.get("status", "")), description=str(data.get("description", ""))
+            msg_id=msg_id, status=line(data.get("status"), 100), description=line(data.get("description"))
         )
 
     def dlr(self, msg_id: str) -> list[DeliveryReport]:
@@ -264,11 +275,12 @@ class KwtSMSClient:
         _require_text("msg_id", msg_id, "the msg-id returned by the send")
         data = self._call("dlr", {"msgid": msg_id})
         reports = []
-        for item in _as_list(data.get("report")):
+        line = self._transport.line
+        for item in answer.items(data.get("report")):
             if isinstance(item, dict):
-                number = item.get("Number", item.get("number", ""))
-                status = item.get("Status", item.get("status", ""))
-                reports.append(DeliveryReport(number=str(number), status=str(status)))
+                number = line(item.get("Number", item.get("number")), 40)
+                status = line(item.get("Status", item.get("status")), 100)
+                reports.append(DeliveryReport(number=number, status=status))
         return reports
 
     # -- sending ----------------------------------------------------------------------------
@@ -507,6 +519,19 @@ class KwtSMSClient:
                 error_code=exc.code,
                 error_description=exc.description,
             )
+        except Exception as exc:
+            # A defect of ours must not lose the send's account: the request may have gone out,
+            # so the batch is uncertain (never sent again here) and the error is logged whole.
+            logger.exception("kwtSMS batch #%d: unexpected error", index + 1)
+            return BatchResult(
+                index=index,
+                numbers=list(numbers),
+                state=UNCERTAIN,
+                error_code="UNEXPECTED",
+                error_description=f"unexpected {type(exc).__name__} while sending; the batch may have "
+                "been sent (please report this as a bug)",
+                may_have_reached_server=True,
+            )
 
     def _stops_send(self, batch: BatchResult, uncertain_in_a_row: int) -> bool:
         if batch.state == UNCERTAIN:
@@ -518,19 +543,40 @@ class KwtSMSClient:
         return batch.error_code not in BATCH_LEVEL_CODES
 
     def _sent(self, index: int, numbers: list[str], data: dict[str, Any]) -> BatchResult:
-        balance_after = _number(data.get("balance-after"), float)
+        """The batch of an OK answer: "sent" when the answer reads, else "uncertain" (the gateway
+        said OK, so it may well have sent, but a charge or msg-id we cannot read is no record)."""
+        msg_id = answer.msg_id(data.get("msg-id"))
+        points = answer.finite_number(data.get("points-charged"), int)
+        optional = {
+            name: (data.get(name), answer.finite_number(data.get(name), kind))
+            for name, kind in (("balance-after", float), ("unix-timestamp", int), ("numbers", int))
+        }
+        unreadable = [name for name, (raw, value) in optional.items() if raw is not None and value is None]
+        unreadable += [
+            name for name, value in (("msg-id", msg_id), ("points-charged", points)) if value is None
+        ]
+        if unreadable:
+            return BatchResult(
+                index=index,
+                numbers=list(numbers),
+                state=UNCERTAIN,
+                error_code="BAD_ANSWER",
+                error_description=f"the gateway answered OK, but {', '.join(unreadable)} cannot be read "
+                "(missing, not a number, or out of range); the batch may have been sent",
+                may_have_reached_server=True,
+            )
+        balance_after = optional["balance-after"][1]
         if balance_after is not None:
             self.last_balance = balance_after
-        msg_id = data.get("msg-id")
         return BatchResult(
             index=index,
             numbers=list(numbers),
             state=SENT,
-            msg_id=None if msg_id is None else str(msg_id),
-            points_charged=_number(data.get("points-charged"), int) or 0,
+            msg_id=msg_id,
+            points_charged=points,
             balance_after=balance_after,
-            unix_timestamp=_number(data.get("unix-timestamp"), int),
-            numbers_accepted=_number(data.get("numbers"), int),
+            unix_timestamp=optional["unix-timestamp"][1],
+            numbers_accepted=optional["numbers"][1],
         )
 
     def _post(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -541,7 +587,7 @@ class KwtSMSClient:
         while True:
             self._bucket.acquire()
             try:
-                answer = self._transport.post_body(endpoint, body)
+                reply = self._transport.post_body(endpoint, body)
             except RateLimitedError as exc:
                 if limited >= self.policy.rate_limited_retries:
                     raise
@@ -551,14 +597,11 @@ class KwtSMSClient:
                 )
                 self._bucket.pause(exc.retry_after)
                 continue
-            if answer.ok:
-                return answer.data
-            code = str(answer.data.get("code") or "UNKNOWN")
-            description = answer.data.get("description")
+            if reply.ok:
+                return reply.data
+            # The transport has checked the code and made the description one scrubbed line.
             raise KwtSMSError(
-                code,
-                self._transport.scrub(str(description)) if description else None,
-                http_status=answer.http_status,
+                reply.code, reply.data.get("description") or None, http_status=reply.http_status
             )
 
     def _call(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -661,20 +704,3 @@ def _require_text(name: str, value: object, hint: str) -> None:
             f"{name} must be a non-empty string ({hint}), got {type(value).__name__}"
             + ("" if name == "password" else f" {value!r}")
         )
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [value]
-
-
-def _number(value: Any, kind: Callable[[Any], Any]) -> Any:
-    try:
-        return None if value is None else kind(float(value)) if kind is int else kind(value)
-    except (TypeError, ValueError):
-        return None

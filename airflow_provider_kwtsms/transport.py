@@ -25,28 +25,45 @@ connection dropped after the request was written       yes        the server may
 5xx JSON naming no kwtSMS code (a crash report)                   failed somewhere after
                                                                   receiving the request
 2xx whose body is not the JSON answer (HTML, garbage,  yes        something answered "OK-ish"
-truncated JSON)                                                   but we cannot read what
+truncated JSON, NaN, nesting too deep, a ``code`` that            but we cannot read what
+is not a code)
+answer over the size cap, or compressed other than     yes        as above: the server had the
+gzip/deflate                                                      request
+overall deadline passed (see ``http_limits``)          yes        the request may have been sent
 =====================================================  =========  ===============================
 
 The password travels only in the JSON body. It is never put in a URL, a log line or an
-exception: every text coming back from the network is scrubbed of it before it is used, and
-``requests`` exceptions (whose ``request`` holds the body) are not chained.
+exception: every text coming back from the network is scrubbed of it (``redact.Redactor``, in
+every form an echo can take, before anything is cut) and made one line, and ``requests``
+exceptions (whose ``request`` holds the body) are not chained.
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import time
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms import http_limits
+from airflow_provider_kwtsms.answer import (
+    UnreadableAnswer,
+    error_code,
+    finite_number,
+    one_line,
+    parse_json,
+)
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED, KwtSMSNetworkError
+from airflow_provider_kwtsms.redact import Redactor
 
 if TYPE_CHECKING:
     import requests
 
-HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+# identity: we read compressed answers only because a server may compress anyway (http_limits).
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": "identity"}
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 120.0
 
@@ -79,12 +96,17 @@ class Answer:
     def ok(self) -> bool:
         return self.data.get("result") == "OK"
 
+    @property
+    def code(self) -> str:
+        """The error code of an ERROR answer (checked to be a code when the answer was read)."""
+        return str(self.data.get("code") or "UNKNOWN")
+
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float:
     """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), bounded."""
     if not value:
         return DEFAULT_RETRY_AFTER
-    value = value.strip()
+    value = value.strip()[:100]
     try:
         seconds = float(value)
     except ValueError:
@@ -99,7 +121,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float:
 
 
 class Transport:
-    """POSTs JSON to ``{base_url}/API/<endpoint>/`` with the credentials in the body."""
+    """POSTs JSON to ``{base_url}/API/<endpoint>/`` with the credentials in the body.
+
+    ``timeout`` is (connect, read) seconds for each socket operation; ``deadline`` bounds the
+    whole call (default: connect + read), see ``http_limits``."""
 
     def __init__(
         self,
@@ -108,24 +133,30 @@ class Transport:
         password: str,
         *,
         timeout: tuple[float, float],
+        deadline: float | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
+        self._redactor = Redactor(password)
         self.timeout = timeout
+        self.deadline = float(deadline) if deadline is not None else float(timeout[0] + timeout[1])
         self._session = session
         self._own_session = session is None
+        if session is not None:
+            http_limits.mount_deadline_adapter(session, self.base_url + "/")
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, username={self.username!r}, password='***')"
 
+    def __reduce__(self):  # holds the password: never pickled
+        raise TypeError("a Transport holds the API password and cannot be pickled")
+
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            import requests  # heavy: only when the first request is made
-
-            self._session = requests.Session()
+            self._session = http_limits.bounded_session()  # imports requests: first request only
         return self._session
 
     def close(self) -> None:
@@ -136,11 +167,14 @@ class Transport:
     def url(self, endpoint: str) -> str:
         return f"{self.base_url}/API/{endpoint}/"
 
-    def scrub(self, text: str) -> str:
-        """``text`` with the password replaced by ``***`` (servers and proxies may echo it)."""
-        if self._password and self._password in text:
-            text = text.replace(self._password, "***")
-        return text
+    def scrub(self, text: str, limit: int | None = None) -> str:
+        """``text`` without the password in any form (servers and proxies may echo it), then cut
+        to ``limit``."""
+        return self._redactor.scrub(text, limit)
+
+    def line(self, value: Any, limit: int = 300) -> str:
+        """Untrusted ``value`` as one scrubbed, short line for an error or a log."""
+        return one_line(value, limit, self._redactor)
 
     def encode(self, fields: dict[str, Any]) -> bytes:
         """The JSON body of a request: the credentials and ``fields`` (ASCII, so no charset doubt)."""
@@ -154,27 +188,71 @@ class Transport:
         """``post`` with the body already encoded (the client encodes before taking a rate token,
         so that the token's time is the request's start)."""
         import requests
+        import urllib3
 
         session = self.session
-        try:
-            response = session.post(
-                self.url(endpoint), data=body, headers=HEADERS, timeout=self.timeout, allow_redirects=False
-            )
-            content = response.content  # read the whole body inside the try: it can fail too
-        except requests.exceptions.RequestException as exc:
-            raise self._network_error(endpoint, exc) from None
+        response = None
+        with http_limits.Deadline(self.deadline) as deadline:
+            try:
+                response = session.post(
+                    self.url(endpoint),
+                    data=body,
+                    headers=HEADERS,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                content = http_limits.read_capped(response)
+            except (http_limits.AnswerTooLarge, http_limits.UnreadableEncoding, zlib.error) as exc:
+                raise self._unreadable(endpoint, response, exc) from None
+            except (
+                requests.exceptions.RequestException,
+                urllib3.exceptions.HTTPError,
+                http.client.HTTPException,
+                http_limits.DeadlineExceeded,
+                OSError,
+            ) as exc:
+                if deadline.expired:
+                    raise self._deadline_error(endpoint) from None
+                raise self._network_error(endpoint, exc) from None
+            finally:
+                if response is not None:
+                    response.close()
         return self._read_answer(endpoint, response.status_code, response.headers, content)
 
     # -- failure mapping ----------------------------------------------------------------------
+    def _deadline_error(self, endpoint: str) -> KwtSMSNetworkError:
+        return KwtSMSNetworkError(
+            f"{endpoint}: no complete answer within the call's deadline of {self.deadline:g} s "
+            f"(the server was too slow or stopped sending) [{self.base_url}]",
+            may_have_reached_server=True,
+            code="TIMEOUT",
+        )
+
+    def _unreadable(self, endpoint: str, response: Any, exc: Exception) -> KwtSMSNetworkError:
+        status = getattr(response, "status_code", None)
+        if isinstance(exc, http_limits.AnswerTooLarge):
+            what = f"an answer larger than {http_limits.MAX_ANSWER_BYTES} bytes"
+        elif isinstance(exc, http_limits.UnreadableEncoding):
+            what = f"an answer compressed as {self.line(str(exc), 40)!r}, which we did not ask for"
+        else:
+            what = "a compressed answer that does not decompress"
+        return KwtSMSNetworkError(
+            f"{endpoint}: HTTP {status} with {what}; it cannot be read [{self.base_url}]",
+            may_have_reached_server=True,
+            http_status=status,
+            code="BAD_ANSWER",
+        )
+
     def _network_error(self, endpoint: str, exc: Exception) -> KwtSMSNetworkError:
         import requests
 
         reached = _may_have_reached(exc)
         kind = type(exc).__name__
-        reason = self.scrub(_reason(exc))
+        reason = self.line(_reason(exc))
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             what = f"could not connect within {self.timeout[0]} s"
-        elif isinstance(exc, requests.exceptions.ReadTimeout):
+        elif isinstance(exc, (requests.exceptions.ReadTimeout, _urllib3_read_timeout())):
             what = f"no answer within {self.timeout[1]} s after the request was sent"
         elif reached:
             what = "the connection broke after the request was sent"
@@ -188,35 +266,43 @@ class Transport:
         if status == 429:
             # The header has whole seconds; the sandbox (and perhaps the gateway) also puts the exact
             # wait in the body, which keeps a paced send from idling a whole second.
-            retry_after = _json_retry_after(content)
+            data = _parse_or_none(content)
+            retry_after = _json_retry_after(data)
             if retry_after is None:
                 retry_after = parse_retry_after(headers.get("Retry-After"))
-            return_text = _json_description(content)
+            return_text = self.line(data.get("description"), 200) if isinstance(data, dict) else ""
             raise RateLimitedError(
-                self.scrub(
-                    f"{endpoint}: HTTP 429 rate limited"
-                    f"{': ' + return_text if return_text else ''}; retry after {retry_after:g} s"
-                ),
+                f"{endpoint}: HTTP 429 rate limited{': ' + return_text if return_text else ''}; "
+                f"retry after {retry_after:g} s",
                 retry_after=retry_after,
             )
-        data = _parse_json(content)
+        data = _parse_or_none(content)
         if isinstance(data, dict) and data.get("result") in ("OK", "ERROR"):
-            if status >= 500 and data.get("result") == "ERROR" and data.get("code") not in ERRORS:
+            if data["result"] == "OK":
+                return Answer(data, status)
+            code = error_code(data.get("code"))
+            description = self.line(data.get("description"), 200)
+            if code is None:
+                raise KwtSMSNetworkError(
+                    f"{endpoint}: HTTP {status} ERROR answer without a readable error code "
+                    f"({description or 'no description'})",
+                    may_have_reached_server=True,
+                    http_status=status,
+                    code="BAD_ANSWER",
+                )
+            if status >= 500 and code not in ERRORS:
                 # A 5xx whose body names no kwtSMS code is a crash report, not a refusal: the
                 # request may have been processed before the crash.
                 raise KwtSMSNetworkError(
-                    self.scrub(
-                        f"{endpoint}: HTTP {status} from the server ({data.get('code')}: "
-                        f"{str(data.get('description', ''))[:200]})"
-                    ),
+                    f"{endpoint}: HTTP {status} from the server ({code}: {description})",
                     may_have_reached_server=True,
                     http_status=status,
                     code=f"HTTP_{status}",
                 )
-            return Answer(data, status)
-        snippet = self.scrub(_snippet(content))
+            return Answer({**data, "code": code, "description": description}, status)
+        snippet = _snippet(self.scrub(content[:2000].decode("utf-8", "replace"), 120))
         if 300 <= status < 400:
-            location = self.scrub(str(headers.get("Location", "")))
+            location = self.line(headers.get("Location", ""), 200)
             raise KwtSMSNetworkError(
                 f"{endpoint}: HTTP {status} redirect to {location!r} was not followed (a redirect "
                 f"would drop the POST body); set base_url to the final address",
@@ -245,6 +331,12 @@ class Transport:
             http_status=status,
             code="BAD_ANSWER",
         )
+
+
+def _urllib3_read_timeout() -> type:
+    from urllib3.exceptions import ReadTimeoutError
+
+    return ReadTimeoutError
 
 
 def _may_have_reached(exc: Exception) -> bool:
@@ -286,31 +378,26 @@ def _may_have_reached(exc: Exception) -> bool:
 def _reason(exc: Exception) -> str:
     inner = exc.args[0] if exc.args else exc
     reason = getattr(inner, "reason", inner)
-    return str(reason)[:300]
-
-
-def _parse_json(content: bytes) -> Any:
     try:
-        return json.loads(content.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError):
+        return str(reason)
+    except Exception:  # a hostile or broken object: its type is all we can say
+        return type(reason).__name__
+
+
+def _parse_or_none(content: bytes) -> Any:
+    try:
+        return parse_json(content)
+    except UnreadableAnswer:
         return None
 
 
-def _json_description(content: bytes) -> str:
-    data = _parse_json(content)
-    if isinstance(data, dict):
-        return str(data.get("description") or "")[:200]
-    return ""
-
-
-def _json_retry_after(content: bytes) -> float | None:
-    data = _parse_json(content)
+def _json_retry_after(data: Any) -> float | None:
     value = data.get("retry_after") if isinstance(data, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_RETRY_AFTER:
+    if isinstance(value, str):
         return None
-    return float(value)
+    return finite_number(value, float, 0.0, MAX_RETRY_AFTER)
 
 
-def _snippet(content: bytes) -> str:
-    text = content[:120].decode("utf-8", "replace").replace("\n", " ").strip()
+def _snippet(text: str) -> str:
+    text = one_line(text, 120)
     return repr(text) if text else "empty body"
