@@ -13,6 +13,9 @@ What is removed, in every form an echo can take (raw, JSON-escaped with and with
   gateway or relay may itself cut its echo, and a long piece of a password is nearly as useful as
   the whole. A password shorter than that is removed only whole.
 
+Fragments made only of escape machinery (``\\u00f6``, ``%C3%B6``, ``&#34;``) are not fragments of
+the secret and are left alone, or every escaped character in an answer would be masked.
+
 Over-scrubbing is the price: an unrelated run of 4 characters that also occurs in the password
 is masked too. Error text loses a little; nothing secret leaks.
 
@@ -28,6 +31,13 @@ from urllib.parse import quote, quote_plus
 
 MASK = "***"
 FRAGMENT = 4
+_ESCAPE_CHARS = frozenset("\\%&#;+0123456789abcdefABCDEFuUxX")
+
+
+def is_escape_machinery(fragment: str) -> bool:
+    """True for a piece of an escape sequence (``\\u00``, ``%C3%``) rather than of the secret."""
+    # Pieces of the secret itself that look like this are still found: the raw form keeps them all.
+    return all(c in _ESCAPE_CHARS for c in fragment)
 
 
 def secret_forms(secret: str) -> list[str]:
@@ -66,7 +76,10 @@ class Redactor:
         fragments: set[str] = set()
         for form in forms:
             if len(form) >= FRAGMENT:
-                fragments.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+                pieces = (form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+                fragments.update(
+                    piece for piece in pieces if form == secret or not is_escape_machinery(piece)
+                )
         self._fragments = frozenset(fragments)
 
     def __repr__(self) -> str:

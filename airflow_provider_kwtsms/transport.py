@@ -218,6 +218,8 @@ class Transport:
             finally:
                 if response is not None:
                     response.close()
+            if deadline.expired:  # the watchdog's shutdown reads as an ordinary end of the answer
+                raise self._deadline_error(endpoint)
         return self._read_answer(endpoint, response.status_code, response.headers, content)
 
     # -- failure mapping ----------------------------------------------------------------------
