@@ -274,14 +274,18 @@ class Sandbox:
         self.faults.clear()
 
     def advance(self, seconds: float) -> None:
-        """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, the rate)."""
+        """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, the rate).
+
+        ``seconds`` must be finite, 0 to 10 years, and the clock never runs more than 100 years
+        ahead (ValueError naming ``seconds``; HTTP 400 at /sandbox/advance)."""
         self.gateway.advance(seconds)
 
     def now(self) -> float:
         return self.gateway.now()
 
     def reset(self) -> None:
-        """Starting balances, no messages, no requests, no faults, no rate history."""
+        """Starting balances, the real time (every advance() undone), no messages, no requests,
+        no faults, no rate history."""
         self.gateway.reset()
         self.faults.clear()
 
