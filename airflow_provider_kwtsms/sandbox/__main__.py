@@ -68,26 +68,30 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.smtp_port is None:
         args.smtp_port = 0 if args.port == 0 else DEFAULT_SMTP_PORT
-    sandbox = Sandbox(
-        host=args.host,
-        port=args.port,
-        username=args.username,
-        password=args.password,
-        balance=args.balance,
-        purchased=args.purchased,
-        senders=args.senders,
-        coverage=args.coverage,
-        rate=args.rate,
-        max_pages=args.max_pages,
-        queue_size=args.queue_size,
-        drain_rate=args.drain_rate,
-        deliver_after=args.deliver_after,
-        latency=args.latency,
-        test_charges=args.test_charges,
-        error_status=args.error_status,
-        doc_account=not args.no_doc_account,
-        smtp_port=None if args.no_smtp else args.smtp_port,
-    )
+    try:
+        sandbox = Sandbox(
+            host=args.host,
+            port=args.port,
+            username=args.username,
+            password=args.password,
+            balance=args.balance,
+            purchased=args.purchased,
+            senders=args.senders,
+            coverage=args.coverage,
+            rate=args.rate,
+            max_pages=args.max_pages,
+            queue_size=args.queue_size,
+            drain_rate=args.drain_rate,
+            deliver_after=args.deliver_after,
+            latency=args.latency,
+            test_charges=args.test_charges,
+            error_status=args.error_status,
+            doc_account=not args.no_doc_account,
+            smtp_port=None if args.no_smtp else args.smtp_port,
+        )
+    except ValueError as exc:  # an option out of range (NaN, infinity, negative ...): say which
+        print(f"kwtsms-sandbox: {exc}", file=sys.stderr)
+        return 2
     try:
         sandbox.start()
     except OSError as exc:

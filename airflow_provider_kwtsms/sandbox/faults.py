@@ -12,8 +12,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import asdict, dataclass
+
+from airflow_provider_kwtsms.sandbox.rules import shown
 
 SIMPLE_KINDS = (
     "drop_before",
@@ -26,6 +29,10 @@ SIMPLE_KINDS = (
 )
 ANY_ENDPOINT = "*"
 ENDPOINTS = ("balance", "senderid", "coverage", "validate", "send", "status", "dlr")
+MAX_TIMES = 1_000_000
+MAX_LATENCY = 300.0
+# ASCII digits only: float() would also take "١", "1_0", "nan" and "inf".
+_SECONDS = re.compile(r"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 
 
 @dataclass
@@ -42,22 +49,27 @@ class Fault:
 def parse_fault(kind: object, endpoint: object = "send", times: object = 1) -> Fault:
     """Checks a fault request; raises ValueError saying what is wrong and what is accepted."""
     if not isinstance(kind, str):
-        raise ValueError(f"fault kind must be a string such as 'http_500' or 'latency:2', got {kind!r}")
+        raise ValueError(f"fault kind must be a string such as 'http_500' or 'latency:2', got {shown(kind)}")
     if not isinstance(endpoint, str) or endpoint not in (*ENDPOINTS, ANY_ENDPOINT):
-        raise ValueError(f"fault endpoint must be one of {', '.join(ENDPOINTS)} or '*', got {endpoint!r}")
-    if isinstance(times, bool) or not isinstance(times, int) or times == 0 or times < -1:
-        raise ValueError(f"fault times must be a positive integer (or -1 for always), got {times!r}")
+        raise ValueError(
+            f"fault endpoint must be one of {', '.join(ENDPOINTS)} or '*', got {shown(endpoint)}"
+        )
+    if isinstance(times, bool) or not isinstance(times, int) or not (times == -1 or 1 <= times <= MAX_TIMES):
+        raise ValueError(
+            f"fault times must be an integer from 1 to {MAX_TIMES} (or -1 for always), got {shown(times)}"
+        )
     if kind.startswith("latency:"):
-        try:
-            delay = float(kind.split(":", 1)[1])
-        except ValueError:
-            delay = -1.0
-        if not 0 <= delay <= 300:
-            raise ValueError(f"latency must be 'latency:<seconds>' with 0 to 300 seconds, got {kind!r}")
+        seconds = kind.split(":", 1)[1]
+        delay = float(seconds) if _SECONDS.fullmatch(seconds) else -1.0
+        if not 0 <= delay <= MAX_LATENCY:
+            raise ValueError(
+                "fault kind: latency must be 'latency:<seconds>' with 0 to 300 seconds in ASCII digits, "
+                f"got {shown(kind)}"
+            )
         return Fault("latency", endpoint, times, delay)
     if kind not in SIMPLE_KINDS:
         raise ValueError(
-            f"unknown fault kind {kind!r}; use one of latency:<seconds>, {', '.join(SIMPLE_KINDS)}"
+            f"unknown fault kind {shown(kind)}; use one of latency:<seconds>, {', '.join(SIMPLE_KINDS)}"
         )
     return Fault(kind, endpoint, times)
 

@@ -19,8 +19,15 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _when(timestamp: float) -> str:
+    try:
+        return datetime.fromtimestamp(timestamp, KUWAIT).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):  # a clock moved out of the calendar: show the number
+        return f"t={timestamp!r}"
+
+
 def _row(message: dict) -> str:
-    when = datetime.fromtimestamp(message["received_at"], KUWAIT).strftime("%Y-%m-%d %H:%M:%S")
+    when = _when(message["received_at"])
     status = message["status"]
     if message["test"]:
         status = "TEST (held)"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
+from airflow_provider_kwtsms.sandbox.rules import one_line
+
 LANGS = {"1": "English", "2": "Arabic (Windows-1256)", "3": "Arabic (UTF-8)", "4": "Unicode"}
 
 
@@ -59,7 +61,8 @@ def ok_text(endpoint: str, answer: dict) -> str:
         return "\n".join(answer["prefixes"])
     if endpoint == "validate":
         groups = answer["mobile"]
-        return "\n".join(f"{key}:{','.join(groups[key])}" for key in ("OK", "ER", "NR"))
+        # ER numbers are echoed as sent: one_line() keeps a "number" from forging an answer line.
+        return "\n".join(f"{key}:{one_line(','.join(groups[key]))}" for key in ("OK", "ER", "NR"))
     if endpoint == "status":
         return f"OK:{answer['status']}:{answer['description']}"
     if endpoint == "dlr":
@@ -69,7 +72,7 @@ def ok_text(endpoint: str, answer: dict) -> str:
 
 def error_text(code: str, description: str) -> str:
     """The 2009 document shows no error sample; the sandbox answers ``ERR003:<description>``."""
-    return f"{code}:{description}"
+    return f"{code}:{one_line(description)}"  # descriptions may quote what was sent
 
 
 def _num(value: float) -> str:

@@ -1,4 +1,4 @@
-"""The gateway's rules that need no state: reading request fields and checking numbers.
+"""The gateway's rules that need no state: reading request fields, judging the text, checking numbers.
 
 Stdlib only (no phonenumbers): the sandbox must judge numbers the way a plain server would,
 so the client's own validation is tested against an independent implementation.
@@ -6,9 +6,13 @@ so the client's own validation is tested against an independent implementation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from airflow_provider_kwtsms.errors import ERRORS
+from airflow_provider_kwtsms.message import MessageInfo, clean_message, contains_html, measure_message
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 MAX_NUMBERS = 200
 KUWAIT = "965"
@@ -44,6 +48,39 @@ class ApiError(Exception):
         super().__init__(f"{code}: {self.description}")
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` holds a UTF-16 surrogate on its own: it cannot be encoded, so it can
+    neither be sent nor shown (a JSON ``"\\ud800"``, a UTF-7 or UTF-16 e-mail body can carry one)."""
+    return _LONE_SURROGATE.search(text) is not None
+
+
+def _refuse_unencodable(name: str, text: str) -> None:
+    if has_lone_surrogate(text):
+        raise ApiError(
+            "ERR002",
+            f"Parameter {name} holds a lone UTF-16 surrogate (such as \\ud800), which cannot be "
+            "encoded; send valid Unicode text.",
+        )
+
+
+def one_line(text: str) -> str:
+    """``text`` for a line-based answer (legacy text, SMTP replies): every kind of line break
+    that ``str.splitlines`` knows (\\n \\r \\v \\f \\x1c-\\x1e \\x85 \\u2028 \\u2029) becomes a space,
+    so an echoed value can never forge a line of its own."""
+    return " ".join(text.splitlines()) if any(c in _LINE_BREAKS for c in text) else text
+
+
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def shown(value: object) -> str:
+    """A value quoted in an error message: short, ASCII (so always encodable, even a lone
+    surrogate), and never a huge number turned into text (slow, and refused past 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        return "a number with more than 18 digits"
+    return ascii(value)[:40]
+
+
 def error_http_status(code: str, mode: str) -> int:
     """The HTTP status carrying an error body: always 200 in mode "200", else 4xx by code."""
     if mode == "200":
@@ -60,7 +97,9 @@ def text_field(fields: dict, name: str, *, required: bool = True) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ApiError("ERR002", f"Parameter {name} must be text, got {type(value).__name__}.")
-    return str(value)
+    text = str(value)
+    _refuse_unencodable(name, text)
+    return text
 
 
 def message_field(fields: dict) -> str:
@@ -71,6 +110,7 @@ def message_field(fields: dict) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ApiError("ERR002", f"Parameter message must be text, got {type(value).__name__}.")
     text = str(value)
+    _refuse_unencodable("message", text)
     if not text.strip():
         raise ApiError("ERR009")
     return text
@@ -96,6 +136,8 @@ def mobile_list(fields: dict) -> list[str]:
         if not all(isinstance(item, (str, int)) and not isinstance(item, bool) for item in value):
             raise ApiError("ERR002", "Parameter mobile must be comma-separated numbers.")
         entries = [str(item) for item in value]
+        for entry in entries:
+            _refuse_unencodable("mobile", entry)
     else:
         text = text_field(fields, "mobile")
         entries = text.split(",") if text else []
@@ -103,6 +145,66 @@ def mobile_list(fields: dict) -> list[str]:
     if not entries:
         raise ApiError("ERR002", "A required parameter is missing: mobile.")
     return entries
+
+
+@dataclass
+class SendDraft:
+    """A send request read and judged without the gateway's state (and so outside its lock).
+
+    ``error`` is the first field error (raised after authentication, as before); ``text_error``
+    is ERR027 or ERR012 (raised after the sender and number checks, where the gateway puts them).
+    """
+
+    error: ApiError | None = None
+    sender: str = ""
+    entries: list[str] = field(default_factory=list)
+    text: str = ""
+    test: bool = False
+    text_error: ApiError | None = None
+    info: MessageInfo | None = None
+    stuck: bool = False
+
+
+def text_limit(max_pages: int) -> int:
+    """No text of more characters fits in ``max_pages`` pages, in either encoding.
+
+    Every character takes at least one unit: 160 GSM-7 septets in one page, 153 a page once
+    split (UCS-2: 70 and 67, smaller still). So a longer text is refused (ERR012) unread.
+    """
+    return max(160, 153 * max_pages)
+
+
+def read_send(fields: dict, max_pages: int) -> SendDraft:
+    """The send's fields and the verdict on its text; never raises ApiError."""
+    try:
+        sender = text_field(fields, "sender")
+        entries = mobile_list(fields)
+        text = message_field(fields)
+        test = test_flag(fields)
+    except ApiError as error:
+        return SendDraft(error=error)
+    draft = SendDraft(sender=sender or "", entries=entries, text=text, test=test)
+    # Length first: the regexes and the cleaning below never see more than a few pages of text.
+    limit = text_limit(max_pages)
+    if len(text) > limit:
+        draft.text_error = ApiError(
+            "ERR012",
+            f"The message is too long: {len(text)} characters, more than {max_pages} pages can "
+            f"hold (at most {limit} characters).",
+        )
+        return draft
+    if contains_html(text):
+        draft.text_error = ApiError("ERR027")
+        return draft
+    info = measure_message(text, max_pages)
+    if info.over_limit:
+        draft.text_error = ApiError(
+            "ERR012", f"The message is too long: {info.pages} pages, the limit is {max_pages}."
+        )
+        return draft
+    draft.info = info
+    draft.stuck = clean_message(text) != text.strip()  # the real queue holds such a message
+    return draft
 
 
 def number_format_ok(number: str) -> bool:

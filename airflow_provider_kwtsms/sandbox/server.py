@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import socket
 import threading
 import time
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
-from airflow_provider_kwtsms.sandbox import legacy, rules
+from airflow_provider_kwtsms.sandbox import json_body, legacy, rules
 from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
 from airflow_provider_kwtsms.sandbox.faults import ENDPOINTS, Fault, FaultBook, parse_fault
 from airflow_provider_kwtsms.sandbox.rules import ApiError
-from airflow_provider_kwtsms.sandbox.state import Account, Gateway, Settings
+from airflow_provider_kwtsms.sandbox.state import MAX_ADVANCE, Account, Gateway, Settings
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.sandbox.smtp import SmtpServer
@@ -39,6 +40,8 @@ DOC_ACCOUNT = {
     "coverage": ["965"],
 }
 
+_ASCII_DIGITS = re.compile("[0-9]+")
+_HUGE = 10**18  # a Content-Length of more than 18 digits: too large, whatever it says
 _JSON = "application/json; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
 _HTML = "text/html; charset=utf-8"
@@ -90,6 +93,15 @@ class Sandbox:
             raise ValueError(f"error_status must be '200' or '4xx', got {error_status!r}")
         if max_pages < 1 or queue_size < 1:
             raise ValueError("max_pages and queue_size must be at least 1")
+        for name, value, high in (
+            ("rate", 0.0 if rate is None else rate, 1e6),
+            ("rate_tolerance", rate_tolerance, 1e3),
+            ("drain_rate", drain_rate, 1e6),
+            ("deliver_after", deliver_after, MAX_ADVANCE),
+            ("latency", latency, 300.0),
+            ("duplicate_window", duplicate_window, MAX_ADVANCE),
+        ):
+            _check_option(name, value, high)
         main = Account(username, password, int(balance), purchased, list(senders), list(coverage))
         all_accounts = [main] + [_account_from(spec) for spec in (accounts or ())]
         if doc_account and all(a.username != DOC_ACCOUNT["username"] for a in all_accounts):
@@ -262,16 +274,26 @@ class Sandbox:
         self.faults.clear()
 
     def advance(self, seconds: float) -> None:
-        """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, the rate)."""
+        """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, the rate).
+
+        ``seconds`` must be finite, 0 to 10 years, and the clock never runs more than 100 years
+        ahead (ValueError naming ``seconds``; HTTP 400 at /sandbox/advance)."""
         self.gateway.advance(seconds)
 
     def now(self) -> float:
         return self.gateway.now()
 
     def reset(self) -> None:
-        """Starting balances, no messages, no requests, no faults, no rate history."""
+        """Starting balances, the real time (every advance() undone), no messages, no requests,
+        no faults, no rate history."""
         self.gateway.reset()
         self.faults.clear()
+
+
+def _check_option(name: str, value: object, high: float) -> None:
+    """A number option must be finite and from 0 to ``high``: NaN or infinity would break every answer."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+        raise ValueError(f"{name} must be a finite number from 0 to {high:g}, got {repr(value)[:40]}")
 
 
 def _account_from(spec: dict | Account) -> Account:
@@ -293,11 +315,35 @@ def _account_from(spec: dict | Account) -> Account:
     )
 
 
+def _json_bytes(payload: object) -> bytes:
+    """UTF-8 JSON; text that cannot be encoded (a lone surrogate) is written as its \\u escape."""
+    try:
+        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload).encode("ascii")
+
+
+def _bytes(length: int) -> str:
+    return "over 18 digits of bytes" if length >= _HUGE else f"{length} bytes"
+
+
+def _text_bytes(text: str) -> bytes:
+    """UTF-8 text or HTML; a character that cannot be encoded is shown as its escape, never a 500."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 class _Server(TracksOpenConnections, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
     sandbox: Sandbox
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away is not a sandbox error worth a traceback
+        super().handle_error(request, client_address)
 
 
 class _Dropped(Exception):
@@ -390,9 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._not_allowed("GET, HEAD")
             from airflow_provider_kwtsms.sandbox.inbox import render_inbox
 
-            return self._send(
-                200, render_inbox(self.sandbox).encode("utf-8"), _HTML, head_only=method == "HEAD"
-            )
+            return self._send(200, _text_bytes(render_inbox(self.sandbox)), _HTML, head_only=method == "HEAD")
         if path == "/favicon.ico":
             return self._send(204, b"", _TEXT)
         self._discard_body()
@@ -418,14 +462,9 @@ class _Handler(BaseHTTPRequestHandler):
         bad_body: str | None = None
         if as_json:
             try:
-                parsed = json.loads(body.decode("utf-8")) if body.strip() else {}
-            except (UnicodeDecodeError, ValueError) as exc:
-                bad_body = f"The request body is not valid UTF-8 JSON ({exc})."
-            else:
-                if isinstance(parsed, dict):
-                    fields = parsed
-                else:
-                    bad_body = f"The request body must be a JSON object, got {type(parsed).__name__}."
+                fields = json_body.parse_object(body)
+            except json_body.BadJson as exc:
+                bad_body = f"The request body is not valid JSON: {exc}."
         elif method == "GET":
             raw_query = self.path.partition("?")[2].encode("latin-1", "replace")
             fields = legacy.parse_query(raw_query)
@@ -451,7 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         # The rate is judged on arrival, before any fault: a refused request must not use up a
         # fault that a test injected for the next request that really gets through.
-        wait = gateway.rate_check(entry["username"] or "")
+        wait = gateway.rate_check(fields)
         fault = None if wait > 0 else sandbox.faults.take(endpoint)
         entry["fault"] = fault.kind if fault else None
         delay = sandbox.latency + (fault.delay if fault and fault.kind == "latency" else 0.0)
@@ -475,9 +514,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._record(entry)
                 self._drop()
             if api == "legacy":
-                body = legacy.ok_text(endpoint, answer).encode("utf-8")
+                body = _text_bytes(legacy.ok_text(endpoint, answer))
                 return self._logged(entry, 200, body, _TEXT)
-            body = json.dumps({"result": "OK", **answer}, ensure_ascii=False).encode("utf-8")
+            body = _json_bytes({"result": "OK", **answer})
             if fault is not None and fault.kind == "malformed_json":
                 body = body[: max(1, len(body) // 2)]
             self._logged(entry, 200, body, _JSON)
@@ -505,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
         description = f"{info.description} The limit is {rate:g} requests per second per account."
         headers = {"Retry-After": str(max(1, math.ceil(wait)))}
         if api == "legacy":
-            body = legacy.error_text(RATE_LIMITED, description).encode("utf-8")
+            body = _text_bytes(legacy.error_text(RATE_LIMITED, description))
             return self._logged(entry, 429, body, _TEXT, headers)
         payload = {
             "result": "ERROR",
@@ -513,15 +552,15 @@ class _Handler(BaseHTTPRequestHandler):
             "description": description,
             "retry_after": round(wait, 3),
         }
-        self._logged(entry, 429, json.dumps(payload).encode(), _JSON, headers)
+        self._logged(entry, 429, _json_bytes(payload), _JSON, headers)
 
     def _api_error(self, api: str, error: ApiError, entry: dict) -> None:
         status = rules.error_http_status(error.code, self.sandbox.error_status)
         if api == "legacy":
             text = legacy.error_text(error.code, error.description)
-            return self._logged(entry, status, text.encode("utf-8"), _TEXT)
+            return self._logged(entry, status, _text_bytes(text), _TEXT)
         payload = {"result": "ERROR", "code": error.code, "description": error.description}
-        self._logged(entry, status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON)
+        self._logged(entry, status, _json_bytes(payload), _JSON)
 
     def _record(self, entry: dict) -> None:
         """Log the request once, before the client can see any answer (tests read the log next)."""
@@ -569,9 +608,7 @@ class _Handler(BaseHTTPRequestHandler):
             if body is None:
                 return
             try:
-                data = json.loads(body.decode("utf-8")) if body.strip() else {}
-                if not isinstance(data, dict):
-                    raise ValueError("the body must be a JSON object")
+                data = json_body.parse_object(body)
                 if name == "faults":
                     fault = sandbox.inject_fault(
                         data.get("kind"), data.get("endpoint", "send"), data.get("times", 1)
@@ -580,15 +617,14 @@ class _Handler(BaseHTTPRequestHandler):
                         200, {"result": "OK", "fault": fault, "faults": sandbox.faults.pending()}
                     )
                 if name == "advance":
-                    seconds = data.get("seconds")
-                    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-                        raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
-                    sandbox.advance(float(seconds))
+                    sandbox.advance(data.get("seconds"))  # checks the value; ValueError names it
                     return self._json(200, {"result": "OK", "now": sandbox.now()})
                 sandbox.reset()
                 return self._json(200, {"result": "OK"})
-            except (UnicodeDecodeError, ValueError) as exc:
-                return self._json(400, {"result": "ERROR", "code": "BAD_REQUEST", "description": str(exc)})
+            except json_body.BadJson as exc:
+                return self._bad_request(f"The request body is not valid JSON: {exc}.")
+            except ValueError as exc:
+                return self._bad_request(str(exc))
         known = {
             "messages": "GET",
             "requests": "GET",
@@ -625,19 +661,12 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return None
-        raw = self.headers.get("Content-Length", "0").strip() or "0"
-        if not raw.isdigit():
-            self.close_connection = True
-            self._json(
-                400,
-                {
-                    "result": "ERROR",
-                    "code": "BAD_REQUEST",
-                    "description": f"Invalid Content-Length {raw[:20]!r}.",
-                },
-            )
+        length = self._content_length()
+        if length is None:
+            self.close_connection = True  # where this body ends is unknown
+            shown = ascii(", ".join(self.headers.get_all("Content-Length") or [])[:20])
+            self._bad_request(f"Invalid Content-Length {shown}: send one value of ASCII digits (0-9).")
             return None
-        length = int(raw)
         if length > self.sandbox.max_body:
             self.close_connection = True  # the unread body would poison the connection
             self._json(
@@ -645,19 +674,38 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "result": "ERROR",
                     "code": "TOO_LARGE",
-                    "description": f"The request body ({length} bytes) is over the "
+                    "description": f"The request body ({_bytes(length)}) is over the "
                     f"{self.sandbox.max_body}-byte limit.",
                 },
             )
             return None
         return self.rfile.read(length) if length else b""
 
+    def _content_length(self) -> int | None:
+        """The Content-Length (0 when absent), or None when it is not one value of ASCII digits.
+
+        ``str.isdigit`` and ``int`` take other digits ("²", "٣") and ``int`` refuses over 4300
+        digits, so only [0-9] is read, and a value too long to matter counts as too large.
+        """
+        values = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+        if not values:
+            return 0
+        if len(values) > 1:  # two different lengths: which body is meant is unknowable
+            return None
+        raw = values.pop()
+        if not _ASCII_DIGITS.fullmatch(raw):
+            return None
+        return int(raw) if len(raw) <= 18 else _HUGE
+
     def _discard_body(self) -> None:
-        raw = self.headers.get("Content-Length", "0").strip() or "0"
-        if raw.isdigit() and 0 < int(raw) <= self.sandbox.max_body:
-            self.rfile.read(int(raw))
-        elif raw != "0":
+        length = self._content_length()
+        if length is not None and 0 < length <= self.sandbox.max_body:
+            self.rfile.read(length)
+        elif length != 0:
             self.close_connection = True
+
+    def _bad_request(self, description: str) -> None:
+        self._json(400, {"result": "ERROR", "code": "BAD_REQUEST", "description": description})
 
     def _not_allowed(self, allow: str) -> None:
         self._discard_body()
@@ -672,7 +720,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _json(self, status: int, payload: object, headers: dict | None = None) -> None:
-        self._send(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), _JSON, headers=headers)
+        self._send(status, _json_bytes(payload), _JSON, headers=headers)
 
     def _send(
         self,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_kwtsms.message import encoding_of
 from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
-from airflow_provider_kwtsms.sandbox.rules import ApiError
+from airflow_provider_kwtsms.sandbox.rules import ApiError, has_lone_surrogate, one_line
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.sandbox.state import Gateway
@@ -54,6 +54,7 @@ DROPPED = "dropped"
 
 _LINE = re.compile(r"^\s*(username|password|sender|mobile|lang|text)\s*:(.*)$", re.IGNORECASE)
 _PATH = re.compile(r"^\s*<([^<>]*)>(.*)$")
+_ASCII_DIGITS = re.compile("[0-9]+")
 
 
 def parse_body(text: str) -> dict[str, str]:
@@ -143,7 +144,9 @@ def _read(raw: bytes, record: dict) -> dict[str, str]:
     content_type = msg.get_content_type()
     record["content_type"] = content_type
     with contextlib.suppress(Exception):  # a malformed Subject must not stop the record
-        record["subject"] = str(msg.get("Subject", "") or "") or None
+        subject = str(msg.get("Subject", "") or "")
+        # An encoded word can decode to a lone surrogate: keep the record encodable (shown escaped).
+        record["subject"] = subject.encode("utf-8", "backslashreplace").decode("utf-8") or None
     if msg.is_multipart():
         raise ApiError(
             "EMAIL",
@@ -160,6 +163,8 @@ def _read(raw: bytes, record: dict) -> dict[str, str]:
         body = msg.get_content()
     except (LookupError, UnicodeError, ValueError) as exc:
         raise ApiError("EMAIL", f"The body cannot be decoded ({type(exc).__name__}): use UTF-8.") from None
+    if has_lone_surrogate(body):  # UTF-7 "+2AA-" or UTF-16 can decode to text no one can encode
+        raise ApiError("EMAIL", "The body decodes to invalid Unicode (a lone UTF-16 surrogate): use UTF-8.")
     return parse_body(body)
 
 
@@ -223,7 +228,9 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
         self.rcpt_to: list[str] = []
 
     def _reply(self, text: str) -> None:
-        self.wfile.write(text.encode("utf-8") + b"\r\n")
+        # Echoed values (HELO name, address) are on one line and encodable, whatever was sent.
+        lines = "\r\n".join(one_line(line) for line in text.split("\r\n"))
+        self.wfile.write(lines.encode("utf-8", "backslashreplace") + b"\r\n")
         self.wfile.flush()
 
     def _raw_line(self) -> bytes:
@@ -291,8 +298,11 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
             return self._reply("501 5.1.7 Syntax: MAIL FROM:<address>")
         for param in match.group(2).split():
             key, _, value = param.partition("=")
-            if key.upper() == "SIZE" and value.isdigit() and int(value) > self.server.max_size:
-                return self._too_big()
+            if key.upper() == "SIZE":
+                if not _ASCII_DIGITS.fullmatch(value):  # isdigit()/int() take "²" and "٣"
+                    return self._reply("501 5.5.4 SIZE must be a number in ASCII digits (0-9)")
+                if len(value) > 18 or int(value) > self.server.max_size:
+                    return self._too_big()
         self.mail_from = match.group(1)
         self._reply("250 2.1.0 OK")
 

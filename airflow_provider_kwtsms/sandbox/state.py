@@ -11,14 +11,16 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from airflow_provider_kwtsms.message import clean_message, contains_html, measure_message
 from airflow_provider_kwtsms.sandbox import rules
-from airflow_provider_kwtsms.sandbox.rules import ApiError
+from airflow_provider_kwtsms.sandbox.rules import ApiError, SendDraft
 
 KUWAIT_OFFSET = 3 * 3600  # the server's clock is Asia/Kuwait (GMT+3, no daylight saving)
+YEAR = 366 * 24 * 3600
+MAX_ADVANCE = 10 * YEAR  # one advance() at most; more is a typo or an attack
+MAX_OFFSET = 100 * YEAR  # the clock never runs further ahead: dates stay printable
 
 
 @dataclass
@@ -118,9 +120,9 @@ class RateLimiter:
     def __init__(self, rate: float | None, tolerance: float = 0.5) -> None:
         self.rate = rate if rate and rate > 0 else None
         self.tolerance = tolerance
-        self._tat: dict[str, float] = {}
+        self._tat: dict[Hashable, float] = {}
 
-    def check(self, key: str, now: float) -> float:
+    def check(self, key: Hashable, now: float) -> float:
         """0.0 if allowed (and counted), else the seconds to wait before the next try."""
         if self.rate is None:
             return 0.0
@@ -185,14 +187,30 @@ class Gateway:
         return self._clock() + self._offset
 
     def advance(self, seconds: float) -> None:
+        """Move the clock forward; ValueError (naming ``seconds``) for a value that would break it."""
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not 0 <= seconds <= MAX_ADVANCE  # False for NaN; no float() of a huge int
+        ):
+            raise ValueError(
+                f"seconds must be a finite number from 0 to {MAX_ADVANCE} (10 years), "
+                f"got {rules.shown(seconds)}"
+            )
         with self.lock:
-            self._offset += seconds
+            if self._offset + seconds > MAX_OFFSET:
+                raise ValueError(
+                    f"seconds: the clock is already {self._offset:g} s ahead and may not run more than "
+                    f"{MAX_OFFSET} s (100 years) ahead; reset the sandbox first"
+                )
+            self._offset += float(seconds)
 
     # --- bookkeeping --------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the starting accounts, with no messages, requests or rate history."""
+        """Back to the starting accounts and the real time, with no messages, requests or rate history."""
         with self.lock:
+            self._offset = 0.0
             self.accounts = {
                 name: Account(name, password, available, purchased, senders, coverage)
                 for name, password, available, purchased, senders, coverage in self._initial
@@ -217,9 +235,25 @@ class Gateway:
         with self.lock:
             self.emails.append(record)
 
-    def rate_check(self, username: str) -> float:
+    def rate_check(self, fields: dict | None) -> float:
+        """Count one request against the rate; 0.0 if allowed, else the seconds to wait.
+
+        A request is counted under its account only once its password is right, so a stranger
+        cannot use up somebody else's rate. Requests that fail to authenticate are not free:
+        they share a bucket per known username they claim (one more for unknown names), which
+        slows password guessing without touching the owner's own bucket, and keeps the table
+        bounded however many names are made up.
+        """
         with self.lock:
-            return self.limiter.check(username, self.now())
+            return self.limiter.check(self._rate_key(fields or {}), self.now())
+
+    def _rate_key(self, fields: dict) -> tuple[str, str | None]:
+        try:
+            return ("account", self._authenticate(fields).username)
+        except ApiError:
+            claimed = fields.get("username")
+            known = isinstance(claimed, str) and claimed in self.accounts
+            return ("unauthenticated", claimed if known else None)
 
     # --- the API ------------------------------------------------------------------------------
 
@@ -228,9 +262,12 @@ class Gateway:
         handler = getattr(self, f"_api_{endpoint}", None)
         if handler is None:
             raise ApiError("ERR002", f"Unknown endpoint {endpoint!r}.")
+        # The send's stateless rules (the text's length, HTML, pages, cleaning) run here, before
+        # the lock, so a long or tricky text never holds up the other clients.
+        draft = rules.read_send(fields, self.settings.max_pages) if endpoint == "send" else None
         with self.lock:
             account = self._authenticate(fields)
-            return handler(account, fields, request_id=request_id, api=api)
+            return handler(account, fields, request_id=request_id, api=api, draft=draft)
 
     def _authenticate(self, fields: dict) -> Account:
         username = rules.text_field(fields, "username")
@@ -255,12 +292,13 @@ class Gateway:
         check = rules.check_numbers(rules.mobile_list(fields), account.coverage)
         return {"mobile": {"OK": check.ok, "ER": check.er, "NR": check.nr}}
 
-    def _api_send(self, account: Account, fields: dict, *, request_id: int, api: str) -> dict:
+    def _api_send(
+        self, account: Account, fields: dict, *, request_id: int, api: str, draft: SendDraft
+    ) -> dict:
         settings = self.settings
-        sender = rules.text_field(fields, "sender")
-        entries = rules.mobile_list(fields)
-        text = rules.message_field(fields)
-        test = rules.test_flag(fields)
+        if draft.error is not None:
+            raise draft.error
+        sender, entries, text, test = draft.sender, draft.entries, draft.text, draft.test
         if sender not in account.senders:
             raise ApiError("ERR008")
         if len(entries) > rules.MAX_NUMBERS:
@@ -274,13 +312,10 @@ class Gateway:
             raise ApiError("ERR025" if len(entries) == 1 else "ERR006")
         if rejected and settings.partial_numbers == "reject":
             raise ApiError(rejected[0]["code"], f"Invalid or uncovered number: {rejected[0]['number']}.")
-        if contains_html(text):
-            raise ApiError("ERR027")
-        info = measure_message(text, settings.max_pages)
-        if info.over_limit:
-            raise ApiError(
-                "ERR012", f"The message is too long: {info.pages} pages, the limit is {settings.max_pages}."
-            )
+        if draft.text_error is not None:
+            raise draft.text_error
+        info = draft.info
+        assert info is not None  # set whenever the text passed
         now = self.now()
         if settings.duplicate_window > 0:
             too_soon = [
@@ -325,7 +360,7 @@ class Gateway:
             delivered_at=leaves + settings.deliver_after,
             request_id=request_id,
             api=api,
-            stuck=clean_message(text) != text.strip(),
+            stuck=draft.stuck,
             rejected=rejected,
             undeliverable=settings.undeliverable,
         )
