@@ -202,12 +202,17 @@ class KwtSMSError(Exception):
         self.http_status = http_status
         super().__init__(f"{code}: {self.description} What to do: {self.action}")
 
-    def __reduce__(self):  # keeps the keyword arguments through pickling (Airflow may pickle)
-        return (_rebuild_error, (type(self), self.code, self.description, self.action, self.http_status))
+    def __reduce__(self):
+        # One pickling rule for every error of ours (Airflow moves exceptions between processes):
+        # rebuild without calling __init__, whose signature each subclass changes, then restore
+        # every attribute, so no field is lost and no flag flips on the way.
+        return (_rebuild_error, (type(self), self.args), self.__dict__.copy())
 
 
-def _rebuild_error(cls, code, description, action, http_status):
-    return cls(code, description, action=action, http_status=http_status)
+def _rebuild_error(cls: type[KwtSMSError], args: tuple) -> KwtSMSError:
+    err = cls.__new__(cls)
+    err.args = args
+    return err
 
 
 class KwtSMSNetworkError(KwtSMSError):
@@ -235,18 +240,6 @@ class KwtSMSNetworkError(KwtSMSError):
         KwtSMSError.__init__(self, code, description, action=action, http_status=http_status)
         self.retryable = True
         self.permanent = False
-
-    def __reduce__(self):
-        return (
-            _rebuild_network_error,
-            (self.description, self.may_have_reached_server, self.http_status, self.code),
-        )
-
-
-def _rebuild_network_error(description, may_have_reached_server, http_status, code):
-    return KwtSMSNetworkError(
-        description, may_have_reached_server=may_have_reached_server, http_status=http_status, code=code
-    )
 
 
 class KwtSMSInputError(ValueError):

@@ -91,13 +91,6 @@ class LedgerMismatchError(KwtSMSError):
         self.permanent = True
         self.retryable = False
 
-    def __reduce__(self):
-        return (_rebuild_mismatch, (self.description, self.action))
-
-
-def _rebuild_mismatch(description, action):
-    return LedgerMismatchError(description, action=action)
-
 
 class UncertainBatchesError(KwtSMSError):
     """Some batches may or may not have gone out, and on_uncertain="fail" asked a person to decide."""
@@ -120,16 +113,6 @@ class UncertainBatchesError(KwtSMSError):
         self.indices = indices
         self.result = result
 
-    def __reduce__(self):
-        return (_rebuild_uncertain, (self.indices, self.description, self.action))
-
-
-def _rebuild_uncertain(indices, description, action):
-    err = UncertainBatchesError.__new__(UncertainBatchesError)
-    KwtSMSError.__init__(err, "UNCERTAIN", description, action=action)
-    err.permanent, err.retryable, err.indices, err.result = True, False, indices, None
-    return err
-
 
 class BatchNotSentError(KwtSMSError):
     """A batch certainly did not go out for a passing reason: a retry will send it (and only it)."""
@@ -143,9 +126,6 @@ class BatchNotSentError(KwtSMSError):
         self.permanent = False
         self.retryable = True
         self.index = index
-
-    def __reduce__(self):
-        return (KwtSMSError, (self.code, self.description), {"action": self.action})
 
 
 # -- fingerprint ------------------------------------------------------------------------------

@@ -77,13 +77,6 @@ class RateLimitedError(KwtSMSNetworkError):
         )
         self.retry_after = retry_after
 
-    def __reduce__(self):
-        return (_rebuild_rate_limited, (self.description, self.retry_after, self.http_status))
-
-
-def _rebuild_rate_limited(description, retry_after, http_status):
-    return RateLimitedError(description, retry_after=retry_after, http_status=http_status)
-
 
 @dataclass(frozen=True)
 class Answer:

@@ -1,0 +1,51 @@
+"""Every error type of ours survives pickling whole (Airflow moves exceptions between processes)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from airflow_provider_kwtsms import ledger, smtp_transport, transport
+from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+
+EXAMPLES = {
+    KwtSMSError: lambda: KwtSMSError("ERR013", "queue full", http_status=200),
+    KwtSMSNetworkError: lambda: KwtSMSNetworkError(
+        "send: read timeout", may_have_reached_server=True, http_status=None, code="TIMEOUT"
+    ),
+    transport.RateLimitedError: lambda: transport.RateLimitedError("slow down", retry_after=1.5),
+    ledger.LedgerMismatchError: lambda: ledger.LedgerMismatchError("the text changed", action="start afresh"),
+    ledger.UncertainBatchesError: lambda: ledger.UncertainBatchesError([0, 3], 5, 400),
+    ledger.BatchNotSentError: lambda: ledger.BatchNotSentError(2, 5, "ERR013", "queue full"),
+    smtp_transport.SmtpSendError: lambda: smtp_transport.SmtpSendError("SMTP_TEMPORARY", "421 busy"),
+}
+
+
+def all_subclasses(cls: type) -> set[type]:
+    found = set()
+    for sub in cls.__subclasses__():
+        if sub.__module__.startswith("airflow_provider_kwtsms"):
+            found |= {sub} | all_subclasses(sub)
+    return found
+
+
+def test_every_error_type_has_a_pickling_example():
+    assert all_subclasses(KwtSMSError) | {KwtSMSError} <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("cls", list(EXAMPLES), ids=lambda c: c.__name__)
+def test_an_error_round_trips_with_every_field(cls):
+    err = EXAMPLES[cls]()
+    err.retryable = not err.retryable  # a flag changed after construction survives too
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is cls
+    assert vars(copy) == vars(err)
+    assert str(copy) == str(err) and copy.args == err.args
+
+
+def test_the_input_error_keeps_the_recipients_it_carries():
+    err = KwtSMSInputError("no valid phone number among 1 inputs")
+    err.recipients = ["x"]  # type: ignore[attr-defined]
+    copy = pickle.loads(pickle.dumps(err))
+    assert str(copy) == str(err) and copy.recipients == ["x"]
