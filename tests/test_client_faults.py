@@ -223,7 +223,7 @@ def test_connect_timeout_is_certainly_not_processed(caplog):
 def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_factory):
     # The client is told 40 req/s, the account allows 10: the gateway answers 429 (nothing
     # processed) and the client waits the Retry-After and goes on. Real time, about 1 s.
-    sb = kwtsms_sandbox_factory(rate=10.0, balance=100_000)
+    sb = kwtsms_sandbox_factory(rate=10.0, rate_tolerance=0.5, balance=100_000)
     client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=40.0)
     result = client.send(numbers(2000), "Hello", test=True)
     assert result.ok and len(result.msg_ids) == 10
@@ -235,7 +235,7 @@ def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_fact
 
 
 def test_rate_limit_retries_are_bounded(kwtsms_sandbox_factory):
-    sb = kwtsms_sandbox_factory(rate=0.5)
+    sb = kwtsms_sandbox_factory(rate=0.5, rate_tolerance=0.5)
     client = KwtSMSClient(
         USER, PASSWORD, base_url=sb.url, rate=100.0, retry_policy=RetryPolicy(rate_limited_retries=0)
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from itertools import pairwise
 
 import pytest
@@ -110,25 +109,21 @@ def test_burst_must_be_at_least_one():
 
 
 def test_threads_share_the_rate():
-    # Real clock: 4 threads x 10 requests at 200 req/s share one bucket, so the 40 starts span
-    # at least 39 intervals (a bucket per thread would finish in a quarter of that).
-    bucket = TokenBucket(200.0)
-    starts: list[float] = []
+    # 4 threads x 10 tokens from one bucket at 200 req/s, the clock frozen: the 40 tokens get 40
+    # distinct start times one interval apart (a bucket per thread would hand out 4 at each time).
+    bucket = TokenBucket(200.0, clock=lambda: 0.0)
+    waits: list[float] = []
     lock = threading.Lock()
 
     def worker() -> None:
         for _ in range(10):
-            bucket.acquire()
+            wait = bucket.reserve()
             with lock:
-                starts.append(time.monotonic())
+                waits.append(wait)
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    starts.sort()
-    span = starts[-1] - starts[0]
-    assert len(starts) == 40
-    # 40 starts at 200/s need at least 39 intervals.
-    assert span >= 39 / 200.0 - 0.002
+    assert sorted(waits) == pytest.approx([k / 200.0 for k in range(40)])

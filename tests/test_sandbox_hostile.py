@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_kwtsms.sandbox import Sandbox, rules
+from airflow_provider_kwtsms.sandbox.server import STRICT_RATE_TOLERANCE as STRICT
 
 CREDS = {"username": "sandbox_user", "password": "sandbox_pass"}
 SEND = {**CREDS, "sender": "KWT-SMS", "mobile": "96598765432", "message": "hi", "test": "0"}
@@ -204,7 +205,9 @@ def test_inbox_and_message_list_never_500_even_on_unencodable_stored_text(sb):
 
 
 def test_a_stranger_cannot_use_up_an_accounts_rate(kwtsms_sandbox_factory):
-    sb = kwtsms_sandbox_factory(rate=2.0, clock=lambda: START)  # a frozen clock: no token comes back
+    sb = kwtsms_sandbox_factory(
+        rate=2.0, rate_tolerance=STRICT, clock=lambda: START
+    )  # a frozen clock: no token comes back
     wrong = json.dumps({"username": "sandbox_user", "password": "guess"}).encode()
     for _ in range(5):
         assert raw_post(sb, "/API/balance/", wrong)[0] in (200, 429)
@@ -213,7 +216,7 @@ def test_a_stranger_cannot_use_up_an_accounts_rate(kwtsms_sandbox_factory):
 
 
 def test_failed_logins_are_rate_limited_too_in_one_bucket_for_made_up_names(kwtsms_sandbox_factory):
-    sb = kwtsms_sandbox_factory(rate=2.0, clock=lambda: START)
+    sb = kwtsms_sandbox_factory(rate=2.0, rate_tolerance=STRICT, clock=lambda: START)
     statuses = [
         raw_post(sb, "/API/balance/", json.dumps({"username": f"nobody{i}", "password": "x"}).encode())[0]
         for i in range(3)

@@ -7,7 +7,12 @@ import signal
 import sys
 import threading
 
-from airflow_provider_kwtsms.sandbox.server import DEFAULT_PORT, Sandbox
+from airflow_provider_kwtsms.sandbox.server import (
+    DEFAULT_PORT,
+    DEFAULT_RATE_TOLERANCE,
+    STRICT_RATE_TOLERANCE,
+    Sandbox,
+)
 from airflow_provider_kwtsms.sandbox.smtp import DEFAULT_SMTP_PORT
 
 
@@ -36,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--senders", type=_csv, default=["KWT-SMS"], help="comma-separated sender IDs (default KWT-SMS)")
     add("--coverage", type=_csv, default=["965"], help="comma-separated country prefixes (default 965)")
     add("--rate", type=_rate, default=2.0, help="requests per second per account; 0 = no cap (default 2)")
+    add(
+        "--rate-tolerance",
+        type=float,
+        default=DEFAULT_RATE_TOLERANCE,
+        help=f"requests let through early, in intervals: bursts of N+1 pass (default "
+        f"{DEFAULT_RATE_TOLERANCE:g}; {STRICT_RATE_TOLERANCE:g} is strict: starts half an interval apart)",
+    )
     add("--max-pages", type=int, default=7, help="page limit before ERR012 (default 7)")
     add("--queue-size", type=int, default=1000, help="send queue size before ERR013 (default 1000)")
     add("--drain-rate", type=float, default=10.0, help="messages/s leaving the queue (default 10)")
@@ -79,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             senders=args.senders,
             coverage=args.coverage,
             rate=args.rate,
+            rate_tolerance=args.rate_tolerance,
             max_pages=args.max_pages,
             queue_size=args.queue_size,
             drain_rate=args.drain_rate,
