@@ -36,12 +36,14 @@ def _numbers(count: int) -> list[str]:
 
 def _sandbox(rate: float, latency: float):
     from airflow_provider_kwtsms.sandbox import Sandbox
+    from airflow_provider_kwtsms.sandbox.server import STRICT_RATE_TOLERANCE
 
     return Sandbox(
         username=USER,
         password=PASSWORD,
         balance=10**9,
         rate=rate,
+        rate_tolerance=STRICT_RATE_TOLERANCE,  # refuse anything faster than the cap: the figure is honest
         latency=latency,
         queue_size=10**9,
         drain_rate=10**6,
