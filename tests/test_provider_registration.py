@@ -10,6 +10,8 @@ import airflow
 import jsonschema
 import pytest
 
+import airflow_provider_kwtsms
+
 from airflow_provider_kwtsms.get_provider_info import get_provider_info
 
 SCHEMAS = Path(airflow.__file__).parent
@@ -81,4 +83,4 @@ def test_airflow_providers_list_shows_the_provider(airflow):
     result = airflow.run("providers", "list", "--output", "json").check()
     providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("[") :])}
     assert "airflow-provider-kwtsms" in providers
-    assert providers["airflow-provider-kwtsms"]["version"] == "0.1.0"
+    assert providers["airflow-provider-kwtsms"]["version"] == airflow_provider_kwtsms.__version__
