@@ -5,7 +5,7 @@ one mapped SendSMSOperator task instance with its own send ledger (the task stat
 scoped by map index), so a retry of chunk 7 resumes chunk 7 only. The pool ``kwtsms`` (create
 it with one slot: ``airflow pools set kwtsms 1 "kwtSMS account"``) keeps the chunks from
 running at once: the account's request rate is shared, and one sender at a time keeps the
-balance a sound witness when an answer is lost (see the README, "Retries and resume").
+balance a sound witness when an answer is lost (see docs/operator.md, "Retries and resume").
 """
 
 from __future__ import annotations

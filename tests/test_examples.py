@@ -149,3 +149,19 @@ def test_failure_alerts(airflow, sandbox):
     assert "warehouse connection refused" in task_alert or "RuntimeError" in task_alert
     assert any(t.startswith("DAG kwtsms_failure_alerts run ") for t in texts)
     assert all(m["pages"] == 1 for m in sandbox.messages())
+
+
+def test_quickstart(airflow, sandbox):
+    """The README's DAG: the gate passes, the send arrives, the run's success alert arrives."""
+    run = airflow.run(
+        "dags", "test", "kwtsms_quickstart", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES
+    )
+    run.check()
+    by_number = {tuple(m["mobile"]): m for m in sandbox.messages()}
+    assert set(by_number) == {("96598765432", "96550123456", "96560001234"), (ON_CALL,)}, by_number
+    welcome = by_number["96598765432", "96550123456", "96560001234"]
+    assert welcome["message"] == "Welcome to our shop! Your account is ready (2025-04-01)."
+    assert welcome["points"] == 3
+    assert by_number[(ON_CALL,)]["message"] == "kwtsms_quickstart: welcome texts sent."
+    assert sandbox.account()["available"] == 5000 - 3 - 1
+    assert PASSWORD not in run.output
