@@ -4,7 +4,7 @@ No Airflow in here: the hook builds one of these from a connection, and any Pyth
 use it directly. One client holds one ``requests.Session`` and one token bucket, so every
 request it makes (reads and sends, from any thread) shares the account's request rate.
 
-Retries, in short (the details are in ``RetryPolicy`` and the README):
+Retries, in short (the details are in ``RetryPolicy`` and docs/client.md):
 
 - read-only calls (balance, senderid, coverage, validate, status, dlr) are retried on network
   errors and 5xx with exponential backoff and full jitter, at most ``max_retries`` times;

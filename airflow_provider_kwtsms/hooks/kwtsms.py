@@ -5,7 +5,7 @@ Connection fields: login = API username, password = API password, host = API bas
 ``kwtsms://http://user:pass@127.0.0.1:8765`` carries the scheme, as Airflow's URI parser
 allows), port = optional port of that URL. Extras (see ``get_provider_info.CONN_FIELDS``):
 sender, test_mode, default_country, timeout, rate (and transport, smtp_conn_id, smtp_from,
-smtp_to, balance_over_http for e-mail: README, "Sending by e-mail"); each may also be written
+smtp_to, balance_over_http for e-mail: docs/smtp.md); each may also be written
 ``extra__kwtsms__<name>``, as the Slack provider accepts.
 """
 

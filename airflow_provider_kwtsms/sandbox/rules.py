@@ -20,7 +20,7 @@ KUWAIT_MOBILE_FIRST_DIGITS = "4569"
 MIN_DIGITS, MAX_DIGITS = 7, 15  # E.164 numbers have at most 15 digits
 
 # HTTP status of each error body in the "4xx" error-status mode (the default mode answers 200,
-# as the JSON API mostly does; see the README's sandbox section).
+# as the JSON API mostly does; see docs/sandbox.md).
 _STATUS_4XX = {
     "ERR001": 403,
     "ERR003": 401,

@@ -10,7 +10,7 @@ the HTTP API: same rules, charging and inbox. Whatever is wrong is dropped in si
 real service does (the SMTP answer is still 250), and the reason goes to ``Sandbox.emails()``.
 The record never holds the password nor the raw body (which holds it).
 
-Choices where the document is silent (see the README, "Sending by e-mail"):
+Choices where the document is silent (see docs/smtp.md):
 
 - only a top-level ``text/plain`` e-mail (or one without Content-Type) is read; HTML, rich text
   and every ``multipart/*`` e-mail, ``multipart/alternative`` with a plain part included, are
