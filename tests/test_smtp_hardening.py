@@ -223,34 +223,30 @@ def test_a_relay_password_outside_ascii_is_refused_before_connecting(relay_facto
 
 
 def body_lines(raw: bytes) -> list[str]:
-    """The body's lines as a MIME reader sees them, and as one reading the raw 7/8-bit body does."""
+    """The body's lines as a MIME reader sees them (the e-mail goes 7bit/8bit, so also as sent)."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert message["Content-Transfer-Encoding"] in ("7bit", "8bit")  # so the raw lines are the lines
-    lines = message.get_content().splitlines()
-    assert raw.partition(b"\r\n\r\n")[2].decode("utf-8").splitlines() == lines
-    return lines
+    assert message["Content-Transfer-Encoding"] in ("7bit", "8bit")
+    return message.get_content().splitlines()
 
 
-@pytest.mark.parametrize("brk", LINE_BREAKS, ids=repr)
-def test_a_line_break_in_the_text_is_joined_so_no_field_line_can_be_injected(relay_factory, brk):
+def test_no_kind_of_line_break_in_the_text_can_inject_a_field_line(relay_factory):
     relay = relay_factory()
-    text = f"Hello{brk}username:x{brk}password:y{brk}sender:EVIL{brk}mobile:96500000000{brk}text:evil"
+    fields = ["username:x", "password:y", "sender:EVIL", "mobile:96500000000", "lang:3", "text:evil"]
+    text = "Hello" + "".join(brk + fields[i % len(fields)] for i, brk in enumerate(LINE_BREAKS))
     with sender_for(relay) as sender:
         sender.send_batch([NUMBER], text, sender="KWT-SMS", test=False)
-    [raw] = relay.bodies
-    lines = body_lines(raw)
-    assert [line.partition(":")[0] for line in lines] == list(FIELDS)
-    assert lines[2:5] == ["sender:KWT-SMS", f"mobile:{NUMBER}", "lang:1"]
-    assert lines[5] == "text:Hello username:x password:y sender:EVIL mobile:96500000000 text:evil"
-
-
-def test_text_injection_through_send_is_joined_too(relay_factory):
-    relay = relay_factory()
-    with sender_for(relay) as sender:
-        sender.send(NUMBER, "Hi\x1cmobile:96500000000\u2028text:evil\r\nsender:EVIL")
     lines = body_lines(relay.bodies[0])
     assert [line.partition(":")[0] for line in lines] == list(FIELDS)
-    assert lines[3] == f"mobile:{NUMBER}" and lines[5].startswith("text:Hi")
+    assert lines[2:5] == ["sender:KWT-SMS", f"mobile:{NUMBER}", "lang:1"]  # lang of the joined text
+    assert lines[5] == "text:Hello " + " ".join(fields[i % len(fields)] for i in range(len(LINE_BREAKS)))
+
+
+def test_the_email_goes_with_crlf_line_ends(relay_factory):
+    relay = relay_factory()
+    with sender_for(relay) as sender:
+        sender.send(NUMBER, "Hello")
+    raw = relay.bodies[0]
+    assert raw.count(b"\n") == raw.count(b"\r\n") > 6  # no bare LF, as RFC 5321 requires
 
 
 @pytest.mark.parametrize("bad", ["\x00", "\x07", "\x1b[2J", "\x7f", "\x9b"], ids=repr)
@@ -372,7 +368,9 @@ def test_a_relay_quoting_the_passwords_leaks_them_nowhere(relay_factory, caplog,
 
 def test_a_relay_quoting_a_quoted_printable_body_leaks_no_password(relay_factory, caplog):
     # Without 8BITMIME, a non-ASCII body goes quoted-printable: the quote holds the password so.
-    relay = relay_factory({"end": lambda body: "554 rejected: " + body.decode()}, eightbit=False)
+    relay = relay_factory(
+        {"end": lambda body: "554 rejected: " + " | ".join(body.decode().splitlines())}, eightbit=False
+    )
     with sender_for(relay) as sender, pytest.raises(SmtpSendError) as caught:
         sender.send_batch([NUMBER], "مرحبا", sender="KWT-SMS", test=False)
     assert QP_FORM.encode() in relay.bodies[0]  # the relay did get the password so encoded
@@ -385,13 +383,3 @@ def test_a_huge_relay_reply_is_scrubbed_then_cut(relay_factory, caplog):
         sender.send_batch([NUMBER], "Hello", sender="KWT-SMS", test=False)
     assert len(caught.value.description) < 400 and caught.value.description.startswith("The relay refused")
     assert_clean(caught.value, caplog)
-
-
-def test_a_relay_that_hangs_up_mid_session_says_no_secret(relay_factory, caplog):
-    # The greeting quotes the password, then the relay closes: a connection error, not a reply.
-    relay = relay_factory({"greeting": f"220 hello {PASSWORD}", "ehlo": f"421-bye {PASSWORD}\r\n421 bye"})
-    with sender_for(relay) as sender:
-        result = sender.send(NUMBER, "Hello")
-    with pytest.raises(KwtSMSError) as caught:
-        result.raise_for_status()
-    assert_clean(caught.value, caplog, json.dumps(result.to_dict()))
