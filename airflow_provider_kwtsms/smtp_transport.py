@@ -15,11 +15,23 @@ password, unknown sender, no balance, HTML) is dropped in silence. So this sende
   dropped without a word), by waiting.
 
 The API password travels in the e-mail body: that is the document's design, not a choice made
-here. The body is never logged, and ``repr`` masks both passwords. No Airflow import here.
+here. The body is never logged, and ``repr`` masks both passwords. A relay's reply may quote the
+body or the login, so every reply is scrubbed of both passwords (``redact.Redactor``) before it
+goes into an error, a log line or a result, and only then cut to ``MAX_REPLY_TEXT``.
+
+Every value written on a line (the body's ``name:value`` lines, the From/To headers, the MAIL
+FROM/RCPT TO commands) is checked before connecting: one holding a line break of any kind (all
+that ``str.splitlines()`` splits on) or a control character is refused with ``SmtpFieldError``,
+which names the field. The message text alone is joined onto one line instead (its line breaks
+become spaces; the document says "the parameter value should be in the same line"), so nothing in
+it can begin a ``username:``/``password:``/... line: the body always has exactly six lines, the
+text last. No Airflow import here.
 """
 
 from __future__ import annotations
 
+import base64
+import email.policy
 import logging
 import math
 import random
@@ -27,14 +39,17 @@ import re
 import smtplib
 import ssl
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from email import quoprimime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import TokenBucket
+from airflow_provider_kwtsms.redact import Redactor
 from airflow_provider_kwtsms.results import FAILED, SENT, Balance, BatchResult, SendPlan, SendResult
 
 if TYPE_CHECKING:
@@ -45,6 +60,7 @@ __all__ = [
     "SUBMITTED_UNCONFIRMED",
     "KwtSMSSmtpSender",
     "SmtpBatchResult",
+    "SmtpFieldError",
     "SmtpSendError",
     "SmtpSendResult",
     "email_body",
@@ -60,6 +76,7 @@ SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule, plus a margin for clock diff
 LANG_ENGLISH = "1"  # GSM-7 text
 LANG_UTF8 = "3"  # "Arabic (UTF-8)": any text outside GSM-7, since the body is UTF-8
 MAX_8BIT_LINE = 990  # RFC 5321 allows 998 octets a line; longer bodies go quoted-printable
+MAX_REPLY_TEXT = 300  # characters of a relay's reply kept in an error, after scrubbing
 UNCONFIRMED_NOTE = (
     "Sent by e-mail: kwtSMS answers nothing over e-mail, so there is no msg-id and no "
     "confirmation; a wrong e-mail is dropped in silence. Check the account's message "
@@ -69,7 +86,48 @@ UNCONFIRMED_NOTE = (
 logger = logging.getLogger("airflow_provider_kwtsms.smtp_transport")
 
 OnBatch = Callable[[BatchResult, int, int], None]
-_LINE_BREAKS = re.compile(r"\s*[\r\n\u2028\u2029\x0b\x0c\x85]+\s*")
+# What may not sit inside a value written on one line: every control character (U+0000-U+001F,
+# U+007F-U+009F; they hold all of str.splitlines()'s breaks but two) and those two, U+2028 and
+# U+2029. One character class: one linear scan.
+_NOT_ON_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_IN_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # the text may hold a tab
+
+
+class SmtpFieldError(KwtSMSInputError):
+    """A value cannot be written on its one line of the e-mail, its header or its SMTP command.
+
+    ``field`` names the value (``sender``, ``from_address``, ...). Raised before connecting, so
+    nothing was sent. The message never shows a password's value.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self):  # keeps ``field`` through pickling (Airflow may pickle)
+        return (type(self), (self.field, str(self)))
+
+
+def check_one_line(field: str, value: str, hint: str, *, secret: bool = False, text: bool = False) -> str:
+    """``value`` when it can be written on one line; else ``SmtpFieldError`` naming ``field``.
+
+    ``hint`` says what to give instead. ``secret``: the value is never shown. ``text``: a tab
+    is allowed (the message text may hold one).
+    """
+    if not isinstance(value, str):
+        raise SmtpFieldError(field, f"{field} must be text (str), got {type(value).__name__}: {hint}")
+    found = (_NOT_IN_TEXT if text else _NOT_ON_A_LINE).search(value)
+    if found is None:
+        return value
+    char = found.group()
+    kind = "a line break" if char.splitlines() != [char] else "a control character"
+    shown = "" if secret else f" {value!r}"
+    name = unicodedata.name(char, f"U+{ord(char):04X}")
+    raise SmtpFieldError(
+        field,
+        f"{field}{shown} holds {kind} ({name}, U+{ord(char):04X}) at position {found.start()}, "
+        f"which cannot go on the one line it is written on in the e-mail: {hint}",
+    )
 
 
 class SmtpSendError(KwtSMSError):
@@ -141,8 +199,11 @@ def lang_for(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """Line breaks become spaces: each parameter's value must stay on its own line."""
-    return _LINE_BREAKS.sub(" ", text).strip()
+    """Line breaks of every kind become one space, with the blanks around them: the text stays on one line.
+
+    ``str.splitlines()`` is the definition of a line break here, and it is linear.
+    """
+    return " ".join(part for line in text.splitlines() if (part := line.strip()))
 
 
 def email_body(
@@ -160,21 +221,44 @@ def email_body(
     Spaces are kept as spaces by default, as in the document's sample body ("text:Meet me at
     starbuck!"); ``spaces_as_plus`` writes them as ``+`` as its parameter list says. The gateway
     reads ``+`` as a space either way, so both arrive the same.
+
+    Every value is checked (``SmtpFieldError``): none may break its line. The text alone has its
+    line breaks joined into spaces, so the body is always these six lines, the text last.
     """
 
     def value(v: str) -> str:
-        v = one_line(v)
         return v.replace(" ", "+") if spaces_as_plus else v
 
+    for number in numbers:
+        if not (isinstance(number, str) and number.isascii() and number.isdigit()):
+            raise SmtpFieldError(
+                "mobile",
+                f"mobile number {number!r} is not digits only: give numbers with their country code, "
+                "digits only (e.g. 96598765432), or use send(), which normalises them",
+            )
+    text = one_line(text) if isinstance(text, str) else text
     lines = [
-        f"username:{username}",
-        f"password:{password}",
-        f"sender:{value(sender)}",
+        f"username:{check_one_line('username', username, _HINTS['username'])}",
+        f"password:{check_one_line('password', password, _HINTS['password'], secret=True)}",
+        f"sender:{value(check_one_line('sender', sender, _HINTS['sender']))}",
         f"mobile:{','.join(numbers)}",
-        f"lang:{lang}",
-        f"text:{value(text)}",
+        f"lang:{check_one_line('lang', lang, 'give 1 (English) or 3 (UTF-8)')}",
+        f"text:{value(check_one_line('text', text, _HINTS['text'], text=True))}",
     ]
     return "\r\n".join(lines) + "\r\n"
+
+
+_HINTS = {
+    "username": "give the API username as it is, on one line",
+    "password": "give the API password as it is, on one line (no line break or control character)",
+    "sender": "give the sender ID exactly as registered on the account, on one line",
+    "text": "remove control characters from the text, or send it through send(), which cleans it",
+    "smtp_host": "give the relay's host name",
+    "from_address": "give one e-mail address on one line, e.g. alerts@example.com",
+    "to_address": f"give one e-mail address on one line: kwtSMS's is {SMS_ADDRESS}",
+    "smtp_login": "give the relay login on one line, in ASCII",
+    "smtp_password": "give the relay password on one line, in ASCII (SMTP AUTH sends ASCII only)",
+}
 
 
 class KwtSMSSmtpSender:
@@ -233,6 +317,22 @@ class KwtSMSSmtpSender:
             )
         if test_mode:
             raise _no_test_mode()
+        # Everything written on a line of the e-mail, a header or an SMTP command: refused now,
+        # before any connection, rather than half-written to the relay.
+        check_one_line("username", username, _HINTS["username"])
+        check_one_line("password", password, _HINTS["password"], secret=True)
+        check_one_line("sender", sender, _HINTS["sender"])
+        check_one_line("smtp_host", smtp_host, _HINTS["smtp_host"])
+        _check_address("from_address", from_address)
+        _check_address("to_address", to_address)
+        for name, secret, value in (
+            ("smtp_login", False, smtp_login),
+            ("smtp_password", True, smtp_password),
+        ):
+            if value:
+                check_one_line(name, value, _HINTS[name], secret=secret)
+                if not value.isascii():
+                    raise SmtpFieldError(name, f"{name} holds a character outside ASCII: {_HINTS[name]}")
         if smtp_ssl and smtp_starttls:
             raise KwtSMSInputError(
                 "give smtp_ssl (TLS from the start, port 465) or smtp_starttls (upgrade, port 587), not both"
@@ -285,6 +385,7 @@ class KwtSMSSmtpSender:
         self._last_sent: dict[str, float] = {}  # number -> clock time of its last e-mail
         self._smtp: smtplib.SMTP | None = None
         self._can_8bit = False
+        self._redactors = _redactors(password, smtp_login, smtp_password)
 
     def __repr__(self) -> str:
         login = f", smtp_login={self.smtp_login!r}, smtp_password='***'" if self.smtp_login else ""
@@ -371,6 +472,7 @@ class KwtSMSSmtpSender:
         plan = self._http.plan_send(
             mobile, text, sender=sender, test=False, default_country=default_country, strict=strict
         )
+        check_one_line("sender", plan.sender, _HINTS["sender"])
         if "+" in plan.message:
             logger.warning(
                 "kwtSMS by e-mail: the text holds '+', which kwtSMS reads as a space in an "
@@ -504,17 +606,23 @@ class KwtSMSSmtpSender:
             raise _no_test_mode()
         if not numbers or len(numbers) > MAX_BATCH:
             raise KwtSMSInputError(f"a batch holds 1 to {MAX_BATCH} numbers, got {len(numbers)}")
-        self._wait_same_numbers(numbers, wait_same_number)
-        lang = lang_for(message)
+        # The addresses are public attributes: checked again, before the wait and the connection.
+        _check_address("from_address", self.from_address)
+        _check_address("to_address", self.to_address)
+        if not isinstance(message, str):
+            raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
+        text = one_line(message)  # the lang is the joined text's, as the gateway will read it
+        lang = lang_for(text)
         body = email_body(
             username=self.username,
             password=self._password,
             sender=sender,
             numbers=numbers,
-            text=message,
+            text=text,
             lang=lang,
             spaces_as_plus=self.spaces_as_plus,
         )
+        self._wait_same_numbers(numbers, wait_same_number)
         tries = 0
         while True:
             self._bucket.acquire()
@@ -581,18 +689,22 @@ class KwtSMSSmtpSender:
         else:
             cte = "quoted-printable"
         msg.set_content(body, subtype="plain", charset="utf-8", cte=cte)
-        return msg.as_bytes()
+        # CRLF line ends, as SMTP requires: smtplib sends bytes as given, and bare LFs are what
+        # strict relays refuse (and what SMTP smuggling plays on).
+        return msg.as_bytes(policy=email.policy.SMTP)
 
     def _connect(self) -> smtplib.SMTP:
         if self._smtp is not None:
             return self._smtp
         where = f"{self.smtp_host}:{self.smtp_port}"
+        smtp: smtplib.SMTP | None = None
+        error: KwtSMSError | None = None
+        # Each error is raised after the except block, so it chains no smtplib exception (whose
+        # text is the relay's, unscrubbed) as its __context__.
         try:
             if self.smtp_ssl:
                 context = self._ssl_context or ssl.create_default_context()
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.smtp_host, self.smtp_port, timeout=self.timeout, context=context
-                )
+                smtp = smtplib.SMTP_SSL(self.smtp_host, self.smtp_port, timeout=self.timeout, context=context)
             else:
                 smtp = smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout)
             smtp.ehlo_or_helo_if_needed()
@@ -602,23 +714,29 @@ class KwtSMSSmtpSender:
             if self.smtp_login:
                 smtp.login(self.smtp_login, self._smtp_password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise SmtpSendError(
-                "SMTP_AUTH", f"The relay {where} refused the login {self.smtp_login!r}: {_reply(exc)}"
-            ) from None
+            error = SmtpSendError(
+                "SMTP_AUTH", f"The relay {where} refused the login {self.smtp_login!r}: {self._reply(exc)}"
+            )
         except smtplib.SMTPNotSupportedError as exc:
-            raise SmtpSendError(
-                "SMTP_CONFIG", f"The relay {where} does not offer what was asked (STARTTLS or AUTH): {exc}"
-            ) from None
+            error = SmtpSendError(
+                "SMTP_CONFIG",
+                f"The relay {where} does not offer what was asked (STARTTLS or AUTH): {self._scrub(exc)}",
+            )
         except ssl.SSLError as exc:
-            raise SmtpSendError("SMTP_CONFIG", f"TLS with the relay {where} failed: {exc}") from None
+            error = SmtpSendError("SMTP_CONFIG", f"TLS with the relay {where} failed: {self._scrub(exc)}")
         except smtplib.SMTPResponseException as exc:
-            raise _refused(exc, f"The relay {where} refused the session") from None
+            error = self._refused(exc, f"The relay {where} refused the session")
         except (smtplib.SMTPException, OSError) as exc:
-            raise KwtSMSNetworkError(
-                f"Cannot reach the SMTP relay {where}: {type(exc).__name__}: {exc}",
+            error = KwtSMSNetworkError(
+                f"Cannot reach the SMTP relay {where}: {type(exc).__name__}: {self._scrub(exc)}",
                 may_have_reached_server=False,
                 code="SMTP_NETWORK",
-            ) from None
+            )
+        if error is not None:
+            if smtp is not None:
+                smtp.close()
+            raise error
+        assert smtp is not None
         self._can_8bit = smtp.has_extn("8bitmime")
         self._smtp = smtp
         return smtp
@@ -638,40 +756,69 @@ class KwtSMSSmtpSender:
             smtp = self._connect()
             data = self._message(body)
             options = ["BODY=8BITMIME"] if self._can_8bit and not data.isascii() else []
+            lost: str | None = None
             try:
                 code, reply = smtp.mail(self.from_address, options)
                 if code != 250:
-                    raise _refused(
+                    raise self._refused(
                         smtplib.SMTPSenderRefused(code, reply, self.from_address),
                         f"The relay refused the from-address {self.from_address!r}",
                     )
                 code, reply = smtp.rcpt(self.to_address)
                 if code not in (250, 251):
                     smtp.rset()
-                    raise _refused(
+                    raise self._refused(
                         smtplib.SMTPRecipientsRefused({self.to_address: (code, reply)}),
                         f"The relay refused the recipient {self.to_address!r}",
                     )
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                lost = type(exc).__name__
+            if lost is not None:
                 self._drop()
                 if reused and not fresh:
                     continue  # an idle connection the relay closed: open a new one, nothing was sent
                 raise KwtSMSNetworkError(
-                    f"The SMTP relay closed the connection before the e-mail: {type(exc).__name__}",
+                    f"The SMTP relay closed the connection before the e-mail: {lost}",
                     may_have_reached_server=False,
                     code="SMTP_NETWORK",
-                ) from None
+                )
+            refused: SmtpSendError | None = None
             try:
                 code, reply = smtp.data(data)
             except smtplib.SMTPResponseException as exc:
-                raise _refused(exc, "The relay refused the e-mail") from None
+                refused = self._refused(exc, "The relay refused the e-mail")
             except (smtplib.SMTPException, OSError):
                 self._drop()
                 return True  # the body may have gone out: at most once, so not sent again
+            if refused is not None:
+                raise refused
             if code != 250:
-                raise _refused(smtplib.SMTPDataError(code, reply), "The relay refused the e-mail")
+                raise self._refused(smtplib.SMTPDataError(code, reply), "The relay refused the e-mail")
             return False
         raise AssertionError("unreachable")
+
+    # -- what the relay says, without the secrets it may quote ------------------------------
+    def _scrub(self, text: object) -> str:
+        """The relay's text (or an exception's) without either password, on one line, then cut."""
+        out = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        for redactor in self._redactors:
+            out = redactor.scrub(out)
+        # A multi-line reply, or one holding control characters, must not forge log lines.
+        out = " ".join(_NOT_ON_A_LINE.sub(" ", out).split())
+        return out if len(out) <= MAX_REPLY_TEXT else out[: MAX_REPLY_TEXT - 1] + "…"
+
+    def _reply(self, exc: smtplib.SMTPResponseException) -> str:
+        return f"{exc.smtp_code} {self._scrub(exc.smtp_error)}".strip()
+
+    def _refused(self, exc: smtplib.SMTPException, what: str) -> SmtpSendError:
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            code, reply = next(iter(exc.recipients.values()))
+        elif isinstance(exc, smtplib.SMTPResponseException):
+            code, reply = exc.smtp_code, exc.smtp_error
+        else:
+            code, reply = 0, str(exc)
+        kind = "SMTP_TEMPORARY" if 400 <= code < 500 else "SMTP_REFUSED"
+        return SmtpSendError(kind, f"{what}: {code} {self._scrub(reply)}".strip())
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -728,29 +875,37 @@ def _flag(value: Any, what: str) -> bool:
     raise KwtSMSInputError(f"{what} is {value!r}: give true or false.")
 
 
-def _reply(exc: smtplib.SMTPResponseException) -> str:
-    error = exc.smtp_error
-    text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
-    return f"{exc.smtp_code} {text}".strip()
-
-
-def _refused(exc: smtplib.SMTPException, what: str) -> SmtpSendError:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, reply = next(iter(exc.recipients.values()))
-    elif isinstance(exc, smtplib.SMTPResponseException):
-        code, reply = exc.smtp_code, exc.smtp_error
-    else:
-        code, reply = 0, str(exc).encode()
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    kind = "SMTP_TEMPORARY" if 400 <= code < 500 else "SMTP_REFUSED"
-    return SmtpSendError(kind, f"{what}: {code} {text}".strip())
-
-
 def _no_test_mode() -> KwtSMSInputError:
     return KwtSMSInputError(
         "the e-mail channel has no test mode: every e-mail to sms@kwtsms.com is a live send. Turn "
         "test_mode off for this connection, or use the HTTP transport (transport='http') to test"
     )
+
+
+def _check_address(field: str, address: str) -> None:
+    """An address goes into a header and into MAIL FROM / RCPT TO, which smtplib sends in ASCII."""
+    check_one_line(field, address, _HINTS[field])
+    if not smtplib.quoteaddr(address).isascii():
+        raise SmtpFieldError(
+            field,
+            f"{field} {address!r} has an address outside ASCII, which SMTP sends only with SMTPUTF8 "
+            f"(not used here): {_HINTS[field]}",
+        )
+
+
+def _redactors(password: str, smtp_login: str | None, smtp_password: str | None) -> tuple[Redactor, ...]:
+    """What scrubs a relay's reply: both passwords, and the forms this sender puts them on the wire in.
+
+    Besides ``redact``'s forms (raw, JSON, URL, HTML): the API password quoted-printable, as a
+    body that must be so encoded carries it, and the relay password in base64, as AUTH PLAIN and
+    AUTH LOGIN send it (a relay may quote what it was sent).
+    """
+    secrets = [password, quoprimime.body_encode(password.encode("utf-8").decode("latin-1"))]
+    if smtp_password:
+        secrets.append(smtp_password)
+        wire = [smtp_password, f"\0{smtp_login or ''}\0{smtp_password}"]
+        secrets += [base64.b64encode(s.encode("utf-8")).decode("ascii") for s in wire]
+    return tuple(Redactor(secret) for secret in dict.fromkeys(secrets) if secret)
 
 
 def _require(name: str, value: object, hint: str) -> None:

@@ -350,3 +350,13 @@ def test_relay_settings_read_an_smtp_connection_like_the_smtp_provider():
         relay_settings(conn())
     with pytest.raises(KwtSMSInputError, match="disable_ssl"):
         relay_settings(conn(disable_ssl="maybe", from_email="a@b"))
+
+
+def test_a_sender_with_a_separator_injects_no_text_into_the_gateway(sb):
+    """str.splitlines() (the sandbox's reader) ends a line at \\x1c: the old body carried a second text."""
+    from airflow_provider_kwtsms.smtp_transport import SmtpFieldError
+
+    with make(sb) as sender, pytest.raises(SmtpFieldError) as caught:
+        sender.send("96598765432", "Hello", sender="KWT-SMS\x1ctext:Your account is closed")
+    assert caught.value.field == "sender"
+    assert sb.emails() == [] and sb.messages() == []  # refused before the relay was reached
