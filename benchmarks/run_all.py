@@ -696,14 +696,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.quick(runs) if args.quick else Settings.full(runs)
     output = Path(args.output) if args.output else (None if args.quick or only else RESULTS)
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     load_before = _load()
     _warm_bytecode()
     figures: dict[str, Figure] = {}
     for name in RUN_ORDER:
         if only and name not in only:
             continue
-        print(f"[{dt.datetime.now(dt.timezone.utc):%H:%M:%S}] {name} ...", file=sys.stderr, flush=True)
+        print(f"[{dt.datetime.now(dt.UTC):%H:%M:%S}] {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
             with _output_silenced():  # the client's log lines, once Airflow has set logging up
@@ -714,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         fig.seconds = time.perf_counter() - t0
         figures[name] = fig
     ordered = [figures[n] for n in ORDER if n in figures]
-    finished = dt.datetime.now(dt.timezone.utc)
+    finished = dt.datetime.now(dt.UTC)
     context = {
         "date": f"{started:%Y-%m-%d %H:%M} UTC, {(finished - started).total_seconds() / 60:.0f} minutes",
         "command": " ".join(["benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),

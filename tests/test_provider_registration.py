@@ -11,7 +11,6 @@ import jsonschema
 import pytest
 
 import airflow_provider_kwtsms
-
 from airflow_provider_kwtsms.get_provider_info import get_provider_info
 
 SCHEMAS = Path(airflow.__file__).parent
