@@ -24,8 +24,17 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms import answer
+from airflow_provider_kwtsms.constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_RATE,
+    DEFAULT_TIMEOUT,
+    MAX_BATCH,
+    SAME_NUMBER_WAIT,
+)
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import TokenBucket
+from airflow_provider_kwtsms.planning import build_plan, check_credits
 from airflow_provider_kwtsms.results import (
     FAILED,
     SENT,
@@ -43,8 +52,6 @@ from airflow_provider_kwtsms.transport import RateLimitedError, Transport
 if TYPE_CHECKING:
     import requests
 
-    from airflow_provider_kwtsms.phone import Recipients
-
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_RATE",
@@ -58,12 +65,9 @@ __all__ = [
     "SendPlan",
     "SendResult",
     "ValidationResult",
+    "check_credits",
 ]
 
-DEFAULT_BASE_URL = "https://www.kwtsms.com"
-MAX_BATCH = 200  # numbers per send request (ERR007 above)
-DEFAULT_RATE = 2.0  # requests per second: what the official clients keep to
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 
 logger = logging.getLogger("airflow_provider_kwtsms.client")
 
@@ -99,7 +103,7 @@ class RetryPolicy:
     queue_full_retries: int = 5
     queue_full_base: float = 5.0
     queue_full_cap: float = 60.0
-    same_number_wait: float = 15.5
+    same_number_wait: float = SAME_NUMBER_WAIT
     rate_limited_retries: int = 10
     max_consecutive_uncertain: int = 3
 
@@ -132,7 +136,8 @@ class KwtSMSClient:
         rate: float = DEFAULT_RATE,
         default_country: str | None = None,
         max_retries: int = 3,
-        max_pages: int = 7,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        smart_encoding: bool = True,
         session: requests.Session | None = None,
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -164,6 +169,7 @@ class KwtSMSClient:
         self.rate = float(rate)
         self.default_country = default_country
         self.max_pages = max_pages
+        self.smart_encoding = bool(smart_encoding)
         self.policy = replace(retry_policy or RetryPolicy(), max_retries=max_retries)
         self.last_balance: float | None = None  # refreshed by balance() and every accepted send
         self._clock = clock
@@ -293,48 +299,23 @@ class KwtSMSClient:
         test: bool | None = None,
         default_country: str | None = None,
         strict: bool = False,
+        smart_encoding: bool | None = None,
     ) -> SendPlan:
-        """Sort the recipients, clean and measure the text, cut the batches: no request made.
+        """Sort the recipients, clean and measure the text, cut the batches: no request made
+        (``planning.build_plan`` with this client's settings).
 
         Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a
         bad sender, or no valid number.
         """
-        from airflow_provider_kwtsms.message import clean_message, measure_message
-        from airflow_provider_kwtsms.phone import prepare_recipients
-
-        if not isinstance(message, str):
-            raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
-        cleaned = clean_message(message)
-        if not cleaned:
-            raise KwtSMSInputError(
-                "message is empty after cleaning (emoji, invisible characters and HTML tags are "
-                "removed because the gateway refuses or mangles them): give it some text"
-            )
-        info = measure_message(cleaned, self.max_pages)
-        if info.over_limit:
-            unit = "characters" if info.encoding == "GSM-7" else "UTF-16 units"
-            raise KwtSMSInputError(
-                f"message is too long: {info.pages} pages ({info.length} {unit} as {info.encoding}), "
-                f"the limit is {info.max_pages} pages; shorten it (or use message.trim_to_pages)"
-            )
-        sender = self.sender if sender is None else sender
-        _require_text("sender", sender, "a sender ID registered on the account")
-        recipients = prepare_recipients(
+        return build_plan(
             mobile,
+            message,
+            sender=self.sender if sender is None else sender,
+            test=self.test_mode if test is None else bool(test),
             default_country=self.default_country if default_country is None else default_country,
             strict=strict,
-        )
-        if not recipients.valid:
-            raise _no_valid_numbers(recipients)
-        batches = [recipients.valid[i : i + MAX_BATCH] for i in range(0, len(recipients.valid), MAX_BATCH)]
-        return SendPlan(
-            recipients=recipients,
-            message=cleaned,
-            info=info,
-            sender=sender,
-            test=self.test_mode if test is None else bool(test),
-            batches=batches,
-            estimate=len(recipients.valid) * info.pages,
+            max_pages=self.max_pages,
+            smart_encoding=self.smart_encoding if smart_encoding is None else smart_encoding,
         )
 
     def send(
@@ -349,6 +330,7 @@ class KwtSMSClient:
         max_credits: int | None = None,
         dry_run: bool = False,
         on_batch: OnBatch | None = None,
+        smart_encoding: bool | None = None,
     ) -> SendResult:
         """Send ``message`` to any number of recipients, 200 per request, paced at ``rate``.
 
@@ -360,17 +342,17 @@ class KwtSMSClient:
         ``on_batch(batch_result, done, total)`` is called as each batch ends.
         """
         plan = self.plan_send(
-            mobile, message, sender=sender, test=test, default_country=default_country, strict=strict
+            mobile,
+            message,
+            sender=sender,
+            test=test,
+            default_country=default_country,
+            strict=strict,
+            smart_encoding=smart_encoding,
         )
         check_credits(plan, max_credits)
         if dry_run:
-            logger.info(
-                "kwtSMS dry run: %d numbers, %d pages, estimate %d credits, %d batches",
-                len(plan.recipients.valid),
-                plan.pages,
-                plan.estimate,
-                len(plan.batches),
-            )
+            logger.info("kwtSMS dry run, nothing sent. %s", plan.describe())
             return SendResult(plan=plan, batches=[], dry_run=True)
         return self.send_plan(plan, on_batch=on_batch)
 
@@ -629,18 +611,6 @@ class KwtSMSClient:
         self._sleep(delay)
 
 
-def check_credits(plan: SendPlan, max_credits: int | None) -> None:
-    """Refuse a plan whose estimate is above ``max_credits`` (None: no limit)."""
-    if max_credits is None:
-        return
-    if plan.estimate > max_credits:
-        raise KwtSMSInputError(
-            f"this send needs {plan.estimate} credits ({len(plan.recipients.valid)} numbers x "
-            f"{plan.pages} pages), above max_credits={max_credits}; raise max_credits, shorten the "
-            f"message or send to fewer numbers"
-        )
-
-
 def _worth_retrying(exc: KwtSMSNetworkError) -> bool:
     """Network trouble and 5xx may pass; a 3xx/4xx without a kwtSMS answer will not."""
     return exc.http_status is None or exc.http_status >= 500 or exc.code == "BAD_ANSWER"
@@ -656,20 +626,6 @@ def _not_attempted(index: int, numbers: list[str], cause: BatchResult) -> BatchR
         f"{cause.error_code}, which would fail this batch too.",
         attempted=False,
     )
-
-
-def _no_valid_numbers(recipients: Recipients) -> KwtSMSInputError:
-    if recipients.total_inputs == 0:
-        exc = KwtSMSInputError("no recipients given: pass one number, a comma-separated string or a list")
-    else:
-        reasons = "; ".join(f"{i.input!r}: {i.reason}" for i in recipients.invalid[:5])
-        more = f" (and {len(recipients.invalid) - 5} more)" if len(recipients.invalid) > 5 else ""
-        exc = KwtSMSInputError(
-            f"no valid phone number among {recipients.total_inputs} inputs: {reasons}{more}. Give "
-            f"numbers with their country code (e.g. 96598765432) or set default_country"
-        )
-    exc.recipients = recipients  # type: ignore[attr-defined]  # so callers can still report each input
-    return exc
 
 
 def _log_batch(batch: BatchResult, done: int, total: int) -> None:

@@ -10,3 +10,12 @@ DEFAULT_CONN_ID = "kwtsms_default"
 # What a send does with a batch whose answer was lost and the balance cannot tell.
 ON_UNCERTAIN = ("skip", "resend", "fail")
 DEFAULT_ON_UNCERTAIN = "fail"
+
+# The gateway and its limits. One home for each: the client, the SMTP channel, the hook and the
+# planner read them from here.
+DEFAULT_BASE_URL = "https://www.kwtsms.com"
+MAX_BATCH = 200  # numbers per send request or e-mail (ERR007 above)
+DEFAULT_RATE = 2.0  # requests (or e-mails) per second: what the official clients keep to
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+DEFAULT_MAX_PAGES = 7  # the gateway's page limit (ERR012 above)
+SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule for one number, plus a margin for clock differences

@@ -116,10 +116,29 @@ class SendPlan:
     test: bool
     batches: list[list[str]]
     estimate: int  # credits: valid numbers x pages
+    replaced_characters: int = 0  # look-alikes sent in their GSM-7 form (smart encoding)
+    credits_saved: int = 0  # what smart encoding saved: (pages as written - pages sent) x numbers
 
     @property
     def pages(self) -> int:
         return self.info.pages
+
+    def describe(self) -> str:
+        """One line for the task log: inputs, text, batches, the estimate, and what smart encoding
+        saved. The one plan line of every channel and adapter."""
+        r = self.recipients
+        smart = (
+            f"; smart encoding replaced {self.replaced_characters} character(s), saving "
+            f"{self.credits_saved} credit(s)"
+            if self.replaced_characters
+            else ""
+        )
+        return (
+            f"Plan: {r.total_inputs} inputs -> {len(r.valid)} valid, {len(r.invalid)} invalid, "
+            f"{len(r.duplicates)} duplicates; {self.info.encoding}, {self.info.length} characters, "
+            f"{self.pages} page(s); {len(self.batches)} batches; estimate {self.estimate} credits; "
+            f"sender {self.sender}{'; TEST MODE (queued, not delivered)' if self.test else ''}{smart}."
+        )
 
 
 @dataclass
@@ -237,6 +256,10 @@ class SendResult:
             "length": self.plan.info.length,
             "pages": self.plan.info.pages,
             "estimate": self.plan.estimate,
+            "smart_encoding": {
+                "replaced_characters": self.plan.replaced_characters,
+                "credits_saved": self.plan.credits_saved,
+            },
             "msg_ids": self.msg_ids,
             "numbers_sent": self.numbers_sent,
             "points_charged": self.points_charged,

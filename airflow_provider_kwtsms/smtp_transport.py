@@ -47,6 +47,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms import planning
+from airflow_provider_kwtsms.constants import DEFAULT_RATE, MAX_BATCH, SAME_NUMBER_WAIT
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import TokenBucket
 from airflow_provider_kwtsms.redact import Redactor
@@ -70,9 +72,6 @@ __all__ = [
 
 SMS_ADDRESS = "sms@kwtsms.com"
 SUBMITTED_UNCONFIRMED = "submitted_unconfirmed"  # the batch state shown in summaries
-MAX_BATCH = 200
-DEFAULT_RATE = 2.0  # e-mails per second, as the HTTP client's requests
-SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule, plus a margin for clock differences
 LANG_ENGLISH = "1"  # GSM-7 text
 LANG_UTF8 = "3"  # "Arabic (UTF-8)": any text outside GSM-7, since the body is UTF-8
 MAX_8BIT_LINE = 990  # RFC 5321 allows 998 octets a line; longer bodies go quoted-printable
@@ -499,12 +498,10 @@ class KwtSMSSmtpSender:
         ``balance_over_http``) the API says the balance is too low or the sender is unknown.
         Relay failures are in the result (``raise_for_status()``), as with ``KwtSMSClient.send``.
         """
-        from airflow_provider_kwtsms.client import check_credits
-
         plan = self.plan_send(
             mobile, message, sender=sender, test=test, default_country=default_country, strict=strict
         )
-        check_credits(plan, max_credits)
+        planning.check_credits(plan, max_credits)
         if dry_run:
             return SmtpSendResult(plan=plan, batches=[], dry_run=True)
         self.preflight(plan)

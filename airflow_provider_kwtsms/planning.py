@@ -1,0 +1,100 @@
+"""Planning a send: who, what text, how many pages, which batches, what it costs. No request.
+
+Pure: the HTTP client and the SMTP channel both plan through ``build_plan``, so the same inputs
+give the same plan whichever channel sends it, and ``check_credits`` is the one credit cap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, MAX_BATCH
+from airflow_provider_kwtsms.errors import KwtSMSInputError
+from airflow_provider_kwtsms.results import SendPlan
+
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.phone import Recipients
+
+
+def build_plan(
+    mobile: Any,
+    message: str,
+    *,
+    sender: str,
+    test: bool,
+    default_country: str | int | None = None,
+    strict: bool = False,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    smart_encoding: bool = True,
+) -> SendPlan:
+    """Sort the recipients, clean the text (and, with ``smart_encoding``, keep it GSM-7 where a
+    look-alike allows), measure it and cut the batches.
+
+    Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a bad
+    sender, or no valid number."""
+    from airflow_provider_kwtsms.message import clean_message, measure_message
+    from airflow_provider_kwtsms.phone import prepare_recipients
+    from airflow_provider_kwtsms.smart_encoding import SmartText, smart_encode
+
+    if not isinstance(message, str):
+        raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
+    cleaned = clean_message(message)
+    if not cleaned:
+        raise KwtSMSInputError(
+            "message is empty after cleaning (emoji, invisible characters and HTML tags are "
+            "removed because the gateway refuses or mangles them): give it some text"
+        )
+    smart = smart_encode(cleaned) if smart_encoding else SmartText(cleaned)
+    info = measure_message(smart.text, max_pages)
+    if info.over_limit:
+        unit = "characters" if info.encoding == "GSM-7" else "UTF-16 units"
+        raise KwtSMSInputError(
+            f"message is too long: {info.pages} pages ({info.length} {unit} as {info.encoding}), "
+            f"the limit is {info.max_pages} pages; shorten it (or use message.trim_to_pages)"
+        )
+    if not isinstance(sender, str) or not sender.strip():
+        raise KwtSMSInputError(
+            f"sender must be a non-empty string (a sender ID registered on the account), got {sender!r}"
+        )
+    recipients = prepare_recipients(mobile, default_country=default_country, strict=strict)
+    if not recipients.valid:
+        raise no_valid_numbers(recipients)
+    valid = recipients.valid
+    return SendPlan(
+        recipients=recipients,
+        message=smart.text,
+        info=info,
+        sender=sender,
+        test=bool(test),
+        batches=[valid[i : i + MAX_BATCH] for i in range(0, len(valid), MAX_BATCH)],
+        estimate=len(valid) * info.pages,
+        replaced_characters=smart.replaced,
+        credits_saved=smart.pages_saved * len(valid),
+    )
+
+
+def check_credits(plan: SendPlan, max_credits: int | None) -> None:
+    """Refuse a plan whose estimate is above ``max_credits`` (None: no limit)."""
+    if max_credits is None:
+        return
+    if plan.estimate > max_credits:
+        raise KwtSMSInputError(
+            f"Nothing was sent: this send needs {plan.estimate} credits ({len(plan.recipients.valid)} "
+            f"numbers x {plan.pages} pages), above max_credits={max_credits}; raise max_credits, "
+            "shorten the message or send to fewer numbers"
+        )
+
+
+def no_valid_numbers(recipients: Recipients) -> KwtSMSInputError:
+    """The error for a send without one valid number; it carries the sorted ``recipients``."""
+    if recipients.total_inputs == 0:
+        exc = KwtSMSInputError("no recipients given: pass one number, a comma-separated string or a list")
+    else:
+        reasons = "; ".join(f"{i.input!r}: {i.reason}" for i in recipients.invalid[:5])
+        more = f" (and {len(recipients.invalid) - 5} more)" if len(recipients.invalid) > 5 else ""
+        exc = KwtSMSInputError(
+            f"no valid phone number among {recipients.total_inputs} inputs: {reasons}{more}. Give "
+            f"numbers with their country code (e.g. 96598765432) or set default_country"
+        )
+    exc.recipients = recipients  # type: ignore[attr-defined]  # so callers can still report each input
+    return exc
