@@ -38,3 +38,11 @@ def test_readme_links_to_existing_files():
     assert local, "the README links to no docs page"
     missing = [t for t in local if not (REPO / t).exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+def test_the_smart_encoding_table_in_the_docs_lists_every_lookalike():
+    from airflow_provider_kwtsms.smart_encoding import _FULLWIDTH, LOOKALIKES
+
+    page = (REPO / "docs" / "message-text.md").read_text(encoding="utf-8")
+    missing = [f"U+{ord(c):04X}" for c in LOOKALIKES if c not in _FULLWIDTH and f"U+{ord(c):04X}" not in page]
+    assert not missing, f"docs/message-text.md lacks {missing}"
