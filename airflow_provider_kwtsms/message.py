@@ -59,15 +59,17 @@ _PICTOGRAPH_RANGES = (
     (0xE0100, 0xE01EF),  # variation selectors supplement
 )
 
-# An HTML/XML tag: "<" immediately followed by a tag name (or "/name"), optional attributes, ">".
-# "x < y and y > z" (space after "<") and "a<b" (never closed) are not tags.
-_TAG = re.compile(
-    r"<(?:!--.*?--|![A-Za-z][^<>]*|/?[A-Za-z][A-Za-z0-9:._-]*(?:\s[^<>]*)?/?)>",
-    re.DOTALL,
-)
+# An HTML/XML tag is "<" + one of these bodies + ">": a comment ("!--" ... "--", anything between),
+# a declaration ("!" then a letter) or an element ("/"? then a name, optional attributes, "/"?).
+# Only a comment may hold "<" or ">"; "x < y and y > z" (space after "<") and "a<b" are not tags.
+# The bodies are matched whole (fullmatch) against text already known to hold no angle bracket:
+# every quantifier in them stops at the end of that text, so each match is linear in its length.
+_TAG_BODY = re.compile(r"![A-Za-z][^<>]*|/?[A-Za-z][A-Za-z0-9:._-]*(?:\s[^<>]*)?/?", re.DOTALL)
+_BREAK_BODY = re.compile(r"(?:br|BR|Br|bR)\s*/?")
+_ANGLES = re.compile(r"([<>])")
+_TAG_OPENING = re.compile(r"<[A-Za-z/!]")
 # What _keep() drops from ASCII text: control characters other than newline and tab.
 _ASCII_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_BREAK_TAG = re.compile(r"<(?:br|BR|Br|bR)\s*/?>")
 
 
 def _is_pictograph(code: int) -> bool:
@@ -87,18 +89,108 @@ def _keep(char: str) -> bool:
 
 
 def contains_html(text: str) -> bool:
-    """True when ``text`` holds an HTML tag (the gateway refuses those with ERR027)."""
-    return _TAG.search(text) is not None
+    """True when ``text`` holds an HTML tag (the gateway refuses those with ERR027).
+
+    Exactly when ``clean_message`` would remove something as a tag: the same scan decides both.
+    """
+    return _scan_tags(text, stop_at_first_tag=True) is None
 
 
 def _strip_tags(text: str) -> str:
-    # Removing one tag can join the halves of another ("<<b>b>"): repeat until none is left.
-    for _ in range(100):
-        stripped = _TAG.sub("", _BREAK_TAG.sub("\n", text))
-        if stripped == text:
-            return stripped
-        text = stripped
-    return _TAG.sub("", text).replace("<", "")  # pathological nesting: no tag can survive this
+    """``text`` without its tags (``<br>`` becomes a newline); what is left holds no tag."""
+    stripped = _scan_tags(text, stop_at_first_tag=False)
+    assert stripped is not None
+    return stripped
+
+
+def _scan_tags(text: str, stop_at_first_tag: bool) -> str | None:
+    """One left-to-right pass: the text without its tags, or None at the first tag when asked.
+
+    The output is kept as a stack of pieces ("<", ">" or text without angle brackets). When a ">"
+    arrives, a tag ending there is removed at once, so removing one tag can complete another
+    ("<<b>b>" leaves nothing): the output never holds a tag, whatever the nesting. Each piece is
+    pushed once and popped at most once, and the text after the last bracket is read once per
+    ">" (then either removed or walled off by the ">" that stays): linear in the input.
+    """
+    if ">" not in text or _TAG_OPENING.search(text) is None:
+        # No tag here: removing one tag can complete another, but only once a first one is found,
+        # and every tag starts with "<" then a letter, "/" or "!".
+        return text
+    parts = _ANGLES.split(text)  # text, bracket, text, bracket, ..., text (texts may be empty)
+    out: list[str] = [parts[0]] if parts[0] else []
+    angles: list[int] = []  # indices in out of the "<" and ">" pieces
+    # Indices of the "<" pieces that open a comment ("<!--"), among those followed by a bracket.
+    comments: list[int] = []
+    for i in range(1, len(parts), 2):
+        if parts[i] == "<":
+            _note_comment(out, angles, comments)
+            angles.append(len(out))
+            out.append("<")
+        elif not angles or angles[-1] == len(out) - 1:
+            angles.append(len(out))  # nothing between two brackets (or none before): no tag ends here
+            out.append(">")
+        else:
+            start, is_break = _tag_ending_here(out, angles, comments)
+            if start is None:
+                _note_comment(out, angles, comments)
+                angles.append(len(out))
+                out.append(">")
+            elif stop_at_first_tag:
+                return None
+            else:
+                del out[start:]
+                while angles and angles[-1] >= start:
+                    angles.pop()
+                while comments and comments[-1] >= start:
+                    comments.pop()
+                if is_break:
+                    out.append("\n")
+        if parts[i + 1]:
+            out.append(parts[i + 1])
+    return "".join(out)
+
+
+def _opens_comment(out: list[str], at: int) -> bool:
+    """Whether the "<" at out[at] is followed by "!--" (the pieces after it hold no bracket)."""
+    return "".join(piece[:3] for piece in out[at + 1 : at + 4]).startswith("!--")
+
+
+def _note_comment(out: list[str], angles: list[int], comments: list[int]) -> None:
+    """Before a bracket is pushed: record whether the last "<" (now followed by it) opens a comment."""
+    if angles:
+        last = angles[-1]
+        if (
+            last + 1 < len(out)
+            and out[last + 1][0] == "!"
+            and out[last] == "<"
+            and (not comments or comments[-1] != last)
+            and _opens_comment(out, last)
+        ):
+            comments.append(last)
+
+
+def _tag_ending_here(out: list[str], angles: list[int], comments: list[int]) -> tuple[int | None, bool]:
+    """(index in out where a tag ending with the ">" about to be pushed starts, whether it is a
+    <br>), or (None, False). A comment from the earliest "<!--" wins (as the leftmost match)."""
+    if not angles:
+        return None, False
+    last = angles[-1]
+    after = out[last + 1 :]  # text pieces only
+    if not after:
+        return None, False
+    # The last two characters, which may lie in two pieces (when a tag between them was removed).
+    ending = after[-1][-2:] if len(after[-1]) > 1 or len(after) == 1 else after[-2][-1:] + after[-1]
+    if ending == "--":
+        start = comments[0] if comments else last if out[last] == "<" and _opens_comment(out, last) else None
+        # "<!---->" is the shortest comment: the "--" closing it cannot be the one opening it.
+        if start is not None and (start != last or sum(map(len, after)) >= 5):
+            return start, False
+    if out[last] != "<":
+        return None, False
+    body = "".join(after)
+    if _TAG_BODY.fullmatch(body) is None:
+        return None, False
+    return last, _BREAK_BODY.fullmatch(body) is not None
 
 
 def clean_message(text: str) -> str:

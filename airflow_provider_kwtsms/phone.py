@@ -19,10 +19,11 @@ import re
 import re._parser as sre  # the pattern parser, to see how many trailing digits a pattern leaves free
 import unicodedata
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache, lru_cache
 from itertools import compress, repeat
+from numbers import Number
 from operator import not_
 from typing import Any
 
@@ -55,7 +56,10 @@ _DROPPED_BYTES = bytes(i for i in range(256) if i not in _KEPT_BYTES)
 _SEPARATORS = re.compile(r"[,;\r\n]")
 # One separator: a comma or semicolon with any white space (newlines too) around it, or a run of
 # line breaks. "a;\nb" and "a\n\nb" are two entries; "a,,b" keeps its empty middle entry.
-_SPLIT = re.compile(r"\s*[,;]\s*|\s*[\r\n]\s*")
+# The look-behinds keep it linear: a match may start inside a run of white space only where the
+# previous separator ended, and there only at a comma or semicolon; without them, every position of
+# a long run of spaces ("1,a" + " " * n + "b") rescanned the rest of the run (20 KB took 9 s).
+_SPLIT = re.compile(r"(?<!\s)\s*[,;]\s*|(?<!\s)\s*[\r\n]\s*|[,;]\s*")
 _BLANK_ENDS = " \t\r\n\f\v,;"
 
 _ACCEPTED_TYPES = frozenset((nb.MOBILE, nb.FIXED_LINE_OR_MOBILE))
@@ -122,7 +126,13 @@ def _resolve_home(default_country: str | int | None) -> _Home | None:
     """ "KW", "kw", "965", "+965", "00965" or 965 -> the country's calling code; None stays None."""
     if default_country is None:
         return None
-    text = str(default_country).strip()
+    text = _entry(default_country)
+    if text.__class__ is _Refused:
+        raise KwtSMSInputError(
+            f"default_country {str(text)!r} is not a country: give an ISO country code such as 'KW' "
+            "or a calling code such as '965'."
+        )
+    text = text.strip()
     if not text:
         return None
     digits = text[1:] if text.startswith("+") else text
@@ -329,23 +339,141 @@ def _message(shown: str, tail: str) -> str:
     return repr(shown) + tail if shown else _EMPTY_MESSAGE
 
 
-def _check(raw: Any, home: _Home | None, strict: bool) -> _Verdict:
-    text = _text(raw)
+def _check(text: str, home: _Home | None, strict: bool) -> _Verdict:
     if not text.strip():
         return _EMPTY
     return _verdict(_key(text), home, strict)
 
 
-def _text(raw: Any) -> str:
+# --- one input as the text of one entry ----------------------------------------------------------
+
+
+class _Refused(str):
+    """The text of an entry refused for what it is, whatever its digits (a fractional float, an
+    int too big to write out, a mapping...), with the reason (the whole message)."""
+
+    reason: str
+
+    def __new__(cls, text: str, reason: str = "") -> _Refused:
+        entry = super().__new__(cls, text)
+        entry.reason = reason
+        return entry
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _Refused, (str(self), self.reason)
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+# Past this size a number is no phone number, and int -> str may refuse it (sys.int_info's limit).
+_HUGE_BITS = 996  # about 300 digits
+_HUGE = 1 << _HUGE_BITS
+_GIVE_DIGITS = "give the phone number as digits with its country code, e.g. '96598765432'."
+
+
+def _huge_int(value: int) -> _Refused:
+    digits = int(value.bit_length() * 0.30103) + 1  # without writing the number out
+    text = f"<int of about {digits} digits>"
+    return _Refused(
+        text,
+        f"an int of about {digits} digits is too long to be a phone number (at most {MAX_DIGITS} "
+        f"digits with the country code): {_GIVE_DIGITS}",
+    )
+
+
+def _shown(value: Any) -> str:
+    """str(value) for a message, or its type when that fails."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__} object>"
+
+
+def _number_entry(value: Any) -> str:
+    """A number other than an int (float, Decimal, Fraction, numpy...): the digits of a whole one,
+    else a refusal. A fraction is refused, not read digit by digit: 96598765432.5 is no number."""
+    try:
+        if value != value:
+            text = _shown(value)
+            return _Refused(text, f"{text!r} is not a number (NaN): {_GIVE_DIGITS}")
+        if value >= _HUGE or value <= -_HUGE:  # infinity too (compared, not computed: no overflow)
+            text = _shown(value)
+            return _Refused(
+                text,
+                f"{text!r} is too big to be a phone number (at most {MAX_DIGITS} digits with the "
+                f"country code): {_GIVE_DIGITS}",
+            )
+        whole = int(value)
+        fractional = whole != value
+    except Exception:  # complex, a signalling NaN, a type without int(): not a whole number
+        fractional = True
+    if fractional:
+        text = _shown(value)
+        return _Refused(text, f"{text!r} is not a whole number, so not a phone number: {_GIVE_DIGITS}")
+    return str(whole)
+
+
+def _entry(raw: Any) -> str:
+    """One value that is not a list of values, as the text of one entry (bytes decoded, a whole
+    number written out; None is an empty entry). Never raises."""
     if isinstance(raw, str):
         return raw
     if raw is None:
         return ""
-    if isinstance(raw, float) and raw.is_integer():
-        return str(int(raw))  # 96598765432.0 from a spreadsheet column
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "replace")
-    return str(raw)
+    if isinstance(raw, int):
+        return str(raw) if raw.bit_length() <= _HUGE_BITS else _huge_int(raw)
+    if isinstance(raw, _BYTES_LIKE):
+        return bytes(raw).decode("utf-8", "replace")
+    if isinstance(raw, Number):
+        return _number_entry(raw)
+    if isinstance(raw, Mapping):
+        name = type(raw).__name__
+        return _Refused(
+            f"<{name}>",
+            f"a {name} (a mapping) is not a phone number: give the phone numbers as a list or "
+            "as one comma-separated string.",
+        )
+    name = type(raw).__name__
+    if type(raw).__str__ is object.__str__ and type(raw).__repr__ is object.__repr__:
+        # "<object object at 0x7f...>": digits of a memory address, not of a phone number.
+        return _Refused(
+            f"<{name} object>",
+            f"an object of type {name} is not a phone number (it has no text of its own): {_GIVE_DIGITS}",
+        )
+    try:
+        text = str(raw)
+    except Exception as error:
+        return _Refused(
+            f"<{name} object>",
+            f"an object of type {name} could not be read as text (str() raised {type(error).__name__}): "
+            f"{_GIVE_DIGITS}",
+        )
+    # One value, one entry: its text is not split, and a newline in it (which would end the entry
+    # in _keys' joined text) counts as a space, like the other separators its digits ignore.
+    return text.replace("\n", " ") if "\n" in text else text
+
+
+def _iterator(raw: Any) -> Any:
+    """An iterator over raw's values when raw is a list of values (list, tuple, set, generator...),
+    else None. Text, bytes and mappings are values, not lists."""
+    if isinstance(raw, (list, tuple)):
+        return iter(raw)
+    if isinstance(raw, (str, *_BYTES_LIKE, Mapping)) or not hasattr(type(raw), "__iter__"):
+        return None
+    try:
+        return iter(raw)
+    except TypeError:  # declares __iter__ but refuses (a numpy 0-d array): one value
+        return None
+
+
+def _single(raw: Any) -> str:
+    """validate_phone's input as the text of one entry; a list of values is refused."""
+    if _iterator(raw) is not None:
+        name = type(raw).__name__
+        return _Refused(
+            f"<{name}>",
+            f"a {name} is not one phone number: validate each number, or use prepare_recipients for several.",
+        )
+    return _entry(raw)
 
 
 # --- public API ---------------------------------------------------------------------------------
@@ -356,8 +484,11 @@ def validate_phone(
 ) -> PhoneCheck:
     """Validates one number: never raises for a bad number, only for a bad default_country."""
     home = _resolve_home(default_country)
-    ok, number, tail = _check(raw, home, strict)
-    return PhoneCheck(ok, number, None if ok else _message(_text(raw).strip(), tail))  # type: ignore[arg-type]
+    text = _single(raw)
+    if text.__class__ is _Refused:
+        return PhoneCheck(False, "", text.reason)  # type: ignore[attr-defined]
+    ok, number, tail = _check(text, home, strict)
+    return PhoneCheck(ok, number, None if ok else _message(text.strip(), tail))  # type: ignore[arg-type]
 
 
 def normalize_phone(raw: str | int, default_country: str | int | None = None) -> str:
@@ -368,39 +499,88 @@ def normalize_phone(raw: str | int, default_country: str | int | None = None) ->
     whether the result is a number that can receive SMS.
     """
     home = _resolve_home(default_country)
-    return _check(raw, home, False)[1]
+    text = _single(raw)
+    return "" if text.__class__ is _Refused else _check(text, home, False)[1]
 
 
 def split_recipients(value: Any) -> list[str]:
     """Raw inputs as a list of strings, one per recipient.
 
-    A string is split on commas, semicolons and newlines; separators and white space at its two
-    ends are ignored (a trailing comma, a final newline), but an empty entry between two
-    separators ("a,,b") is kept as "" so that it is reported instead of silently lost. Any other
-    iterable gives one entry per item (strings among them are split the same way); numbers are
-    turned into digits; None and empty items are kept as "" (reported as empty entries).
+    A string (or bytes) is split on commas, semicolons and newlines; separators and white space at
+    its two ends are ignored (a trailing comma, a final newline), but an empty entry between two
+    separators ("a,,b") is kept as "" so that it is reported instead of silently lost. A list,
+    tuple, set or other iterable gives its items, flattened at any depth (strings among them are
+    split the same way). Any other value is one entry: a whole number its digits, None an empty
+    entry (""), an object its str(). A value that cannot be a phone number whatever its digits
+    (a fractional or NaN float, an int of hundreds of digits, a dict, a list that holds itself)
+    is one entry that prepare_recipients and validate_phone reject with the reason.
     """
+    return _split(value)[0]
+
+
+def _split(value: Any) -> tuple[list[str], list[int]]:
+    """split_recipients(value), and the positions of its refused entries (see _Refused)."""
     if value is None:
-        return []
-    if isinstance(value, (str, bytes)):
-        return _split_text(_text(value))
-    if isinstance(value, (int, float)):
-        return [_text(value)]
+        return [], []
+    if isinstance(value, str) and value.__class__ is not _Refused:
+        return _split_text(value), []
+    if isinstance(value, _BYTES_LIKE):
+        return _split_text(_entry(value)), []
     out: list[str] = []
+    refused: list[int] = []
     append = out.append
-    for item in value:
-        if isinstance(item, str):
-            if "," in item or ";" in item or "\n" in item or "\r" in item:
-                out.extend(_split_text(item) or [""])
+    items = _iterator(value)
+    if items is None:  # one value
+        entry = _entry(value)
+        if entry.__class__ is _Refused:
+            refused.append(0)
+        return [entry], refused
+    # Depth first, without recursion (any depth); the ids of the lists being read, to refuse one
+    # that holds itself instead of reading it forever.
+    stack = [items]
+    reading = [id(value)]
+    while stack:
+        for item in stack[-1]:
+            cls = item.__class__
+            if cls is str:
+                if "," in item or ";" in item or "\n" in item or "\r" in item:
+                    out.extend(_split_text(item) or [""])
+                else:
+                    append(item)
+            elif cls is int:
+                append(str(item) if item.bit_length() <= _HUGE_BITS else _huge_int(item))
+            elif item is None:
+                append("")
             else:
-                append(item)
-        else:
-            text = _text(item)
-            if _SEPARATORS.search(text):
-                out.extend(_split_text(text) or [""])
-            else:
-                append(text)
-    return out
+                inner = _iterator(item)
+                if inner is None:
+                    entry = _entry(item)
+                    if isinstance(item, (str, *_BYTES_LIKE)) and cls is not _Refused:
+                        out.extend(_split_text(entry) or [""])  # text: split like a str
+                    else:
+                        append(entry)
+                elif id(item) in reading:
+                    name = type(item).__name__
+                    append(
+                        _Refused(
+                            f"<{name} holding itself>",
+                            f"a {name} that holds itself is not a phone number: give each phone "
+                            "number once, in a list without cycles.",
+                        )
+                    )
+                else:
+                    stack.append(inner)
+                    reading.append(id(item))
+                    break  # read the inner list first, then go on with this one
+                if out and out[-1].__class__ is _Refused:
+                    refused.append(len(out) - 1)
+                continue
+            if cls is int and out[-1].__class__ is _Refused:
+                refused.append(len(out) - 1)
+        else:  # this list is done
+            stack.pop()
+            reading.pop()
+    return out, refused
 
 
 def _split_text(text: str) -> list[str]:
@@ -410,8 +590,9 @@ def _split_text(text: str) -> list[str]:
     return [part.strip() for part in _SPLIT.split(text)] if _SEPARATORS.search(text) else [text]
 
 
-def _items(value: Any) -> tuple[list[str], str | None]:
-    """split_recipients(value), and the items joined by newlines when that came for free.
+def _items(value: Any) -> tuple[list[str], str | None, list[int]]:
+    """split_recipients(value), the items joined by newlines when that came for free, and the
+    positions of the refused entries (see _Refused).
 
     The common bulk input, a list of strings without separators, is recognised at C speed.
     """
@@ -427,8 +608,9 @@ def _items(value: Any) -> tuple[list[str], str | None]:
                 and "\r" not in joined
                 and joined.count("\n") == len(value) - 1
             ):
-                return list(value), joined
-    return split_recipients(value), None
+                return list(value), joined, []
+    items, refused = _split(value)
+    return items, None, refused
 
 
 def prepare_recipients(
@@ -439,14 +621,23 @@ def prepare_recipients(
     Every entry of ``split_recipients(raws)`` lands in exactly one of the three lists.
     """
     home = _resolve_home(default_country)
-    items, joined = _items(raws)
+    items, joined, refused = _items(raws)
     # A big list allocates millions of small objects and no cycles: the cyclic garbage collector
     # would only re-scan them again and again, so it pauses meanwhile.
     pause_gc = len(items) > 10_000 and gc.isenabled()
     if pause_gc:
         gc.disable()
     try:
-        return _sort(items, _keys(items, joined), home, strict)
+        keys = _keys(items, joined)
+        for i in refused:
+            keys[i] = "@"  # judged invalid whatever its digits; its own reason replaces the verdict's
+        recipients = _sort(items, keys, home, strict)
+        if refused:
+            recipients.invalid = [
+                InvalidInput(str(bad.input), bad.input.reason) if bad.input.__class__ is _Refused else bad
+                for bad in recipients.invalid
+            ]
+        return recipients
     finally:
         if pause_gc:
             gc.enable()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,6 +86,111 @@ def test_clean_never_fails_and_is_idempotent(text):
     cleaned.encode("utf-8")  # no lone surrogates left
     assert all(c in "\n\t" or (ord(c) >= 0x20 and not 0x7F <= ord(c) < 0xA0) for c in cleaned)
     measure_message(cleaned)
+
+
+# --- tags: linear, and nothing left behind --------------------------------------------------------
+
+# The tag pattern clean_message used before its single scan: quadratic ("<!--" * 40000 took 81 s),
+# kept here as the reference for what a tag is, on short texts only.
+REFERENCE_TAG = re.compile(
+    r"<(?:!--.*?--|![A-Za-z][^<>]*|/?[A-Za-z][A-Za-z0-9:._-]*(?:\s[^<>]*)?/?)>",
+    re.DOTALL,
+)
+HTML_PIECES = ["<", ">", "!", "-", "--", "/", "b", "r", "br", "a", " ", "\n", "x"]
+HTML_PIECES += ["<!--", "-->", "<b>", "</b>"]
+html_like = st.lists(st.sampled_from(HTML_PIECES), max_size=24).map("".join)
+
+MEGABYTE = 1 << 20
+
+
+def _repeat(unit: str, size: int = MEGABYTE) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+# The texts that made the old regexes (or a naive scan) rescan the rest of the text from every "<".
+WORST_CASES = {
+    "comment openings": lambda n: _repeat("<!--", n),
+    "unclosed brackets": lambda n: _repeat("<", n),
+    "empty brackets": lambda n: _repeat("<>", n),
+    "unclosed elements": lambda n: _repeat("<a ", n),
+    "unclosed declarations": lambda n: _repeat("<!a", n),
+    "nested elements": lambda n: "<" * (n // 3) + "b>" * (n // 3),
+    "line breaks": lambda n: _repeat("<br>", n),
+    "empty comments": lambda n: _repeat("<!---->", n),
+    "comments holding brackets": lambda n: _repeat("<!--<-->", n),
+    "one long element": lambda n: "<a " + "x" * n,
+    "one long comment": lambda n: "<!--" + "-" * n,
+}
+
+
+def test_comments_and_nested_tags_removed():
+    assert clean_message("a<!-- x <b>y</b> -- z -->b") == "ab"
+    assert clean_message("a<!---->b<!-->c") == "ab<!-->c"  # "<!-->" is not a comment
+    assert clean_message("<<<b>b>b>text<</b>/b>") == "text"
+    assert clean_message("<b<br>>x") == "x"
+    assert clean_message("<!DOCTYPE html><p>hi</p>") == "hi"
+
+
+@pytest.mark.timeout(20)  # a scan that rescans the rest of the text from every "<" takes hours
+@pytest.mark.parametrize("name", sorted(WORST_CASES))
+def test_cleaning_a_megabyte_of_the_worst_inputs_finishes(name):
+    text = WORST_CASES[name](MEGABYTE)
+    cleaned = clean_message(text)
+    assert not contains_html(cleaned)
+    assert len(cleaned) <= len(text)
+
+
+class _CountingPattern:
+    """A compiled pattern whose fullmatch counts the characters it is given."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.chars = 0
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        self.chars += len(text)
+        return self.pattern.fullmatch(text)
+
+
+@pytest.mark.parametrize("name", sorted(WORST_CASES))
+def test_tag_scan_reads_each_character_a_bounded_number_of_times(name, monkeypatch):
+    # Deterministic linearity: the characters handed to the tag-body patterns, for n and 2n
+    # characters of input. A scan that rescans from every "<" reads about n*n/2 of them.
+    from airflow_provider_kwtsms import message
+
+    work = {}
+    for size in (20_000, 40_000):
+        body = _CountingPattern(message._TAG_BODY)
+        breaks = _CountingPattern(message._BREAK_BODY)
+        monkeypatch.setattr(message, "_TAG_BODY", body)
+        monkeypatch.setattr(message, "_BREAK_BODY", breaks)
+        text = WORST_CASES[name](size)
+        message._strip_tags(text)
+        work[size] = body.chars + breaks.chars
+        monkeypatch.undo()
+        assert work[size] <= 2 * size
+    assert work[40_000] <= 2 * work[20_000] + 8
+
+
+@settings(max_examples=500, deadline=None)
+@given(html_like)
+def test_contains_html_finds_exactly_the_tags_of_the_reference_pattern(text):
+    assert contains_html(text) == (REFERENCE_TAG.search(text) is not None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(html_like, st.text()))
+def test_cleaned_html_holds_no_tag_is_stable_and_never_longer(text):
+    from airflow_provider_kwtsms.message import _strip_tags
+
+    stripped = _strip_tags(text)
+    assert REFERENCE_TAG.search(stripped) is None and not contains_html(stripped)
+    assert contains_html(text) == (stripped != text)  # contains_html agrees with what is stripped
+    assert len(stripped) <= len(text)  # a <br> becomes one newline, shorter than the tag
+    cleaned = clean_message(text)
+    assert not contains_html(cleaned)
+    assert clean_message(cleaned) == cleaned
+    assert len(cleaned) <= len(text)
 
 
 @settings(max_examples=200, deadline=None)
