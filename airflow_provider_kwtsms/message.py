@@ -34,6 +34,7 @@ _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890
 _INVISIBLE = frozenset(
     "\ufeff\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\u00ad\u200e\u200f"
     "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c\u180e"
+    "\ufffc"  # object replacement character (a pasted image's placeholder): every official client strips it
 )
 
 # Emoji and pictographs, as code-point ranges (inclusive). Kept out of the message because the
@@ -193,22 +194,57 @@ def _tag_ending_here(out: list[str], angles: list[int], comments: list[int]) -> 
     return last, _BREAK_BODY.fullmatch(body) is not None
 
 
+@dataclass(frozen=True)
+class CleanedText:
+    """The text as it should be sent, and how many emoji, invisible and control characters were
+    removed (so that a plan can say so rather than change the text in silence)."""
+
+    text: str
+    removed: int = 0
+
+
 def clean_message(text: str) -> str:
     """The text as it should be sent.
 
     Arabic-Indic and Persian digits become Latin digits; emoji and pictographs, invisible
-    characters (BOM, zero-width, soft hyphen, bidi controls) and control characters other than
-    newline and tab are removed (a carriage return becomes a newline); HTML tags are removed
-    (``<br>`` becomes a newline) while comparisons such as ``x < y and y > z`` stay. Arabic
-    letters and diacritics are kept as they are. Leading and trailing whitespace is trimmed, so
-    a message of only emoji or spaces comes out empty.
+    characters (BOM, zero-width, soft hyphen, bidi controls, U+FFFC) and control characters other
+    than newline and tab are removed (a carriage return becomes a newline), without leaving a
+    double space where an emoji stood between two words; HTML tags are removed (``<br>`` becomes
+    a newline) while comparisons such as ``x < y and y > z`` stay. Arabic letters and diacritics
+    are kept as they are. Leading and trailing whitespace is trimmed, so a message of only emoji
+    or spaces comes out empty. ``clean_text`` also says how many characters were removed.
     """
+    return clean_text(text).text
+
+
+def clean_text(text: str) -> CleanedText:
+    """``clean_message`` with the count of emoji, invisible and control characters removed."""
     if not isinstance(text, str):
         raise TypeError(f"message must be a str, got {type(text).__name__}")
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_DIGITS)
-    # The common case, ASCII, needs only its control characters dropped: one regex, not a loop.
-    text = _ASCII_CONTROLS.sub("", text) if text.isascii() else "".join(c for c in text if _keep(c))
-    return _strip_tags(text).strip()
+    if text.isascii():
+        # The common case, ASCII, needs only its control characters dropped: one regex, not a loop.
+        kept = _ASCII_CONTROLS.sub("", text)
+        removed = len(text) - len(kept)
+    else:
+        kept, removed = _drop_unsendable(text)
+    return CleanedText(_strip_tags(kept).strip(), removed)
+
+
+def _drop_unsendable(text: str) -> tuple[str, int]:
+    out: list[str] = []
+    removed = 0
+    after_removal = False  # the last character looked at was removed
+    for char in text:
+        if not _keep(char):
+            removed += 1
+            after_removal = True
+            continue
+        # "Hi 👋 there" -> "Hi there": a space right after a removal, next to a space, is dropped.
+        if not (char == " " and after_removal and out and out[-1] == " "):
+            out.append(char)
+        after_removal = False
+    return "".join(out), removed
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,14 @@ def build_plan(
 
     Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a bad
     sender, or no valid number."""
-    from airflow_provider_kwtsms.message import clean_message, measure_message
+    from airflow_provider_kwtsms.message import clean_text, measure_message
     from airflow_provider_kwtsms.phone import prepare_recipients
     from airflow_provider_kwtsms.smart_encoding import SmartText, smart_encode
 
     if not isinstance(message, str):
         raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
-    cleaned = clean_message(message)
+    cleaning = clean_text(message)
+    cleaned = cleaning.text
     if not cleaned:
         raise KwtSMSInputError(
             "message is empty after cleaning (emoji, invisible characters and HTML tags are "
@@ -68,6 +69,7 @@ def build_plan(
         test=bool(test),
         batches=[valid[i : i + MAX_BATCH] for i in range(0, len(valid), MAX_BATCH)],
         estimate=len(valid) * info.pages,
+        removed_characters=cleaning.removed,
         replaced_characters=smart.replaced,
         credits_saved=smart.pages_saved * len(valid),
     )

@@ -116,6 +116,7 @@ class SendPlan:
     test: bool
     batches: list[list[str]]
     estimate: int  # credits: valid numbers x pages
+    removed_characters: int = 0  # emoji, invisible and control characters left out of the text
     replaced_characters: int = 0  # look-alikes sent in their GSM-7 form (smart encoding)
     credits_saved: int = 0  # what smart encoding saved: (pages as written - pages sent) x numbers
 
@@ -133,11 +134,18 @@ class SendPlan:
             if self.replaced_characters
             else ""
         )
+        test = "; TEST MODE (queued, not delivered)" if self.test else ""
+        removed = (
+            f"; {self.removed_characters} emoji, invisible or control character(s) removed (the gateway "
+            "would hold the message in its queue)"
+            if self.removed_characters
+            else ""
+        )
         return (
             f"Plan: {r.total_inputs} inputs -> {len(r.valid)} valid, {len(r.invalid)} invalid, "
             f"{len(r.duplicates)} duplicates; {self.info.encoding}, {self.info.length} characters, "
             f"{self.pages} page(s); {len(self.batches)} batches; estimate {self.estimate} credits; "
-            f"sender {self.sender}{'; TEST MODE (queued, not delivered)' if self.test else ''}{smart}."
+            f"sender {self.sender}{test}{removed}{smart}."
         )
 
 
@@ -256,6 +264,7 @@ class SendResult:
             "length": self.plan.info.length,
             "pages": self.plan.info.pages,
             "estimate": self.plan.estimate,
+            "removed_characters": self.plan.removed_characters,
             "smart_encoding": {
                 "replaced_characters": self.plan.replaced_characters,
                 "credits_saved": self.plan.credits_saved,

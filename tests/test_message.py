@@ -36,7 +36,7 @@ def test_arabic_text_survives_intact_with_diacritics():
 
 def test_emoji_and_pictographs_are_removed():
     assert clean_message("Your OTP is: 123456 🎉") == "Your OTP is: 123456"
-    assert clean_message("Hi 👋🏽 there ❤️ ⭐ 🇰🇼") == "Hi  there"
+    assert clean_message("Hi 👋🏽 there ❤️ ⭐ 🇰🇼") == "Hi there"  # no double space left behind
     assert clean_message("keycap 1️⃣ family 👨‍👩‍👧") == "keycap 1 family"
     assert clean_message("🎉🎉🎉") == ""
 
@@ -306,3 +306,27 @@ def test_ascii_fast_path_drops_exactly_what_the_per_character_rule_drops():
         kept = "\n" if char == "\r" else char if message._keep(char) else ""
         expected = f"a{kept}b"
         assert message.clean_message(f"a{char}b") == expected.strip(), repr(char)
+
+
+# --- removal is reported and leaves no double space (issue 15), U+FFFC (issue 16) -------------
+
+
+def test_an_emoji_between_words_leaves_one_space_and_is_counted():
+    from airflow_provider_kwtsms.message import clean_text
+
+    assert clean_text("Hi 👋 there") == clean_text("Hi 👋 there")  # deterministic
+    cleaned = clean_text("Hi 👋 there, rate us ⭐ today")
+    assert cleaned.text == "Hi there, rate us today" and cleaned.removed == 2
+    assert clean_text("two  spaces stay").text == "two  spaces stay"  # only removal gaps close
+
+
+def test_the_object_replacement_character_is_stripped():
+    assert clean_message("see\ufffc attached") == "see attached"
+
+
+def test_a_plan_says_what_was_removed():
+    from airflow_provider_kwtsms.planning import build_plan
+
+    plan = build_plan("96598765432", "Sale today 🎉🎉", sender="KWT-SMS", test=True)
+    assert plan.message == "Sale today" and plan.removed_characters == 2
+    assert "2 emoji, invisible or control character(s) removed" in plan.describe()

@@ -293,3 +293,26 @@ def test_stop_also_closes_keep_alive_connections():
         sb.stop()
         with pytest.raises(requests.ConnectionError):
             session.post(url + "/API/balance/", json={"username": USER, "password": PASS}, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("message", "stuck"),
+    [
+        ("Rate us ⭐", False),  # what the official client sends: U+2B50 is outside the named blocks
+        ("طلبك ٣ جاهز", False),  # Arabic-Indic digits: our cleaner converts them, the gateway takes them
+        ("line one\r\nline two", False),
+        ("Hi 🎉", True),
+        ("Flag 🇰🇼", True),
+        ("zero\u200bwidth", True),
+        ("soft\u00adhyphen", True),
+        ("pasted\ufffcimage", True),
+        ("bell\x07", True),
+    ],
+)
+def test_the_queue_holds_what_the_gateway_documents_emoji_and_hidden_characters(sb, message, stuck):
+    data = send(sb, message=message)
+    assert data["result"] == "OK"
+    sb.advance(60)
+    assert sb.messages()[0]["stuck"] is stuck
+    status = api(sb, "status", msgid=data["msg-id"])
+    assert (status.get("code") == "ERR030") is stuck

@@ -329,7 +329,7 @@ def costly_calls(monkeypatch, sb) -> list[tuple[str, int, bool]]:
     from airflow_provider_kwtsms.sandbox import state
 
     for module in (rules, state):  # wherever the send looks them up
-        for name in ("contains_html", "clean_message", "measure_message"):
+        for name in ("contains_html", "sticks_in_queue", "measure_message"):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, spy(name, getattr(module, name)))
     return calls
@@ -345,7 +345,7 @@ def test_an_over_long_text_is_refused_before_any_costly_rule(sb, costly_calls):
 
 def test_the_costly_text_rules_run_outside_the_gateway_lock(sb, costly_calls):
     assert send_ok(sb)
-    assert {name for name, _, _ in costly_calls} >= {"contains_html", "measure_message", "clean_message"}
+    assert {name for name, _, _ in costly_calls} >= {"contains_html", "measure_message", "sticks_in_queue"}
     assert all(free for _, _, free in costly_calls), costly_calls
 
 

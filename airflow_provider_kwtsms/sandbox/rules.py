@@ -7,10 +7,11 @@ so the client's own validation is tested against an independent implementation.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from airflow_provider_kwtsms.errors import ERRORS
-from airflow_provider_kwtsms.message import MessageInfo, clean_message, contains_html, measure_message
+from airflow_provider_kwtsms.message import MessageInfo, contains_html, measure_message
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -203,8 +204,48 @@ def read_send(fields: dict, max_pages: int) -> SendDraft:
         )
         return draft
     draft.info = info
-    draft.stuck = clean_message(text) != text.strip()  # the real queue holds such a message
+    draft.stuck = sticks_in_queue(text)  # charged, answered OK, and never delivered
     return draft
+
+
+# What the gateway's documentation says makes a message stick in its queue: "emoji and hidden
+# characters". Emoji are read as the Unicode blocks kwtSMS's own clients name when they describe
+# what sticks (not our cleaner's wider list: a client that sends U+2B50 "⭐" is not held here);
+# "hidden control characters" as they describe them: format characters (zero-width space and
+# joiners, word joiner, soft hyphen, byte-order mark, bidi controls), control characters other
+# than line ends and tab, and the object replacement character.
+_EMOJI_BLOCKS = (
+    (0x1F000, 0x1F0FF),  # Mahjong Tiles, Domino Tiles, Playing Cards
+    (0x1F1E0, 0x1F1FF),  # regional indicators (flags)
+    (0x1F300, 0x1F5FF),  # Miscellaneous Symbols and Pictographs
+    (0x1F600, 0x1F64F),  # Emoticons
+    (0x1F680, 0x1F6FF),  # Transport and Map Symbols
+    (0x1F700, 0x1F8FF),  # Alchemical Symbols, Geometric Shapes Extended, Supplemental Arrows-C
+    (0x1F900, 0x1FAFF),  # Supplemental Symbols and Pictographs, Chess, Extended-A
+    (0x2600, 0x27BF),  # Miscellaneous Symbols, Dingbats
+    (0xFE00, 0xFE0F),  # variation selectors (emoji presentation)
+    (0x20E3, 0x20E3),  # combining enclosing keycap
+    (0xE0000, 0xE007F),  # tags (subdivision flags)
+)
+_NOT_HIDDEN = frozenset("\n\r\t")
+
+
+def sticks_in_queue(text: str) -> bool:
+    """True when the real gateway, by its documentation, would hold ``text`` in the queue."""
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            if char not in _NOT_HIDDEN:
+                return True
+        elif code < 0xAD:
+            continue  # the common case, ASCII and Latin-1 letters: nothing to look up
+        elif (
+            code == 0xFFFC
+            or unicodedata.category(char) == "Cf"
+            or (code >= 0x20E3 and any(low <= code <= high for low, high in _EMOJI_BLOCKS))
+        ):
+            return True
+    return False
 
 
 def number_format_ok(number: str) -> bool:
