@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench lint docs clean
+.PHONY: venv test test-fast demo bench lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# Lint and type checks first: a red lint stops the run before the slow tests.
+test: lint
 	bash .ci/install-browser.sh
 	$(BIN)/python -m pytest -q
+
+# Everything but real Airflow processes, the browser, the built wheel and the deployment.
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not airflow and not browser and not packaging and not deploy"
 
 demo: $(STAMP)
 	$(BIN)/python -m airflow_provider_kwtsms.demo
@@ -28,6 +33,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The site goes to site/; --strict makes a broken link, anchor or API reference fail the build.
 docs: $(STAMP)

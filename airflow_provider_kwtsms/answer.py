@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.redact import Redactor
@@ -70,6 +70,12 @@ def number_text(value: int | float) -> str:
     return str(value)
 
 
+@overload
+def finite_number(value: Any, kind: type[int], low: float = ..., high: float = ...) -> int | None: ...
+@overload
+def finite_number(
+    value: Any, kind: type[float] = ..., low: float = ..., high: float = ...
+) -> float | None: ...
 def finite_number(
     value: Any, kind: Callable[[float], Any] = float, low: float = 0.0, high: float = MAX_NUMBER
 ) -> Any:

@@ -19,8 +19,12 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 DAG_ID = "kwtsms_estimate_gate_send"
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.sandbox import Sandbox
+
 PREFERRED_PORT = 8765
 # The lines of the task log worth showing: the plan, one per batch, the result, the gate.
 _SHOWN = ("Plan:", "batch ", "Sent ", "dry_run=True", "Balance", "balance", "Invalid input", "ERROR", "Error")
@@ -33,15 +37,14 @@ def _examples_dir() -> Path:
     return here
 
 
-def _start_sandbox():
+def _start_sandbox() -> Sandbox:
     from airflow_provider_kwtsms.sandbox import Sandbox
 
-    options = {"balance": 1000, "rate": 2.0}
     try:
-        return Sandbox(port=PREFERRED_PORT, **options).start()
+        return Sandbox(port=PREFERRED_PORT, balance=1000, rate=2.0).start()
     except OSError:
         print(f"Port {PREFERRED_PORT} is taken: using a free port instead.")
-        return Sandbox(port=0, **options).start()
+        return Sandbox(port=0, balance=1000, rate=2.0).start()
 
 
 def _airflow_env(home: Path, sandbox_url: str) -> dict[str, str]:
@@ -62,12 +65,39 @@ def _airflow_env(home: Path, sandbox_url: str) -> dict[str, str]:
     return env
 
 
-def _airflow(*args: str, env: dict[str, str], log: Path) -> subprocess.CompletedProcess:
+def _airflow(*args: str, env: dict[str, str], log: Path) -> subprocess.CompletedProcess[str]:
     airflow_bin = Path(sys.executable).parent / "airflow"
     proc = subprocess.run([str(airflow_bin), *args], env=env, capture_output=True, text=True, check=False)
     with log.open("a") as out:
         out.write(f"$ airflow {' '.join(args)}\n{proc.stdout}\n{proc.stderr}\n")
     return proc
+
+
+def shown_lines(output: str) -> list[str]:
+    """The task log lines worth showing (plan, balance, batches, outcome), whole: never cut."""
+    shown = []
+    for line in output.splitlines():
+        if "[airflow.task.operators" in line or "sensors" in line:
+            text = line.split("] ", 1)[-1].split(" [airflow.", 1)[0].strip()
+            if any(key in text for key in _SHOWN):
+                shown.append(text)
+    return shown
+
+
+def message_rows(messages: list[dict[str, Any]]) -> list[list[str]]:
+    """One table row per message the sandbox received, with the whole text."""
+    return [
+        [
+            m["msg_id"][:12],
+            m["sender"],
+            ",".join(m["mobile"]),
+            str(m["pages"]),
+            str(m["points"]),
+            "yes" if m["test"] else "no",
+            " ".join(m["message"].split()),  # one line, nothing cut
+        ]
+        for m in messages
+    ]
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -97,29 +127,15 @@ def main() -> int:
         today = date.today().isoformat()
         print(f"Running example (a) '{DAG_ID}' with: airflow dags test {DAG_ID} {today}")
         run = _airflow("dags", "test", DAG_ID, today, env=env, log=log)
-        for line in (run.stdout + run.stderr).splitlines():
-            if "[airflow.task.operators" in line or "sensors" in line:
-                text = line.split("] ", 1)[-1].split(" [airflow.", 1)[0].strip()
-                if any(key in text for key in _SHOWN):
-                    print(f"  | {text[:150]}")
+        for text in shown_lines(run.stdout + run.stderr):
+            print(f"  | {text}")
         state = "success" if "state=success" in run.stdout + run.stderr else "FAILED"
         print(f"DAG run {state} in {time.monotonic() - started:.0f} s (full log: {log})\n")
 
         messages = sandbox.messages()
         print(f"The sandbox received {len(messages)} message(s):")
-        rows = [
-            [
-                m["msg_id"][:12],
-                m["sender"],
-                ",".join(m["mobile"]),
-                m["pages"],
-                m["points"],
-                "yes" if m["test"] else "no",
-                m["message"][:60],
-            ]
-            for m in messages
-        ]
-        print(_table(rows, ["msg-id", "sender", "numbers", "pages", "points", "test", "text"]))
+        headers = ["msg-id", "sender", "numbers", "pages", "points", "test", "text"]
+        print(_table(message_rows(messages), headers))
         account = sandbox.account()
         print(f"\nBalance now: {account['available']} credits. Inbox: {sandbox.url}/")
         if sys.stdin.isatty():

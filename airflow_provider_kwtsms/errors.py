@@ -7,6 +7,7 @@ adapters decide "fail now" or "retry" from it, and the sandbox answers with its 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class ErrorInfo:
     permanent: bool = False
 
 
-def _e(code: str, description: str, action: str, *, retryable: bool = False, permanent: bool = False):
+def _e(
+    code: str, description: str, action: str, *, retryable: bool = False, permanent: bool = False
+) -> tuple[str, ErrorInfo]:
     return code, ErrorInfo(code, description, action, retryable=retryable, permanent=permanent)
 
 
@@ -202,14 +205,14 @@ class KwtSMSError(Exception):
         self.http_status = http_status
         super().__init__(f"{code}: {self.description} What to do: {self.action}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # One pickling rule for every error of ours (Airflow moves exceptions between processes):
         # rebuild without calling __init__, whose signature each subclass changes, then restore
         # every attribute, so no field is lost and no flag flips on the way.
         return (_rebuild_error, (type(self), self.args), self.__dict__.copy())
 
 
-def _rebuild_error(cls: type[KwtSMSError], args: tuple) -> KwtSMSError:
+def _rebuild_error(cls: type[KwtSMSError], args: tuple[Any, ...]) -> KwtSMSError:
     err = cls.__new__(cls)
     err.args = args
     return err

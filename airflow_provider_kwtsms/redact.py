@@ -85,7 +85,7 @@ class Redactor:
     def __repr__(self) -> str:
         return "Redactor(***)"
 
-    def __reduce__(self):  # never pickle the fragments: they are the secret
+    def __reduce__(self) -> tuple[object, ...]:  # never pickle the fragments: they are the secret
         raise TypeError("a Redactor holds a secret and cannot be pickled")
 
     def scrub(self, text: str, limit: int | None = None) -> str:

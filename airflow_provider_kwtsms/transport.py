@@ -143,7 +143,7 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r}, username={self.username!r}, password='***')"
 
-    def __reduce__(self):  # holds the password: never pickled
+    def __reduce__(self) -> tuple[object, ...]:  # holds the password: never pickled
         raise TypeError("a Transport holds the API password and cannot be pickled")
 
     @property

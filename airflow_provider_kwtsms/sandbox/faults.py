@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from airflow_provider_kwtsms.sandbox.rules import shown
 
@@ -42,7 +43,7 @@ class Fault:
     times: int  # how many more requests it hits; -1 = every request until cleared
     delay: float = 0.0  # for latency
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -96,7 +97,7 @@ class FaultBook:
                     return Fault(fault.kind, fault.endpoint, 1, fault.delay)
         return None
 
-    def pending(self) -> list[dict]:
+    def pending(self) -> list[dict[str, Any]]:
         with self._lock:
             return [fault.to_dict() for fault in self._faults]
 

@@ -6,7 +6,7 @@ import html
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from string import Template
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.sandbox.server import Sandbox
@@ -26,7 +26,7 @@ def _when(timestamp: float) -> str:
         return f"t={timestamp!r}"
 
 
-def _row(message: dict) -> str:
+def _row(message: dict[str, Any]) -> str:
     when = _when(message["received_at"])
     status = message["status"]
     if message["test"]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from airflow_provider_kwtsms.sandbox.rules import has_lone_surrogate, shown
 
@@ -27,7 +28,7 @@ class BadJson(ValueError):
     """The body is not one well-formed JSON object; the message says what is wrong."""
 
 
-def parse_object(body: bytes) -> dict:
+def parse_object(body: bytes) -> dict[str, Any]:
     """The body's object (``{}`` for an empty body), or raises ``BadJson``."""
     if not body.strip():
         return {}
@@ -50,8 +51,8 @@ def parse_object(body: bytes) -> dict:
     return parsed
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    result: dict = {}
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
             raise BadJson(f"the key {shown(key)} appears twice")

@@ -9,6 +9,7 @@ Latin-1 for ``lang`` 1. ``lang`` 3 and 4 are UTF-8 (invalid bytes replaced).
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from airflow_provider_kwtsms.sandbox.rules import one_line
@@ -43,7 +44,7 @@ def decode_value(value: bytes, lang: str) -> str:
         return value.decode("utf-8", "replace")
 
 
-def ok_text(endpoint: str, answer: dict) -> str:
+def ok_text(endpoint: str, answer: dict[str, Any]) -> str:
     """The plain-text OK answer of each endpoint, as in the 2009 document."""
     if endpoint == "balance":
         return f"{_num(answer['available'])}/{_num(answer['purchased'])}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_kwtsms.errors import ERRORS
 from airflow_provider_kwtsms.message import MessageInfo, contains_html, measure_message
@@ -89,7 +90,7 @@ def error_http_status(code: str, mode: str) -> int:
     return _STATUS_4XX.get(code, 400)
 
 
-def text_field(fields: dict, name: str, *, required: bool = True) -> str | None:
+def text_field(fields: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     """A string field; numbers are accepted as their text. Missing or blank -> ERR002."""
     value = fields.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -103,7 +104,7 @@ def text_field(fields: dict, name: str, *, required: bool = True) -> str | None:
     return text
 
 
-def message_field(fields: dict) -> str:
+def message_field(fields: dict[str, Any]) -> str:
     """The message: missing -> ERR002, present but blank -> ERR009."""
     if "message" not in fields or fields["message"] is None:
         raise ApiError("ERR002", "A required parameter is missing: message.")
@@ -117,7 +118,7 @@ def message_field(fields: dict) -> str:
     return text
 
 
-def test_flag(fields: dict) -> bool:
+def test_flag(fields: dict[str, Any]) -> bool:
     """``test``: "1"/1/true means test; absent, "0"/0/false means live."""
     value = fields.get("test", "0")
     if isinstance(value, bool):
@@ -130,7 +131,7 @@ def test_flag(fields: dict) -> bool:
     raise ApiError("ERR002", f"Parameter test must be 1 or 0, got {str(value)[:20]!r}.")
 
 
-def mobile_list(fields: dict) -> list[str]:
+def mobile_list(fields: dict[str, Any]) -> list[str]:
     """``mobile`` as a list of raw entries: a comma-separated string (or, leniently, a list)."""
     value = fields.get("mobile")
     if isinstance(value, (list, tuple)):
@@ -175,7 +176,7 @@ def text_limit(max_pages: int) -> int:
     return max(160, 153 * max_pages)
 
 
-def read_send(fields: dict, max_pages: int) -> SendDraft:
+def read_send(fields: dict[str, Any], max_pages: int) -> SendDraft:
     """The send's fields and the verdict on its text; never raises ApiError."""
     try:
         sender = text_field(fields, "sender")

@@ -32,7 +32,7 @@ import email
 import email.policy
 import re
 import socketserver
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.message import encoding_of
 from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
@@ -73,10 +73,10 @@ def parse_body(text: str) -> dict[str, str]:
 
 def judge_email(
     gateway: Gateway, raw: bytes, *, mail_from: str, rcpt_to: list[str], relay_user: str | None
-) -> dict:
+) -> dict[str, Any]:
     """Read one e-mail, send it through the gateway when it is right; return its record."""
     request_id = gateway.next_request_id()
-    record: dict = {
+    record: dict[str, Any] = {
         "email_id": request_id,
         "received_at": gateway.now(),
         "mail_from": mail_from,
@@ -138,7 +138,7 @@ def judge_email(
     return record
 
 
-def _read(raw: bytes, record: dict) -> dict[str, str]:
+def _read(raw: bytes, record: dict[str, Any]) -> dict[str, str]:
     """The body's parameters, or ApiError("EMAIL", why) for an e-mail the gateway cannot read."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     content_type = msg.get_content_type()

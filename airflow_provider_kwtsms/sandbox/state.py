@@ -13,6 +13,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_kwtsms.sandbox import rules
 from airflow_provider_kwtsms.sandbox.rules import ApiError, SendDraft
@@ -38,7 +39,7 @@ class Account:
         self.senders = list(self.senders)
         self.coverage = [str(prefix) for prefix in self.coverage]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         # The password is left out on purpose: this dict is served by /sandbox/account.
         return {
             "username": self.username,
@@ -67,7 +68,7 @@ class SentMessage:
     request_id: int
     api: str  # "json" or "legacy"
     stuck: bool = False  # holds emoji or invisible characters: never leaves the queue (ERR030)
-    rejected: list[dict] = field(default_factory=list)  # numbers of the request left out, with why
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # numbers of the request left out, with why
     undeliverable: frozenset[str] = frozenset()
 
     def number_status(self, number: str, now: float) -> str:
@@ -85,7 +86,7 @@ class SentMessage:
             return states.pop()
         return "DELIVERED" if "DELIVERED" in states and states <= {"DELIVERED", "FAILED"} else "SENT"
 
-    def to_dict(self, now: float) -> dict:
+    def to_dict(self, now: float) -> dict[str, Any]:
         return {
             "msg_id": self.msg_id,
             "username": self.username,
@@ -174,8 +175,8 @@ class Gateway:
         self.limiter = RateLimiter(rate, rate_tolerance)
         self.accounts: dict[str, Account] = {}
         self.messages: list[SentMessage] = []
-        self.request_log: list[dict] = []
-        self.emails: list[dict] = []  # what the SMTP listener received (sandbox/smtp.py)
+        self.request_log: list[dict[str, Any]] = []
+        self.emails: list[dict[str, Any]] = []  # what the SMTP listener received (sandbox/smtp.py)
         self._queues: dict[str, deque[float]] = {}
         self._last_sent: dict[tuple[str, str], float] = {}
         self._request_seq = 0
@@ -227,15 +228,15 @@ class Gateway:
             self._request_seq += 1
             return self._request_seq
 
-    def log_request(self, entry: dict) -> None:
+    def log_request(self, entry: dict[str, Any]) -> None:
         with self.lock:
             self.request_log.append(entry)
 
-    def record_email(self, record: dict) -> None:
+    def record_email(self, record: dict[str, Any]) -> None:
         with self.lock:
             self.emails.append(record)
 
-    def rate_check(self, fields: dict | None) -> float:
+    def rate_check(self, fields: dict[str, Any] | None) -> float:
         """Count one request against the rate; 0.0 if allowed, else the seconds to wait.
 
         A request is counted under its account only once its password is right, so a stranger
@@ -247,7 +248,7 @@ class Gateway:
         with self.lock:
             return self.limiter.check(self._rate_key(fields or {}), self.now())
 
-    def _rate_key(self, fields: dict) -> tuple[str, str | None]:
+    def _rate_key(self, fields: dict[str, Any]) -> tuple[str, str | None]:
         try:
             return ("account", self._authenticate(fields).username)
         except ApiError:
@@ -257,7 +258,9 @@ class Gateway:
 
     # --- the API ------------------------------------------------------------------------------
 
-    def call(self, endpoint: str, fields: dict, *, request_id: int = 0, api: str = "json") -> dict:
+    def call(
+        self, endpoint: str, fields: dict[str, Any], *, request_id: int = 0, api: str = "json"
+    ) -> dict[str, Any]:
         """One API call: the OK answer's fields, or raises ApiError."""
         handler = getattr(self, f"_api_{endpoint}", None)
         if handler is None:
@@ -267,34 +270,35 @@ class Gateway:
         draft = rules.read_send(fields, self.settings.max_pages) if endpoint == "send" else None
         with self.lock:
             account = self._authenticate(fields)
-            return handler(account, fields, request_id=request_id, api=api, draft=draft)
+            answer: dict[str, Any] = handler(account, fields, request_id=request_id, api=api, draft=draft)
+            return answer
 
-    def _authenticate(self, fields: dict) -> Account:
-        username = rules.text_field(fields, "username")
-        password = rules.text_field(fields, "password")
+    def _authenticate(self, fields: dict[str, Any]) -> Account:
+        username = rules.text_field(fields, "username") or ""  # required: never None
+        password = rules.text_field(fields, "password") or ""
         account = self.accounts.get(username)
         if account is None or account.password != password:
             raise ApiError("ERR003")
         return account
 
-    def _api_balance(self, account: Account, fields: dict, **_: object) -> dict:
+    def _api_balance(self, account: Account, fields: dict[str, Any], **_: object) -> dict[str, Any]:
         return {"available": account.available, "purchased": account.purchased}
 
-    def _api_senderid(self, account: Account, fields: dict, **_: object) -> dict:
+    def _api_senderid(self, account: Account, fields: dict[str, Any], **_: object) -> dict[str, Any]:
         return {"senderid": list(account.senders)}
 
-    def _api_coverage(self, account: Account, fields: dict, **_: object) -> dict:
+    def _api_coverage(self, account: Account, fields: dict[str, Any], **_: object) -> dict[str, Any]:
         if not account.coverage:
             raise ApiError("ERR033")
         return {"prefixes": list(account.coverage)}
 
-    def _api_validate(self, account: Account, fields: dict, **_: object) -> dict:
+    def _api_validate(self, account: Account, fields: dict[str, Any], **_: object) -> dict[str, Any]:
         check = rules.check_numbers(rules.mobile_list(fields), account.coverage)
         return {"mobile": {"OK": check.ok, "ER": check.er, "NR": check.nr}}
 
     def _api_send(
-        self, account: Account, fields: dict, *, request_id: int, api: str, draft: SendDraft
-    ) -> dict:
+        self, account: Account, fields: dict[str, Any], *, request_id: int, api: str, draft: SendDraft
+    ) -> dict[str, Any]:
         settings = self.settings
         if draft.error is not None:
             raise draft.error
@@ -380,8 +384,8 @@ class Gateway:
             queue.popleft()
         return queue
 
-    def _find(self, account: Account, fields: dict) -> SentMessage:
-        msg_id = rules.text_field(fields, "msgid")
+    def _find(self, account: Account, fields: dict[str, Any]) -> SentMessage:
+        msg_id = rules.text_field(fields, "msgid") or ""
         if len(msg_id) != 32 or any(c not in "0123456789abcdef" for c in msg_id):
             raise ApiError("ERR029")
         for message in reversed(self.messages):
@@ -389,14 +393,14 @@ class Gateway:
                 return message
         raise ApiError("ERR020")
 
-    def _api_status(self, account: Account, fields: dict, **_: object) -> dict:
+    def _api_status(self, account: Account, fields: dict[str, Any], **_: object) -> dict[str, Any]:
         message = self._find(account, fields)
         if message.test or message.stuck:
             raise ApiError("ERR030")
         status = message.status(self.now())
         return {"status": status, "description": STATUS_TEXT[status]}
 
-    def _api_dlr(self, account: Account, fields: dict, **_: object) -> dict:
+    def _api_dlr(self, account: Account, fields: dict[str, Any], **_: object) -> dict[str, Any]:
         message = self._find(account, fields)
         if message.test:
             raise ApiError("ERR019")
@@ -413,7 +417,7 @@ class Gateway:
 
     # --- inspection ---------------------------------------------------------------------------
 
-    def message_dicts(self) -> list[dict]:
+    def message_dicts(self) -> list[dict[str, Any]]:
         with self.lock:
             now = self.now()
             return [message.to_dict(now) for message in self.messages]
