@@ -146,7 +146,7 @@ class CallingCode:
         mobile = {n for r in regions if r.meta.mobile is not None for n in r.meta.mobile.possible_length}
         mobile.discard(-1)  # -1: the region has no mobile numbers at all
         self.mobile_lengths = tuple(sorted(mobile)) or self._lengths
-        # For the fast path in phone.py: the one region of a single-region code, and the lengths
+        # For the bulk engine (_phone_engine.py): the one region of a single-region code, and the lengths
         # at which a number the metadata cannot classify is still possible for a mobile.
         self.only_region = regions[0] if self.single else None
         self.prefix = self._prefix

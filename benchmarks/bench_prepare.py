@@ -6,13 +6,14 @@ local numbers, landlines, random digits, garbage, duplicates), times both over t
 one process, and checks our verdicts against phonenumbers (parse + is_valid_number + number_type)
 on a sample.
 
-    .venv/bin/python benchmarks/bench_prepare.py [N] [REPEATS]
+    .venv/bin/python benchmarks/bench_prepare.py [N] [REPEATS]     (--help for the details)
 
 ``run(n, repeats)`` returns the figures as a dict for benchmarks/run_all.py.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import random
 import statistics
@@ -321,9 +322,36 @@ def run(n: int = 1_000_000, repeats: int = 3, sample: int = 100_000) -> dict:
     return figures
 
 
-def main(argv: list[str]) -> None:
-    n = int(argv[1]) if len(argv) > 1 else 1_000_000
-    repeats = int(argv[2]) if len(argv) > 2 else 3
+def _count(value: str) -> int:
+    """A whole number of at least 1 ("200000" or "200_000"); argparse names the argument."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return count
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench_prepare.py",
+        description="Times prepare_recipients against the seed client's validate_phone_input loop on "
+        "the same N generated inputs, interleaved, and checks our verdicts against phonenumbers on a "
+        "sample of up to 100,000 of them.",
+    )
+    parser.add_argument(
+        "n", nargs="?", type=_count, default=1_000_000, metavar="N", help="inputs to generate (1,000,000)"
+    )
+    parser.add_argument(
+        "repeats", nargs="?", type=_count, default=3, metavar="REPEATS", help="timed runs of each (3)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    n, repeats = args.n, args.repeats
     f = run(n, repeats, sample=min(100_000, n))
     a = f["agreement"]
     rows = [
@@ -374,4 +402,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    main()

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_kwtsms._pattern_depth import deciding_depth
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.phone import (
     DuplicateInput,
     InvalidInput,
     PhoneCheck,
-    _depth,
     normalize_phone,
     prepare_recipients,
     split_recipients,
@@ -468,19 +468,19 @@ def test_bulk_results_are_frozen_dataclasses_like_constructed_ones():
 
 def test_leading_digits_depth_analysis():
     # Kuwait's general pattern: 7 digits starting 18, or 8 digits whose first two decide.
-    assert _depth([r"18\d{5}|(?:[2569]\d|41)\d{6}"], 8) == 2
-    assert _depth([r"18\d{5}|(?:[2569]\d|41)\d{6}"], 7) == 2
-    assert _depth([r"800\d{2,9}"], 9) == 3  # a variable tail is fixed once the length is
-    assert _depth([r"5[02-68]\d{7}", r"(?:[2-4679][2-8]\d|600[25])\d{5}"], 9) == 4
-    assert _depth([r"(?=9)\d{8}"], 8) == 8  # a look-ahead: every digit may decide
-    assert _depth([r"(?=\d{3}9)\d{8}"], 8) == 8
-    assert _depth([r"9\d{3}[2-9]\d{3}"], 8) == 5
+    assert deciding_depth([r"18\d{5}|(?:[2569]\d|41)\d{6}"], 8) == 2
+    assert deciding_depth([r"18\d{5}|(?:[2569]\d|41)\d{6}"], 7) == 2
+    assert deciding_depth([r"800\d{2,9}"], 9) == 3  # a variable tail is fixed once the length is
+    assert deciding_depth([r"5[02-68]\d{7}", r"(?:[2-4679][2-8]\d|600[25])\d{5}"], 9) == 4
+    assert deciding_depth([r"(?=9)\d{8}"], 8) == 8  # a look-ahead: every digit may decide
+    assert deciding_depth([r"(?=\d{3}9)\d{8}"], 8) == 8
+    assert deciding_depth([r"9\d{3}[2-9]\d{3}"], 8) == 5
 
 
 def test_full_verdict_tables_keep_judging_exactly(monkeypatch):
-    import airflow_provider_kwtsms.phone as phone
+    from airflow_provider_kwtsms import _phone_engine
 
-    monkeypatch.setattr(phone, "_TABLE_CAP", 0)  # nothing more is kept: every miss judged afresh
+    monkeypatch.setattr(_phone_engine, "_TABLE_CAP", 0)  # nothing more is kept: every miss judged afresh
     raws = _bulk_inputs()[::3]
     r = prepare_recipients(raws)
     assert (r.valid, r.invalid, r.duplicates) == _one_by_one(raws, None, False)

@@ -1,0 +1,346 @@
+"""The sandbox's HTTP handler: routing, the JSON and legacy API, the inbox page, the controls.
+
+One job: turning each request into a call on the sandbox's ``Gateway`` (or its ``Sandbox``
+controls under ``/sandbox/``) and its answer into the gateway's documented reply, with the rate
+limit and any injected fault applied on the way. Stdlib only: ``ThreadingHTTPServer`` with
+HTTP/1.1 keep-alive, one thread per connection; body reading and answer writing live in
+``http_base``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import time
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
+from airflow_provider_kwtsms.sandbox import json_body, legacy, rules
+from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
+from airflow_provider_kwtsms.sandbox.faults import ENDPOINTS, Fault
+from airflow_provider_kwtsms.sandbox.http_base import HTML, JSON, TEXT, AnswerHandler, json_bytes, text_bytes
+from airflow_provider_kwtsms.sandbox.rules import ApiError
+
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.sandbox.server import Sandbox
+
+_HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+    b"<h1>Bad Gateway</h1><p>The proxy server received an invalid response.</p></body></html>"
+)
+
+
+class Server(TracksOpenConnections, ThreadingHTTPServer):
+    """The listening socket; each connection gets a daemon thread and a ``Handler``."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    sandbox: Sandbox
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away is not a sandbox error worth a traceback
+        super().handle_error(request, client_address)
+
+
+class _Dropped(Exception):
+    """The connection was closed on purpose (a fault): nothing more to write."""
+
+
+class Handler(AnswerHandler):
+    """One connection's requests: /API/<endpoint>/ (JSON or legacy), the inbox, /sandbox/ controls."""
+
+    server: Server
+
+    @property
+    def max_body(self) -> int:
+        return self.sandbox.max_body
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.server.sandbox
+
+    # --- methods ------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            self._route(method)
+        except _Dropped:
+            self.close_connection = True
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # a bug must still give an answer, never a dead server
+            try:
+                self._json(
+                    500,
+                    {
+                        "result": "ERROR",
+                        "code": "SANDBOX",
+                        "description": f"Sandbox internal error: {type(exc).__name__}: {exc}",
+                    },
+                )
+            except OSError:
+                self.close_connection = True
+
+    def _route(self, method: str) -> None:
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/") or "/"
+        if path.startswith("/API/") or path.startswith("/api/"):
+            endpoint = path[5:].strip("/").lower()
+            if endpoint not in ENDPOINTS:
+                self._discard_body()
+                return self._json(
+                    404,
+                    {
+                        "result": "ERROR",
+                        "code": "ERR002",
+                        "description": f"Unknown API endpoint {endpoint!r}; use one of "
+                        f"{', '.join(ENDPOINTS)}.",
+                    },
+                )
+            if method not in ("GET", "POST"):
+                return self._not_allowed("GET, POST")
+            return self._api(method, endpoint, split.query)
+        if path.startswith("/sandbox/"):
+            return self._control(method, path[len("/sandbox/") :], split.query)
+        if path in ("/", "/inbox"):
+            if method not in ("GET", "HEAD"):
+                return self._not_allowed("GET, HEAD")
+            from airflow_provider_kwtsms.sandbox.inbox import render_inbox
+
+            return self._send(200, text_bytes(render_inbox(self.sandbox)), HTML, head_only=method == "HEAD")
+        if path == "/favicon.ico":
+            return self._send(204, b"", TEXT)
+        self._discard_body()
+        self._json(
+            404,
+            {
+                "result": "ERROR",
+                "code": "NOT_FOUND",
+                "description": f"No such page {path!r}: the API is under /API/<endpoint>/, "
+                "the inbox at /, the controls under /sandbox/.",
+            },
+        )
+
+    # --- the API ------------------------------------------------------------------------------
+
+    def _api(self, method: str, endpoint: str, query: str) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        content_type = self.headers.get("Content-Type", "")
+        as_json = method == "POST" and "json" in content_type.lower()
+        fields: dict | None = None
+        bad_body: str | None = None
+        if as_json:
+            try:
+                fields = json_body.parse_object(body)
+            except json_body.BadJson as exc:
+                bad_body = f"The request body is not valid JSON: {exc}."
+        elif method == "GET":
+            raw_query = self.path.partition("?")[2].encode("latin-1", "replace")
+            fields = legacy.parse_query(raw_query)
+        else:  # POST without a JSON content type: the legacy API reads form fields
+            fields = legacy.parse_query(body)
+        api = "json" if as_json else "legacy"
+        self._answer_api(endpoint, api, fields, bad_body)
+
+    def _answer_api(self, endpoint: str, api: str, fields: dict | None, bad_body: str | None) -> None:
+        sandbox = self.sandbox
+        gateway = sandbox.gateway
+        request_id = gateway.next_request_id()
+        username = fields.get("username") if fields else None
+        entry = {
+            "request_id": request_id,
+            "time": gateway.now(),
+            "endpoint": endpoint,
+            "api": api,
+            "username": username if isinstance(username, str) else None,
+            "code": None,
+            "http_status": None,
+            "fault": None,
+        }
+        # The rate is judged on arrival, before any fault: a refused request must not use up a
+        # fault that a test injected for the next request that really gets through.
+        wait = gateway.rate_check(fields)
+        fault = None if wait > 0 else sandbox.faults.take(endpoint)
+        entry["fault"] = fault.kind if fault else None
+        delay = sandbox.latency + (fault.delay if fault and fault.kind == "latency" else 0.0)
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            if wait > 0:
+                entry["code"] = RATE_LIMITED
+                return self._rate_limited(api, wait, entry)
+            if fault is not None and self._early_fault(fault, entry):
+                return
+            try:
+                if bad_body is not None:
+                    raise ApiError("ERR002", bad_body)
+                answer = gateway.call(endpoint, fields or {}, request_id=request_id, api=api)
+            except ApiError as error:
+                entry["code"] = error.code
+                return self._api_error(api, error, entry)
+            entry["code"] = "OK"
+            if fault is not None and fault.kind == "drop_after_accept":
+                self._record(entry)
+                self._drop()
+            if api == "legacy":
+                body = text_bytes(legacy.ok_text(endpoint, answer))
+                return self._logged(entry, 200, body, TEXT)
+            body = json_bytes({"result": "OK", **answer})
+            if fault is not None and fault.kind == "malformed_json":
+                body = body[: max(1, len(body) // 2)]
+            self._logged(entry, 200, body, JSON)
+        finally:
+            self._record(entry)  # no-op when the answer already recorded it
+
+    def _early_fault(self, fault: Fault, entry: dict) -> bool:
+        """Faults that answer before the request is processed; True when one did."""
+        if fault.kind == "drop_before":
+            self._record(entry)
+            self._drop()
+        if fault.kind.startswith("http_"):
+            status = int(fault.kind[5:])
+            text = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
+            self._logged(entry, status, text.encode(), TEXT)
+            return True
+        if fault.kind == "html_error":
+            self._logged(entry, 200, _HTML_ERROR_PAGE, HTML)
+            return True
+        return False
+
+    def _rate_limited(self, api: str, wait: float, entry: dict) -> None:
+        info = ERRORS[RATE_LIMITED]
+        rate = self.sandbox.gateway.limiter.rate
+        description = f"{info.description} The limit is {rate:g} requests per second per account."
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        if api == "legacy":
+            body = text_bytes(legacy.error_text(RATE_LIMITED, description))
+            return self._logged(entry, 429, body, TEXT, headers)
+        payload = {
+            "result": "ERROR",
+            "code": RATE_LIMITED,
+            "description": description,
+            "retry_after": round(wait, 3),
+        }
+        self._logged(entry, 429, json_bytes(payload), JSON, headers)
+
+    def _api_error(self, api: str, error: ApiError, entry: dict) -> None:
+        status = rules.error_http_status(error.code, self.sandbox.error_status)
+        if api == "legacy":
+            text = legacy.error_text(error.code, error.description)
+            return self._logged(entry, status, text_bytes(text), TEXT)
+        payload = {"result": "ERROR", "code": error.code, "description": error.description}
+        self._logged(entry, status, json_bytes(payload), JSON)
+
+    def _record(self, entry: dict) -> None:
+        """Log the request once, before the client can see any answer (tests read the log next)."""
+        if getattr(self, "_recorded_id", None) == entry["request_id"]:
+            return
+        self._recorded_id = entry["request_id"]
+        self.sandbox.gateway.log_request(entry)
+
+    def _logged(
+        self, entry: dict, status: int, body: bytes, content_type: str, headers: dict | None = None
+    ) -> None:
+        entry["http_status"] = status
+        self._record(entry)
+        self._send(status, body, content_type, headers=headers)
+
+    def _drop(self) -> None:
+        """Close the connection with no answer at all."""
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        raise _Dropped
+
+    # --- /sandbox/ controls -------------------------------------------------------------------
+
+    def _control(self, method: str, name: str, query: str) -> None:
+        sandbox = self.sandbox
+        params = {key: values[0] for key, values in parse_qs(query).items()}
+        if name == "messages" and method == "GET":
+            return self._json(200, {"result": "OK", "messages": sandbox.messages(params.get("username"))})
+        if name == "requests" and method == "GET":
+            return self._json(200, {"result": "OK", "requests": sandbox.requests()})
+        if name == "emails" and method == "GET":
+            return self._json(200, {"result": "OK", "emails": sandbox.emails()})
+        if name == "account" and method == "GET":
+            try:
+                return self._json(200, {"result": "OK", **sandbox.account(params.get("username"))})
+            except KeyError as exc:
+                return self._json(404, {"result": "ERROR", "code": "NOT_FOUND", "description": exc.args[0]})
+        if name == "faults" and method == "GET":
+            return self._json(200, {"result": "OK", "faults": sandbox.faults.pending()})
+        if name == "faults" and method == "DELETE":
+            sandbox.clear_faults()
+            return self._json(200, {"result": "OK", "faults": []})
+        if name in ("faults", "reset", "advance") and method == "POST":
+            body = self._read_body()
+            if body is None:
+                return
+            try:
+                data = json_body.parse_object(body)
+                if name == "faults":
+                    fault = sandbox.inject_fault(
+                        data.get("kind"), data.get("endpoint", "send"), data.get("times", 1)
+                    )
+                    return self._json(
+                        200, {"result": "OK", "fault": fault, "faults": sandbox.faults.pending()}
+                    )
+                if name == "advance":
+                    sandbox.advance(data.get("seconds"))  # checks the value; ValueError names it
+                    return self._json(200, {"result": "OK", "now": sandbox.now()})
+                sandbox.reset()
+                return self._json(200, {"result": "OK"})
+            except json_body.BadJson as exc:
+                return self._bad_request(f"The request body is not valid JSON: {exc}.")
+            except ValueError as exc:
+                return self._bad_request(str(exc))
+        known = {
+            "messages": "GET",
+            "requests": "GET",
+            "emails": "GET",
+            "account": "GET",
+            "faults": "GET, POST, DELETE",
+            "reset": "POST",
+            "advance": "POST",
+        }
+        if name in known:
+            return self._not_allowed(known[name])
+        self._discard_body()
+        self._json(
+            404,
+            {
+                "result": "ERROR",
+                "code": "NOT_FOUND",
+                "description": f"No sandbox control {name!r}; use one of {', '.join(known)}.",
+            },
+        )
