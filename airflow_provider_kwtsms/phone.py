@@ -56,6 +56,7 @@ __all__ = [
     "Recipients",
     "normalize_phone",
     "prepare_recipients",
+    "resolve_country",
     "split_recipients",
     "validate_phone",
 ]
@@ -99,6 +100,14 @@ class Recipients:
 
 
 # --- default_country ----------------------------------------------------------------------------
+
+
+def resolve_country(default_country: str | int | None) -> str | None:
+    """The calling code of a country given as "KW", "kw", "965", "+965", "00965" or 965; None or
+    blank gives None. ``KwtSMSInputError`` names a value that is not a country. The one reading of
+    ``default_country`` for the connection, the operator, the notifier and the client."""
+    home = _resolve_home(default_country)
+    return None if home is None else home.cc
 
 
 def _resolve_home(default_country: str | int | None) -> Home | None:
