@@ -44,6 +44,9 @@ class AnswerHandler(BaseHTTPRequestHandler):
     server_version = "kwtSMS-sandbox/0.1"
     timeout = 30  # an idle or stalled connection is closed instead of holding a thread forever
     disable_nagle_algorithm = True  # small answers go out at once, not after the peer's delayed ACK
+    # BaseHTTPRequestHandler's buffer of header lines (made by send_header, sent by flush_headers);
+    # typeshed leaves it out. An annotation only: the base class still creates it.
+    _headers_buffer: list[bytes]
 
     @property
     def max_body(self) -> int:
@@ -127,7 +130,7 @@ class AnswerHandler(BaseHTTPRequestHandler):
             headers={"Allow": allow},
         )
 
-    def _json(self, status: int, payload: object, headers: dict | None = None) -> None:
+    def _json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
         self._send(status, json_bytes(payload), JSON, headers=headers)
 
     def _send(
@@ -135,7 +138,7 @@ class AnswerHandler(BaseHTTPRequestHandler):
         status: int,
         body: bytes,
         content_type: str,
-        headers: dict | None = None,
+        headers: dict[str, str] | None = None,
         head_only: bool = False,
     ) -> None:
         self.send_response(status)

@@ -14,7 +14,7 @@ import math
 import socket
 import time
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
@@ -157,7 +157,7 @@ class Handler(AnswerHandler):
             return
         content_type = self.headers.get("Content-Type", "")
         as_json = method == "POST" and "json" in content_type.lower()
-        fields: dict | None = None
+        fields: dict[str, Any] | None = None
         bad_body: str | None = None
         if as_json:
             try:
@@ -172,7 +172,9 @@ class Handler(AnswerHandler):
         api = "json" if as_json else "legacy"
         self._answer_api(endpoint, api, fields, bad_body)
 
-    def _answer_api(self, endpoint: str, api: str, fields: dict | None, bad_body: str | None) -> None:
+    def _answer_api(
+        self, endpoint: str, api: str, fields: dict[str, Any] | None, bad_body: str | None
+    ) -> None:
         sandbox = self.sandbox
         gateway = sandbox.gateway
         request_id = gateway.next_request_id()
@@ -222,7 +224,7 @@ class Handler(AnswerHandler):
         finally:
             self._record(entry)  # no-op when the answer already recorded it
 
-    def _early_fault(self, fault: Fault, entry: dict) -> bool:
+    def _early_fault(self, fault: Fault, entry: dict[str, Any]) -> bool:
         """Faults that answer before the request is processed; True when one did."""
         if fault.kind == "drop_before":
             self._record(entry)
@@ -237,7 +239,7 @@ class Handler(AnswerHandler):
             return True
         return False
 
-    def _rate_limited(self, api: str, wait: float, entry: dict) -> None:
+    def _rate_limited(self, api: str, wait: float, entry: dict[str, Any]) -> None:
         info = ERRORS[RATE_LIMITED]
         rate = self.sandbox.gateway.limiter.rate
         description = f"{info.description} The limit is {rate:g} requests per second per account."
@@ -253,7 +255,7 @@ class Handler(AnswerHandler):
         }
         self._logged(entry, 429, json_bytes(payload), JSON, headers)
 
-    def _api_error(self, api: str, error: ApiError, entry: dict) -> None:
+    def _api_error(self, api: str, error: ApiError, entry: dict[str, Any]) -> None:
         status = rules.error_http_status(error.code, self.sandbox.error_status)
         if api == "legacy":
             text = legacy.error_text(error.code, error.description)
@@ -261,7 +263,7 @@ class Handler(AnswerHandler):
         payload = {"result": "ERROR", "code": error.code, "description": error.description}
         self._logged(entry, status, json_bytes(payload), JSON)
 
-    def _record(self, entry: dict) -> None:
+    def _record(self, entry: dict[str, Any]) -> None:
         """Log the request once, before the client can see any answer (tests read the log next)."""
         if getattr(self, "_recorded_id", None) == entry["request_id"]:
             return
@@ -269,7 +271,12 @@ class Handler(AnswerHandler):
         self.sandbox.gateway.log_request(entry)
 
     def _logged(
-        self, entry: dict, status: int, body: bytes, content_type: str, headers: dict | None = None
+        self,
+        entry: dict[str, Any],
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         entry["http_status"] = status
         self._record(entry)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.sandbox.faults import FaultBook, parse_fault
 from airflow_provider_kwtsms.sandbox.http_handler import Handler, Server
@@ -72,7 +72,7 @@ class Sandbox:
         partial_numbers: str = "send_valid",
         error_status: str = "200",
         max_body: int = DEFAULT_MAX_BODY,
-        accounts: Iterable[dict] | None = None,
+        accounts: Iterable[dict[str, Any]] | None = None,
         doc_account: bool = True,
         undeliverable: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
@@ -134,14 +134,14 @@ class Sandbox:
         )
         self._thread.start()
         if self.requested_smtp_port is not None:
-            self._start_smtp()
+            self._start_smtp(self.requested_smtp_port)
         return self
 
-    def _start_smtp(self) -> None:
+    def _start_smtp(self, port: int) -> None:
         from airflow_provider_kwtsms.sandbox.smtp import SmtpServer
 
         try:
-            smtp = SmtpServer((self.host, self.requested_smtp_port), self.gateway, max_size=self.max_body)
+            smtp = SmtpServer((self.host, port), self.gateway, max_size=self.max_body)
         except OSError:
             self.stop()
             raise
@@ -201,12 +201,12 @@ class Sandbox:
 
     # --- the Python API -----------------------------------------------------------------------
 
-    def messages(self, username: str | None = None) -> list[dict]:
+    def messages(self, username: str | None = None) -> list[dict[str, Any]]:
         """Every accepted message, oldest first (optionally of one account)."""
         found = self.gateway.message_dicts()
         return [m for m in found if username is None or m["username"] == username]
 
-    def emails(self) -> list[dict]:
+    def emails(self) -> list[dict[str, Any]]:
         """Every e-mail the SMTP listener received, oldest first: outcome "accepted" (with msg_id)
         or "dropped" (with code and reason), envelope, sender, numbers, lang, text; never the password."""
         with self.gateway.lock:
@@ -215,7 +215,7 @@ class Sandbox:
                 for record in self.gateway.emails
             ]
 
-    def deliveries(self, include_test: bool = True) -> list[dict]:
+    def deliveries(self, include_test: bool = True) -> list[dict[str, Any]]:
         """One row per recipient of each accepted message: number, msg_id, request_id, time, status."""
         rows = []
         for message in self.messages():
@@ -238,7 +238,7 @@ class Sandbox:
         """How many accepted messages each number was in (more than 1 = sent twice)."""
         return dict(Counter(row["number"] for row in self.deliveries(include_test)))
 
-    def account(self, username: str | None = None) -> dict:
+    def account(self, username: str | None = None) -> dict[str, Any]:
         """The account's state: available, purchased, senders, coverage (no password)."""
         with self.gateway.lock:
             found = self.gateway.accounts.get(username or self.username)
@@ -250,13 +250,16 @@ class Sandbox:
         with self.gateway.lock:
             self.gateway.accounts[username or self.username].available = int(available)
 
-    def requests(self) -> list[dict]:
+    def requests(self) -> list[dict[str, Any]]:
         """Every API request seen, oldest first: request_id, time, endpoint, api, username, code."""
         with self.gateway.lock:
             return [dict(entry) for entry in self.gateway.request_log]
 
-    def inject_fault(self, kind: str, endpoint: str = "send", times: int = 1) -> dict:
-        """Make the next ``times`` requests to ``endpoint`` ("*" for any) fail with ``kind``."""
+    def inject_fault(self, kind: object, endpoint: object = "send", times: object = 1) -> dict[str, Any]:
+        """Make the next ``times`` requests to ``endpoint`` ("*" for any) fail with ``kind``.
+
+        Any values are accepted and checked (they may come from /sandbox/faults' JSON body):
+        ValueError says what is wrong and what is accepted."""
         fault = parse_fault(kind, endpoint, times)
         self.faults.add(fault)
         return fault.to_dict()
@@ -264,7 +267,7 @@ class Sandbox:
     def clear_faults(self) -> None:
         self.faults.clear()
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: object) -> None:
         """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, the rate).
 
         ``seconds`` must be finite, 0 to 10 years, and the clock never runs more than 100 years
@@ -287,7 +290,7 @@ def _check_option(name: str, value: object, high: float) -> None:
         raise ValueError(f"{name} must be a finite number from 0 to {high:g}, got {repr(value)[:40]}")
 
 
-def _account_from(spec: dict | Account) -> Account:
+def _account_from(spec: dict[str, Any] | Account) -> Account:
     if isinstance(spec, Account):
         return spec
     unknown = set(spec) - {"username", "password", "balance", "purchased", "senders", "coverage"}
