@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:  # phonenumbers itself is imported only when the first calling code is needed
+    from phonenumbers import PhoneMetadata, PhoneNumberDesc
 
 # Number types, named as phonenumbers.PhoneNumberType names them.
 MOBILE = "MOBILE"
@@ -46,58 +50,74 @@ _NO_STRIP = (TOO_SHORT, LOCAL_ONLY, INVALID_LENGTH)  # parse() keeps the prefix 
 MIN_NSN = 2  # phonenumbers' _MIN_LENGTH_FOR_NSN / _MAX_LENGTH_FOR_NSN
 MAX_NSN = 17
 
+# A compiled pattern's bound match or fullmatch.
+Matcher: TypeAlias = Callable[[str], "re.Match[str] | None"]
+# One region's classifier for one length: (combined fullmatch, group name -> type, mobile fullmatch
+# or None).
+Classifier: TypeAlias = tuple[Matcher, dict[str, str], Matcher | None]
+
 _lock = threading.Lock()
 _codes: dict[str, CallingCode | None] = {}
 _known: frozenset[str] | None = None
 _prefixes: dict[str, str] | None = None
 
 
-def _desc_allows(desc: Any, length: int) -> bool:
-    """phonenumbers' _is_number_matching_desc without the pattern: present, patterned, length allowed."""
+def allowed_pattern(desc: PhoneNumberDesc | None, length: int) -> str | None:
+    """The description's pattern when phonenumbers' _is_number_matching_desc would try it on a
+    number of this length (present, patterned, length allowed); None when it would not."""
     if desc is None or not desc.national_number_pattern:
-        return False
+        return None
     lengths = desc.possible_length
-    return not lengths or length in lengths
+    return desc.national_number_pattern if not lengths or length in lengths else None
 
 
-def _fullmatcher(pattern: str | None):
+def _desc_allows(desc: PhoneNumberDesc | None, length: int) -> bool:
+    """phonenumbers' _is_number_matching_desc without the pattern: present, patterned, length allowed."""
+    return allowed_pattern(desc, length) is not None
+
+
+def _fullmatcher(pattern: str | None) -> Matcher | None:
     return re.compile(pattern).fullmatch if pattern else None
 
 
 class Region:
     """One region's metadata: per-length type classifiers, built on first use of each length."""
 
-    def __init__(self, code: str, metadata: Any) -> None:
+    def __init__(self, code: str, metadata: PhoneMetadata) -> None:
+        # Every region's metadata has a general description (phonenumbers' loader always sets it).
+        assert metadata.general_desc is not None
         self.code = code
         self.meta = metadata
+        self.general_desc: PhoneNumberDesc = metadata.general_desc
         self.leading = re.compile(metadata.leading_digits).match if metadata.leading_digits else None
         self.general = _fullmatcher(metadata.general_desc.national_number_pattern)
-        self._by_length: dict[int, Any] = {}
+        self._by_length: dict[int, Classifier | None] = {}
 
-    def _build(self, length: int):
+    def _build(self, length: int) -> Classifier | None:
         m = self.meta
-        if not _desc_allows(m.general_desc, length):
+        general = allowed_pattern(self.general_desc, length)
+        if general is None:
             return None
         same = bool(m.same_mobile_and_fixed_line_pattern)
-        parts, names = [], {}
+        parts: list[str] = []
+        names: dict[str, str] = {}
         for i, (field, kind) in enumerate(_TYPE_FIELDS):
-            desc = getattr(m, field)
             if kind == MOBILE and same:
                 continue  # phonenumbers never reports MOBILE when the two patterns are the same
-            if _desc_allows(desc, length):
+            pattern = allowed_pattern(getattr(m, field), length)
+            if pattern is not None:
                 names[f"t{i}"] = FIXED_LINE_OR_MOBILE if (kind == FIXED_LINE and same) else kind
-                parts.append(f"(?P<t{i}>{desc.national_number_pattern})")
+                parts.append(f"(?P<t{i}>{pattern})")
         if not parts:
             return None
-        combined = re.compile(
-            rf"(?=(?:{m.general_desc.national_number_pattern})\Z)(?:{'|'.join(parts)})"
-        ).fullmatch
-        mobile = None
-        if not same and _desc_allows(m.mobile, length):
-            mobile = re.compile(m.mobile.national_number_pattern).fullmatch
+        combined = re.compile(rf"(?=(?:{general})\Z)(?:{'|'.join(parts)})").fullmatch
+        mobile: Matcher | None = None
+        mobile_pattern = None if same else allowed_pattern(m.mobile, length)
+        if mobile_pattern is not None:
+            mobile = re.compile(mobile_pattern).fullmatch
         return combined, names, mobile
 
-    def classifier(self, length: int):
+    def classifier(self, length: int) -> Classifier | None:
         """(combined fullmatch, group name -> type, mobile fullmatch or None), or None: always UNKNOWN."""
         try:
             return self._by_length[length]
@@ -114,6 +134,8 @@ class Region:
         found = combined(nsn)
         if found is None:
             return UNKNOWN
+        # Every match goes through one named alternative, the outermost group to close: lastgroup is set.
+        assert found.lastgroup is not None
         kind = names[found.lastgroup]
         if kind == FIXED_LINE and mobile is not None and mobile(nsn):
             return FIXED_LINE_OR_MOBILE
@@ -121,10 +143,11 @@ class Region:
 
     def general_allows(self, length: int) -> bool:
         """Whether the general pattern is there and its possible lengths include this one."""
-        return self.general is not None and _desc_allows(self.meta.general_desc, length)
+        return self.general is not None and _desc_allows(self.general_desc, length)
 
     def matches_general(self, nsn: str) -> bool:
-        return self.general_allows(len(nsn)) and self.general(nsn) is not None  # type: ignore[misc]
+        general = self.general
+        return general is not None and self.general_allows(len(nsn)) and general(nsn) is not None
 
 
 class CallingCode:
@@ -135,7 +158,7 @@ class CallingCode:
         self.regions = regions
         main = regions[0].meta
         self.region_codes = tuple(r.code for r in regions)
-        general = main.general_desc
+        general = regions[0].general_desc
         self._lengths = tuple(general.possible_length)
         self._local_lengths = tuple(general.possible_length_local_only or ())
         self._general = regions[0].general
@@ -177,7 +200,7 @@ class CallingCode:
         found = self._prefix.match(nsn) if self._prefix is not None else None
         return nsn if found is None else self._strip(nsn, found)
 
-    def _strip(self, nsn: str, found: re.Match) -> str:
+    def _strip(self, nsn: str, found: re.Match[str]) -> str:
         general = self._general
         viable = general is not None and general(nsn) is not None
         groups = found.groups()
@@ -250,8 +273,8 @@ def calling_code(cc: str) -> CallingCode | None:
 
 
 def _load(cc: str) -> CallingCode | None:
-    from phonenumbers import PhoneMetadata
-    from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY
+    from phonenumbers import REGION_CODE_FOR_NON_GEO_ENTITY, PhoneMetadata
+    from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
     regions = []
     for code in COUNTRY_CODE_TO_REGION_CODE[int(cc)]:

@@ -35,6 +35,8 @@ def _free_tail(items: Any, size: int | None) -> int:
     "any digit", for matches of exactly ``size`` characters (None: of any size); _NEVER when no
     match of that size exists (then the pattern cannot decide anything)."""
     items = list(items)
+    low: int  # re._parser has no type stub: what it gives is Any, and these are its widths and counts
+    high: int
     # widths[i]: the (shortest, longest) match of items[:i]
     widths = [(0, 0)]
     for item in items:

@@ -86,7 +86,7 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
         if entry is not None:
             combined, names, mobile = entry
             for group, kind in names.items():
-                tail = None if kind in ACCEPTED_TYPES else reason_tail(kind, cc, region.code)  # type: ignore[arg-type]
+                tail = None if kind in ACCEPTED_TYPES else reason_tail(kind, cc, region.code)
                 outcomes[group] = (mobile, tail) if kind == nb.FIXED_LINE and mobile is not None else tail
         regions.append((None if code.single else region.leading, combined, outcomes))
     # What _phone_verdict._rejected says of an unclassified number (not starting with 0) of this
@@ -94,20 +94,22 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
     main = code.region_codes[0]
     fixed_tail = None
     if code.test_length("1" * size) != nb.IS_POSSIBLE:
-        fixed_tail = reason_tail("length", cc, main, size)  # type: ignore[arg-type]
+        fixed_tail = reason_tail("length", cc, main, size)
     elif size not in code.mobile_lengths:
-        fixed_tail = reason_tail("mobile-length", cc, main, size)  # type: ignore[arg-type]
+        fixed_tail = reason_tail("mobile-length", cc, main, size)
     generals = tuple(r.general for r in code.regions if r.general_allows(size))
     trunk_digit, trunk_match = None, None
+    literals: list[str] = []
     shape: _Shape | None = None
-    if code.prefix is not None:
-        if len(code.prefix.pattern) == 1 and code.prefix.pattern.isdigit():
-            trunk_digit = code.prefix.pattern
+    prefix = code.prefix
+    if prefix is not None:
+        if len(prefix.pattern) == 1 and prefix.pattern.isdigit():
+            trunk_digit = prefix.pattern
         else:
-            trunk_match = code.prefix.match
+            trunk_match = prefix.match
+            literals = prefix.pattern.split("|")
     # A national prefix made of literal alternatives ("0|180020" for +44) is matched by the first
     # digits only: as many as its longest alternative.
-    literals = code.prefix.pattern.split("|") if trunk_match is not None else []
     prefix_width = max(map(len, literals)) if literals and all(x.isdigit() for x in literals) else None
     if trunk_match is None or prefix_width is not None:
         patterns = [
@@ -138,7 +140,7 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
         reason_tail("range", cc, main),
         reason_tail("strict", cc, main) if strict else None,
     )
-    return plan, shape  # type: ignore[return-value]
+    return plan, shape
 
 
 def _lean(digits: str, plans: list[dict[str, _Plan | None]], strict: bool) -> tuple[bool, str] | None:
@@ -196,6 +198,7 @@ def _lean_trunk(
     (966 0 559123456): parse() strips the prefix when CallingCode.national_number would."""
     cc = digits[:cut]
     code = nb._codes[cc]
+    assert code is not None  # _lean built a plan for cc, so its calling code is known and loaded
     nsn = digits[cut:]
     national = code.national_number(nsn)
     if national is nsn or national[:1] in ("0", nsn[0]) or len(cc) + len(national) < MIN_DIGITS:

@@ -122,8 +122,9 @@ def as_entry(raw: Any) -> str:
             f"a {name} (a mapping) is not a phone number: give the phone numbers as a list or "
             "as one comma-separated string.",
         )
-    name = type(raw).__name__
-    if type(raw).__str__ is object.__str__ and type(raw).__repr__ is object.__repr__:
+    cls: type[object] = type(raw)  # typed: mypy reads type(Any).__str__ as the metaclass's
+    name = cls.__name__
+    if cls.__str__ is object.__str__ and cls.__repr__ is object.__repr__:
         # "<object object at 0x7f...>": digits of a memory address, not of a phone number.
         return Refused(
             f"<{name} object>",

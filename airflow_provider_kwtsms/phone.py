@@ -124,6 +124,7 @@ def _resolve_home(default_country: str | int | None) -> Home | None:
     if not text:
         return None
     digits = text[1:] if text.startswith("+") else text
+    cc: str | None
     if digits.isascii() and digits.isdigit():
         cc = digits.lstrip("0")
         code = nb.calling_code(cc) if cc else None
@@ -162,9 +163,12 @@ def validate_phone(
     home = _resolve_home(default_country)
     text = single_entry(raw)
     if text.__class__ is Refused:
-        return PhoneCheck(False, "", text.reason)  # type: ignore[attr-defined]
+        return PhoneCheck(False, "", text.reason)
     ok, number, tail = _check(text, home, strict)
-    return PhoneCheck(ok, number, None if ok else message(text.strip(), tail))  # type: ignore[arg-type]
+    if ok:
+        return PhoneCheck(True, number, None)
+    assert tail is not None  # a verdict that rejects always carries its reason tail
+    return PhoneCheck(False, number, message(text.strip(), tail))
 
 
 def normalize_phone(raw: str | int, default_country: str | int | None = None) -> str:
@@ -225,7 +229,7 @@ def prepare_recipients(
 
 
 def _recipients(
-    valid: list[str], bad_inputs: list, tails: list[str], dup_inputs: list, dup_numbers: list[str]
+    valid: list[str], bad_inputs: list[str], tails: list[str], dup_inputs: list[str], dup_numbers: list[str]
 ) -> Recipients:
     """The result, with each invalid input's message: the input as given, quoted, then its tail."""
     invalid: list[InvalidInput] = []
@@ -247,7 +251,7 @@ def _frozen(cls: type, firsts: list[str], seconds: list[str]) -> list[Any]:
     A frozen dataclass's __init__ sets each field through object.__setattr__ (about 1 µs per
     object here); the slots' own descriptors set them directly, as that __init__ would.
     """
-    objects = list(map(object.__new__, repeat(cls, len(firsts))))
+    objects: list[Any] = list(map(object.__new__, repeat(cls, len(firsts))))
     first, second = (getattr(cls, f.name).__set__ for f in fields(cls))
     deque(map(first, objects, firsts), 0)
     deque(map(second, objects, seconds), 0)
