@@ -4,14 +4,11 @@ No Airflow in here: the hook builds one of these from a connection, and any Pyth
 use it directly. One client holds one ``requests.Session`` and one token bucket, so every
 request it makes (reads and sends, from any thread) shares the account's request rate.
 
-Retries, in short (the details are in ``RetryPolicy`` and docs/client.md):
-
-- read-only calls (balance, senderid, coverage, validate, status, dlr) are retried on network
-  errors and 5xx with exponential backoff and full jitter, at most ``max_retries`` times;
-- a send is retried only when it certainly did not reach the server (no connection, HTTP 429),
-  on ERR013 (queue full: bounded backoff) and on ERR028 (same number within 15 s: waited out
-  once). When the answer is lost after the request was sent, the batch is reported
-  ``uncertain`` and never sent again here: the resume ledger decides.
+Retries (details in ``retry_policy.RetryPolicy`` and docs/client.md): read-only calls are
+retried on network errors and 5xx with backoff and full jitter; a send only when it certainly
+did not reach the server (no connection, HTTP 429), on ERR013 (queue full) and ERR028 (same
+number within 15 s: waited out once). A lost answer makes the batch ``uncertain``, never sent
+again here: the resume ledger decides. Bulk sends walk ``batch_loop.run_batches``.
 """
 
 from __future__ import annotations
