@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.results import FAILED, SENT, UNCERTAIN, Balance, BatchResult, SendPlan
@@ -51,6 +51,7 @@ DEFAULT_MAX_CONSECUTIVE_UNCERTAIN = 3
 OnBatch = Callable[[BatchResult, int, int], None]  # (batch, batches done, total)
 
 
+@runtime_checkable
 class BatchSender(Protocol):
     """A channel that sends one batch per request: ``KwtSMSClient`` (HTTP) and
     ``KwtSMSSmtpSender`` (e-mail)."""
