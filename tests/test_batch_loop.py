@@ -163,5 +163,6 @@ def test_a_ledger_written_by_the_running_version_is_read_and_resumed(sb):
         separators=(",", ":"),
     )
     result = resume_send(client, plan, store, try_number=2)
-    assert [(b.state, b.msg_id, b.try_number) for b in result.batches][0] == ("skipped", "f00dfeed", 1)
+    first = result.batches[0]
+    assert (first.state, first.msg_id, first.try_number) == ("skipped", "f00dfeed", 1)
     assert result.batches[1].state == "sent" and len(delivered(sb)) == 50
