@@ -302,13 +302,14 @@ def log_batch(batch: BatchResult, done: int, total: int, transport: str) -> None
         )
     elif batch.state == "skipped":
         logger.info(
-            "kwtSMS %s %d/%d (#%d): %d numbers already sent by try %s; not sent again",
+            "kwtSMS %s %d/%d (#%d): %d numbers already sent by try %s, msg-id %s; not sent again",
             unit,
             done,
             total,
             batch.index + 1,
             len(batch.numbers),
             batch.try_number,
+            batch.msg_id or "unknown",
         )
     else:
         logger.warning(
