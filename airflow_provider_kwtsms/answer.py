@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.redact import Redactor
+    from airflow_provider_kwtsms.results import BatchResult
 
 # Far above anything real (a balance of a billion credits), far below where float arithmetic
 # stops being exact for whole numbers (2**53).
@@ -140,3 +141,39 @@ def error_code(value: Any) -> str | None:
     if isinstance(value, str) and _CODE.fullmatch(value):
         return value
     return None
+
+
+def send_result(index: int, numbers: list[str], data: dict[str, Any]) -> BatchResult:
+    """The batch of a send's OK answer: "sent" when the answer reads, else "uncertain" (the gateway
+    said OK, so it may well have sent, but a charge or msg-id we cannot read is no record)."""
+    from airflow_provider_kwtsms.results import SENT, UNCERTAIN, BatchResult
+
+    msg_id_ = msg_id(data.get("msg-id"))
+    points = finite_number(data.get("points-charged"), int)
+    optional = {
+        name: (data.get(name), finite_number(data.get(name), kind))
+        for name, kind in (("balance-after", float), ("unix-timestamp", int), ("numbers", int))
+    }
+    unreadable = [name for name, (raw, value) in optional.items() if raw is not None and value is None]
+    unreadable += [name for name, value in (("msg-id", msg_id_), ("points-charged", points)) if value is None]
+    if unreadable:
+        return BatchResult(
+            index=index,
+            numbers=list(numbers),
+            state=UNCERTAIN,
+            error_code="BAD_ANSWER",
+            error_description=f"the gateway answered OK, but {', '.join(unreadable)} cannot be read "
+            "(missing, not a number, or out of range); the batch may have been sent",
+            may_have_reached_server=True,
+        )
+    balance_after = optional["balance-after"][1]
+    return BatchResult(
+        index=index,
+        numbers=list(numbers),
+        state=SENT,
+        msg_id=msg_id_,
+        points_charged=points,
+        balance_after=balance_after,
+        unix_timestamp=optional["unix-timestamp"][1],
+        numbers_accepted=optional["numbers"][1],
+    )

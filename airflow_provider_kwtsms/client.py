@@ -4,14 +4,11 @@ No Airflow in here: the hook builds one of these from a connection, and any Pyth
 use it directly. One client holds one ``requests.Session`` and one token bucket, so every
 request it makes (reads and sends, from any thread) shares the account's request rate.
 
-Retries, in short (the details are in ``RetryPolicy`` and docs/client.md):
-
-- read-only calls (balance, senderid, coverage, validate, status, dlr) are retried on network
-  errors and 5xx with exponential backoff and full jitter, at most ``max_retries`` times;
-- a send is retried only when it certainly did not reach the server (no connection, HTTP 429),
-  on ERR013 (queue full: bounded backoff) and on ERR028 (same number within 15 s: waited out
-  once). When the answer is lost after the request was sent, the batch is reported
-  ``uncertain`` and never sent again here: the resume ledger decides.
+Retries (details in ``retry_policy.RetryPolicy`` and docs/client.md): read-only calls are
+retried on network errors and 5xx with backoff and full jitter; a send only when it certainly
+did not reach the server (no connection, HTTP 429), on ERR013 (queue full) and ERR028 (same
+number within 15 s: waited out once). A lost answer makes the batch ``uncertain``, never sent
+again here: the resume ledger decides. Bulk sends walk ``batch_loop.run_batches``.
 """
 
 from __future__ import annotations
@@ -20,24 +17,22 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms import answer
+from airflow_provider_kwtsms.batch_loop import BATCH_LEVEL_CODES, OnBatch, run_batches
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_PAGES,
     DEFAULT_RATE,
     DEFAULT_TIMEOUT,
     MAX_BATCH,
-    SAME_NUMBER_WAIT,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import TokenBucket
 from airflow_provider_kwtsms.planning import build_plan, check_credits
 from airflow_provider_kwtsms.results import (
-    FAILED,
-    SENT,
     UNCERTAIN,
     Balance,
     BatchResult,
@@ -47,12 +42,14 @@ from airflow_provider_kwtsms.results import (
     SendResult,
     ValidationResult,
 )
+from airflow_provider_kwtsms.retry_policy import RetryPolicy, worth_retrying
 from airflow_provider_kwtsms.transport import RateLimitedError, Transport
 
 if TYPE_CHECKING:
     import requests
 
 __all__ = [
+    "BATCH_LEVEL_CODES",
     "DEFAULT_BASE_URL",
     "DEFAULT_RATE",
     "MAX_BATCH",
@@ -71,42 +68,6 @@ __all__ = [
 
 logger = logging.getLogger("airflow_provider_kwtsms.client")
 
-# Error codes that depend on the numbers in one batch, not on the account, sender or text: a
-# batch failing with one of these fails alone and the send goes on. Every other error (bad
-# login, sender, balance, IP lock, text refused, queue still full, unknown codes) would fail
-# every remaining batch the same way, so it stops the send.
-BATCH_LEVEL_CODES = frozenset({"ERR006", "ERR025", "ERR026", "ERR028"})
-
-OnBatch = Callable[[BatchResult, int, int], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard the client tries. Every wait is bounded; the defaults suit production.
-
-    - ``max_retries``: extra tries for read-only calls on network errors and 5xx, and for a
-      send whose request certainly never reached the server. Waits: full jitter,
-      ``uniform(0, min(backoff_cap, backoff_base * 2**n))``.
-    - ``queue_full_retries``: extra tries of a send answered ERR013 (queue full). Waits:
-      "equal jitter" (half fixed, half random) from ``queue_full_base`` doubling up to
-      ``queue_full_cap``, so each wait gives the queue real time to drain.
-    - ``same_number_wait``: seconds waited once before resending a batch answered ERR028
-      (15 s rule, plus a margin for clock differences).
-    - ``rate_limited_retries``: HTTP 429 answers waited out (``Retry-After``) before giving up.
-    - ``max_consecutive_uncertain``: a bulk send stops after this many batches in a row whose
-      answer was lost (the service is failing; going on could charge for unknown sends).
-    """
-
-    max_retries: int = 3
-    backoff_base: float = 0.5
-    backoff_cap: float = 10.0
-    queue_full_retries: int = 5
-    queue_full_base: float = 5.0
-    queue_full_cap: float = 60.0
-    same_number_wait: float = SAME_NUMBER_WAIT
-    rate_limited_retries: int = 10
-    max_consecutive_uncertain: int = 3
-
 
 class KwtSMSClient:
     """The kwtSMS JSON API.
@@ -117,11 +78,15 @@ class KwtSMSClient:
 
     ``timeout`` is ``(connect, read)`` seconds (one number sets both) for each socket operation;
     ``deadline`` bounds a whole call, retries apart (default: connect + read). ``rate`` is the account's
-    request rate in requests per second. ``clock`` and ``sleep`` (real by default) and ``rng``
-    can be injected for tests.
+    request rate in requests per second. ``check_coverage`` (on by default): before a send's
+    first request, ask the account's coverage once (cached per client), so a batch whose numbers
+    are all in countries the account does not cover fails with ERR026 without a request; when the
+    coverage cannot be read, the gateway decides as before. ``clock`` and ``sleep`` (real by
+    default) and ``rng`` can be injected for tests.
     """
 
     transport = "http"  # the SMTP sender says "smtp": summaries name the channel
+    result_type = BatchResult
 
     def __init__(
         self,
@@ -138,6 +103,7 @@ class KwtSMSClient:
         max_retries: int = 3,
         max_pages: int = DEFAULT_MAX_PAGES,
         smart_encoding: bool = True,
+        check_coverage: bool = True,
         session: requests.Session | None = None,
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -170,6 +136,9 @@ class KwtSMSClient:
         self.default_country = default_country
         self.max_pages = max_pages
         self.smart_encoding = bool(smart_encoding)
+        self.check_coverage = bool(check_coverage)
+        self._coverage: frozenset[str] | None = None
+        self._coverage_asked = False
         self.policy = replace(retry_policy or RetryPolicy(), max_retries=max_retries)
         self.last_balance: float | None = None  # refreshed by balance() and every accepted send
         self._clock = clock
@@ -228,6 +197,26 @@ class KwtSMSClient:
             raise
         prefixes = data.get("prefixes", data.get("coverage"))
         return answer.text_items(prefixes)
+
+    def covered_prefixes(self) -> frozenset[str] | None:
+        """The account's country prefixes for the send loop's coverage check, asked once per client.
+
+        None (no check: the gateway decides) when ``check_coverage`` is off, the account lists no
+        coverage, or the list cannot be read; that is logged once, and the send goes on.
+        """
+        if not self.check_coverage:
+            return None
+        if not self._coverage_asked:
+            self._coverage_asked = True
+            try:
+                prefixes = {p for p in self.coverage() if p.isascii() and p.isdigit() and len(p) <= 4}
+            except KwtSMSError as exc:
+                logger.warning(
+                    "kwtSMS coverage not checked before sending (%s): the gateway decides", exc.code
+                )
+                prefixes = set()
+            self._coverage = frozenset(prefixes) or None
+        return self._coverage
 
     def validate(self, numbers: Any) -> ValidationResult:
         """Ask the gateway which numbers are valid (OK), malformed (ER) or have no route (NR).
@@ -357,46 +346,9 @@ class KwtSMSClient:
         return self.send_plan(plan, on_batch=on_batch)
 
     def send_plan(self, plan: SendPlan, *, on_batch: OnBatch | None = None) -> SendResult:
-        """Send every batch of ``plan`` (see ``send`` for the rules on errors and stopping)."""
-        total = len(plan.batches)
-        done: dict[int, BatchResult] = {}
-        deferred: list[tuple[int, float]] = []  # ERR028 batches: index, when they may go again
-        stop: BatchResult | None = None
-        uncertain_in_a_row = 0
-
-        def finish(batch: BatchResult) -> None:
-            done[batch.index] = batch
-            _log_batch(batch, len(done), total)
-            if on_batch is not None:
-                on_batch(batch, len(done), total)
-
-        for index, numbers in enumerate(plan.batches):
-            if stop is not None:
-                finish(_not_attempted(index, numbers, stop))
-                continue
-            batch = self._attempt(plan, index, numbers, wait_same_number=False)
-            if batch.state == FAILED and batch.error_code == "ERR028":
-                deferred.append((index, self._clock() + self.policy.same_number_wait))
-                continue  # sent again at the end, once its 15 s have passed
-            finish(batch)
-            uncertain_in_a_row = uncertain_in_a_row + 1 if batch.state == UNCERTAIN else 0
-            if self._stops_send(batch, uncertain_in_a_row):
-                stop = batch
-
-        for index, ready_at in deferred:
-            numbers = plan.batches[index]
-            if stop is not None:
-                finish(_not_attempted(index, numbers, stop))
-                continue
-            wait = ready_at - self._clock()
-            if wait > 0:
-                self._sleep(wait)
-            batch = self._attempt(plan, index, numbers, wait_same_number=False)
-            finish(batch)
-            if self._stops_send(batch, 0):
-                stop = batch
-
-        return SendResult(plan=plan, batches=[done[i] for i in range(total)], dry_run=False)
+        """Send every batch of ``plan`` under the one stop policy (``batch_loop``; docs/client.md)."""
+        run = run_batches(self, plan, on_batch=on_batch)
+        return SendResult(plan=plan, batches=run.batches, dry_run=False)
 
     def send_batch(
         self,
@@ -442,7 +394,7 @@ class KwtSMSClient:
                         error_description=exc.description,
                         may_have_reached_server=True,
                     )
-                if not _worth_retrying(exc) or network_tries >= policy.max_retries:
+                if not worth_retrying(exc) or network_tries >= policy.max_retries:
                     raise
                 self._backoff(network_tries, policy.backoff_base, policy.backoff_cap, "send", exc)
                 network_tries += 1
@@ -469,98 +421,27 @@ class KwtSMSClient:
                     waited_same_number = True
                     continue
                 raise
-            return self._sent(index, numbers, data)
+            batch = answer.send_result(index, numbers, data)
+            if batch.balance_after is not None:
+                self.last_balance = batch.balance_after
+            return batch
+
+    # -- what the send loop needs (batch_loop.BatchSender) ----------------------------------
+    @property
+    def same_number_wait(self) -> float:
+        return self.policy.same_number_wait
+
+    @property
+    def max_consecutive_uncertain(self) -> int:
+        return self.policy.max_consecutive_uncertain
+
+    def now(self) -> float:
+        return self._clock()
+
+    def pause(self, seconds: float) -> None:
+        self._sleep(seconds)
 
     # -- internals --------------------------------------------------------------------------
-    def _attempt(
-        self, plan: SendPlan, index: int, numbers: list[str], *, wait_same_number: bool
-    ) -> BatchResult:
-        try:
-            return self.send_batch(
-                numbers,
-                plan.message,
-                sender=plan.sender,
-                test=plan.test,
-                index=index,
-                wait_same_number=wait_same_number,
-            )
-        except KwtSMSNetworkError as exc:
-            return BatchResult(
-                index=index,
-                numbers=list(numbers),
-                state=FAILED,
-                error_code=exc.code,
-                error_description=exc.description,
-                may_have_reached_server=exc.may_have_reached_server,
-            )
-        except KwtSMSError as exc:
-            return BatchResult(
-                index=index,
-                numbers=list(numbers),
-                state=FAILED,
-                error_code=exc.code,
-                error_description=exc.description,
-            )
-        except Exception as exc:
-            # A defect of ours must not lose the send's account: the request may have gone out,
-            # so the batch is uncertain (never sent again here) and the error is logged whole.
-            logger.exception("kwtSMS batch #%d: unexpected error", index + 1)
-            return BatchResult(
-                index=index,
-                numbers=list(numbers),
-                state=UNCERTAIN,
-                error_code="UNEXPECTED",
-                error_description=f"unexpected {type(exc).__name__} while sending; the batch may have "
-                "been sent (please report this as a bug)",
-                may_have_reached_server=True,
-            )
-
-    def _stops_send(self, batch: BatchResult, uncertain_in_a_row: int) -> bool:
-        if batch.state == UNCERTAIN:
-            return uncertain_in_a_row >= self.policy.max_consecutive_uncertain
-        if batch.state != FAILED:
-            return False
-        if batch.may_have_reached_server is not None:
-            return True  # the server stayed unreachable through every retry
-        return batch.error_code not in BATCH_LEVEL_CODES
-
-    def _sent(self, index: int, numbers: list[str], data: dict[str, Any]) -> BatchResult:
-        """The batch of an OK answer: "sent" when the answer reads, else "uncertain" (the gateway
-        said OK, so it may well have sent, but a charge or msg-id we cannot read is no record)."""
-        msg_id = answer.msg_id(data.get("msg-id"))
-        points = answer.finite_number(data.get("points-charged"), int)
-        optional = {
-            name: (data.get(name), answer.finite_number(data.get(name), kind))
-            for name, kind in (("balance-after", float), ("unix-timestamp", int), ("numbers", int))
-        }
-        unreadable = [name for name, (raw, value) in optional.items() if raw is not None and value is None]
-        unreadable += [
-            name for name, value in (("msg-id", msg_id), ("points-charged", points)) if value is None
-        ]
-        if unreadable:
-            return BatchResult(
-                index=index,
-                numbers=list(numbers),
-                state=UNCERTAIN,
-                error_code="BAD_ANSWER",
-                error_description=f"the gateway answered OK, but {', '.join(unreadable)} cannot be read "
-                "(missing, not a number, or out of range); the batch may have been sent",
-                may_have_reached_server=True,
-            )
-        balance_after = optional["balance-after"][1]
-        if balance_after is not None:
-            self.last_balance = balance_after
-        return BatchResult(
-            index=index,
-            numbers=list(numbers),
-            state=SENT,
-            msg_id=msg_id,
-            points_charged=points,
-            balance_after=balance_after,
-            unix_timestamp=optional["unix-timestamp"][1],
-            numbers_accepted=optional["numbers"][1],
-        )
-
     def _post(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
         """One paced request; HTTP 429 waited out; an error answer raised as ``KwtSMSError``."""
         limited = 0
@@ -593,7 +474,7 @@ class KwtSMSClient:
             try:
                 return self._post(endpoint, fields)
             except KwtSMSNetworkError as exc:
-                if not _worth_retrying(exc) or tries >= self.policy.max_retries:
+                if not worth_retrying(exc) or tries >= self.policy.max_retries:
                     raise
                 self._backoff(tries, self.policy.backoff_base, self.policy.backoff_cap, endpoint, exc)
                 tries += 1
@@ -609,49 +490,6 @@ class KwtSMSClient:
             delay,
         )
         self._sleep(delay)
-
-
-def _worth_retrying(exc: KwtSMSNetworkError) -> bool:
-    """Network trouble and 5xx may pass; a 3xx/4xx without a kwtSMS answer will not."""
-    return exc.http_status is None or exc.http_status >= 500 or exc.code == "BAD_ANSWER"
-
-
-def _not_attempted(index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
-    return BatchResult(
-        index=index,
-        numbers=list(numbers),
-        state=FAILED,
-        error_code=cause.error_code,
-        error_description=f"Not attempted: batch {cause.index + 1} ended {cause.state} with "
-        f"{cause.error_code}, which would fail this batch too.",
-        attempted=False,
-    )
-
-
-def _log_batch(batch: BatchResult, done: int, total: int) -> None:
-    # One line per batch; never the numbers, the text or the credentials.
-    if batch.state == SENT:
-        logger.info(
-            "kwtSMS batch %d/%d (#%d): sent %d numbers, msg-id %s, %d points, balance after %s",
-            done,
-            total,
-            batch.index + 1,
-            len(batch.numbers),
-            batch.msg_id,
-            batch.points_charged,
-            batch.balance_after,
-        )
-    else:
-        logger.warning(
-            "kwtSMS batch %d/%d (#%d): %s, %d numbers, %s: %s",
-            done,
-            total,
-            batch.index + 1,
-            batch.state,
-            len(batch.numbers),
-            batch.error_code,
-            batch.error_description,
-        )
 
 
 def _require_text(name: str, value: object, hint: str) -> None:

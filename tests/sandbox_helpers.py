@@ -39,3 +39,8 @@ def logged(sb: Sandbox) -> list[dict]:
             return now
         before = now
     return before
+
+
+def logged_sends(sb: Sandbox) -> list[dict]:
+    """The settled log's send requests (a bulk send also reads the coverage first)."""
+    return [r for r in logged(sb) if r["endpoint"] == "send"]

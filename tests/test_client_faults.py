@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from sandbox_helpers import SandboxTime, logged
+from sandbox_helpers import SandboxTime, logged, logged_sends
 
 from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSNetworkError
@@ -227,7 +227,7 @@ def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_fact
     client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=40.0)
     result = client.send(numbers(2000), "Hello", test=True)
     assert result.ok and len(result.msg_ids) == 10
-    log = logged(sb)
+    log = logged_sends(sb)
     assert sum(1 for r in log if r["code"] == "RATE_LIMITED") > 0
     assert sum(1 for r in log if r["code"] == "OK") == 10
     counts = Counter(n for m in sb.messages() for n in m["mobile"])
@@ -341,7 +341,8 @@ def test_a_5xx_with_a_kwtsms_code_is_that_error():
         client = KwtSMSClient(USER, PASSWORD, base_url=f"http://127.0.0.1:{server.server_address[1]}")
         result = client.send(numbers(3), "hi")
         assert [(b.state, b.error_code) for b in result.batches] == [("failed", "ERR003")]
-        assert result.permanent_error.code == "ERR003" and handler.hits == 1
+        # Two requests: the coverage read (answered ERR003 too: the send goes on unchecked), one send.
+        assert result.permanent_error.code == "ERR003" and handler.hits == 2
     finally:
         server.shutdown()
         server.server_close()

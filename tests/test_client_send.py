@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_helpers import SandboxTime, logged
+from sandbox_helpers import SandboxTime, logged, logged_sends
 
 from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
@@ -211,7 +211,7 @@ def test_an_account_level_error_stops_the_send_after_one_request(sb):
         ("failed", "ERR008", False),
         ("failed", "ERR008", False),
     ]
-    assert len(logged(sb)) == 1
+    assert len(logged_sends(sb)) == 1
     assert result.permanent_error.code == "ERR008" and result.permanent_error.permanent
     with pytest.raises(KwtSMSError) as info:
         result.raise_for_status()
@@ -254,7 +254,7 @@ def test_queue_full_storm_then_success(kwtsms_sandbox_factory):
     vt = SandboxTime(sb)
     result = client_for(sb, vt).send(numbers(600), "hi", test=True)
     assert result.ok and len(result.msg_ids) == 3
-    codes = [r["code"] for r in logged(sb)]
+    codes = [r["code"] for r in logged_sends(sb)]
     assert codes.count("ERR013") >= 2 and codes.count("OK") == 3
     assert set(delivered(sb).values()) == {1}
     waits = [s for s in vt.sleeps if s >= 2.5]  # equal jitter: at least half of 5 s
@@ -271,7 +271,7 @@ def test_queue_that_never_drains_gives_up_after_the_bounded_retries(kwtsms_sandb
         ("failed", "ERR013", True),
         ("failed", "ERR013", False),
     ]
-    assert [r["code"] for r in logged(sb)] == ["OK"] + ["ERR013"] * 5
+    assert [r["code"] for r in logged_sends(sb)] == ["OK"] + ["ERR013"] * 5
     assert max(vt.sleeps) <= 4.0
     assert result.permanent_error is None and result.first_error.retryable
 
@@ -337,7 +337,7 @@ def test_pacing_uses_the_cap_fully_and_never_exceeds_it(kwtsms_sandbox_factory):
     client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=25.0, clock=clock, sleep=clock.sleep)
     result = client.send(numbers(20_000), "Hello", test=True)
     assert result.ok and len(result.batches) == 100
-    log = logged(sb)
+    log = logged_sends(sb)
     assert [r["code"] for r in log] == ["OK"] * 100  # not one 429
     times = [r["time"] for r in log]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
@@ -391,13 +391,12 @@ def test_to_dict_is_json_and_caps_per_number_lists(sb):
 
 
 def test_one_info_line_per_batch_without_numbers_or_text(sb, caplog):
-    caplog.set_level(logging.INFO, logger="airflow_provider_kwtsms.client")
+    caplog.set_level(logging.INFO, logger="airflow_provider_kwtsms")
     targets = numbers(450)
     client_for(sb).send(targets, "secret text", test=True)
-    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_kwtsms.client"]
-    assert len(lines) == 3 and all(
-        r.levelno == logging.INFO for r in caplog.records if r.name == "airflow_provider_kwtsms.client"
-    )
+    records = [r for r in caplog.records if r.name.startswith("airflow_provider_kwtsms")]
+    lines = [r.getMessage() for r in records]
+    assert len(lines) == 3 and all(r.levelno == logging.INFO for r in records)
     assert "batch 3/3" in lines[-1]
     for line in lines:
         assert "secret text" not in line and not any(number in line for number in targets)

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_kwtsms import ledger, smtp_transport, transport
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+from airflow_provider_kwtsms.results import BatchResult
 
 EXAMPLES = {
     KwtSMSError: lambda: KwtSMSError("ERR013", "queue full", http_status=200),
@@ -18,6 +19,9 @@ EXAMPLES = {
     ledger.LedgerMismatchError: lambda: ledger.LedgerMismatchError("the text changed", action="start afresh"),
     ledger.UncertainBatchesError: lambda: ledger.UncertainBatchesError([0, 3], 5, 400),
     ledger.BatchNotSentError: lambda: ledger.BatchNotSentError(2, 5, "ERR013", "queue full"),
+    ledger.BatchesFailedError: lambda: ledger.BatchesFailedError(
+        [BatchResult(index=1, numbers=["971500000001"], state="failed", error_code="ERR026")], 3
+    ),
     smtp_transport.SmtpSendError: lambda: smtp_transport.SmtpSendError("SMTP_TEMPORARY", "421 busy"),
 }
 

@@ -6,7 +6,6 @@ before it could record the answer) or the client dying before its request left.
 
 from __future__ import annotations
 
-import json
 import types
 from collections import Counter
 from dataclasses import replace
@@ -19,6 +18,7 @@ from airflow_provider_kwtsms.ledger import (
     DONE,
     HEAD_KEY,
     PENDING,
+    Entry,
     Ledger,
     LedgerMismatchError,
     MemoryStore,
@@ -27,6 +27,7 @@ from airflow_provider_kwtsms.ledger import (
     judge_by_balance,
     resume_send,
 )
+from airflow_provider_kwtsms.ledger_codec import decode_chunk
 from airflow_provider_kwtsms.message import measure_message
 from airflow_provider_kwtsms.results import SENT, SKIPPED, UNCERTAIN, SendPlan
 
@@ -58,10 +59,10 @@ class DyingStore(MemoryStore):
 
     def set(self, key: str, value: str) -> None:
         if key != HEAD_KEY:
-            written = json.loads(value)
-            old = json.loads(self.data.get(key, "{}"))
+            written = decode_chunk(value, 0)
+            old = decode_chunk(self.data.get(key, "{}"), 0)
             changed = [e for k, e in written.items() if old.get(k) != e]
-            if any(e.get("s") == self.state for e in changed):
+            if any(e.state == self.state for e in changed):
                 self.left -= 1
                 if self.left == 0:
                     raise Died(f"worker died writing '{self.state}'")
@@ -77,8 +78,8 @@ class HookedStore(MemoryStore):
 
     def set(self, key: str, value: str) -> None:
         super().set(key, value)
-        entries = json.loads(value).values() if key != HEAD_KEY else []
-        if self.hook and any(e.get("s") == self.state for e in entries):
+        entries = decode_chunk(value, 0).values() if key != HEAD_KEY else []
+        if self.hook and any(e.state == self.state for e in entries):
             hook, self.hook = self.hook, None
             hook()
 
@@ -287,14 +288,13 @@ def test_ledger_of_a_million_recipients_stays_small():
     batches = 5000
     ledger = Ledger.create(store, fingerprint(make_plan(10)), batches, 1)
     for i in range(batches):
-        ledger.record(
-            i, s=DONE, t=1, m="5c2afd345b074e918818247e568ea748", p=200, b=1e6 - 200 * i, ts=1795317478
-        )
+        entry = Entry(DONE, 1, "5c2afd345b074e918818247e568ea748", 200, 1e6 - 200 * i, 1795317478)
+        ledger.record(i, entry)
     sizes = [len(v) for v in store.data.values()]
     assert len(store.data) == 1 + batches // CHUNK_SIZE
     assert max(sizes) < 65535  # the task state store's default per-value limit
     reloaded = Ledger.load(store)
-    assert reloaded.state(4999) == DONE and reloaded.entries[1234]["b"] == 1e6 - 200 * 1234
+    assert reloaded.state(4999) == DONE and reloaded.entries[1234].balance_after == 1e6 - 200 * 1234
     print(f"ledger for 5000 batches: {sum(sizes)} bytes in {len(sizes)} values, largest {max(sizes)}")
 
 

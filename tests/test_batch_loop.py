@@ -1,0 +1,168 @@
+"""One batch loop, one stop policy: the same plan gives the same outcome through the client, the
+resume ledger (the operator's path) and the e-mail channel. Real sandbox over loopback (HTTP and
+SMTP), an in-memory ledger store.
+
+The case of issue 13: 200 numbers in a country the account does not cover (ERR026) and one
+Kuwaiti number. Before, ``KwtSMSClient.send`` failed batch 1 and sent batch 2, while the ledger
+raised on batch 1 and sent nothing, and the e-mail channel would have stopped at its first failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from sandbox_helpers import logged, logged_sends
+
+from airflow_provider_kwtsms.batch_loop import BatchSender
+from airflow_provider_kwtsms.client import KwtSMSClient
+from airflow_provider_kwtsms.errors import KwtSMSError
+from airflow_provider_kwtsms.ledger import HEAD_KEY, MemoryStore, fingerprint, resume_send
+from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+
+USER, PASSWORD = "sandbox_user", "sandbox_pass"
+KW = "96598765432"
+UAE = [f"971500{i:06d}" for i in range(200)]
+
+
+@pytest.fixture
+def sb(kwtsms_sandbox_factory):
+    return kwtsms_sandbox_factory(rate=None, balance=10_000, coverage=["965"], smtp_port=0)
+
+
+def http(sb, **options) -> KwtSMSClient:
+    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=1e6, **options)
+
+
+def smtp(sb, **options) -> KwtSMSSmtpSender:
+    options.setdefault("balance_over_http", True)
+    options.setdefault("base_url", sb.url)
+    return KwtSMSSmtpSender(
+        USER, PASSWORD, smtp_host="127.0.0.1", smtp_port=sb.smtp_port, from_address="a@example.com", **options
+    )
+
+
+def delivered(sb) -> Counter:
+    return Counter(n for m in sb.messages() for n in m["mobile"])
+
+
+def outcome(batches) -> list[tuple[str, str | None]]:
+    return [("sent" if b.state == "sent" else b.state, b.error_code) for b in batches]
+
+
+EXPECTED = [("failed", "ERR026"), ("sent", None)]
+
+
+def test_client_sends_what_it_can_and_reports_the_uncovered_batch(sb):
+    result = http(sb).send([*UAE, KW], "Hello", test=False)
+    assert outcome(result.batches) == EXPECTED
+    assert delivered(sb) == Counter({KW: 1})
+    assert result.permanent_error.code == "ERR026" and {c for _, c in result.failed} == {"ERR026"}
+    # The coverage list showed no UAE number is covered: no request was spent on that batch.
+    assert len(logged_sends(sb)) == 1
+
+
+def test_without_the_coverage_check_the_gateway_refuses_it_and_the_outcome_is_the_same(sb):
+    result = http(sb, check_coverage=False).send([*UAE, KW], "Hello", test=False)
+    assert outcome(result.batches) == EXPECTED
+    assert [r["code"] for r in logged_sends(sb)] == ["ERR026", "OK"]
+    assert "coverage" not in {r["endpoint"] for r in logged(sb)}
+
+
+def test_the_ledger_path_sends_every_other_batch_then_fails_naming_the_refused_one(sb):
+    client = http(sb)
+    plan = client.plan_send([*UAE, KW], "Hello", test=False)
+    store = MemoryStore()
+    with pytest.raises(KwtSMSError) as info:
+        resume_send(client, plan, store, try_number=1)
+    err = info.value
+    assert err.code == "ERR026" and err.permanent and not err.retryable  # the operator fails the task
+    assert "batch 1" in str(err) and "every other batch was sent" in str(err)
+    assert delivered(sb) == Counter({KW: 1})  # before: raised on batch 1, sent nothing
+    assert outcome(err.result.batches) == EXPECTED and err.indices == [0]
+
+    # Cleared: only the refused batch is tried again (refused again); the sent one is remembered.
+    with pytest.raises(KwtSMSError) as again:
+        resume_send(http(sb), plan, store, try_number=2)
+    assert [b.state for b in again.value.result.batches] == ["failed", "skipped"]
+    assert delivered(sb) == Counter({KW: 1})
+
+
+def test_the_email_channel_gives_the_same_outcome(sb):
+    with smtp(sb) as sender:
+        result = sender.send([*UAE, KW], "Hello")
+    assert outcome(result.batches) == EXPECTED
+    assert len(sb.emails()) == 1 and delivered(sb) == Counter({KW: 1})
+
+
+def test_the_email_channel_through_the_ledger_gives_the_same_outcome(sb):
+    with smtp(sb) as sender:
+        plan = sender.plan_send([*UAE, KW], "Hello")
+        with pytest.raises(KwtSMSError) as info:
+            resume_send(sender, plan, MemoryStore(), try_number=1)
+    assert info.value.code == "ERR026" and info.value.permanent
+    assert outcome(info.value.result.batches) == EXPECTED
+    assert len(sb.emails()) == 1 and delivered(sb) == Counter({KW: 1})
+
+
+def test_an_account_level_error_still_stops_every_path_after_one_request(sb):
+    numbers = [f"96550{i:06d}" for i in range(450)]
+    result = http(sb).send(numbers, "Hello", sender="NOT-MINE", test=False)
+    assert [(b.error_code, b.attempted) for b in result.batches] == [("ERR008", True)] + [
+        ("ERR008", False)
+    ] * 2
+    plan = http(sb).plan_send(numbers, "Hello", sender="NOT-MINE", test=False)
+    with pytest.raises(KwtSMSError) as info:
+        resume_send(http(sb), plan, MemoryStore(), try_number=1)
+    assert info.value.code == "ERR008" and info.value.permanent
+    assert [r["code"] for r in logged_sends(sb)] == ["ERR008", "ERR008"]  # one request per path
+
+
+def test_a_batch_with_some_covered_numbers_goes_and_the_gateway_leaves_the_others_out(sb):
+    result = http(sb).send([KW, UAE[0]], "Hello", test=False)
+    assert outcome(result.batches) == [("sent", None)]
+    assert result.gateway_dropped == 1 and delivered(sb) == Counter({KW: 1})
+
+
+def test_coverage_is_asked_once_per_client(sb):
+    client = http(sb)
+    client.send(UAE, "one", test=True)
+    client.send([KW], "two", test=True)
+    assert [r["endpoint"] for r in logged(sb)].count("coverage") == 1
+
+
+def test_when_the_coverage_cannot_be_read_the_gateway_decides(sb, caplog):
+    sb.inject_fault("http_503", "coverage", times=10)
+    client = http(sb, max_retries=1)
+    client.policy = client.policy.__class__(**{**vars(client.policy), "backoff_base": 0.001})
+    result = client.send([*UAE, KW], "Hello", test=False)
+    assert outcome(result.batches) == EXPECTED
+    assert [r["code"] for r in logged_sends(sb)] == ["ERR026", "OK"]
+    assert "coverage not checked" in caplog.text
+
+
+def test_both_channels_are_batch_senders(sb):
+    assert isinstance(http(sb), BatchSender)
+    with smtp(sb) as sender:
+        assert isinstance(sender, BatchSender)
+
+
+def test_a_ledger_written_by_the_running_version_is_read_and_resumed(sb):
+    """The stored format is unchanged (version 1): a ledger left mid-send by the released provider
+    resumes. Written here byte for byte as that version wrote it."""
+    client = http(sb)
+    plan = client.plan_send([f"96550{i:06d}" for i in range(250)], "Hello", test=False)
+    fp = fingerprint(plan)
+    store = MemoryStore()
+    store.data[HEAD_KEY] = json.dumps(
+        {"v": 1, "fp": fp.digest, "parts": fp.parts(), "n": 2, "k": 100, "t0": 1}, separators=(",", ":")
+    )
+    store.data[f"{HEAD_KEY}.c0"] = json.dumps(
+        {"0": {"s": "d", "t": 1, "m": "f00dfeed", "p": 200, "b": 9800.0, "ts": 1795317478}},
+        separators=(",", ":"),
+    )
+    result = resume_send(client, plan, store, try_number=2)
+    first = result.batches[0]
+    assert (first.state, first.msg_id, first.try_number) == ("skipped", "f00dfeed", 1)
+    assert result.batches[1].state == "sent" and len(delivered(sb)) == 50
