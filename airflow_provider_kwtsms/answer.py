@@ -143,6 +143,10 @@ def error_code(value: Any) -> str | None:
     return None
 
 
+def _whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def send_result(index: int, numbers: list[str], data: dict[str, Any]) -> BatchResult:
     """The batch of a send's OK answer: "sent" when the answer reads, else "uncertain" (the gateway
     said OK, so it may well have sent, but a charge or msg-id we cannot read is no record)."""
@@ -156,7 +160,7 @@ def send_result(index: int, numbers: list[str], data: dict[str, Any]) -> BatchRe
     }
     unreadable = [name for name, (raw, value) in optional.items() if raw is not None and value is None]
     unreadable += [name for name, value in (("msg-id", msg_id_), ("points-charged", points)) if value is None]
-    if unreadable:
+    if unreadable or points is None:  # points is checked above; this tells the type checker too
         return BatchResult(
             index=index,
             numbers=list(numbers),
@@ -174,6 +178,6 @@ def send_result(index: int, numbers: list[str], data: dict[str, Any]) -> BatchRe
         msg_id=msg_id_,
         points_charged=points,
         balance_after=balance_after,
-        unix_timestamp=optional["unix-timestamp"][1],
-        numbers_accepted=optional["numbers"][1],
+        unix_timestamp=_whole(optional["unix-timestamp"][1]),
+        numbers_accepted=_whole(optional["numbers"][1]),
     )

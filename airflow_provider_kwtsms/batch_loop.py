@@ -57,7 +57,9 @@ class BatchSender(Protocol):
     ``KwtSMSSmtpSender`` (e-mail)."""
 
     transport: str  # "http" or "smtp": summaries name the channel
-    result_type: type[BatchResult]  # the channel's batch result (SMTP's says "unconfirmed")
+
+    @property
+    def result_type(self) -> type[BatchResult]: ...  # the channel's batch result (SMTP's: "unconfirmed")
 
     @property
     def same_number_wait(self) -> float: ...

@@ -92,7 +92,7 @@ def encode_entry(entry: Entry) -> dict[str, Any]:
 
 def decode_entry(raw: dict[str, Any]) -> Entry:
     values = {_FIELDS[key]: value for key, value in raw.items() if key in _FIELDS}
-    values["state"] = BatchState(values.get("state"))
+    values["state"] = BatchState(str(values.get("state")))
     return Entry(**values)
 
 

@@ -44,7 +44,7 @@ class SmtpFieldError(KwtSMSInputError):
         super().__init__(message)
         self.field = field
 
-    def __reduce__(self):  # keeps ``field`` through pickling (Airflow may pickle)
+    def __reduce__(self) -> tuple[object, ...]:  # keeps ``field`` through pickling (Airflow may pickle)
         return (type(self), (self.field, str(self)))
 
 

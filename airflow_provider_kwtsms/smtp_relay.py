@@ -213,6 +213,7 @@ class SmtpRelay:
         return f"{exc.smtp_code} {self._scrub(exc.smtp_error)}".strip()
 
     def _refused(self, exc: smtplib.SMTPException, what: str) -> SmtpSendError:
+        reply: bytes | str
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
             code, reply = next(iter(exc.recipients.values()))
         elif isinstance(exc, smtplib.SMTPResponseException):
