@@ -7,6 +7,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk import DAG
 from conftest import kwtsms_conn_uri
 
 from airflow_provider_kwtsms.message import measure_message
@@ -15,6 +16,7 @@ from airflow_provider_kwtsms.notifications.kwtsms import (
     default_alert,
     send_kwtsms_notification,
 )
+from airflow_provider_kwtsms.version_compat import HAS_ASYNC_NOTIFIER, NOTIFIER_ERRORS_PROPAGATE
 
 PASSWORD = "N0tify-secret/pw"
 
@@ -29,7 +31,12 @@ def _context(exception: BaseException | None = None, **ti: object) -> dict:
         "max_tries": 3,
         **ti,
     }
-    return {"ti": SimpleNamespace(**ti_fields), "run_id": ti_fields["run_id"], "exception": exception}
+    return {
+        "dag": DAG(dag_id=str(ti_fields["dag_id"]), schedule=None),  # every callback context has it
+        "ti": SimpleNamespace(**ti_fields),
+        "run_id": ti_fields["run_id"],
+        "exception": exception,
+    }
 
 
 @pytest.fixture
@@ -116,6 +123,10 @@ def test_two_alerts_to_the_same_number_within_15_seconds_both_arrive(sandbox):
     assert waited >= 15
 
 
+@pytest.mark.skipif(
+    not HAS_ASYNC_NOTIFIER,
+    reason="Airflow before 3.1 has no async notifiers (BaseNotifier.async_notify) and no deadline alerts",
+)
 def test_async_notify_for_the_triggerer(sandbox):
     notifier = KwtSMSNotifier(target="96550001234", message="deadline missed for {{ dag_run.run_id }}")
     notifier.context = {"dag_run": SimpleNamespace(run_id="scheduled__x", dag_id="billing")}
@@ -131,8 +142,23 @@ def test_a_failed_send_raises_with_the_reason(kwtsms_sandbox_factory, monkeypatc
     sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, balance=0)
     monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD))
     with pytest.raises(Exception, match="ERR010") as caught:
-        KwtSMSNotifier(target="96550001234", message="x")(_context())
+        KwtSMSNotifier(target="96550001234", message="x").notify(_context())
     assert PASSWORD not in str(caught.value)
+
+
+def test_a_failed_alert_through_airflows_call_raises_or_is_logged(
+    kwtsms_sandbox_factory, monkeypatch, caplog
+):
+    sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, balance=0)
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD))
+    notifier = KwtSMSNotifier(target="96550001234", message="x")
+    if NOTIFIER_ERRORS_PROPAGATE:
+        with pytest.raises(Exception, match="ERR010"):
+            notifier(_context())
+    else:  # Airflow 3.0's BaseNotifier.__call__ logs the error and returns
+        notifier(_context())
+        assert "Failed to send notification" in caplog.text and "ERR010" in caplog.text
+    assert PASSWORD not in caplog.text
 
 
 @pytest.mark.airflow

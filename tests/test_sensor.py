@@ -7,11 +7,11 @@ import threading
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 from conftest import kwtsms_conn_json, kwtsms_conn_uri
 
 from airflow_provider_kwtsms.sensors.balance import parse_min_balance
 from airflow_provider_kwtsms.triggers.balance import BalanceTrigger
+from airflow_provider_kwtsms.version_compat import AirflowFailException
 
 PASSWORD = "Sens0r-secret/pw"
 
