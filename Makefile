@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench lint clean
+# The compatibility lane (`make test-compat`, also the end of `make test`): the Airflow-side tests
+# and example DAGs on the latest patch of each older Airflow 3 minor, in .venv-af30, .venv-af31 ...
+COMPAT_AIRFLOW ?= 3.0.6 3.1.8 3.2.2
+
+.PHONY: venv test test-compat demo bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +19,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The lane runs even when the main suite fails; `make test` fails if either did.
 test: $(STAMP)
 	bash .ci/install-browser.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q; main=$$?; \
+	bash .ci/test-compat.sh $(COMPAT_AIRFLOW); compat=$$?; \
+	[ $$main -eq 0 ] && [ $$compat -eq 0 ]
+
+test-compat: $(STAMP)
+	bash .ci/test-compat.sh $(COMPAT_AIRFLOW)
 
 demo: $(STAMP)
 	$(BIN)/python -m airflow_provider_kwtsms.demo
@@ -30,4 +40,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-af* build dist *.egg-info .pytest_cache .ruff_cache

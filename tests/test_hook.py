@@ -15,7 +15,9 @@ from airflow_provider_kwtsms.hooks.kwtsms import (
     base_url_from,
     settings_from_connection,
 )
-from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_3_PLUS
+
+pytestmark = pytest.mark.compat
 
 USER = "ops_api"
 # Characters that need quoting in a URI, and a value easy to spot in any output.
@@ -233,7 +235,8 @@ def test_airflow_connections_test_fails_with_guidance_on_a_wrong_password(airflo
         "kwtsms_default",
         env={"AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, USER, "Bad/pw:1")},
     )
-    assert result.returncode == 1
+    # Before 3.3 the command exits 0 whatever the outcome (docs/airflow-versions.md): read its output.
+    assert result.returncode == (1 if AIRFLOW_V_3_3_PLUS else 0)
     assert "Connection failed!" in result.stdout
     assert "ERR003: Authentication error" in result.stdout
     assert "Fix the connection's login (API username) and password" in result.stdout

@@ -9,9 +9,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS
+
+pytestmark = pytest.mark.compat
 
 HEAVY = ("requests", "phonenumbers", "urllib3")
 DAG_FILE_IMPORTS = {

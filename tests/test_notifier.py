@@ -16,7 +16,13 @@ from airflow_provider_kwtsms.notifications.kwtsms import (
     default_alert,
     send_kwtsms_notification,
 )
-from airflow_provider_kwtsms.version_compat import HAS_ASYNC_NOTIFIER, NOTIFIER_ERRORS_PROPAGATE
+from airflow_provider_kwtsms.version_compat import (
+    AIRFLOW_V_3_3_PLUS,
+    HAS_ASYNC_NOTIFIER,
+    NOTIFIER_ERRORS_PROPAGATE,
+)
+
+pytestmark = pytest.mark.compat
 
 PASSWORD = "N0tify-secret/pw"
 
@@ -173,10 +179,13 @@ def test_failure_and_success_callbacks_in_a_real_dag_run(airflow, sandbox):
 
     alert = by_number["96550001234"]
     assert alert["message"].startswith("Airflow kwtsms_test_alerts.load_orders failed (try 1, run manual__")
-    assert "ValueError: orders table is locked" in alert["message"]
-    assert alert["message"].endswith("...")  # the long exception text was cut to fit
+    if AIRFLOW_V_3_3_PLUS:
+        assert "ValueError: orders table is locked" in alert["message"]
+        assert alert["message"].endswith("...")  # the long exception text was cut to fit
+    else:  # `airflow dags test` before 3.3 gives callbacks no exception (apache/airflow#64568)
+        assert "ValueError" not in alert["message"]
     assert alert["pages"] == 1 and alert["test"] is True  # cut to one page, test flag from data
 
     run_id = airflow.query("SELECT run_id FROM dag_run WHERE dag_id = 'kwtsms_test_alerts'")[-1][0]
     assert by_number["96550001235"]["message"] == f"ops: report finished in run {run_id}"
-    assert PASSWORD not in result.output
+    assert PASSWORD not in result.output_to_check_for_secrets

@@ -13,6 +13,8 @@ import pytest
 from airflow_provider_kwtsms.get_provider_info import CONN_FIELDS, get_provider_info
 from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS, HAS_CONN_FIELDS
 
+pytestmark = pytest.mark.compat
+
 SCHEMAS = Path(airflow.__file__).parent
 
 
@@ -112,6 +114,6 @@ def test_the_hook_fallbacks_for_older_airflow_agree_with_the_provider_info():
 @pytest.mark.airflow
 def test_airflow_providers_list_shows_the_provider(airflow):
     result = airflow.run("providers", "list", "--output", "json").check()
-    providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("[") :])}
+    providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("[{") :])}
     assert "airflow-provider-kwtsms" in providers
     assert providers["airflow-provider-kwtsms"]["version"] == "0.1.0"

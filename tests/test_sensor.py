@@ -13,6 +13,8 @@ from airflow_provider_kwtsms.sensors.balance import parse_min_balance
 from airflow_provider_kwtsms.triggers.balance import BalanceTrigger
 from airflow_provider_kwtsms.version_compat import AirflowFailException
 
+pytestmark = pytest.mark.compat
+
 PASSWORD = "Sens0r-secret/pw"
 
 
@@ -129,7 +131,7 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
     assert (
         "kwtSMS balance is 1000 credits, below the minimum of 1e+06 (connection 'kwtsms_default'). "
         "Top up the account at https://www.kwtsms.com"
-    ) in result.output
+    ) in result.flat_output
 
     assert states["wait_poke"] == ("success", 1)
     assert airflow.xcom("kwtsms_test_balance", "wait_poke") == {
