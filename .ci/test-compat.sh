@@ -44,7 +44,7 @@ for version in "$@"; do
         touch "$stamp"
     fi
     echo "== Airflow $version: Airflow-side tests and example DAGs ($venv) =="
-    "$venv/bin/python" -m pytest -q -m compat -rs -p no:cacheprovider
+    "$venv/bin/python" -m pytest -q -m compat -rfEs --durations=5 -p no:cacheprovider
     rc=$?
     took=$((SECONDS - started))
     summary+=("Airflow $version: exit $rc, ${took}s")
