@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from conftest import REPO
 
-from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_3_PLUS
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_3_PLUS, HAS_TASK_STATE_STORE
 
 pytestmark = [pytest.mark.airflow, pytest.mark.compat]
 
@@ -80,6 +80,10 @@ def test_estimate_gate_send(airflow, sandbox):
     assert summary["ok"] and summary["numbers_sent"] == 3 and summary["points_charged"] == 3
     assert summary["msg_ids"] == [sent["msg_id"]] and summary["balance_after"] == 4997
     assert summary["invalid"][0]["input"] == "12345"
+    # The ledger: the task state store where Airflow has one (3.3+), else Variables, removed on success.
+    assert summary["resume"]["store"] == ("task state store" if HAS_TASK_STATE_STORE else "Variable")
+    ledger = "SELECT key FROM variable WHERE key LIKE 'kwtsms_ledger:kwtsms_estimate_gate_send:%2025-04-01%'"
+    assert db_rows(airflow, ledger) == []
 
     # The password appears nowhere: output, XCom, rendered fields.
     assert PASSWORD not in run.output_to_check_for_secrets
