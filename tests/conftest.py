@@ -54,6 +54,23 @@ class AirflowRun:
         """stdout and stderr together, for "appears anywhere" / "appears nowhere" checks."""
         return self.stdout + "\n" + self.stderr
 
+    @property
+    def flat_output(self) -> str:
+        """:attr:`output` with runs of whitespace as one space: Airflow 3.0 to 3.2 print a task's
+        exception through rich, wrapped at 80 columns."""
+        return " ".join(self.output.split())
+
+    @property
+    def output_to_check_for_secrets(self) -> str:
+        """:attr:`output`, less Airflow 3.0's own debug lines that echo every secret it is asked to
+        mask (``Sending request msg=MaskSecret(value=...)``, printed by ``airflow dags test`` and
+        ``tasks test``; gone in 3.1; docs/airflow-versions.md). Everything else is checked."""
+        from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS
+
+        if AIRFLOW_V_3_1_PLUS:
+            return self.output
+        return "\n".join(line for line in self.output.splitlines() if "MaskSecret(value=" not in line)
+
     def check(self) -> AirflowRun:
         if self.returncode != 0:
             raise AssertionError(

@@ -13,7 +13,9 @@ from collections import Counter
 import pytest
 from conftest import REPO
 
-pytestmark = pytest.mark.airflow
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_3_PLUS, HAS_TASK_STATE_STORE
+
+pytestmark = [pytest.mark.airflow, pytest.mark.compat]
 
 EXAMPLES = REPO / "dags_examples"
 PASSWORD = "Pw-9f3c-never-shown"
@@ -78,9 +80,13 @@ def test_estimate_gate_send(airflow, sandbox):
     assert summary["ok"] and summary["numbers_sent"] == 3 and summary["points_charged"] == 3
     assert summary["msg_ids"] == [sent["msg_id"]] and summary["balance_after"] == 4997
     assert summary["invalid"][0]["input"] == "12345"
+    # The ledger: the task state store where Airflow has one (3.3+), else Variables, removed on success.
+    assert summary["resume"]["store"] == ("task state store" if HAS_TASK_STATE_STORE else "Variable")
+    ledger = "SELECT key FROM variable WHERE key LIKE 'kwtsms_ledger:kwtsms_estimate_gate_send:%2025-04-01%'"
+    assert db_rows(airflow, ledger) == []
 
     # The password appears nowhere: output, XCom, rendered fields.
-    assert PASSWORD not in run.output
+    assert PASSWORD not in run.output_to_check_for_secrets
     for table in ("xcom", "rendered_task_instance_fields"):
         dump = json.dumps(db_rows(airflow, f"SELECT * FROM {table}"), default=str)
         assert PASSWORD not in dump, table
@@ -101,7 +107,7 @@ def test_password_masked_in_task_log_and_errors(airflow, sandbox):
     )
     assert failed.returncode != 0 or "ERR010" in failed.output
     assert "ERR010" in failed.output and "Top up" in failed.output
-    assert PASSWORD not in failed.output
+    assert PASSWORD not in failed.output_to_check_for_secrets
     sandbox.set_balance(100)
     ok = airflow.run(
         "tasks",
@@ -114,7 +120,7 @@ def test_password_masked_in_task_log_and_errors(airflow, sandbox):
     )
     ok.check()
     assert "batch 1/1: 3 numbers sent" in ok.output
-    assert PASSWORD not in ok.output
+    assert PASSWORD not in ok.output_to_check_for_secrets
 
 
 def test_campaign_mapped(airflow, sandbox):
@@ -146,7 +152,9 @@ def test_failure_alerts(airflow, sandbox):
         (REPO / "test-artifacts" / "failure_alerts.log").write_text(run.output)
     assert len(texts) == 2, (texts, run.output[-3000:])
     task_alert = next(t for t in texts if "nightly_load" in t)
-    assert "warehouse connection refused" in task_alert or "RuntimeError" in task_alert
+    # `airflow dags test` before 3.3 gives callbacks no exception (apache/airflow#64568).
+    if AIRFLOW_V_3_3_PLUS:
+        assert "warehouse connection refused" in task_alert or "RuntimeError" in task_alert
     assert any(t.startswith("DAG kwtsms_failure_alerts run ") for t in texts)
     assert all(m["pages"] == 1 for m in sandbox.messages())
 

@@ -9,7 +9,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS
+
+pytestmark = pytest.mark.compat
 
 HEAVY = ("requests", "phonenumbers", "urllib3")
 DAG_FILE_IMPORTS = {
@@ -26,7 +31,8 @@ DAG_FILE_IMPORTS = {
 PROBE = """
 import json, sys
 import airflow.sdk
-from airflow.sdk import BaseHook, BaseNotifier, BaseOperator, BaseSensorOperator
+from airflow.sdk import BaseNotifier, BaseOperator, BaseSensorOperator
+from {base_hook_module} import BaseHook
 heavy = {heavy!r}
 found = {{}}
 for name, statement in {imports!r}.items():
@@ -39,7 +45,8 @@ print(json.dumps(found))
 
 
 def test_importing_our_classes_pulls_in_no_heavy_module():
-    code = PROBE.format(heavy=HEAVY, imports=DAG_FILE_IMPORTS)
+    base_hook_module = "airflow.sdk" if AIRFLOW_V_3_1_PLUS else "airflow.hooks.base"
+    code = PROBE.format(heavy=HEAVY, imports=DAG_FILE_IMPORTS, base_hook_module=base_hook_module)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert "requests" in found.pop("control")  # the probe does see a heavy import

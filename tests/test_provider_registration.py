@@ -11,7 +11,10 @@ import jsonschema
 import pytest
 
 import airflow_provider_kwtsms
-from airflow_provider_kwtsms.get_provider_info import get_provider_info
+from airflow_provider_kwtsms.get_provider_info import CONN_FIELDS, get_provider_info
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS, HAS_CONN_FIELDS
+
+pytestmark = pytest.mark.compat
 
 SCHEMAS = Path(airflow.__file__).parent
 
@@ -47,6 +50,38 @@ def test_every_declared_module_and_class_imports():
     )
 
 
+def test_the_connection_form_the_ui_renders():
+    """What the React UI of every 3.x release renders the form from: GET /ui/connections/hook_meta."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    if not AIRFLOW_V_3_1_PLUS:
+        # 3.0 builds every provider's form with wtforms and drops it where wtforms is missing
+        # (apache/airflow#55841): the FAB provider brings it; the compatibility lane installs it.
+        pytest.importorskip(
+            "wtforms", reason="Airflow 3.0 renders provider connection forms only with wtforms"
+        )
+    [meta] = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "kwtsms"]
+    form = meta.model_dump()
+    assert meta.hook_class_name == "airflow_provider_kwtsms.hooks.kwtsms.KwtSMSHook"
+    fields = form["standard_fields"]
+    assert (fields["login"]["title"], fields["password"]["title"], fields["host"]["title"]) == (
+        "API username",
+        "API password",
+        "API base URL",
+    )
+    assert fields["host"]["placeholder"] == "https://www.kwtsms.com"
+    assert fields["url_schema"]["hidden"] and fields["port"]["hidden"]
+    extra = form["extra_fields"]
+    assert set(extra) == set(CONN_FIELDS)
+    for name, spec in CONN_FIELDS.items():
+        assert extra[name]["schema"]["title"] == spec["label"]
+        assert extra[name]["description"] == spec["description"]
+    assert extra["test_mode"]["schema"]["type"] == ["boolean", "null"]
+
+
+@pytest.mark.skipif(
+    not HAS_CONN_FIELDS, reason="conn-fields (the typed form from the provider info) arrived in Airflow 3.2"
+)
 def test_the_connection_form_airflow_builds():
     from airflow.providers_manager import ProvidersManager
     from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
@@ -80,6 +115,6 @@ def test_the_hook_fallbacks_for_older_airflow_agree_with_the_provider_info():
 @pytest.mark.airflow
 def test_airflow_providers_list_shows_the_provider(airflow):
     result = airflow.run("providers", "list", "--output", "json").check()
-    providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("[") :])}
+    providers = {p["package_name"]: p for p in json.loads(result.stdout[result.stdout.index("[{") :])}
     assert "airflow-provider-kwtsms" in providers
     assert providers["airflow-provider-kwtsms"]["version"] == airflow_provider_kwtsms.__version__

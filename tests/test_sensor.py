@@ -7,11 +7,13 @@ import threading
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 from conftest import kwtsms_conn_json, kwtsms_conn_uri
 
 from airflow_provider_kwtsms.sensors.balance import parse_min_balance
 from airflow_provider_kwtsms.triggers.balance import BalanceTrigger
+from airflow_provider_kwtsms.version_compat import AirflowFailException
+
+pytestmark = pytest.mark.compat
 
 PASSWORD = "Sens0r-secret/pw"
 
@@ -101,16 +103,19 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
         purchased=1200,
         accounts=[
             {"username": "poke_user", "password": PASSWORD, "balance": 10},
+            {"username": "resched_user", "password": PASSWORD, "balance": 15},
             {"username": "defer_user", "password": PASSWORD, "balance": 20},
         ],
     )
     toppers = [
         _top_up_after_checks(sandbox, "poke_user", checks=2, to=600),
+        _top_up_after_checks(sandbox, "resched_user", checks=2, to=650),
         _top_up_after_checks(sandbox, "defer_user", checks=3, to=700),
     ]
     env = {
         "AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, "main", PASSWORD),
         "AIRFLOW_CONN_KWTSMS_POKE": kwtsms_conn_json(sandbox.url, "poke_user", PASSWORD),
+        "AIRFLOW_CONN_KWTSMS_RESCHED": kwtsms_conn_json(sandbox.url, "resched_user", PASSWORD),
         "AIRFLOW_CONN_KWTSMS_DEFER": kwtsms_conn_json(sandbox.url, "defer_user", PASSWORD),
     }
     result = airflow.run("dags", "test", "kwtsms_test_balance", env=env)
@@ -129,7 +134,7 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
     assert (
         "kwtSMS balance is 1000 credits, below the minimum of 1e+06 (connection 'kwtsms_default'). "
         "Top up the account at https://www.kwtsms.com"
-    ) in result.output
+    ) in result.flat_output
 
     assert states["wait_poke"] == ("success", 1)
     assert airflow.xcom("kwtsms_test_balance", "wait_poke") == {
@@ -138,6 +143,20 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
         "min_balance": 500.0,
     }
     assert _balance_checks(sandbox, "poke_user") >= 3
+
+    # Released its worker slot between checks (up_for_reschedule), same try throughout.
+    assert states["wait_reschedule"] == ("success", 1)
+    assert airflow.xcom("kwtsms_test_balance", "wait_reschedule") == {
+        "available": 650,
+        "purchased": 15,
+        "min_balance": 500.0,
+    }
+    assert _balance_checks(sandbox, "resched_user") >= 3
+    rescheduled = airflow.query(
+        "SELECT COUNT(*) FROM task_reschedule WHERE ti_id IN (SELECT id FROM task_instance "
+        "WHERE dag_id = 'kwtsms_test_balance' AND task_id = 'wait_reschedule')"
+    )
+    assert rescheduled[0][0] >= 2
 
     assert states["wait_defer"] == ("success", 1)
     assert "[DAG TEST] running trigger in line" in result.output

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-
 from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+from airflow_provider_kwtsms.version_compat import BaseHook, aget_connection
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -277,7 +276,7 @@ class KwtSMSHook(BaseHook):
     async def aget_settings(self) -> KwtSMSSettings:
         """As :attr:`settings`, for the triggerer's event loop (reads the connection asynchronously)."""
         if self._settings is None:
-            conn = await self.aget_connection(self.kwtsms_conn_id)
+            conn = await aget_connection(self, self.kwtsms_conn_id)
             self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
 
@@ -300,7 +299,7 @@ class KwtSMSHook(BaseHook):
         if self._client is None:
             settings = await self.aget_settings()
             if settings.transport == "smtp":
-                smtp_conn = await self.aget_connection(settings.smtp_conn_id)
+                smtp_conn = await aget_connection(self, settings.smtp_conn_id)
                 self._client = build_smtp_sender(settings, smtp_conn)
             else:
                 self._client = build_client(settings)
@@ -362,7 +361,8 @@ class KwtSMSHook(BaseHook):
         return True, message
 
     # Airflow 3.2+ reads the form from get_provider_info's conn-fields and never calls these two;
-    # Airflow 3.0 and 3.1 still build the form from them.
+    # Airflow 3.0 and 3.1 still build the form from them (3.1 with wtforms mocked when it is
+    # missing; 3.0 only where wtforms is installed, e.g. by the FAB provider: docs/airflow-versions.md).
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         from airflow_provider_kwtsms.get_provider_info import get_provider_info
@@ -376,7 +376,8 @@ class KwtSMSHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        # wtforms only: flask_appbuilder's widget styled Airflow 2's form, and an ImportError here
+        # costs the whole form (labels and hidden fields too) where wtforms is present without it.
         from wtforms import BooleanField, StringField
 
         from airflow_provider_kwtsms.get_provider_info import CONN_FIELDS
@@ -387,7 +388,5 @@ class KwtSMSHook(BaseHook):
             if "boolean" in types:
                 widgets[name] = BooleanField(spec["label"], description=spec["description"])
             else:
-                widgets[name] = StringField(
-                    spec["label"], widget=BS3TextFieldWidget(), description=spec["description"]
-                )
+                widgets[name] = StringField(spec["label"], description=spec["description"])
         return widgets

@@ -129,12 +129,11 @@ class SendSMSOperator(BaseOperator):
 
     # -- execute ------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
         from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
         from airflow_provider_kwtsms.ledger import LedgerMismatchError, UncertainBatchesError, resume_send
         from airflow_provider_kwtsms.results import SendResult
+        from airflow_provider_kwtsms.version_compat import AirflowFailException
 
         try:
             raws = recipients_from(self.mobile)
@@ -214,7 +213,7 @@ class SendSMSOperator(BaseOperator):
 
     # -- steps --------------------------------------------------------------------------------
     def _max_credits(self) -> int | None:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow_provider_kwtsms.version_compat import AirflowFailException
 
         if self.max_credits in (None, ""):
             return None
@@ -229,7 +228,7 @@ class SendSMSOperator(BaseOperator):
         return value
 
     def _check_before_sending(self, plan: SendPlan, max_credits: int | None) -> None:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow_provider_kwtsms.version_compat import AirflowFailException
 
         invalid = plan.recipients.invalid
         if invalid and self.on_invalid == "fail":

@@ -1,7 +1,8 @@
-"""Balance gates for tests/test_sensor.py: fail fast, poke until topped up, defer until topped up.
+"""Balance gates for tests/test_sensor.py: fail fast, then wait for a top-up poking, rescheduling
+and deferred.
 
 Connections come from the test's environment: kwtsms_default (plenty of credits),
-kwtsms_poke and kwtsms_defer (low until the test tops them up).
+kwtsms_poke, kwtsms_resched and kwtsms_defer (low until the test tops them up).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ with DAG("kwtsms_test_balance", start_date=pendulum.datetime(2024, 1, 1), schedu
         kwtsms_conn_id="kwtsms_poke",
         min_balance=500,
         wait_for_top_up=True,
+        poke_interval=1,
+        timeout=120,
+    )
+
+    BalanceSensor(
+        task_id="wait_reschedule",
+        kwtsms_conn_id="kwtsms_resched",
+        min_balance=500,
+        wait_for_top_up=True,
+        mode="reschedule",
         poke_interval=1,
         timeout=120,
     )
