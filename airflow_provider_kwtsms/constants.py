@@ -18,4 +18,6 @@ MAX_BATCH = 200  # numbers per send request or e-mail (ERR007 above)
 DEFAULT_RATE = 2.0  # requests (or e-mails) per second: what the official clients keep to
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 DEFAULT_MAX_PAGES = 7  # the gateway's page limit (ERR012 above)
+SMS_ADDRESS = "sms@kwtsms.com"  # the SMTP channel's recipient (the 2009 document)
+DEFAULT_TIMEZONE = "Asia/Kuwait"  # the account's clock, for send windows
 SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule for one number, plus a margin for clock differences

@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
+from airflow_provider_kwtsms.constants import DEFAULT_TIMEZONE
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 
-DEFAULT_TIMEZONE = "Asia/Kuwait"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 _HOURS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")
 _WHAT_TO_WRITE = 'write it as "HH:MM-HH:MM" in 24-hour time, e.g. "09:00-21:00" or "22:00-06:00"'
@@ -61,7 +61,7 @@ class SendWindow:
             start=time(h1, m1),
             length=timedelta(minutes=minutes),
             days=_parse_days(days),
-            zone=_zone(timezone or DEFAULT_TIMEZONE),
+            zone=zone(timezone or DEFAULT_TIMEZONE),
             text=hours.strip(),
         )
 
@@ -117,7 +117,8 @@ def _aware(moment: datetime) -> datetime:
     return moment
 
 
-def _zone(name: str) -> tzinfo:
+def zone(name: str) -> tzinfo:
+    """The time zone called ``name`` (IANA), or ``KwtSMSInputError`` naming it."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     if not isinstance(name, str) or not name.strip():

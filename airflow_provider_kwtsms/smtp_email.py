@@ -19,9 +19,9 @@ import unicodedata
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from airflow_provider_kwtsms.constants import SMS_ADDRESS
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 
-SMS_ADDRESS = "sms@kwtsms.com"
 LANG_ENGLISH = "1"  # GSM-7 text
 LANG_UTF8 = "3"  # "Arabic (UTF-8)": any text outside GSM-7, since the body is UTF-8
 MAX_8BIT_LINE = 990  # RFC 5321 allows 998 octets a line; longer bodies go quoted-printable

@@ -12,9 +12,8 @@ import base64
 import smtplib
 import ssl
 from email import quoprimime
-from typing import Any
 
-from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.redact import Redactor
 from airflow_provider_kwtsms.smtp_email import NOT_ON_A_LINE, mime_message
 
@@ -242,52 +241,3 @@ def relay_redactors(password: str, smtp_login: str | None, smtp_password: str | 
         wire = [smtp_password, f"\0{smtp_login or ''}\0{smtp_password}"]
         secrets += [base64.b64encode(s.encode("utf-8")).decode("ascii") for s in wire]
     return tuple(Redactor(secret) for secret in dict.fromkeys(secrets) if secret)
-
-
-def relay_settings(conn: Any, *, from_address: str | None = None) -> dict[str, Any]:
-    """``KwtSMSSmtpSender`` relay arguments from an SMTP connection, read as Airflow's SMTP provider does.
-
-    ``conn`` is anything with ``conn_id``, ``host``, ``port``, ``login``, ``password`` and
-    ``extra_dejson`` (an Airflow ``Connection``; no Airflow import here). As in the SMTP provider,
-    SSL is on unless the extra ``disable_ssl`` is true, then STARTTLS unless ``disable_tls`` is
-    true; ``from_email`` and ``timeout`` come from the extras. ``from_address`` wins over
-    ``from_email``.
-    """
-    where = f"SMTP connection {getattr(conn, 'conn_id', None) or 'smtp'!r}"
-    extras = getattr(conn, "extra_dejson", None) or {}
-    if not getattr(conn, "host", None):
-        raise KwtSMSInputError(f"{where} has no host: set it to the SMTP relay's host name.")
-    ssl_on = not _flag(extras.get("disable_ssl", False), f"{where} extra 'disable_ssl'")
-    starttls = not ssl_on and not _flag(extras.get("disable_tls", False), f"{where} extra 'disable_tls'")
-    sender_address = from_address or extras.get("from_email")
-    if not sender_address:
-        raise KwtSMSInputError(
-            f"{where} has no extra 'from_email', and no smtp_from is set on the kwtSMS "
-            "connection: give the address the relay lets you send from."
-        )
-    timeout = extras.get("timeout", 30)
-    try:
-        timeout = float(timeout)
-    except (TypeError, ValueError):
-        raise KwtSMSInputError(f"{where} extra 'timeout' is {timeout!r}: give seconds, e.g. 30.") from None
-    return {
-        "smtp_host": conn.host,
-        "smtp_port": int(conn.port) if getattr(conn, "port", None) else None,
-        "smtp_ssl": ssl_on,
-        "smtp_starttls": starttls,
-        "smtp_login": getattr(conn, "login", None) or None,
-        "smtp_password": getattr(conn, "password", None) or None,
-        "from_address": str(sender_address),
-        "timeout": timeout,
-    }
-
-
-def _flag(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise KwtSMSInputError(f"{what} is {value!r}: give true or false.")

@@ -54,7 +54,6 @@ from airflow_provider_kwtsms.smtp_relay import (
     SmtpRelay,
     SmtpSendError,
     relay_redactors,
-    relay_settings,
 )
 from airflow_provider_kwtsms.smtp_results import (
     SUBMITTED_UNCONFIRMED,
@@ -77,7 +76,6 @@ __all__ = [
     "SmtpSendResult",
     "email_body",
     "lang_for",
-    "relay_settings",
 ]
 
 logger = logging.getLogger("airflow_provider_kwtsms.smtp_transport")
@@ -123,6 +121,7 @@ class KwtSMSSmtpSender:
         balance_over_http: bool = False,
         base_url: str | None = None,
         spaces_as_plus: bool = False,
+        smart_encoding: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -197,6 +196,7 @@ class KwtSMSSmtpSender:
         self.default_country = default_country
         self.rate = float(rate)
         self.max_pages = max_pages
+        self.smart_encoding = bool(smart_encoding)
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.same_number_wait = same_number_wait
@@ -295,6 +295,7 @@ class KwtSMSSmtpSender:
         test: bool | None = None,
         default_country: str | None = None,
         strict: bool = False,
+        smart_encoding: bool | None = None,
     ) -> SendPlan:
         """As ``KwtSMSClient.plan_send``, with the text on one line (the e-mail needs it so).
 
@@ -315,6 +316,7 @@ class KwtSMSSmtpSender:
             default_country=self.default_country if default_country is None else default_country,
             strict=strict,
             max_pages=self.max_pages,
+            smart_encoding=self.smart_encoding if smart_encoding is None else smart_encoding,
         )
         check_one_line("sender", plan.sender, HINTS["sender"])
         if "+" in plan.message:

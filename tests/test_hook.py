@@ -120,13 +120,17 @@ def test_hook_arguments_override_extras():
 @pytest.mark.parametrize(
     ("extra", "named", "advice"),
     [
-        ({"timeout": "soon"}, "'timeout'", "give a number"),
-        ({"rate": 0}, "'rate'", "at least 0.1"),
+        ({"timeout": "soon"}, "'timeout'", "write a number"),
+        ({"rate": 0}, "'rate'", "from 0.1 to 1000"),
         ({"test_mode": "maybe"}, "'test_mode'", "true or false"),
         ({"default_country": "Kuwait"}, "'default_country'", "965"),
+        ({"default_country": "XX"}, "'default_country'", "'KW'"),
+        ({"smart_encoding": "perhaps"}, "'smart_encoding'", "true or false"),
+        ({"timezone": "Mars/Olympus"}, "'Mars/Olympus'", "IANA name"),
     ],
 )
 def test_bad_extras_name_the_field_and_the_fix(extra, named, advice):
+    # One reading per kind (coerce): the same words mean the same thing in every setting.
     with pytest.raises(KwtSMSInputError) as caught:
         settings_from_connection(_conn(login=USER, password=PASSWORD, extra=json.dumps(extra)))
     assert named in str(caught.value) and advice in str(caught.value)
@@ -241,3 +245,22 @@ def test_airflow_connections_test_fails_with_guidance_on_a_wrong_password(airflo
     assert "ERR003: Authentication error" in result.stdout
     assert "Fix the connection's login (API username) and password" in result.stdout
     assert "Bad/pw:1" not in result.output and "Bad%2Fpw" not in result.output
+
+
+@pytest.mark.parametrize("country", ["KW", "kw", "965", "+965", "00965", 965])
+def test_default_country_accepts_iso_and_calling_codes_as_the_form_says(country):
+    conn = _conn(login=USER, password=PASSWORD, extra=json.dumps({"default_country": country}))
+    assert settings_from_connection(conn).default_country == "965"
+
+
+def test_smart_encoding_and_timezone_extras():
+    conn = _conn(
+        login=USER,
+        password=PASSWORD,
+        extra=json.dumps({"smart_encoding": "false", "timezone": "Asia/Riyadh"}),
+    )
+    settings = settings_from_connection(conn)
+    assert settings.smart_encoding is False and settings.timezone == "Asia/Riyadh"
+    assert settings.client_kwargs()["smart_encoding"] is False
+    default = settings_from_connection(_conn(login=USER, password=PASSWORD))
+    assert default.smart_encoding is True and default.timezone == "Asia/Kuwait"

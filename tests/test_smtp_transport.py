@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+from airflow_provider_kwtsms.hooks.kwtsms import relay_settings
 from airflow_provider_kwtsms.ledger import MemoryStore, resume_send
 from airflow_provider_kwtsms.smtp_transport import (
     SUBMITTED_UNCONFIRMED,
@@ -18,7 +19,6 @@ from airflow_provider_kwtsms.smtp_transport import (
     SmtpSendError,
     email_body,
     lang_for,
-    relay_settings,
 )
 
 USER, PASSWORD = "smtp_user", "Pa55-w0rd-in-body"

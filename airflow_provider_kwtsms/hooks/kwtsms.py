@@ -4,9 +4,11 @@ Connection fields: login = API username, password = API password, host = API bas
 (empty means https://www.kwtsms.com; a host without a scheme gets https; the URI form
 ``kwtsms://http://user:pass@127.0.0.1:8765`` carries the scheme, as Airflow's URI parser
 allows), port = optional port of that URL. Extras (see ``get_provider_info.CONN_FIELDS``):
-sender, test_mode, default_country, timeout, rate (and transport, smtp_conn_id, smtp_from,
-smtp_to, balance_over_http for e-mail: docs/smtp.md); each may also be written
-``extra__kwtsms__<name>``, as the Slack provider accepts.
+sender, test_mode, default_country, timeout, rate, smart_encoding, timezone (and transport,
+smtp_conn_id, smtp_from, smtp_to, balance_over_http for e-mail: docs/smtp.md); each may also be
+written ``extra__kwtsms__<name>``, as the Slack provider accepts. Each is read by the one helper
+of ``coerce`` for its kind, so the same value means the same thing here, in the operator and in
+the notifier.
 """
 
 from __future__ import annotations
@@ -14,27 +16,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID
+from airflow_provider_kwtsms.coerce import as_bool, as_country, as_number, as_text
+from airflow_provider_kwtsms.constants import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONN_ID,
+    DEFAULT_RATE,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TIMEZONE,
+    SMS_ADDRESS,
+)
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.version_compat import BaseHook, aget_connection
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
+    from airflow_provider_kwtsms.batch_loop import BatchSender
     from airflow_provider_kwtsms.client import KwtSMSClient
     from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
 
-DEFAULT_BASE_URL = "https://www.kwtsms.com"  # same as client.DEFAULT_BASE_URL, without importing requests
 DEFAULT_SENDER = "KWT-SMS"
-DEFAULT_TIMEOUT = 30.0
-CONNECT_TIMEOUT = 5.0
-DEFAULT_RATE = 2.0
-TRANSPORTS = ("http", "smtp")  # smtp: the 2009 e-mail channel through a relay (README, "Sending by e-mail")
+CONNECT_TIMEOUT, READ_TIMEOUT = DEFAULT_TIMEOUT
+TRANSPORTS = ("http", "smtp")  # smtp: the 2009 e-mail channel through a relay (docs/smtp.md)
 DEFAULT_SMTP_CONN_ID = "smtp_default"
-SMS_ADDRESS = "sms@kwtsms.com"  # as smtp_transport.SMS_ADDRESS, without importing smtplib
-_TRUE = {"true", "1", "yes", "on", "y", "t"}
-_FALSE = {"false", "0", "no", "off", "n", "f", ""}
-OVERRIDABLE = ("sender", "test_mode", "default_country", "timeout", "rate", "base_url")
+OVERRIDABLE = ("sender", "test_mode", "default_country", "timeout", "rate", "base_url", "smart_encoding")
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,10 @@ class KwtSMSSettings:
     sender: str = DEFAULT_SENDER
     test_mode: bool = False
     default_country: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = READ_TIMEOUT
     rate: float = DEFAULT_RATE
+    smart_encoding: bool = True
+    timezone: str = DEFAULT_TIMEZONE
     transport: str = "http"
     smtp_conn_id: str = DEFAULT_SMTP_CONN_ID
     smtp_from: str | None = None
@@ -64,6 +71,7 @@ class KwtSMSSettings:
             "default_country": self.default_country,
             "timeout": (min(CONNECT_TIMEOUT, self.timeout), self.timeout),
             "rate": self.rate,
+            "smart_encoding": self.smart_encoding,
         }
 
 
@@ -89,36 +97,6 @@ def _extra(extras: dict[str, Any], name: str) -> Any:
     return None
 
 
-def _as_bool(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise KwtSMSInputError(f"{what} is {value!r}: give true or false.")
-
-
-def _as_number(value: Any, what: str, *, minimum: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise KwtSMSInputError(f"{what} is {value!r}: give a number, e.g. {minimum:g} or more.") from None
-    if number < minimum:
-        raise KwtSMSInputError(f"{what} is {value!r}: give a number of at least {minimum:g}.")
-    return number
-
-
-def _as_country(value: Any, what: str) -> str:
-    text = str(value).strip().lstrip("+")
-    if text.startswith("00"):
-        text = text[2:]
-    if not (text.isdigit() and 1 <= len(text) <= 3):
-        raise KwtSMSInputError(f"{what} is {value!r}: give a country calling code, e.g. 965 for Kuwait.")
-    return text
-
-
 def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettings:
     """Read a ``kwtsms`` connection; non-None ``overrides`` win over the connection's extras."""
     conn_id = conn.conn_id or "kwtsms"
@@ -141,6 +119,8 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
     country, country_where = pick("default_country")
     timeout, timeout_where = pick("timeout")
     rate, rate_where = pick("rate")
+    smart, smart_where = pick("smart_encoding")
+    timezone = _extra(extras, "timezone")
     base_url = overrides.get("base_url") or base_url_from(conn.host, conn.port)
     transport = str(_extra(extras, "transport") or "http").strip().lower()
     if transport not in TRANSPORTS:
@@ -154,17 +134,23 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
         username=conn.login,
         password=conn.password,
         base_url=str(base_url).rstrip("/"),
-        sender=str(sender).strip() if sender else DEFAULT_SENDER,
-        test_mode=_as_bool(test_mode, test_where) if test_mode is not None else False,
-        default_country=_as_country(country, country_where) if country is not None else None,
-        timeout=_as_number(timeout, timeout_where, minimum=1) if timeout is not None else DEFAULT_TIMEOUT,
-        rate=_as_number(rate, rate_where, minimum=0.1) if rate is not None else DEFAULT_RATE,
+        sender=as_text(sender, f"{where} extra 'sender'", "a registered sender ID")
+        if sender
+        else DEFAULT_SENDER,
+        test_mode=as_bool(test_mode, test_where) if test_mode is not None else False,
+        default_country=as_country(country, country_where),
+        timeout=as_number(timeout, timeout_where, minimum=1, maximum=600)
+        if timeout is not None
+        else READ_TIMEOUT,
+        rate=as_number(rate, rate_where, minimum=0.1, maximum=1000) if rate is not None else DEFAULT_RATE,
+        smart_encoding=as_bool(smart, smart_where) if smart is not None else True,
+        timezone=check_timezone(timezone, f"{where} extra 'timezone'") if timezone else DEFAULT_TIMEZONE,
         transport=transport,
         smtp_conn_id=str(_extra(extras, "smtp_conn_id") or DEFAULT_SMTP_CONN_ID),
         smtp_from=_extra(extras, "smtp_from"),
         smtp_to=str(_extra(extras, "smtp_to") or SMS_ADDRESS),
         balance_over_http=(
-            _as_bool(balance_over_http, f"{where} extra 'balance_over_http'")
+            as_bool(balance_over_http, f"{where} extra 'balance_over_http'")
             if balance_over_http is not None
             else False
         ),
@@ -179,7 +165,7 @@ def build_client(settings: KwtSMSSettings) -> KwtSMSClient:
 
 def build_smtp_sender(settings: KwtSMSSettings, smtp_conn: Connection) -> KwtSMSSmtpSender:
     """The sender for ``transport="smtp"``: the relay from the SMTP connection, the rest as for HTTP."""
-    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender, relay_settings
+    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
 
     return KwtSMSSmtpSender(
         settings.username,
@@ -192,7 +178,49 @@ def build_smtp_sender(settings: KwtSMSSettings, smtp_conn: Connection) -> KwtSMS
         rate=settings.rate,
         balance_over_http=settings.balance_over_http,
         base_url=settings.base_url,
+        smart_encoding=settings.smart_encoding,
     )
+
+
+def relay_settings(conn: Any, *, from_address: str | None = None) -> dict[str, Any]:
+    """``KwtSMSSmtpSender`` relay arguments from an Airflow SMTP connection, read as Airflow's SMTP
+    provider reads it: SSL unless the extra ``disable_ssl`` is true, then STARTTLS unless
+    ``disable_tls`` is true; ``from_email`` and ``timeout`` from the extras; ``from_address``
+    (the kwtSMS connection's ``smtp_from``) wins over ``from_email``."""
+    where = f"SMTP connection {getattr(conn, 'conn_id', None) or 'smtp'!r}"
+    extras = getattr(conn, "extra_dejson", None) or {}
+    if not getattr(conn, "host", None):
+        raise KwtSMSInputError(f"{where} has no host: set it to the SMTP relay's host name.")
+    ssl_on = not as_bool(extras.get("disable_ssl", False), f"{where} extra 'disable_ssl'")
+    starttls = not ssl_on and not as_bool(extras.get("disable_tls", False), f"{where} extra 'disable_tls'")
+    sender_address = from_address or extras.get("from_email")
+    if not sender_address:
+        raise KwtSMSInputError(
+            f"{where} has no extra 'from_email', and no smtp_from is set on the kwtSMS "
+            "connection: give the address the relay lets you send from."
+        )
+    return {
+        "smtp_host": conn.host,
+        "smtp_port": int(conn.port) if getattr(conn, "port", None) else None,
+        "smtp_ssl": ssl_on,
+        "smtp_starttls": starttls,
+        "smtp_login": getattr(conn, "login", None) or None,
+        "smtp_password": getattr(conn, "password", None) or None,
+        "from_address": str(sender_address),
+        "timeout": as_number(extras.get("timeout", 30), f"{where} extra 'timeout'", minimum=1, maximum=600),
+    }
+
+
+def check_timezone(name: Any, what: str) -> str:
+    """An IANA time zone name, checked (``KwtSMSInputError`` naming ``what`` otherwise)."""
+    from airflow_provider_kwtsms.send_window import zone
+
+    text = as_text(name, what, "an IANA time zone such as 'Asia/Kuwait'")
+    try:
+        zone(text)
+    except KwtSMSInputError as exc:
+        raise KwtSMSInputError(f"{what}: {exc}") from None
+    return text
 
 
 def _credits(value: float) -> str:
@@ -228,6 +256,7 @@ class KwtSMSHook(BaseHook):
     :param timeout: seconds to wait for an API answer.
     :param rate: most API requests per second.
     :param base_url: the API base URL; overrides the connection's host.
+    :param smart_encoding: send look-alike characters as GSM-7 (default: the connection's, on).
     """
 
     conn_name_attr = "kwtsms_conn_id"
@@ -245,6 +274,7 @@ class KwtSMSHook(BaseHook):
         timeout: float | None = None,
         rate: float | None = None,
         base_url: str | None = None,
+        smart_encoding: bool | None = None,
     ) -> None:
         super().__init__()
         self.kwtsms_conn_id = kwtsms_conn_id
@@ -255,9 +285,10 @@ class KwtSMSHook(BaseHook):
             "timeout": timeout,
             "rate": rate,
             "base_url": base_url,
+            "smart_encoding": smart_encoding,
         }
         self._settings: KwtSMSSettings | None = None
-        self._client: KwtSMSClient | None = None
+        self._client: BatchSender | None = None
 
     def __repr__(self) -> str:
         given = ", ".join(f"{k}={v!r}" for k, v in self.overrides.items() if v is not None)
@@ -280,7 +311,7 @@ class KwtSMSHook(BaseHook):
             self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
 
-    def get_client(self) -> KwtSMSClient | KwtSMSSmtpSender:
+    def get_client(self) -> BatchSender:
         """The client for this connection, built once per hook.
 
         With the extra ``transport="smtp"``, a ``KwtSMSSmtpSender`` (same sending methods) that
@@ -294,7 +325,7 @@ class KwtSMSHook(BaseHook):
                 self._client = build_client(settings)
         return self._client
 
-    async def aget_client(self) -> KwtSMSClient | KwtSMSSmtpSender:
+    async def aget_client(self) -> BatchSender:
         """As :meth:`get_client`, reading the connection without blocking the event loop."""
         if self._client is None:
             settings = await self.aget_settings()
@@ -305,7 +336,7 @@ class KwtSMSHook(BaseHook):
                 self._client = build_client(settings)
         return self._client
 
-    def get_conn(self) -> KwtSMSClient:
+    def get_conn(self) -> BatchSender:
         return self.get_client()
 
     def close(self) -> None:
