@@ -101,6 +101,18 @@ CONN_FIELDS: dict[str, dict] = {
         "schema": {"type": ["number", "null"], "minimum": 0.1},
         "description": "Most API requests per second. Empty means 2, the official clients' pace.",
     },
+    "smart_encoding": {
+        "label": "Smart encoding",
+        "schema": {"type": ["boolean", "null"], "default": True},
+        "description": "Send look-alike characters (curly quotes, dashes, ellipsis, Unicode spaces) as "
+        "GSM-7 so a text is not billed as Unicode; text with Arabic or other non-GSM-7 letters is sent "
+        "as written. On unless unticked.",
+    },
+    "timezone": {
+        "label": "Account time zone",
+        "schema": {"type": ["string", "null"]},
+        "description": "IANA name for send windows (e.g. Asia/Riyadh). Empty means Asia/Kuwait.",
+    },
     "transport": {
         "label": "Transport",
         "schema": {"type": ["string", "null"], "enum": ["http", "smtp", None], "default": "http"},

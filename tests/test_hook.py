@@ -224,11 +224,22 @@ def test_airflow_connections_test_succeeds_with_both_env_forms(airflow, sandbox,
     )
     result.check()
     assert "Connection success!" in result.stdout
+    # What the test found is printed too, not only "Connection success!" (issue 15).
+    assert "balance 181 of 377 credits; sender IDs: KWT-SMS, MY-APP" in result.stdout
     assert PASSWORD not in result.output
     # One balance and one sender-ID call answered OK (a 429 retry under load may add a request).
     assert [r["endpoint"] for r in sandbox.requests() if r["code"] == "OK"] == ["balance", "senderid"], (
         sandbox.requests()
     )
+
+
+@pytest.mark.airflow
+def test_airflow_connections_test_prints_the_unregistered_sender_warning(airflow, sandbox):
+    conn = kwtsms_conn_json(sandbox.url, USER, PASSWORD, sender="NOT-MINE")
+    result = airflow.run("connections", "test", "kwtsms_default", env={"AIRFLOW_CONN_KWTSMS_DEFAULT": conn})
+    result.check()
+    assert "Warning: the connection's sender 'NOT-MINE' is not among them" in result.stdout
+    assert "sends would fail with ERR008" in result.stdout
 
 
 @pytest.mark.airflow

@@ -370,8 +370,7 @@ class KwtSMSHook(BaseHook):
             )
         if settings.test_mode:
             message += ". Test mode is on: messages are queued, not delivered"
-        # `airflow connections test` prints only "Connection success!": the log line shows the rest.
-        self.log.info("%s", message)
+        self._say(message)
         return True, message
 
     def _test_smtp(self, sender: KwtSMSSmtpSender) -> tuple[bool, str]:
@@ -388,8 +387,15 @@ class KwtSMSHook(BaseHook):
         if self.settings.balance_over_http:
             balance = sender.balance()
             message += f"; over the API: balance {_credits(balance.available)} credits"
-        self.log.info("%s", message)
+        self._say(message)
         return True, message
+
+    def _say(self, message: str) -> None:
+        # `airflow connections test` prints only "Connection success!" and drops the message (the
+        # balance, the sender IDs, the unregistered-sender warning), and its log level hides INFO:
+        # so the message is printed as well. It holds no secret. The UI shows the returned message.
+        self.log.info("%s", message)
+        print(f"kwtSMS: {message}", flush=True)
 
     # Airflow 3.2+ reads the form from get_provider_info's conn-fields and never calls these two;
     # Airflow 3.0 and 3.1 still build the form from them (3.1 with wtforms mocked when it is
