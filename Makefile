@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench,deploy]"
 	touch $(STAMP)
 
 venv: $(STAMP)
