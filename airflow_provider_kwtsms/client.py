@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms import answer
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.pacing import TokenBucket
+from airflow_provider_kwtsms.pacing import Pacer, TokenBucket
 from airflow_provider_kwtsms.results import (
     FAILED,
     SENT,
@@ -114,7 +114,8 @@ class KwtSMSClient:
     ``timeout`` is ``(connect, read)`` seconds (one number sets both) for each socket operation;
     ``deadline`` bounds a whole call, retries apart (default: connect + read). ``rate`` is the account's
     request rate in requests per second. ``clock`` and ``sleep`` (real by default) and ``rng``
-    can be injected for tests.
+    can be injected for tests. ``pacer`` replaces this client's own TokenBucket, e.g. with a
+    :class:`~airflow_provider_kwtsms.shared_rate.SharedBucket` that several processes share.
     """
 
     transport = "http"  # the SMTP sender says "smtp": summaries name the channel
@@ -138,6 +139,7 @@ class KwtSMSClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         _require_text("username", username, "the API username from your kwtSMS account's API settings")
         _require_text("password", password, "the API password (not the account's phone number)")
@@ -169,7 +171,7 @@ class KwtSMSClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._bucket = TokenBucket(self.rate, clock=clock, sleep=sleep)
+        self._bucket: Pacer = pacer or TokenBucket(self.rate, clock=clock, sleep=sleep)
         if deadline is not None and (not isinstance(deadline, (int, float)) or not 0 < deadline < 86400):
             raise KwtSMSInputError(f"deadline must be seconds > 0 (a whole call's limit), got {deadline!r}")
         self._transport = Transport(

@@ -37,6 +37,9 @@ ARTIFACTS = REPO / "test-artifacts"
 DEPLOY_DAGS = Path(__file__).resolve().parent / "dags"
 EXAMPLE_DAGS = REPO / "dags_examples"
 ADMIN = "admin"
+MAIN_RATE = 50.0  # the main sandbox's cap: alerts of 200 runs at once must not queue for minutes
+CAPPED_RATE = 2.0  # scenario (e): one account's cap, the gateway's real 2 requests per second
+BALANCE = 10_000_000
 
 
 class SetupError(RuntimeError):
@@ -603,3 +606,17 @@ def process_logs(deployment: Deployment, *others: Proc) -> dict[str, str]:
     for proc in others:
         found[proc.name] = proc.output()
     return found
+
+
+@dataclass
+class Site:
+    """A running deployment with its sandboxes (the main one and the capped one of scenario e)."""
+
+    deployment: Deployment
+    sandbox: SandboxProcess
+    capped: SandboxProcess
+    rate_store: str  # the shared limiter's store in this deployment: the broker, or Postgres
+
+    @property
+    def executor(self) -> str:
+        return self.deployment.executor

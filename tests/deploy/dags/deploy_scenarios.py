@@ -77,7 +77,7 @@ with DAG(
         retries=0,
         on_failure_callback=KwtSMSNotifier(
             target=ON_CALL, message="task failed {{ ti.task_id }} {{ run_id }}"
-        ),  # noqa: E501
+        ),
     )
     def broken() -> None:
         raise RuntimeError("warehouse connection refused")
