@@ -16,6 +16,11 @@ from airflow_provider_kwtsms.operators.sms import SendSMSOperator
 from airflow_provider_kwtsms.sensors.balance import BalanceSensor
 
 ON_CALL = "96599990000"
+# The gateway refuses a second SMS to one number within 15 s (ERR028), and the client waits that
+# out only once: each kind of alert of scenario (c) goes to its own number, so all may arrive.
+ALERT_TO = {
+    kind: f"9659999000{i}" for i, kind in enumerate(("retry", "success", "task", "dag", "deadline"), 1)
+}
 START = datetime(2025, 1, 1)
 
 
@@ -48,7 +53,8 @@ def _deadline_alert():  # Airflow 3.1+: the deadline's callback runs in the trig
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(seconds=4),
         callback=AsyncCallback(
-            KwtSMSNotifier, kwargs={"target": ON_CALL, "message": "deadline missed: deploy_alerts"}
+            KwtSMSNotifier,
+            kwargs={"target": ALERT_TO["deadline"], "message": "deadline missed: deploy_alerts"},
         ),
     )
 
@@ -58,15 +64,21 @@ with DAG(
     schedule=None,
     start_date=START,
     catchup=False,
-    on_failure_callback=KwtSMSNotifier(target=ON_CALL, message="dag failed {{ dag.dag_id }} {{ run_id }}"),
+    on_failure_callback=KwtSMSNotifier(
+        target=ALERT_TO["dag"], message="dag failed {{ dag.dag_id }} {{ run_id }}"
+    ),
     deadline=_deadline_alert(),
 ):
 
     @task(
         retries=1,
         retry_delay=timedelta(seconds=1),
-        on_retry_callback=KwtSMSNotifier(target=ON_CALL, message="retry {{ ti.task_id }} {{ run_id }}"),
-        on_success_callback=KwtSMSNotifier(target=ON_CALL, message="success {{ ti.task_id }} {{ run_id }}"),
+        on_retry_callback=KwtSMSNotifier(
+            target=ALERT_TO["retry"], message="retry {{ ti.task_id }} {{ run_id }}"
+        ),
+        on_success_callback=KwtSMSNotifier(
+            target=ALERT_TO["success"], message="success {{ ti.task_id }} {{ run_id }}"
+        ),
     )
     def flaky(ti=None) -> None:
         time.sleep(6)  # past the deadline of 4 s
@@ -129,7 +141,10 @@ with DAG(dag_id="deploy_fanout", schedule=None, start_date=START, catchup=False,
 
     @task(
         retries=0,
-        on_failure_callback=KwtSMSNotifier(target=ON_CALL, message="fanout failed {{ run_id }}"),
+        # one number per run (conf alert_to): one number takes one SMS per 15 s (ERR028)
+        on_failure_callback=KwtSMSNotifier(
+            target="{{ dag_run.conf['alert_to'] }}", message="fanout failed {{ run_id }}"
+        ),
     )
     def fails() -> None:
         raise RuntimeError("fails on purpose")
