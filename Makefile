@@ -17,6 +17,7 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	bash .ci/install-browser.sh
+	bash .ci/install-deploy.sh
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

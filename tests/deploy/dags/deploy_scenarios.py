@@ -15,7 +15,6 @@ from airflow_provider_kwtsms.notifications.kwtsms import KwtSMSNotifier
 from airflow_provider_kwtsms.operators.sms import SendSMSOperator
 from airflow_provider_kwtsms.sensors.balance import BalanceSensor
 
-ON_CALL = "96599990000"
 # The gateway refuses a second SMS to one number within 15 s (ERR028), and the client waits that
 # out only once: each kind of alert of scenario (c) goes to its own number, so all may arrive.
 ALERT_TO = {
@@ -88,7 +87,7 @@ with DAG(
     @task(
         retries=0,
         on_failure_callback=KwtSMSNotifier(
-            target=ON_CALL, message="task failed {{ ti.task_id }} {{ run_id }}"
+            target=ALERT_TO["task"], message="task failed {{ ti.task_id }} {{ run_id }}"
         ),
     )
     def broken() -> None:
