@@ -6,6 +6,8 @@ servers in tests/deploy/test_deploy_rate_store.py.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from airflow_provider_kwtsms.client import KwtSMSClient
@@ -61,7 +63,7 @@ def test_ten_processes_sharing_one_store_never_exceed_the_rate() -> None:
             starts.append(clock() + bucket.acquire())
         clock.now += 0.1 * round_  # the processes drift a little
     starts.sort()
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.5 - 1e-9  # all ten together: 2 requests per second, not 20
     assert len(starts) == 50
 
