@@ -8,14 +8,13 @@ test-artifacts/deploy-<executor>-<test>/.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import BALANCE, CAPPED_RATE, MAIN_RATE, Deployment, Postgres, Redis, SandboxProcess, Site
+from harness import Postgres, Site, running_site
 
 collect_ignore = ["dags"]
 
@@ -56,43 +55,8 @@ def postgres(deploy_root: Path) -> Iterator[Postgres]:
 
 @pytest.fixture(scope="session", params=["local", "celery"])
 def site(request: pytest.FixtureRequest, postgres: Postgres, deploy_root: Path) -> Iterator[Site]:
-    executor = request.param
-    root = deploy_root / executor
-    logs = root / "logs"
-    redis = Redis(root / "redis", logs) if executor == "celery" else None
-    password = "pw-" + secrets.token_urlsafe(12)  # searched for in every log afterwards
-    sandbox = SandboxProcess(
-        "sandbox", logs, username="deploy_user", password=password, rate=MAIN_RATE,
-        balance=BALANCE, queue_size=1_000_000, drain_rate=100_000, deliver_after=0,
-    )  # fmt: skip
-    capped = SandboxProcess(
-        "sandbox-capped", logs, username="capped_user", password=password, rate=CAPPED_RATE,
-        balance=BALANCE, queue_size=1_000_000, drain_rate=100_000, deliver_after=0,
-    )  # fmt: skip
-    deployment = Deployment(executor, root, postgres, redis)
-    started = []
-    try:
-        for part in (redis, sandbox, capped, deployment):
-            if part is not None:
-                part.start()
-                started.append(part)
-        if redis is not None:
-            store = redis.url.replace("/0", "/1")  # the broker's server, its own database number
-        else:
-            store = postgres.create_database(f"kwtsms_rate_{executor}")
-        deployment.create_connection("kwtsms_default", sandbox, rate=MAIN_RATE * 0.8)
-        deployment.create_connection("kwtsms_slow", sandbox, rate=1)
-        deployment.create_connection("kwtsms_capped", capped, rate=CAPPED_RATE)
-        deployment.create_connection("kwtsms_capped_shared", capped, rate=CAPPED_RATE, rate_store=store)
-        deployment.set_pool("kwtsms", 1)
-        deployment.set_pool("kwtsms_capped", 1)
-        yield Site(deployment, sandbox, capped, store)
-    except BaseException:
-        deployment.keep_logs("startup")
-        raise
-    finally:
-        for part in reversed(started):
-            part.stop()
+    with running_site(request.param, postgres, deploy_root / request.param) as started:
+        yield started
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,7 +343,7 @@ class Delivery:
         return cls(
             expected=len(want),
             once=sum(1 for n in want if counts.get(n) == 1),
-            twice=sum(1 for n, c in counts.items() if c > 1),
+            twice=sum(1 for n in want if counts.get(n, 0) > 1),
             missing=sum(1 for n in want if n not in counts),
             refused=sum(1 for r in requests_ if r.get("http_status") == 429),
         )
@@ -426,6 +426,8 @@ class Deployment:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "tasks"),
+                # DAG-level callbacks run in the DAG processor's children: their logs are kept too
+                "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(self.logs / "dag_proc"),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
@@ -620,3 +622,49 @@ class Site:
     @property
     def executor(self) -> str:
         return self.deployment.executor
+
+
+@contextlib.contextmanager
+def running_site(executor: str, postgres: Postgres, root: Path) -> Iterator[Site]:
+    """A deployment of ``executor`` ("local" or "celery") with its sandboxes and connections.
+
+    Connections (created through the REST API, as a user does in the UI): ``kwtsms_default`` (the
+    main sandbox), ``kwtsms_slow`` (the same at 1 request/s, so a send can be killed midway),
+    ``kwtsms_capped`` (the capped sandbox, each task pacing itself) and ``kwtsms_capped_shared``
+    (the same with the shared limiter: Redis under Celery, Postgres under LocalExecutor).
+    """
+    logs = root / "logs"
+    redis = Redis(root / "redis", logs) if executor == "celery" else None
+    password = "pw-" + secrets.token_urlsafe(12)  # searched for in every log afterwards
+    sandbox = SandboxProcess(
+        "sandbox", logs, username="deploy_user", password=password, rate=MAIN_RATE,
+        balance=BALANCE, queue_size=1_000_000, drain_rate=100_000, deliver_after=0,
+    )  # fmt: skip
+    capped = SandboxProcess(
+        "sandbox-capped", logs, username="capped_user", password=password, rate=CAPPED_RATE,
+        balance=BALANCE, queue_size=1_000_000, drain_rate=100_000, deliver_after=0,
+    )  # fmt: skip
+    deployment = Deployment(executor, root, postgres, redis)
+    started: list[Any] = []
+    try:
+        for part in (redis, sandbox, capped, deployment):
+            if part is not None:
+                part.start()
+                started.append(part)
+        if redis is not None:
+            store = redis.url.replace("/0", "/1")  # the broker's server, its own database number
+        else:
+            store = postgres.create_database(f"kwtsms_rate_{executor}")
+        deployment.create_connection("kwtsms_default", sandbox, rate=MAIN_RATE * 0.8)
+        deployment.create_connection("kwtsms_slow", sandbox, rate=1)
+        deployment.create_connection("kwtsms_capped", capped, rate=CAPPED_RATE)
+        deployment.create_connection("kwtsms_capped_shared", capped, rate=CAPPED_RATE, rate_store=store)
+        deployment.set_pool("kwtsms", 1)
+        deployment.set_pool("kwtsms_capped", 1)
+        yield Site(deployment, sandbox, capped, store)
+    except BaseException:
+        deployment.keep_logs("startup")
+        raise
+    finally:
+        for part in reversed(started):
+            part.stop()

@@ -135,17 +135,18 @@ _campaign("deploy_campaign_pool", "kwtsms_capped", "kwtsms_capped")
 _campaign("deploy_campaign_shared", "kwtsms_capped_shared", None)
 
 
-# (f) many runs at once, each sending one failure alert.
+# (f) many runs at once, each sending one failure alert. The exception carries the moment of the
+# failure, and the alert carries the exception: the benchmark's failure-to-alert latency.
 with DAG(dag_id="deploy_fanout", schedule=None, start_date=START, catchup=False, max_active_runs=300):
 
     @task(
         retries=0,
         # one number per run (conf alert_to): one number takes one SMS per 15 s (ERR028)
         on_failure_callback=KwtSMSNotifier(
-            target="{{ dag_run.conf['alert_to'] }}", message="fanout failed {{ run_id }}"
+            target="{{ dag_run.conf['alert_to'] }}", message="fanout failed {{ run_id }} {{ exception }}"
         ),
     )
     def fails() -> None:
-        raise RuntimeError("fails on purpose")
+        raise RuntimeError(f"at {time.time():.3f}")
 
     fails()
