@@ -154,3 +154,35 @@ def test_the_client_paces_with_the_pacer_it_is_given(kwtsms_sandbox_factory) -> 
     client.balance()
     client.send([f"9655{i:07d}" for i in range(450)], "hello")
     assert pacer.acquired == 1 + 3  # one balance call and three batches of at most 200
+
+
+def test_the_connection_extra_rate_store_gives_the_client_a_shared_bucket() -> None:
+    from airflow.sdk import Connection
+
+    from airflow_provider_kwtsms.hooks.kwtsms import build_client, settings_from_connection
+
+    conn = Connection(
+        conn_id="k",
+        conn_type="kwtsms",
+        login="acct",
+        password="secret-pw",
+        host="http://127.0.0.1:9",
+        extra='{"rate": 2, "rate_store": "redis://:store-pw@127.0.0.1:9/1"}',
+    )
+    settings = settings_from_connection(conn)
+    assert "store-pw" not in repr(settings)
+    client = build_client(settings)
+    pacer = client._bucket
+    assert isinstance(pacer, SharedBucket)
+    assert pacer.key == "kwtsms:rate:acct@127.0.0.1:9" and pacer.rate == 2.0
+    assert "store-pw" not in repr(vars(pacer))  # only scheme, host, port and database kept
+
+
+def test_without_rate_store_each_client_keeps_its_own_bucket() -> None:
+    from airflow.sdk import Connection
+
+    from airflow_provider_kwtsms.hooks.kwtsms import build_client, settings_from_connection
+    from airflow_provider_kwtsms.pacing import TokenBucket
+
+    conn = Connection(conn_id="k", conn_type="kwtsms", login="acct", password="pw", host="http://127.0.0.1:9")
+    assert isinstance(build_client(settings_from_connection(conn))._bucket, TokenBucket)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, task
 
 from airflow_provider_kwtsms.notifications.kwtsms import KwtSMSNotifier
@@ -150,3 +151,18 @@ with DAG(dag_id="deploy_fanout", schedule=None, start_date=START, catchup=False,
         raise RuntimeError(f"at {time.time():.3f}")
 
     fails()
+
+
+# (f) in CI: the same number of runs, each alerting from the DAG processor (a DAG-level callback)
+# with no task process to start: the runs' only task is an EmptyOperator, which no worker runs.
+with DAG(
+    dag_id="deploy_fanout_dag_alert",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_runs=300,
+    on_success_callback=KwtSMSNotifier(
+        target="{{ dag_run.conf['alert_to'] }}", message="fanout done {{ run_id }}"
+    ),
+):
+    EmptyOperator(task_id="nothing")
