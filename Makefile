@@ -16,7 +16,7 @@ COMPAT_AIRFLOW ?= 3.0.6 3.1.8
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench]"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench,deploy]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,6 +25,7 @@ venv: $(STAMP)
 # lane runs even when the main suite fails; `make test` fails if either did.
 test: lint
 	bash .ci/install-browser.sh
+	bash .ci/install-deploy.sh
 	$(BIN)/python -m pytest -q; main=$$?; \
 	bash .ci/test-compat.sh $(COMPAT_AIRFLOW); compat=$$?; \
 	[ $$main -eq 0 ] && [ $$compat -eq 0 ]

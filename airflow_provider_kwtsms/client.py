@@ -30,7 +30,7 @@ from airflow_provider_kwtsms.constants import (
     MAX_BATCH,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.pacing import TokenBucket
+from airflow_provider_kwtsms.pacing import Pacer, TokenBucket
 from airflow_provider_kwtsms.planning import build_plan, check_credits
 from airflow_provider_kwtsms.results import (
     UNCERTAIN,
@@ -82,7 +82,9 @@ class KwtSMSClient:
     first request, ask the account's coverage once (cached per client), so a batch whose numbers
     are all in countries the account does not cover fails with ERR026 without a request; when the
     coverage cannot be read, the gateway decides as before. ``clock`` and ``sleep`` (real by
-    default) and ``rng`` can be injected for tests.
+    default) and ``rng`` can be injected for tests. ``pacer`` replaces this client's own
+    TokenBucket, e.g. with a :class:`~airflow_provider_kwtsms.shared_rate.SharedBucket` that
+    several processes share.
     """
 
     transport = "http"  # the SMTP sender says "smtp": summaries name the channel
@@ -109,6 +111,7 @@ class KwtSMSClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         _require_text("username", username, "the API username from your kwtSMS account's API settings")
         _require_text("password", password, "the API password (not the account's phone number)")
@@ -144,7 +147,7 @@ class KwtSMSClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._bucket = TokenBucket(self.rate, clock=clock, sleep=sleep)
+        self._bucket: Pacer = pacer or TokenBucket(self.rate, clock=clock, sleep=sleep)
         if deadline is not None and (not isinstance(deadline, (int, float)) or not 0 < deadline < 86400):
             raise KwtSMSInputError(f"deadline must be seconds > 0 (a whole call's limit), got {deadline!r}")
         self._transport = Transport(

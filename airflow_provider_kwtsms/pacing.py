@@ -12,6 +12,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Pacer(Protocol):
+    """What a client needs to pace its requests: TokenBucket here, SharedBucket across processes."""
+
+    def acquire(self) -> float: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 class TokenBucket:

@@ -20,7 +20,10 @@ from airflow_provider_kwtsms.operators.sms import SendSMSOperator
 from airflow_provider_kwtsms.sensors.balance import BalanceSensor
 
 CUSTOMERS = "96598765432, +965 5012 3456, 0096560001234, 96598765432, 12345"  # a duplicate and a bad one
-MESSAGE = "Your order for {{ ds }} is ready for pick-up. Thank you for shopping with us."
+# A run triggered through the REST API or the UI may have no logical date, and then no {{ ds }}:
+# fall back to the day the run was made for (run_after), so such a run does not fail rendering.
+ORDER_DAY = "{{ ds if ds is defined else dag_run.run_after | ds }}"
+MESSAGE = f"Your order for {ORDER_DAY} is ready for pick-up. Thank you for shopping with us."
 ON_CALL = "96599990000"
 
 with DAG(

@@ -189,3 +189,17 @@ def test_failure_and_success_callbacks_in_a_real_dag_run(airflow, sandbox):
     run_id = airflow.query("SELECT run_id FROM dag_run WHERE dag_id = 'kwtsms_test_alerts'")[-1][0]
     assert by_number["96550001235"]["message"] == f"ops: report finished in run {run_id}"
     assert PASSWORD not in result.output_to_check_for_secrets
+
+
+def test_one_notifier_called_for_two_runs_renders_each_runs_templates(sandbox):
+    """The DAG processor runs the DAG-level callbacks of many runs on one parsed DAG, so one notifier.
+
+    Rendering in place made every later alert go to the first run's number with its text (found by
+    tests/deploy scenario f: 200 runs, every alert "run 0" to run 0's number, 15 s apart by ERR028).
+    """
+    notifier = KwtSMSNotifier(target="{{ params.to }}", message="run {{ run_id }} done")
+    for run_id, to in (("r1", "96550000001"), ("r2", "96550000002")):
+        notifier({**_context(run_id=run_id), "run_id": run_id, "params": {"to": to}})
+    sent = [(m["mobile"], m["message"]) for m in sandbox.messages()]
+    assert sent == [(["96550000001"], "run r1 done"), (["96550000002"], "run r2 done")]
+    assert notifier.target == "{{ params.to }}"  # the DAG's notifier keeps its templates

@@ -62,6 +62,7 @@ class KwtSMSSettings:
     smtp_from: str | None = None
     smtp_to: str = SMS_ADDRESS
     balance_over_http: bool = False
+    rate_store: str | None = field(default=None, repr=False)  # may hold a password: never shown
 
     def client_kwargs(self) -> dict[str, Any]:
         return {
@@ -154,13 +155,21 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
             if balance_over_http is not None
             else False
         ),
+        rate_store=str(_extra(extras, "rate_store")).strip() if _extra(extras, "rate_store") else None,
     )
 
 
 def build_client(settings: KwtSMSSettings) -> KwtSMSClient:
     from airflow_provider_kwtsms.client import KwtSMSClient  # imports requests: only when used
 
-    return KwtSMSClient(settings.username, settings.password, **settings.client_kwargs())
+    pacer = None
+    if settings.rate_store:  # one account's rate shared by every worker (docs/deploying.md)
+        from airflow_provider_kwtsms.shared_rate import shared_bucket
+
+        pacer = shared_bucket(
+            settings.rate_store, username=settings.username, base_url=settings.base_url, rate=settings.rate
+        )
+    return KwtSMSClient(settings.username, settings.password, **settings.client_kwargs(), pacer=pacer)
 
 
 def build_smtp_sender(settings: KwtSMSSettings, smtp_conn: Connection) -> KwtSMSSmtpSender:

@@ -9,6 +9,7 @@ With no ``message``, the alert names the DAG, task, try, run and exception, cut 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -183,6 +184,12 @@ class KwtSMSNotifier(BaseNotifier):
         if jinja_env is None and dag is not None and not hasattr(dag, "get_template_env"):
             jinja_env = self.get_template_env(dag=None)
         super().render_template_fields(context, jinja_env)
+
+    def __call__(self, *args: Any) -> None:
+        # Airflow renders the templated fields in place, and its DAG processor runs the DAG-level
+        # callbacks of many runs on one parsed DAG, i.e. one notifier: render on a copy, or every
+        # later alert goes to the first run's number with its text.
+        return super(KwtSMSNotifier, copy.copy(self)).__call__(*args)
 
     def notify(self, context: Context) -> None:
         self._send(self.hook.get_client(), self.compose(context))

@@ -309,7 +309,7 @@ class Handler(AnswerHandler):
         if name == "faults" and method == "DELETE":
             sandbox.clear_faults()
             return self._json(200, {"result": "OK", "faults": []})
-        if name in ("faults", "reset", "advance") and method == "POST":
+        if name in ("faults", "reset", "advance", "balance") and method == "POST":
             body = self._read_body()
             if body is None:
                 return
@@ -325,6 +325,15 @@ class Handler(AnswerHandler):
                 if name == "advance":
                     sandbox.advance(data.get("seconds"))  # checks the value; ValueError names it
                     return self._json(200, {"result": "OK", "now": sandbox.now()})
+                if name == "balance":  # a top-up (or a drain) from another process
+                    available = data.get("available")
+                    if isinstance(available, bool) or not isinstance(available, int) or available < 0:
+                        raise ValueError(f"available is {available!r}: give whole credits, 0 or more.")
+                    try:
+                        sandbox.set_balance(available, data.get("username"))
+                    except KeyError:
+                        raise ValueError(f"no account {data.get('username')!r} in this sandbox") from None
+                    return self._json(200, {"result": "OK", **sandbox.account(data.get("username"))})
                 sandbox.reset()
                 return self._json(200, {"result": "OK"})
             except json_body.BadJson as exc:
@@ -339,6 +348,7 @@ class Handler(AnswerHandler):
             "faults": "GET, POST, DELETE",
             "reset": "POST",
             "advance": "POST",
+            "balance": "POST",
         }
         if name in known:
             return self._not_allowed(known[name])

@@ -1,0 +1,69 @@
+"""Fixtures of the deployment tests: one Postgres per session, one deployment per executor.
+
+Every test here is marked ``deploy``. The deployments start once per executor (LocalExecutor,
+then CeleryExecutor) and the scenarios run one after another against the same processes; each
+scenario starts from a reset sandbox. A failed scenario copies every process's log to
+test-artifacts/deploy-<executor>-<test>/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Postgres, Site, running_site
+
+collect_ignore = ["dags"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.deploy)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def deploy_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="kwtsms-deploy-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(deploy_root: Path) -> Iterator[Postgres]:
+    server = Postgres(deploy_root / "postgres", deploy_root / "logs")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", params=["local", "celery"])
+def site(request: pytest.FixtureRequest, postgres: Postgres, deploy_root: Path) -> Iterator[Site]:
+    with running_site(request.param, postgres, deploy_root / request.param) as started:
+        yield started
+
+
+@pytest.fixture
+def deploy(site: Site, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """The running deployment, with fresh sandboxes; keeps every log when the test fails."""
+    site.sandbox.reset()
+    site.capped.reset()
+    yield site
+    if request.node.stash.get(_FAILED, True):
+        site.deployment.keep_logs(request.node.name)

@@ -1,0 +1,188 @@
+"""The shared limiter (shared_rate.py) on a fake clock: several processes, one account's cap.
+
+The Redis and Postgres stores run the same rule in the store; they are tested against real
+servers in tests/deploy/test_deploy_rate_store.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from airflow_provider_kwtsms.client import KwtSMSClient
+from airflow_provider_kwtsms.shared_rate import (
+    MemoryRateStore,
+    SharedBucket,
+    describe,
+    gcra_hold,
+    gcra_reserve,
+    open_store,
+)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_gcra_spaces_request_starts_one_interval_apart() -> None:
+    tat = None
+    starts = []
+    for _ in range(5):  # five requests asked for at the same moment
+        tat, wait = gcra_reserve(tat, 10.0, 0.5)
+        starts.append(10.0 + wait)
+    assert starts == [10.0, 10.5, 11.0, 11.5, 12.0]
+
+
+def test_gcra_saves_no_burst_over_an_idle_time() -> None:
+    tat, _ = gcra_reserve(None, 0.0, 0.5)
+    tat, first = gcra_reserve(tat, 100.0, 0.5)  # long idle
+    tat, second = gcra_reserve(tat, 100.0, 0.5)
+    assert (first, second) == (0.0, 0.5)  # no tokens piled up: the cap holds in every window
+
+
+def test_gcra_hold_never_shortens_a_later_reservation() -> None:
+    assert gcra_hold(None, 5.0, 2.0) == 7.0
+    assert gcra_hold(20.0, 5.0, 2.0) == 20.0
+
+
+def test_ten_processes_sharing_one_store_never_exceed_the_rate() -> None:
+    clock = FakeClock()
+    store = MemoryRateStore(clock)
+    buckets = [SharedBucket(store, "acct", 2.0, clock=clock, sleep=lambda s: None) for _ in range(10)]
+    starts = []
+    for round_ in range(5):
+        for bucket in buckets:  # every process asks at the same moment of this round
+            starts.append(clock() + bucket.acquire())
+        clock.now += 0.1 * round_  # the processes drift a little
+    starts.sort()
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.5 - 1e-9  # all ten together: 2 requests per second, not 20
+    assert len(starts) == 50
+
+
+def test_separate_buckets_without_a_store_would_go_over() -> None:
+    """Why the shared store: ten TokenBuckets (one per process) allow ten requests at once."""
+    from airflow_provider_kwtsms.pacing import TokenBucket
+
+    clock = FakeClock()
+    buckets = [TokenBucket(2.0, clock=clock, sleep=lambda s: None) for _ in range(10)]
+    assert [b.reserve() for b in buckets] == [0.0] * 10
+
+
+def test_pause_holds_every_process_sharing_the_key() -> None:
+    clock = FakeClock()
+    store = MemoryRateStore(clock)
+    one = SharedBucket(store, "acct", 2.0, clock=clock, sleep=lambda s: None)
+    two = SharedBucket(store, "acct", 2.0, clock=clock, sleep=lambda s: None)
+    other_account = SharedBucket(store, "other", 2.0, clock=clock, sleep=lambda s: None)
+    one.pause(3.0)  # a 429 with Retry-After: 3 seen by process one
+    assert two.acquire() == pytest.approx(3.0)
+    assert other_account.acquire() == 0.0
+
+
+def test_acquire_sleeps_the_reserved_wait() -> None:
+    clock = FakeClock()
+    store = MemoryRateStore(clock)
+    bucket = SharedBucket(store, "acct", 4.0, clock=clock, sleep=clock.sleep)
+    start = clock()
+    for _ in range(5):
+        bucket.acquire()
+    assert clock() - start == pytest.approx(1.0)  # 5 starts at 4/s: the last one 1 s after the first
+
+
+class BrokenStore:
+    def reserve(self, key: str, interval: float, now: float | None = None) -> float:
+        raise ConnectionError("store down")
+
+    def hold(self, key: str, seconds: float, now: float | None = None) -> None:
+        raise ConnectionError("store down")
+
+
+def test_a_store_that_is_down_falls_back_to_this_process_pace(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    bucket = SharedBucket(BrokenStore(), "acct", 2.0, clock=clock, sleep=clock.sleep, where="redis://h:1/0")
+    bucket.acquire()
+    bucket.acquire()
+    bucket.pause(1.0)
+    assert clock() == pytest.approx(1000.5)  # local TokenBucket pacing: 0.5 s between the two
+    assert "redis://h:1/0 unavailable" in caplog.text
+
+
+def test_describe_hides_the_store_password() -> None:
+    assert describe("redis://:s3cret@10.0.0.5:6379/1") == "redis://10.0.0.5:6379/1"
+    assert "s3cret" not in describe("postgresql://u:s3cret@db/rates")
+
+
+def test_an_unknown_store_scheme_is_refused_with_what_to_give() -> None:
+    with pytest.raises(ValueError, match="redis://host:port/db") as error:
+        open_store("mysql://u:s3cret@db/x")
+    assert "s3cret" not in str(error.value)
+
+
+def test_the_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        SharedBucket(MemoryRateStore(), "acct", 0)
+
+
+class CountingPacer:
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.paused: list[float] = []
+
+    def acquire(self) -> float:
+        self.acquired += 1
+        return 0.0
+
+    def pause(self, seconds: float) -> None:
+        self.paused.append(seconds)
+
+
+def test_the_client_paces_with_the_pacer_it_is_given(kwtsms_sandbox_factory) -> None:
+    kwtsms_sandbox = kwtsms_sandbox_factory(rate=None)  # no cap: the pacer here never waits
+    pacer = CountingPacer()
+    client = KwtSMSClient(
+        kwtsms_sandbox.username, "sandbox_pass", base_url=kwtsms_sandbox.url, rate=1000, pacer=pacer
+    )
+    client.balance()
+    client.send([f"9655{i:07d}" for i in range(450)], "hello")
+    assert pacer.acquired == 1 + 3  # one balance call and three batches of at most 200
+
+
+def test_the_connection_extra_rate_store_gives_the_client_a_shared_bucket() -> None:
+    from airflow.sdk import Connection
+
+    from airflow_provider_kwtsms.hooks.kwtsms import build_client, settings_from_connection
+
+    conn = Connection(
+        conn_id="k",
+        conn_type="kwtsms",
+        login="acct",
+        password="secret-pw",
+        host="http://127.0.0.1:9",
+        extra='{"rate": 2, "rate_store": "redis://:store-pw@127.0.0.1:9/1"}',
+    )
+    settings = settings_from_connection(conn)
+    assert "store-pw" not in repr(settings)
+    client = build_client(settings)
+    pacer = client._bucket
+    assert isinstance(pacer, SharedBucket)
+    assert pacer.key == "kwtsms:rate:acct@127.0.0.1:9" and pacer.rate == 2.0
+    assert "store-pw" not in repr(vars(pacer))  # only scheme, host, port and database kept
+
+
+def test_without_rate_store_each_client_keeps_its_own_bucket() -> None:
+    from airflow.sdk import Connection
+
+    from airflow_provider_kwtsms.hooks.kwtsms import build_client, settings_from_connection
+    from airflow_provider_kwtsms.pacing import TokenBucket
+
+    conn = Connection(conn_id="k", conn_type="kwtsms", login="acct", password="pw", host="http://127.0.0.1:9")
+    assert isinstance(build_client(settings_from_connection(conn))._bucket, TokenBucket)
