@@ -23,13 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-TEST_DAGS = REPO / "tests" / "dags"
-AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
+from airflow_support import AIRFLOW_BIN, REPO, TEST_DAGS, kwtsms_conn_json, kwtsms_conn_uri  # noqa: F401
 
 # DAG files for `airflow dags test` live in tests/dags/ and are not test modules.
 collect_ignore = ["dags"]
@@ -171,22 +167,3 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     result = af.run("db", "migrate", timeout=600).check()
     af.timings["db migrate"] = result.seconds
     return af
-
-
-def kwtsms_conn_uri(url: str, username: str, password: str, **extras: Any) -> str:
-    """``AIRFLOW_CONN_...`` URI form for a kwtsms connection at ``url`` (e.g. a sandbox's).
-
-    Airflow's URI parser keeps a second scheme in the host: ``kwtsms://http://user:pass@host:port``.
-    """
-    scheme, _, netloc = url.partition("://")
-    query = "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in extras.items())
-    return f"kwtsms://{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{netloc}" + (
-        f"?{query}" if query else ""
-    )
-
-
-def kwtsms_conn_json(url: str, username: str, password: str, **extras: Any) -> str:
-    """``AIRFLOW_CONN_...`` JSON form for a kwtsms connection at ``url``."""
-    return json.dumps(
-        {"conn_type": "kwtsms", "host": url, "login": username, "password": password, "extra": extras}
-    )

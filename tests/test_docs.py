@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO
+from airflow_support import REPO
 
 README = REPO / "README.md"
 QUICKSTART = REPO / "dags_examples" / "kwtsms_quickstart.py"

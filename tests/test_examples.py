@@ -11,7 +11,7 @@ import sqlite3
 from collections import Counter
 
 import pytest
-from conftest import REPO
+from airflow_support import REPO
 
 from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_3_PLUS, HAS_TASK_STATE_STORE
 

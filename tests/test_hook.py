@@ -6,7 +6,7 @@ import json
 
 import pytest
 from airflow.sdk import Connection
-from conftest import kwtsms_conn_json, kwtsms_conn_uri
+from airflow_support import kwtsms_conn_json, kwtsms_conn_uri
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.hooks.kwtsms import (

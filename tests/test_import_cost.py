@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from airflow_support import REPO
 
 from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import DAG
-from conftest import kwtsms_conn_uri
+from airflow_support import kwtsms_conn_uri
 
 from airflow_provider_kwtsms.message import measure_message
 from airflow_provider_kwtsms.notifications.kwtsms import (

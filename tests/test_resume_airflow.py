@@ -15,7 +15,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import AIRFLOW_BIN, REPO, TEST_DAGS
+from airflow_support import AIRFLOW_BIN, REPO, TEST_DAGS
 
 pytestmark = [pytest.mark.airflow, pytest.mark.compat]
 

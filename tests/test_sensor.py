@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import kwtsms_conn_json, kwtsms_conn_uri
+from airflow_support import kwtsms_conn_json, kwtsms_conn_uri
 
 from airflow_provider_kwtsms.sensors.balance import parse_min_balance
 from airflow_provider_kwtsms.triggers.balance import BalanceTrigger

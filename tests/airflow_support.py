@@ -1,0 +1,36 @@
+"""Names the Airflow tests share: paths and the kwtsms connection's environment forms.
+
+A plain module, not conftest.py: tests/deploy has a conftest of its own, and ``from conftest
+import ...`` would find whichever was imported first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_DAGS = REPO / "tests" / "dags"
+AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
+
+
+def kwtsms_conn_uri(url: str, username: str, password: str, **extras: Any) -> str:
+    """``AIRFLOW_CONN_...`` URI form for a kwtsms connection at ``url`` (e.g. a sandbox's).
+
+    Airflow's URI parser keeps a second scheme in the host: ``kwtsms://http://user:pass@host:port``.
+    """
+    scheme, _, netloc = url.partition("://")
+    query = "&".join(f"{quote(str(k))}={quote(str(v))}" for k, v in extras.items())
+    return f"kwtsms://{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{netloc}" + (
+        f"?{query}" if query else ""
+    )
+
+
+def kwtsms_conn_json(url: str, username: str, password: str, **extras: Any) -> str:
+    """``AIRFLOW_CONN_...`` JSON form for a kwtsms connection at ``url``."""
+    return json.dumps(
+        {"conn_type": "kwtsms", "host": url, "login": username, "password": password, "extra": extras}
+    )
