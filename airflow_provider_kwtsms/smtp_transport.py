@@ -338,6 +338,7 @@ class KwtSMSSmtpSender:
         max_credits: int | None = None,
         dry_run: bool = False,
         on_batch: OnBatch | None = None,
+        smart_encoding: bool | None = None,
     ) -> SmtpSendResult:
         """Send ``message`` by e-mail, 200 numbers an e-mail, paced at ``rate``.
 
@@ -346,7 +347,13 @@ class KwtSMSSmtpSender:
         Relay failures are in the result (``raise_for_status()``), as with ``KwtSMSClient.send``.
         """
         plan = self.plan_send(
-            mobile, message, sender=sender, test=test, default_country=default_country, strict=strict
+            mobile,
+            message,
+            sender=sender,
+            test=test,
+            default_country=default_country,
+            strict=strict,
+            smart_encoding=smart_encoding,
         )
         planning.check_credits(plan, max_credits)
         if dry_run:

@@ -216,3 +216,53 @@ def test_one_notifier_called_for_two_runs_renders_each_runs_templates(sandbox):
     sent = [(m["mobile"], m["message"]) for m in sandbox.messages()]
     assert sent == [(["96550000001"], "run r1 done"), (["96550000002"], "run r2 done")]
     assert notifier.target == "{{ params.to }}"  # the DAG's notifier keeps its templates
+
+
+@pytest.mark.parametrize("test", ["maybe", "ture", 2])
+def test_an_unknown_test_value_is_an_error_at_parse_time_never_a_live_send(test):
+    with pytest.raises(ValueError, match=r"data\['test'\] is .*: write true or false"):
+        KwtSMSNotifier(target="96550001234", data={"test": test})
+
+
+def test_a_templated_test_value_is_read_once_rendered(sandbox):
+    notifier = KwtSMSNotifier(target="96550001234", message="x", data={"test": "{{ params.t }}"})
+    with pytest.raises(ValueError, match=r"data\['test'\] is 'perhaps'"):
+        notifier({**_context(), "params": {"t": "perhaps"}})
+    assert sandbox.messages() == []  # nothing sent on a value nobody meant
+
+
+def test_default_country_takes_an_iso_code(sandbox):
+    KwtSMSNotifier(target="98765432", message="x", data={"default_country": "KW"})(_context())
+    assert sandbox.messages()[0]["mobile"] == ["96598765432"]
+
+
+def test_alerts_ignore_send_windows_unless_asked(sandbox):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC) + timedelta(hours=3)  # Kuwait's wall clock
+    closed = f"{(now + timedelta(hours=2)):%H}:00-{(now + timedelta(hours=3)):%H}:00"
+    KwtSMSNotifier(target="96550001234", message="always")(_context())
+    KwtSMSNotifier(target="96550001235", message="windowed", data={"send_window": closed})(_context())
+    assert [m["message"] for m in sandbox.messages()] == ["always"]
+
+
+def test_a_bad_send_window_fails_at_parse_time():
+    with pytest.raises(ValueError, match="send_window '9-5' is not a window"):
+        KwtSMSNotifier(target="96550001234", data={"send_window": "9-5"})
+
+
+def test_smart_encoding_applies_to_alerts_and_can_be_turned_off(sandbox):
+    KwtSMSNotifier(target="96550001234", message="It’s down – check db1")(_context())
+    KwtSMSNotifier(target="96550001235", message="It’s down", data={"smart_encoding": False})(_context())
+    first, second = sandbox.messages()
+    assert first["message"] == "It's down - check db1" and first["encoding"] == "GSM-7"
+    assert second["message"] == "It’s down" and second["encoding"] == "UCS-2"
+
+
+def test_a_dag_level_failure_alert_says_what_failed_in_words():
+    context = _context(state="failed")
+    context.pop("exception")
+    context["reason"] = "task_failure"  # what the DAG processor passes instead of an exception
+    text = default_alert(context)
+    assert text.startswith("Airflow billing.charge failed (try 2/4, run manual__2026-01-01): a task failed")
+    assert "task_failure" not in text and "task log" in text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +23,20 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
-    from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.batch_loop import BatchSender
     from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
     from airflow_provider_kwtsms.results import SendResult
 
-DATA_OPTIONS = ("sender", "test", "default_country", "max_pages")
+DATA_OPTIONS = (
+    "sender",
+    "test",
+    "default_country",
+    "max_pages",
+    "smart_encoding",
+    "send_window",
+    "send_days",
+    "timezone",
+)
 DEFAULT_ALERT_PAGES = 1
 
 
@@ -80,8 +90,17 @@ def default_alert(context: Context | dict[str, Any]) -> str:
             else f": {exception}"
         )
     elif reason and outcome != str(reason):
-        text += f": {reason}"
+        text += f": {_REASONS.get(str(reason), reason)}"
     return text
+
+
+# DAG-level callbacks get a reason code instead of an exception: Airflow 3 hands the DAG processor
+# the run and its last task instance, never the task's exception (task-level callbacks have it).
+_REASONS = {
+    "task_failure": "a task failed (its exception is in the task log; task-level alerts carry it)",
+    "timed_out": "the run timed out (dagrun_timeout)",
+    "success": "all tasks succeeded",
+}
 
 
 class KwtSMSNotifier(BaseNotifier):
@@ -92,8 +111,11 @@ class KwtSMSNotifier(BaseNotifier):
         run and exception.
     :param title: put before the message as ``"title: message"`` (templated).
     :param data: options (templated values): ``sender`` (sender ID), ``test`` (test mode:
-        queued, not delivered), ``default_country`` (calling code for local numbers),
-        ``max_pages`` (the text is cut to this many pages; default 1).
+        queued, not delivered; true or false, anything else is an error, never a live send),
+        ``default_country`` (ISO or calling code for local numbers), ``max_pages`` (the text is
+        cut to this many pages; default 1), ``smart_encoding`` (look-alikes sent as GSM-7; default
+        the connection's), and ``send_window`` / ``send_days`` / ``timezone``: alerts ignore send
+        windows unless given one here; outside it the alert is held back (logged, not sent).
     :param kwtsms_conn_id: the ``kwtsms`` connection.
     """
 
@@ -125,6 +147,35 @@ class KwtSMSNotifier(BaseNotifier):
         self.title = title
         self.data = dict(data or {})
         self.kwtsms_conn_id = kwtsms_conn_id
+        self._options()  # bad literal options fail when the DAG is parsed, not at 3 a.m.
+
+    def _options(self) -> dict[str, Any]:
+        """``data`` read through the one helper per kind; templated values are read once rendered."""
+        from airflow_provider_kwtsms.coerce import as_bool, as_country
+
+        def given(name: str) -> Any:
+            value = self.data.get(name)
+            if value in (None, "") or (isinstance(value, str) and "{{" in value):
+                return None
+            return value
+
+        test, smart = given("test"), given("smart_encoding")
+        where = "KwtSMSNotifier data"
+        return {
+            "sender": given("sender"),
+            "test": None if test is None else as_bool(test, f"{where}['test']"),
+            "default_country": as_country(given("default_country"), f"{where}['default_country']"),
+            "smart_encoding": None if smart is None else as_bool(smart, f"{where}['smart_encoding']"),
+            "window": self._window(given("send_window"), given("send_days"), given("timezone")),
+        }
+
+    @staticmethod
+    def _window(hours: Any, days: Any, timezone: Any) -> Any:
+        if hours is None:
+            return None
+        from airflow_provider_kwtsms.send_window import SendWindow
+
+        return SendWindow.parse(hours, days, timezone)
 
     @cached_property
     def hook(self) -> KwtSMSHook:
@@ -154,17 +205,22 @@ class KwtSMSNotifier(BaseNotifier):
         text = f"{str(self.title).strip()}: {body}" if self.title else body
         return trim_to_pages(clean_message(text), self._max_pages())
 
-    def _send(self, client: KwtSMSClient, text: str) -> SendResult:
-        test = self.data.get("test")
-        if isinstance(test, str):
-            test = test.strip().lower() in ("1", "true", "yes", "on")
+    def _send(self, client: BatchSender, text: str) -> SendResult | None:
+        options = self._options()
+        window = options["window"]
+        if window is not None and not window.is_open(datetime.now(UTC)):
+            self.log.warning(
+                "kwtSMS alert held back: outside its send window %s (data['send_window']); not sent", window
+            )
+            return None
         # client.send waits out ERR028 (same number within 15 s), so back-to-back alerts both arrive.
         result = client.send(
             self.target,
             text,
-            sender=self.data.get("sender") or None,
-            test=None if test is None else bool(test),
-            default_country=self.data.get("default_country") or None,
+            sender=options["sender"],
+            test=options["test"],
+            default_country=options["default_country"],
+            smart_encoding=options["smart_encoding"],
         )
         for bad in result.plan.recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
