@@ -113,6 +113,7 @@ class BatchRun:
 
     batches: list[BatchResult]
     stopped_by: BatchResult | None = None
+    paused: bool = False  # keep_going said no: the batches not attempted wait for the next opening
 
 
 def run_batches(
@@ -121,8 +122,13 @@ def run_batches(
     *,
     journal: Journal | None = None,
     on_batch: OnBatch | None = None,
+    keep_going: Callable[[], bool] | None = None,
 ) -> BatchRun:
-    """Send every batch of ``plan`` through ``sender`` under the stop policy (module docstring)."""
+    """Send every batch of ``plan`` through ``sender`` under the stop policy (module docstring).
+
+    ``keep_going`` (a send window) is asked before each batch that would make a request; when it
+    says no, the send pauses at that batch boundary: the rest are reported not attempted
+    (``PAUSED``), nothing is recorded for them, and a later run (through the ledger) sends them."""
     total = len(plan.batches)
     max_consecutive_uncertain = sender.max_consecutive_uncertain
     done: dict[int, BatchResult] = {}
@@ -149,6 +155,14 @@ def run_batches(
 
     if journal is not None:
         journal.start()
+    paused = False
+
+    def may_send() -> bool:
+        nonlocal paused
+        if not paused and keep_going is not None and not keep_going():
+            paused = True
+        return not paused
+
     for index in range(total):
         if stop is not None:
             finish(not_attempted(sender, index, plan.batches[index], stop))
@@ -156,6 +170,9 @@ def run_batches(
         recorded = journal.recorded(index) if journal is not None else None
         if recorded is not None:
             finish(recorded)
+            continue
+        if not may_send():
+            finish(_paused(sender, index, plan.batches[index]))
             continue
         batch = send(index)
         if batch.state == FAILED and batch.error_code == SAME_NUMBER:
@@ -170,6 +187,9 @@ def run_batches(
         if stop is not None:
             finish(not_attempted(sender, index, plan.batches[index], stop))
             continue
+        if not may_send():
+            finish(_paused(sender, index, plan.batches[index]))
+            continue
         wait = ready_at - sender.now()
         if wait > 0:
             sender.pause(wait)
@@ -178,7 +198,7 @@ def run_batches(
         if stops_send(batch, 0, max_consecutive_uncertain):
             stop = batch
 
-    return BatchRun(batches=[done[i] for i in range(total)], stopped_by=stop)
+    return BatchRun(batches=[done[i] for i in range(total)], stopped_by=stop, paused=paused)
 
 
 def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_uncertain: int) -> bool:
@@ -230,6 +250,20 @@ def attempt(sender: BatchSender, plan: SendPlan, index: int) -> BatchResult:
             "been sent (please report this as a bug)",
             may_have_reached_server=True,
         )
+
+
+PAUSED = "PAUSED"  # the error code of a batch left for the next opening of a send window
+
+
+def _paused(sender: BatchSender, index: int, numbers: list[str]) -> BatchResult:
+    return sender.result_type(
+        index=index,
+        numbers=list(numbers),
+        state=FAILED,
+        error_code=PAUSED,
+        error_description="Not attempted yet: the send window closed; sent when it opens again.",
+        attempted=False,
+    )
 
 
 def not_attempted(sender: BatchSender, index: int, numbers: list[str], cause: BatchResult) -> BatchResult:

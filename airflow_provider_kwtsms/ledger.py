@@ -159,6 +159,21 @@ class BatchNotSentError(KwtSMSError):
         self.index = index
 
 
+class SendPaused(KwtSMSError):
+    """The send window closed: the send stopped at a batch boundary; the ledger resumes it later."""
+
+    def __init__(self, result: SendResult | None = None) -> None:
+        waiting = [] if result is None else [b for b in result.batches if b.error_code == "PAUSED"]
+        super().__init__(
+            "PAUSED",
+            f"The send window closed with {len(waiting)} batch(es) "
+            f"({sum(len(b.numbers) for b in waiting)} numbers) not yet sent.",
+            action="Nothing to do: they are sent when the window opens again (the ledger keeps the rest).",
+        )
+        self.retryable = True
+        self.result = result
+
+
 class BatchesFailedError(KwtSMSError):
     """Every batch was tried; some were refused for their numbers (ERR026 country not covered,
     ERR025/ERR006 invalid numbers) and no retry can send them. Carries the first refusal's code."""
@@ -264,8 +279,12 @@ def resume_send(
     on_uncertain: str = DEFAULT_ON_UNCERTAIN,
     on_batch: BatchCallback | None = None,
     try_number: int | None = None,
+    keep_going: Callable[[], bool] | None = None,
 ) -> SendResult:
     """Send ``plan`` through ``client`` batch by batch, resuming whatever an earlier try left.
+
+    ``keep_going`` (a send window) is asked before each batch; when it says no, the send stops at
+    that batch boundary and ``SendPaused`` is raised: a later call resumes from the ledger.
 
     Returns the ``SendResult`` of every batch of every try (earlier batches have state
     "skipped" and keep their msg-ids) when every batch is sent. Otherwise raises, after sending
@@ -291,9 +310,12 @@ def resume_send(
         plan,
         journal=journal,
         on_batch=None if on_batch is None else lambda batch, done, total: on_batch(batch, total),
+        keep_going=keep_going,
     )
     result = SendResult(plan=plan, batches=run.batches, dry_run=False)
     total = len(plan.batches)
+    if run.paused and run.stopped_by is None and not journal.unresolved:
+        raise SendPaused(result)
     if run.stopped_by is not None and not (run.stopped_by.state == UNCERTAIN and journal.unresolved):
         raise _stop_error(run.stopped_by, total)
     if journal.unresolved:

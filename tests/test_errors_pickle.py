@@ -19,6 +19,7 @@ EXAMPLES = {
     ledger.LedgerMismatchError: lambda: ledger.LedgerMismatchError("the text changed", action="start afresh"),
     ledger.UncertainBatchesError: lambda: ledger.UncertainBatchesError([0, 3], 5, 400),
     ledger.BatchNotSentError: lambda: ledger.BatchNotSentError(2, 5, "ERR013", "queue full"),
+    ledger.SendPaused: lambda: ledger.SendPaused(),
     ledger.BatchesFailedError: lambda: ledger.BatchesFailedError(
         [BatchResult(index=1, numbers=["971500000001"], state="failed", error_code="ERR026")], 3
     ),

@@ -29,7 +29,7 @@ from airflow_provider_kwtsms.ledger import (
 )
 from airflow_provider_kwtsms.ledger_codec import decode_chunk
 from airflow_provider_kwtsms.message import measure_message
-from airflow_provider_kwtsms.results import SENT, SKIPPED, UNCERTAIN, SendPlan
+from airflow_provider_kwtsms.results import FAILED, SENT, SKIPPED, UNCERTAIN, SendPlan
 
 
 class Died(BaseException):
@@ -304,3 +304,20 @@ def test_balance_judgement():
     assert judge_by_balance(1000, 790, 200) is None  # something else spent
     assert judge_by_balance(1000, 1000, 0) is None  # a free (test) send cannot be told
     assert judge_by_balance(None, 800, 200) is None
+
+
+def test_a_closing_send_window_pauses_at_a_batch_boundary_and_the_next_opening_finishes(sandbox):
+    # The window is a question asked before each batch; here it closes after two batches.
+    from airflow_provider_kwtsms.ledger import SendPaused
+
+    plan, store = make_plan(1000), MemoryStore()
+    answers = iter([True, True, False])
+    with pytest.raises(SendPaused) as paused:
+        resume_send(client_for(sandbox), plan, store, try_number=1, keep_going=lambda: next(answers))
+    states = [(b.state, b.error_code) for b in paused.value.result.batches]
+    assert states == [(SENT, None)] * 2 + [(FAILED, "PAUSED")] * 3
+    assert sum(1 for r in sandbox.requests() if r["endpoint"] == "send") == 2
+    # The window opens again (same try: a deferred task resumes in its try): the rest go, once.
+    result = resume_send(client_for(sandbox), plan, store, try_number=1, keep_going=lambda: True)
+    assert [b.state for b in result.batches] == [SKIPPED] * 2 + [SENT] * 3
+    assert_each_once(sandbox, plan)
