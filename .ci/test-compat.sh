@@ -39,7 +39,7 @@ for version in "$@"; do
         elif [ "$minor" = "32" ]; then
             # Likewise for 3.2.2: with svcs 26 every task fails (KeyError 'svcs_registry'), with
             # cadwyn 8+ or fastapi 0.137+ the execution API does not start. 3.3.2's own bounds.
-            extra+=("svcs<26" "cadwyn<8" "fastapi[standard-no-fastapi-cloud-cli]<0.137" "starlette<1")
+            extra+=("svcs<26" "cadwyn<8" "fastapi[standard-no-fastapi-cloud-cli]<0.137")
         fi
         if ! { [ -x "$venv/bin/python" ] || "$UV" venv --quiet --python "$PYTHON" "$venv"; } ||
             ! "$UV" pip install --quiet --python "$venv/bin/python" -e ".[compat]" \

@@ -11,11 +11,15 @@ from airflow_support import kwtsms_conn_json, kwtsms_conn_uri
 
 from airflow_provider_kwtsms.sensors.balance import parse_min_balance
 from airflow_provider_kwtsms.triggers.balance import BalanceTrigger
-from airflow_provider_kwtsms.version_compat import AirflowFailException
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS, AirflowFailException
 
 pytestmark = pytest.mark.compat
 
 PASSWORD = "Sens0r-secret/pw"
+# apache/airflow#58777: under `airflow dags test`, a reschedule-mode sensor's second try reads its
+# first reschedule date as a string and fails in BaseSensorOperator itself (a worker is not affected).
+DAGS_TEST_RESCHEDULE_BUG = "unsupported operand type(s) for -: 'datetime.datetime' and 'str'"
+DAGS_TEST_RESCHEDULE_BROKEN = not AIRFLOW_V_3_1_PLUS
 
 
 @pytest.mark.parametrize(("value", "expected"), [("40", 40.0), (" 12.5 ", 12.5), (7, 7.0), (0, 0.0)])
@@ -145,18 +149,22 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
     assert _balance_checks(sandbox, "poke_user") >= 3
 
     # Released its worker slot between checks (up_for_reschedule), same try throughout.
-    assert states["wait_reschedule"] == ("success", 1)
-    assert airflow.xcom("kwtsms_test_balance", "wait_reschedule") == {
-        "available": 650,
-        "purchased": 15,
-        "min_balance": 500.0,
-    }
-    assert _balance_checks(sandbox, "resched_user") >= 3
     rescheduled = airflow.query(
         "SELECT COUNT(*) FROM task_reschedule WHERE ti_id IN (SELECT id FROM task_instance "
         "WHERE dag_id = 'kwtsms_test_balance' AND task_id = 'wait_reschedule')"
     )
-    assert rescheduled[0][0] >= 2
+    assert rescheduled[0][0] >= 1
+    if DAGS_TEST_RESCHEDULE_BROKEN:  # Airflow's own failure, on its second try, and only that
+        assert states["wait_reschedule"] == ("failed", 1)
+        assert DAGS_TEST_RESCHEDULE_BUG in result.output
+    else:
+        assert states["wait_reschedule"] == ("success", 1)
+        assert airflow.xcom("kwtsms_test_balance", "wait_reschedule") == {
+            "available": 650,
+            "purchased": 15,
+            "min_balance": 500.0,
+        }
+        assert _balance_checks(sandbox, "resched_user") >= 3
 
     assert states["wait_defer"] == ("success", 1)
     assert "[DAG TEST] running trigger in line" in result.output
