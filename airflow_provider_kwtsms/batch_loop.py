@@ -33,10 +33,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
-from airflow_provider_kwtsms.results import FAILED, SENT, UNCERTAIN, Balance, BatchResult, SendPlan
+from airflow_provider_kwtsms.results import (
+    FAILED,
+    SENT,
+    UNCERTAIN,
+    Balance,
+    BatchResult,
+    SendPlan,
+    SendResult,
+)
 
 logger = logging.getLogger("airflow_provider_kwtsms.batch_loop")
 
@@ -89,6 +97,38 @@ class BatchSender(Protocol):
     def covered_prefixes(self) -> frozenset[str] | None:
         """The account's country prefixes, or None when unknown (then the gateway decides)."""
         ...
+
+
+class SmsChannel(BatchSender, Protocol):
+    """What the Airflow adapters use of a channel: plan, send, read the sender IDs, close.
+    ``KwtSMSHook.get_client()`` returns one (the HTTP client, or the SMTP sender)."""
+
+    def plan_send(
+        self,
+        mobile: Any,
+        message: str,
+        *,
+        sender: str | None = None,
+        test: bool | None = None,
+        default_country: str | None = None,
+        strict: bool = False,
+        smart_encoding: bool | None = None,
+    ) -> SendPlan: ...
+
+    def send(
+        self,
+        mobile: Any,
+        message: str,
+        *,
+        sender: str | None = None,
+        test: bool | None = None,
+        default_country: str | None = None,
+        smart_encoding: bool | None = None,
+    ) -> SendResult: ...
+
+    def sender_ids(self) -> list[str]: ...
+
+    def close(self) -> None: ...
 
 
 class Journal(Protocol):

@@ -27,7 +27,17 @@ if TYPE_CHECKING:
 
 PREFERRED_PORT = 8765
 # The lines of the task log worth showing: the plan, one per batch, the result, the gate.
-_SHOWN = ("Plan:", "batch ", "Sent ", "dry_run=True", "Balance", "balance", "Invalid input", "ERROR", "Error")
+_SHOWN = (
+    "Plan:",
+    "kwtSMS batch ",
+    "Sent ",
+    "dry_run=True",
+    "Balance",
+    "balance",
+    "Invalid input",
+    "ERROR",
+    "Error",
+)
 
 
 def _examples_dir() -> Path:
@@ -77,7 +87,7 @@ def shown_lines(output: str) -> list[str]:
     """The task log lines worth showing (plan, balance, batches, outcome), whole: never cut."""
     shown = []
     for line in output.splitlines():
-        if "[airflow.task.operators" in line or "sensors" in line:
+        if "[airflow.task.operators" in line or "sensors" in line or "[airflow_provider_kwtsms" in line:
             text = line.split("] ", 1)[-1].split(" [airflow.", 1)[0].strip()
             if any(key in text for key in _SHOWN):
                 shown.append(text)

@@ -7,13 +7,15 @@ older Airflow). Keep this module free of imports: every Airflow process reads it
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow_provider_kwtsms import __version__
 
 _HOOK = "airflow_provider_kwtsms.hooks.kwtsms.KwtSMSHook"
 _INTEGRATION = "kwtSMS"
 
 
-def get_provider_info() -> dict:
+def get_provider_info() -> dict[str, Any]:
     """The provider's metadata, in the shape of Airflow's provider.yaml schema."""
     return {
         "package-name": "airflow-provider-kwtsms",
@@ -74,7 +76,7 @@ def get_provider_info() -> dict:
 
 # Stored in Connection.extra under these plain names (the hook also reads the older
 # ``extra__kwtsms__<name>`` form, as the Slack provider does).
-CONN_FIELDS: dict[str, dict] = {
+CONN_FIELDS: dict[str, dict[str, Any]] = {
     "sender": {
         "label": "Sender ID",
         "schema": {"type": ["string", "null"]},

@@ -233,7 +233,9 @@ class SharedBucket:
         self._clock = clock  # None: the store's clock
         self._sleep = sleep
         self._where = where
-        self._local = TokenBucket(self.rate, sleep=sleep, **({"clock": clock} if clock else {}))
+        self._local = (
+            TokenBucket(self.rate, sleep=sleep, clock=clock) if clock else TokenBucket(self.rate, sleep=sleep)
+        )
 
     def _now(self) -> float | None:
         return None if self._clock is None else self._clock()

@@ -35,13 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms import planning
 from airflow_provider_kwtsms.batch_loop import OnBatch, run_batches
-from airflow_provider_kwtsms.constants import DEFAULT_RATE, MAX_BATCH, SAME_NUMBER_WAIT
+from airflow_provider_kwtsms.constants import DEFAULT_RATE, MAX_BATCH, SAME_NUMBER_WAIT, SMS_ADDRESS
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import TokenBucket
 from airflow_provider_kwtsms.results import SENT, Balance, SendPlan
 from airflow_provider_kwtsms.smtp_email import (
     HINTS,
-    SMS_ADDRESS,
     SmtpFieldError,
     check_address,
     check_fields,

@@ -39,12 +39,15 @@ NOTIFIER_ERRORS_PROPAGATE = AIRFLOW_V_3_1_PLUS  # 3.0's BaseNotifier.__call__ lo
 if AIRFLOW_V_3_1_PLUS:
     from airflow.sdk import BaseHook
 else:
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 if AIRFLOW_V_3_2_PLUS:
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 else:
-    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined,unused-ignore]
+        AirflowException,
+        AirflowFailException,
+    )
 
 
 async def aget_connection(hook: BaseHook, conn_id: str) -> Any:

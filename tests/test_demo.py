@@ -41,6 +41,6 @@ def test_the_demo_runs_an_example_dag_against_the_sandbox(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "DAG run success" in proc.stdout
-    assert "batch 1/1: 3 numbers sent" in proc.stdout
+    assert "kwtSMS batch 1/1 (#1): sent 3 numbers" in proc.stdout
     assert "The sandbox received 1 message(s)" in proc.stdout
     assert "sandbox_pass" not in proc.stdout + proc.stderr

@@ -119,7 +119,7 @@ def test_password_masked_in_task_log_and_errors(airflow, sandbox):
         dags_folder=EXAMPLES,
     )
     ok.check()
-    assert "batch 1/1: 3 numbers sent" in ok.output
+    assert "kwtSMS batch 1/1 (#1): sent 3 numbers" in ok.output  # the one per-batch line (batch_loop)
     assert PASSWORD not in ok.output_to_check_for_secrets
 
 

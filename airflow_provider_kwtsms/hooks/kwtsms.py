@@ -14,7 +14,7 @@ the notifier.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_kwtsms.coerce import as_bool, as_country, as_number, as_text
 from airflow_provider_kwtsms.constants import (
@@ -31,7 +31,7 @@ from airflow_provider_kwtsms.version_compat import BaseHook, aget_connection
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_kwtsms.batch_loop import BatchSender
+    from airflow_provider_kwtsms.batch_loop import SmsChannel
     from airflow_provider_kwtsms.client import KwtSMSClient
     from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
 
@@ -232,8 +232,8 @@ def check_timezone(name: Any, what: str) -> str:
     return text
 
 
-def _credits(value: float) -> str:
-    return f"{value:g}"
+def _credits(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
 
 
 def explain_error(error: Exception, settings: KwtSMSSettings | None = None) -> str:
@@ -297,7 +297,7 @@ class KwtSMSHook(BaseHook):
             "smart_encoding": smart_encoding,
         }
         self._settings: KwtSMSSettings | None = None
-        self._client: BatchSender | None = None
+        self._client: SmsChannel | None = None
 
     def __repr__(self) -> str:
         given = ", ".join(f"{k}={v!r}" for k, v in self.overrides.items() if v is not None)
@@ -320,7 +320,7 @@ class KwtSMSHook(BaseHook):
             self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
 
-    def get_client(self) -> BatchSender:
+    def get_client(self) -> SmsChannel:
         """The client for this connection, built once per hook.
 
         With the extra ``transport="smtp"``, a ``KwtSMSSmtpSender`` (same sending methods) that
@@ -334,7 +334,7 @@ class KwtSMSHook(BaseHook):
                 self._client = build_client(settings)
         return self._client
 
-    async def aget_client(self) -> BatchSender:
+    async def aget_client(self) -> SmsChannel:
         """As :meth:`get_client`, reading the connection without blocking the event loop."""
         if self._client is None:
             settings = await self.aget_settings()
@@ -345,7 +345,7 @@ class KwtSMSHook(BaseHook):
                 self._client = build_client(settings)
         return self._client
 
-    def get_conn(self) -> BatchSender:
+    def get_conn(self) -> SmsChannel:
         return self.get_client()
 
     def close(self) -> None:
@@ -360,7 +360,7 @@ class KwtSMSHook(BaseHook):
             settings = self.settings
             client = self.get_client()
             if settings.transport == "smtp":
-                return self._test_smtp(client)
+                return self._test_smtp(cast("KwtSMSSmtpSender", client))
             balance = client.balance()
             senders = client.sender_ids()
         except Exception as error:

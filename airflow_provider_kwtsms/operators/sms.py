@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
@@ -14,61 +15,57 @@ from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID, DEFAULT_ON_UNCERT
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_kwtsms.results import BatchResult, SendPlan
+    from airflow_provider_kwtsms.results import SendPlan, SendResult
+    from airflow_provider_kwtsms.send_window import SendWindow
 
 ON_INVALID = ("skip", "fail")
 _SHOWN_INVALID = 20  # invalid inputs quoted in an on_invalid="fail" error
 
 
 def recipients_from(value: Any) -> list[str]:
-    """Whatever a user puts in ``mobile``, as a flat list of raw numbers (not yet validated).
+    """Whatever a user puts in ``mobile``, as a flat list of raw entries (not yet validated).
 
-    Accepts a comma, semicolon or newline separated string; a number; a list, tuple, set or
-    generator (nested lists are flattened: a list pulled from mapped tasks' XComs); and a string
-    holding a JSON or Python list, which is what ``{{ ti.xcom_pull(...) }}`` renders to when
-    the DAG does not use ``render_template_as_native_obj``.
+    A string holding a JSON or Python list (what ``{{ ti.xcom_pull(...) }}`` renders to without
+    ``render_template_as_native_obj``) is read as that list; any other string is split on commas,
+    semicolons and new lines; numbers, lists, tuples, sets and generators, nested at any depth,
+    go to ``phone.split_recipients``, which accounts for every entry (an unusable one becomes an
+    invalid input with its reason, never a bare error).
     """
+    from airflow_provider_kwtsms.phone import split_recipients
+
     if value is None:
         return []
     if isinstance(value, bool):
         raise ValueError(f"mobile must be phone numbers, got the boolean {value!r}")
-    if isinstance(value, int):
-        return [str(value)]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if isinstance(value, str):
-        text = value.strip()
-        if text[:1] in ("[", "("):
-            parsed = _parse_list_literal(text)
-            if parsed is not None:
-                return recipients_from(parsed)
-        from airflow_provider_kwtsms.phone import split_recipients
-
-        return list(split_recipients(text))
     if isinstance(value, dict):
         raise ValueError(
             "mobile must be phone numbers (a string, or a list of them), got a dict; "
             "pull the list out of it in the template, e.g. {{ ti.xcom_pull('t')['numbers'] }}"
         )
-    if isinstance(value, Iterable):
-        out: list[str] = []
-        for item in value:
-            out.extend(recipients_from(item))
-        return out
-    raise ValueError(
-        f"mobile must be phone numbers (a string, or a list of them), got {type(value).__name__}"
-    )
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "("):
+            parsed = _parse_list_literal(text)
+            if parsed is not None:
+                value = parsed
+    return split_recipients(value)  # refused entries keep their marker (a str subclass) and reason
 
 
 def _parse_list_literal(text: str) -> Any:
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
             return None
     return parsed if isinstance(parsed, list | tuple) else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class SendSMSOperator(BaseOperator):
@@ -109,6 +106,10 @@ class SendSMSOperator(BaseOperator):
         dry_run: bool = False,
         on_invalid: str = "skip",
         on_uncertain: str = DEFAULT_ON_UNCERTAIN,
+        smart_encoding: bool | None = None,
+        send_window: str | None = None,
+        send_days: str | Sequence[str] | None = None,
+        timezone: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -123,15 +124,29 @@ class SendSMSOperator(BaseOperator):
         self.test_mode = test_mode
         self.default_country = default_country
         self.max_credits = max_credits
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: that name is BaseOperator's dry_run() method.
+        self.plan_only = dry_run
         self.on_invalid = on_invalid
         self.on_uncertain = on_uncertain
+        self.smart_encoding = smart_encoding
+        self.send_window, self.send_days, self.timezone = send_window, send_days, timezone
+        if send_window is not None:
+            from airflow_provider_kwtsms.send_window import SendWindow  # stdlib only: cheap at parse
+
+            SendWindow.parse(send_window, send_days, timezone)  # a bad window fails the DAG's parse
 
     # -- execute ------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
         from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
-        from airflow_provider_kwtsms.ledger import LedgerMismatchError, UncertainBatchesError, resume_send
+        from airflow_provider_kwtsms.ledger import (
+            BatchesFailedError,
+            LedgerMismatchError,
+            SendPaused,
+            UncertainBatchesError,
+            resume_send,
+        )
+        from airflow_provider_kwtsms.planning import check_credits
         from airflow_provider_kwtsms.results import SendResult
         from airflow_provider_kwtsms.version_compat import AirflowFailException
 
@@ -146,7 +161,11 @@ class SendSMSOperator(BaseOperator):
             )
         max_credits = self._max_credits()
 
-        client = KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id).get_client()
+        hook = KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id, smart_encoding=self.smart_encoding)
+        window = self._window(hook) if not self.plan_only else None
+        if window is not None and not window.is_open(_now()):
+            self._defer_until(window, "the send window is closed")
+        client = hook.get_client()
         try:
             try:
                 plan = client.plan_send(
@@ -156,11 +175,15 @@ class SendSMSOperator(BaseOperator):
                     test=self.test_mode,
                     default_country=self.default_country,
                 )
+                check_credits(plan, max_credits)  # the one credit cap (planning)
             except (KwtSMSInputError, ValueError) as exc:
-                raise AirflowFailException(f"Nothing was sent: {exc}") from None
+                text = str(exc)
+                raise AirflowFailException(
+                    text if text.startswith("Nothing") else f"Nothing was sent: {text}"
+                ) from None
             self._log_plan(plan)
-            self._check_before_sending(plan, max_credits)
-            if self.dry_run:
+            self._check_before_sending(plan)
+            if self.plan_only:
                 self.log.info("dry_run=True: nothing sent. Estimate: %d credits.", plan.estimate)
                 return SendResult(plan=plan, batches=[], dry_run=True).to_dict()
             if not plan.batches:
@@ -175,10 +198,14 @@ class SendSMSOperator(BaseOperator):
                     plan,
                     store,
                     on_uncertain=self.on_uncertain,
-                    on_batch=self._log_batch,
                     try_number=getattr(ti, "try_number", None),
+                    keep_going=None if window is None else (lambda: window.is_open(_now())),
                 )
-            except UncertainBatchesError as exc:
+            except SendPaused as exc:
+                self.log.info("%s", exc.description)
+                assert window is not None  # only a window pauses a send
+                self._defer_until(window, "the send window closed at a batch boundary")
+            except (UncertainBatchesError, BatchesFailedError) as exc:
                 if exc.result is not None:
                     ti.xcom_push(key="partial_summary", value=self._summary(exc.result, store, client))
                 raise AirflowFailException(str(exc)) from None
@@ -191,9 +218,7 @@ class SendSMSOperator(BaseOperator):
                 self.log.warning("The send stopped on a passing error; the next try resumes from there.")
                 raise
         finally:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
+            client.close()
 
         summary = self._summary(result, store, client)
         self.log.info(
@@ -211,6 +236,29 @@ class SendSMSOperator(BaseOperator):
             delete_ledger(store)
         return summary
 
+    def execute_in_window(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Where a deferred send comes back when its window opens: the ledger resumes it."""
+        return self.execute(context)
+
+    # -- send windows -------------------------------------------------------------------------
+    def _window(self, hook: Any) -> SendWindow | None:
+        if self.send_window is None:
+            return None
+        from airflow_provider_kwtsms.send_window import SendWindow
+
+        return SendWindow.parse(self.send_window, self.send_days, self.timezone or hook.settings.timezone)
+
+    def _defer_until(self, window: SendWindow, why: str) -> None:
+        """Give the worker slot back until the window opens (a trigger in the triggerer waits)."""
+        # The standard provider ships with every Airflow 3; its trigger waits in the triggerer.
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        opening = window.next_opening(_now())
+        self.log.info(
+            "kwtSMS: %s (%s): deferred until %s UTC.", why, window, opening.isoformat(timespec="seconds")
+        )
+        self.defer(trigger=DateTimeTrigger(moment=opening), method_name="execute_in_window")
+
     # -- steps --------------------------------------------------------------------------------
     def _max_credits(self) -> int | None:
         from airflow_provider_kwtsms.version_compat import AirflowFailException
@@ -227,7 +275,7 @@ class SendSMSOperator(BaseOperator):
             raise AirflowFailException(f"max_credits must be 0 or more, got {value}")
         return value
 
-    def _check_before_sending(self, plan: SendPlan, max_credits: int | None) -> None:
+    def _check_before_sending(self, plan: SendPlan) -> None:
         from airflow_provider_kwtsms.version_compat import AirflowFailException
 
         invalid = plan.recipients.invalid
@@ -237,12 +285,6 @@ class SendSMSOperator(BaseOperator):
             raise AirflowFailException(
                 f"Nothing was sent: {len(invalid)} of {plan.recipients.total_inputs} inputs are not valid "
                 f"numbers{more}: {shown}. Fix them, or set on_invalid='skip' to send to the valid ones."
-            )
-        if max_credits is not None and plan.estimate > max_credits:
-            raise AirflowFailException(
-                f"Nothing was sent: this send needs {plan.estimate} credits ({len(plan.recipients.valid)} "
-                f"numbers x {plan.info.pages} pages), above max_credits={max_credits}. Shorten the "
-                "message, send to fewer numbers, or raise max_credits."
             )
 
     def _ledger_store(self, context: Context) -> Any:
@@ -255,11 +297,11 @@ class SendSMSOperator(BaseOperator):
             )
         return store
 
-    def _summary(self, result: Any, store: Any, client: Any) -> dict[str, Any]:
+    def _summary(self, result: SendResult, store: Any, client: Any) -> dict[str, Any]:
         from airflow_provider_kwtsms.results import SKIPPED
 
         summary = result.to_dict()
-        summary["transport"] = getattr(client, "transport", "http")
+        summary["transport"] = client.transport
         if summary["transport"] == "smtp":
             from airflow_provider_kwtsms.smtp_transport import UNCONFIRMED_NOTE
 
@@ -276,59 +318,11 @@ class SendSMSOperator(BaseOperator):
 
     def _log_plan(self, plan: SendPlan) -> None:
         r = plan.recipients
-        self.log.info(
-            "Plan: %d inputs -> %d valid, %d invalid, %d duplicates; %s, %d characters, %d page(s); "
-            "%d batches; estimate %d credits; sender %s%s.",
-            r.total_inputs,
-            len(r.valid),
-            len(r.invalid),
-            len(r.duplicates),
-            plan.info.encoding,
-            plan.info.length,
-            plan.info.pages,
-            len(plan.batches),
-            plan.estimate,
-            plan.sender,
-            "; TEST MODE (queued, not delivered)" if plan.test else "",
-        )
+        self.log.info("%s", plan.describe())
         for item in r.invalid[:_SHOWN_INVALID]:
             self.log.warning("Invalid input %r: %s", item.input, item.reason)
         if len(r.invalid) > _SHOWN_INVALID:
             self.log.warning(
                 "... and %d more invalid inputs (all listed in the XCom summary)",
                 len(r.invalid) - _SHOWN_INVALID,
-            )
-
-    def _log_batch(self, batch: BatchResult, total: int) -> None:
-        """One line per batch in the task log."""
-        head = f"batch {batch.index + 1}/{total}:"
-        n = len(batch.numbers)
-        if batch.state == "sent" and getattr(batch, "confirmed", True) is False:
-            self.log.info(
-                "%s %d numbers handed to the e-mail relay; unconfirmed (kwtSMS answers nothing "
-                "by e-mail, so there is no msg-id)",
-                head,
-                n,
-            )
-        elif batch.state == "sent":
-            balance = f", balance {batch.balance_after:g}" if batch.balance_after is not None else ""
-            msg_id = batch.msg_id or "unknown (answer lost; the balance shows it was charged)"
-            self.log.info(
-                "%s %d numbers sent, msg-id %s, %d credits%s", head, n, msg_id, batch.points_charged, balance
-            )
-        elif batch.state == "skipped":
-            self.log.info(
-                "%s %d numbers already sent by try %s, msg-id %s; not sent again",
-                head,
-                n,
-                batch.try_number,
-                batch.msg_id or "unknown",
-            )
-        elif batch.state == "uncertain":
-            self.log.warning(
-                "%s %d numbers UNCERTAIN (%s): %s", head, n, batch.error_code, batch.error_description
-            )
-        else:
-            self.log.warning(
-                "%s %d numbers NOT sent (%s): %s", head, n, batch.error_code, batch.error_description
             )

@@ -80,7 +80,7 @@ class BalanceSensor(BaseSensorOperator):
 
         return KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id)
 
-    def _xcom(self, available: float, purchased: float, minimum: float) -> dict[str, float]:
+    def _xcom(self, available: float, purchased: float | None, minimum: float) -> dict[str, float | None]:
         return {"available": available, "purchased": purchased, "min_balance": minimum}
 
     def _low_message(self, balance: Balance, minimum: float) -> str:
@@ -113,7 +113,10 @@ class BalanceSensor(BaseSensorOperator):
             return super().execute(context)  # poke / reschedule loop around poke()
         balance = self._balance()
         self.log.info(
-            "kwtSMS balance: %g of %g credits (minimum %g)", balance.available, balance.purchased, minimum
+            "kwtSMS balance: %g of %s credits (minimum %g)",
+            balance.available,
+            "?" if balance.purchased is None else f"{balance.purchased:g}",
+            minimum,
         )
         if balance.available >= minimum:
             return self._xcom(balance.available, balance.purchased, minimum)
@@ -146,7 +149,7 @@ class BalanceSensor(BaseSensorOperator):
         self.log.info("%s Waiting for a top-up.", self._low_message(balance, minimum))
         return PokeReturnValue(is_done=False)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, float]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, float | None]:
         if event.get("status") != "ok":
             message = event.get("message") or "the balance trigger failed"
             if event.get("permanent"):
