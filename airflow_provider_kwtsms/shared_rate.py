@@ -160,8 +160,14 @@ class PostgresRateStore:
             if self._conn is None:
                 conn = self._connect(self._dsn, connect_timeout=self._timeout)
                 conn.autocommit = True
-                with conn.cursor() as cur:
-                    cur.execute(_PG_TABLE)
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(_PG_TABLE)
+                except Exception:
+                    # Workers starting together race on CREATE TABLE IF NOT EXISTS (a unique
+                    # violation in pg_type); the table is there when another one won.
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT 1 FROM kwtsms_rate LIMIT 0")
                 self._conn = conn
             try:
                 with self._conn.cursor() as cur:

@@ -155,7 +155,8 @@ def table(results: dict, size: int, chunks: int) -> str:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = (
         f"{SECTION}\n\nScenario (e): {size:,} recipients in {chunks} mapped tasks, sandbox capped at "
-        f"{CAPPED_RATE:g} requests/s; alerts: one failing task per run, all runs triggered at once. "
+        f"{CAPPED_RATE:g} requests/s; alerts: one failing task per run, all runs triggered at once, so "
+        "the latency is under the load of that many task processes starting together on this machine. "
         f"{when}, {platform.machine()}, {sys.version.split()[0]}. One run each (a deployment per "
         "executor takes minutes to start).\n"
     )

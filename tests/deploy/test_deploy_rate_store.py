@@ -75,8 +75,14 @@ def test_concurrent_reservations_never_share_a_slot(make_store: Callable[[], Rat
     lock = threading.Lock()
     stores = [make_store() for _ in range(4)]
 
+    errors: list[BaseException] = []
+
     def worker(store: RateStore) -> None:
-        mine = [store.reserve(key, 0.5, now=3000.0) for _ in range(10)]
+        try:
+            mine = [store.reserve(key, 0.5, now=3000.0) for _ in range(10)]
+        except BaseException as exc:  # a thread's error would otherwise vanish
+            errors.append(exc)
+            return
         with lock:
             waits.extend(mine)
 
@@ -85,6 +91,7 @@ def test_concurrent_reservations_never_share_a_slot(make_store: Callable[[], Rat
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == []  # on a fresh database, the four first requests race to create the table
     assert sorted(round(w, 6) for w in waits) == [i * 0.5 for i in range(40)]
 
 
