@@ -1,14 +1,11 @@
 """KwtSMSClient: the kwtSMS JSON API with retries, pacing, cost control and typed results.
 
-No Airflow in here: the hook builds one of these from a connection, and any Python program can
-use it directly. One client holds one ``requests.Session`` and one token bucket, so every
-request it makes (reads and sends, from any thread) shares the account's request rate.
+No Airflow in here. One client holds one ``requests.Session`` and one token bucket: every request
+it makes (reads and sends, from any thread) shares the account's request rate.
 
-Retries (details in ``retry_policy.RetryPolicy`` and docs/client.md): read-only calls are
-retried on network errors and 5xx with backoff and full jitter; a send only when it certainly
-did not reach the server (no connection, HTTP 429), on ERR013 (queue full) and ERR028 (same
-number within 15 s: waited out once). A lost answer makes the batch ``uncertain``, never sent
-again here: the resume ledger decides. Bulk sends walk ``batch_loop.run_batches``.
+Retries (``retry_policy``, docs/client.md): reads on network errors and 5xx, with jittered backoff;
+a send only when it certainly did not reach the server, on ERR013 and ERR028. A lost answer makes
+the batch ``uncertain``, never sent again here. Bulk sends walk ``batch_loop.run_batches``.
 """
 
 from __future__ import annotations
@@ -64,7 +61,6 @@ __all__ = [
     "ValidationResult",
     "check_credits",
 ]
-
 
 logger = logging.getLogger("airflow_provider_kwtsms.client")
 

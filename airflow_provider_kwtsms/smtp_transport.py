@@ -13,10 +13,8 @@ silence. So this sender:
   known; there is no msg-id, and the result's ``to_dict()`` says ``"confirmed": False``;
 - delivers at most once: an e-mail whose relay reply was lost is never sent again (it is
   reported with ``relay_reply_lost``), since no answer will ever tell whether it went out;
-- keeps the 15-second rule itself (a second e-mail to the same number within 15 s would be
-  dropped without a word), by waiting;
-- walks its batches through the one batch loop (``batch_loop``), under the same stop policy as
-  the HTTP client.
+- keeps the 15-second rule itself, by waiting; walks its batches through the one batch loop
+  (``batch_loop``), under the same stop policy as the HTTP client.
 
 The API password travels in the e-mail body: that is the document's design, not a choice made
 here. The body is never logged, ``repr`` masks both passwords, and the relay's replies are
