@@ -9,8 +9,7 @@ silence. So this sender:
 - checks what it can before sending (numbers, text, pages, credits; and, when
   ``balance_over_http`` is on and the API is reachable, the balance, the sender ID and the
   account's coverage);
-- reports every batch as ``submitted_unconfirmed``: the relay took the e-mail, nothing more is
-  known; there is no msg-id, and the result's ``to_dict()`` says ``"confirmed": False``;
+- reports every batch as ``submitted_unconfirmed`` (no msg-id; ``"confirmed": False``);
 - delivers at most once: an e-mail whose relay reply was lost is never sent again (it is
   reported with ``relay_reply_lost``), since no answer will ever tell whether it went out;
 - keeps the 15-second rule itself, by waiting; walks its batches through the one batch loop
