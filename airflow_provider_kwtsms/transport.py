@@ -215,6 +215,19 @@ class Transport:
                 raise self._deadline_error(endpoint)
         return self._read_answer(endpoint, response.status_code, response.headers, content)
 
+    def _description(self, code: str | None, raw: Any) -> str:
+        """The gateway's words, scrubbed and on one line. When they are exactly our table's text
+        for the code, the table's text is used as it is: it is public, and scrubbing it would mask
+        a common word that a password happens to contain ("username or *** are not correct")."""
+        known = ERRORS.get(code or "")
+        if (
+            known is not None
+            and isinstance(raw, str)
+            and raw.strip().rstrip(".").casefold() == known.description.rstrip(".").casefold()
+        ):
+            return known.description
+        return self.line(raw, 200)
+
     # -- failure mapping ----------------------------------------------------------------------
     def _deadline_error(self, endpoint: str) -> KwtSMSNetworkError:
         return KwtSMSNetworkError(
@@ -276,7 +289,7 @@ class Transport:
             if data["result"] == "OK":
                 return Answer(data, status)
             code = error_code(data.get("code"))
-            description = self.line(data.get("description"), 200)
+            description = self._description(code, data.get("description"))
             if code is None:
                 raise KwtSMSNetworkError(
                     f"{endpoint}: HTTP {status} ERROR answer without a readable error code "

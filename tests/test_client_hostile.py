@@ -381,3 +381,27 @@ def test_read_calls_return_sane_values_or_raise_our_errors(gateway, caplog, scri
                 assert all(isinstance(v, str) and "\n" not in v for v in value)
             _check_no_leak(value)
     _check_no_leak(log=caplog.text)
+
+
+def test_the_gateways_own_words_are_kept_when_the_password_shares_a_word(gateway):
+    # A password holding "password" must not turn ERR003's text into "username or *** are ...".
+    description = "Authentication error, username or password are not correct."
+    gateway.script(
+        Reply(http(200, json.dumps({"result": "ERROR", "code": "ERR003", "description": description})))
+    )
+    client = KwtSMSClient(USER, "not-the-password-42", base_url=gateway.url, rate=1e6, max_retries=0)
+    with pytest.raises(KwtSMSError) as info:
+        client.balance()
+    assert "username or password are not correct" in str(info.value)
+    # ... while the same words around an echoed password are still scrubbed
+    gateway.script(
+        Reply(
+            http(
+                200,
+                json.dumps({"result": "ERROR", "code": "ERR003", "description": "bad not-the-password-42"}),
+            )
+        )
+    )
+    with pytest.raises(KwtSMSError) as info:
+        client.balance()
+    assert "the-password-42" not in str(info.value) and "***" in str(info.value)

@@ -226,8 +226,12 @@ def test_an_unknown_test_value_is_an_error_at_parse_time_never_a_live_send(test)
 
 def test_a_templated_test_value_is_read_once_rendered(sandbox):
     notifier = KwtSMSNotifier(target="96550001234", message="x", data={"test": "{{ params.t }}"})
-    with pytest.raises(ValueError, match=r"data\['test'\] is 'perhaps'"):
-        notifier({**_context(), "params": {"t": "perhaps"}})
+    context = {**_context(), "params": {"t": "perhaps"}}
+    if NOTIFIER_ERRORS_PROPAGATE:
+        with pytest.raises(ValueError, match=r"data\['test'\] is 'perhaps'"):
+            notifier(context)
+    else:  # Airflow 3.0's BaseNotifier logs a failed notify instead of raising
+        notifier(context)
     assert sandbox.messages() == []  # nothing sent on a value nobody meant
 
 
