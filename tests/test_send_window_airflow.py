@@ -15,7 +15,7 @@ def test_a_send_outside_its_window_defers_and_goes_when_it_opens(airflow, kwtsms
     sandbox = kwtsms_sandbox_factory(password=PASSWORD)
     kuwait = datetime.now(UTC) + timedelta(hours=3)
     opens = (kuwait + timedelta(minutes=1)).replace(second=0, microsecond=0)
-    if (opens - kuwait).total_seconds() < 20:  # leave the run time to start and defer first
+    if (opens - kuwait).total_seconds() < 40:  # leave the run time to start and defer first
         opens += timedelta(minutes=1)
     window = f"{opens:%H:%M}-{opens + timedelta(hours=1):%H:%M}"
     result = airflow.run(
