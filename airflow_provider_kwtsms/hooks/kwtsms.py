@@ -250,8 +250,10 @@ def explain_error(error: Exception, settings: KwtSMSSettings | None = None) -> s
         text = str(error)
     else:
         text = f"Unexpected {type(error).__name__}: {error}"
-    if settings and settings.password and settings.password in text:
-        text = text.replace(settings.password, "***")
+    if settings is not None:  # the one scrub (redact): every form of the password, not only raw
+        from airflow_provider_kwtsms.redact import Redactor
+
+        text = Redactor(settings.password).scrub(text)
     return text
 
 
