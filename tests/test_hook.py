@@ -189,6 +189,27 @@ def test_test_connection_with_a_wrong_password_says_what_to_fix(sandbox, monkeyp
     assert "wrong-pw" not in message
 
 
+def test_a_password_holding_an_ordinary_word_does_not_mask_the_advice(sandbox, monkeypatch):
+    # The browser's Test button showed "username or *** are not correct" for such a password.
+    wrong = "not-the-password-42"
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_json(sandbox.url, USER, wrong))
+    ok, message = KwtSMSHook().test_connection()
+    assert ok is False
+    assert "username or password are not correct" in message
+    assert "Fix the connection's login (API username) and password" in message
+    assert wrong not in message
+
+
+def test_unexpected_errors_are_scrubbed_of_every_form_of_the_password():
+    from airflow_provider_kwtsms.hooks.kwtsms import explain_error
+
+    settings = settings_from_connection(_conn(login=USER, password=PASSWORD, host="http://127.0.0.1:1"))
+    quoted = "Zq9%2Fsecret%3Apw%40x"  # the form-encoded form, as a library's error might echo it
+    text = explain_error(RuntimeError(f"boom {PASSWORD} and {quoted}"), settings)
+    assert text.startswith("Unexpected RuntimeError: boom")
+    assert PASSWORD not in text and quoted not in text and "secret" not in text
+
+
 def test_test_connection_when_the_gateway_is_unreachable(kwtsms_sandbox_factory, monkeypatch):
     sandbox = kwtsms_sandbox_factory(username=USER, password=PASSWORD)
     url = sandbox.url

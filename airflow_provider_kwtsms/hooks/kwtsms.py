@@ -237,24 +237,32 @@ def _credits(value: float | None) -> str:
 
 
 def explain_error(error: Exception, settings: KwtSMSSettings | None = None) -> str:
-    """One line "<what went wrong>: <what to do>", never containing the password."""
-    if isinstance(error, KwtSMSNetworkError):
-        where = f" ({settings.base_url})" if settings else ""
-        text = (
-            f"{error.code}: {error.description}: check the connection's API base URL{where} "
-            "and that this machine can reach it"
-        )
-    elif isinstance(error, KwtSMSError):
-        text = f"{error.code}: {error.description.rstrip('.')}: {error.action}"
-    elif isinstance(error, KwtSMSInputError):
-        text = str(error)
-    else:
-        text = f"Unexpected {type(error).__name__}: {error}"
-    if settings is not None:  # the one scrub (redact): every form of the password, not only raw
+    """One line "<what went wrong>: <what to do>", never containing the password.
+
+    Only the foreign part (the error's own text) goes through the one scrub (redact); our advice
+    does not, or a password holding an ordinary word ("password") would mask it in the advice.
+    """
+
+    def scrubbed(text: str) -> str:
+        if settings is None:
+            return text
         from airflow_provider_kwtsms.redact import Redactor
 
-        text = Redactor(settings.password).scrub(text)
-    return text
+        return Redactor(settings.password).scrub(text)
+
+    if isinstance(error, KwtSMSNetworkError):
+        where = f" ({settings.base_url})" if settings else ""
+        return (
+            f"{error.code}: {scrubbed(error.description)}: check the connection's API base URL{where} "
+            "and that this machine can reach it"
+        )
+    if isinstance(error, KwtSMSError):
+        # The description was scrubbed where it was raised (transport), except a known code's
+        # table text, which is the gateway's documented wording and holds no secret.
+        return f"{error.code}: {error.description.rstrip('.')}: {error.action}"
+    if isinstance(error, KwtSMSInputError):
+        return scrubbed(str(error))
+    return scrubbed(f"Unexpected {type(error).__name__}: {error}")
 
 
 class KwtSMSHook(BaseHook):
