@@ -6,7 +6,8 @@
 #   bash .ci/test-compat.sh 3.0.6 3.1.8 3.2.2
 #   COMPAT_MARK=compat bash .ci/test-compat.sh 3.2.2     # also the `heavy` tests
 #
-# Every lane runs even when one fails; the exit status says whether any did. The main suite
+# Every lane runs even when one fails; the exit status says whether any did. Lanes run side by
+# side, each logging to test-artifacts/compat/VERSION.log. The main suite
 # (Airflow 3.3, `make test`) covers the latest release.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,16 +20,19 @@ pyproject_hash="$(sha256sum .ci/test-compat.sh pyproject.toml | sha256sum | cut 
 # the main suite. The worker-killed resume test still runs here, on each release's ledger store.
 MARK="${COMPAT_MARK:-compat and not heavy}"
 
-failed=()
-summary=()
-for version in "$@"; do
+# One lane per release, all at once: each is mostly one Airflow process at a time, so on two
+# cores the lanes together take little longer than the slowest alone. Each writes its own log,
+# printed whole when all are done.
+LOGS="test-artifacts/compat"
+mkdir -p "$LOGS"
+
+lane() {  # lane VERSION: prepare its environment (when stale), run the tests; exit status = pytest's
+    local version="$1" minor venv stamp extra=()
     minor="$(echo "$version" | cut -d. -f1,2 | tr -d .)"
     venv=".venv-af$minor"
     stamp="$venv/.installed-$version-$pyproject_hash"
-    started=$SECONDS
     if [ ! -f "$stamp" ]; then
         echo "test-compat: preparing $venv (apache-airflow==$version)"
-        extra=()
         if [ "$minor" = "30" ]; then
             # 3.0 declares no upper bounds, and today's cadwyn and fastapi break its execution API
             # (every task fails with HTTP 422): the bounds of its published constraints, which
@@ -45,21 +49,40 @@ for version in "$@"; do
             ! "$UV" pip install --quiet --python "$venv/bin/python" -e ".[compat]" \
                 "apache-airflow==$version" "${extra[@]}"; then
             echo "test-compat: could not prepare $venv for Airflow $version" >&2
-            failed+=("$version (set-up)")
-            continue
+            return 3
         fi
         rm -f "$venv"/.installed-*
         touch "$stamp"
     fi
     echo "== Airflow $version: Airflow-side tests and example DAGs ($venv, -m '$MARK') =="
     "$venv/bin/python" -m pytest -q -m "$MARK" -rfEs --durations=5 -p no:cacheprovider
+}
+
+started=$SECONDS
+pids=()
+for version in "$@"; do
+    (
+        t0=$SECONDS
+        lane "$version"
+        rc=$?
+        echo "$((SECONDS - t0))" >"$LOGS/$version.seconds"
+        exit $rc
+    ) >"$LOGS/$version.log" 2>&1 &
+    pids+=($!)
+done
+
+failed=()
+summary=()
+for i in "${!pids[@]}"; do
+    version="${@:i+1:1}"
+    wait "${pids[$i]}"
     rc=$?
-    took=$((SECONDS - started))
-    summary+=("Airflow $version: exit $rc, ${took}s")
+    cat "$LOGS/$version.log"
+    summary+=("Airflow $version: exit $rc$([ $rc -eq 3 ] && echo ' (set-up failed)'), $(cat "$LOGS/$version.seconds")s")
     [ $rc -eq 0 ] || failed+=("$version")
 done
 
-echo "== compatibility lane =="
+echo "== compatibility lane: ${#pids[@]} releases side by side in $((SECONDS - started))s =="
 printf '%s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "test-compat: failed on Airflow ${failed[*]}" >&2
