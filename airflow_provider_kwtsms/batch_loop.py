@@ -1,10 +1,10 @@
 """The one batch loop: every send (client, SMTP channel, the operator's resume ledger) walks its
 plan's batches here, under one stop policy.
 
-A channel plugs in as a ``BatchSender`` (one request or e-mail per batch, and the account's
-balance); the resume ledger plugs in as a ``Journal`` (before a batch: "already decided, skip";
-just before its request: "pending"; after it: the final word, or "send it again"). The loop
-itself owns what must not differ between paths:
+A channel (``channel.Channel``: the HTTP client, the SMTP sender) plugs in with its half: one
+request or e-mail per batch, and the account's balance. The resume ledger plugs in as a
+``Journal`` (before a batch: "already decided, skip"; just before its request: "pending"; after
+it: the final word, or "send it again"). The loop itself owns what must not differ between paths:
 
 ===========================================  ==================  =============================
 batch outcome                                this batch          the other batches
@@ -33,18 +33,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.results import (
     FAILED,
     SENT,
     UNCERTAIN,
-    Balance,
     BatchResult,
     SendPlan,
-    SendResult,
 )
+
+if TYPE_CHECKING:  # a channel (channel.Channel) calls run_batches with itself: types only here
+    from airflow_provider_kwtsms.channel import Channel
 
 logger = logging.getLogger("airflow_provider_kwtsms.batch_loop")
 
@@ -57,78 +58,6 @@ NOT_COVERED = "ERR026"
 DEFAULT_MAX_CONSECUTIVE_UNCERTAIN = 3
 
 OnBatch = Callable[[BatchResult, int, int], None]  # (batch, batches done, total)
-
-
-@runtime_checkable
-class BatchSender(Protocol):
-    """A channel that sends one batch per request: ``KwtSMSClient`` (HTTP) and
-    ``KwtSMSSmtpSender`` (e-mail)."""
-
-    transport: str  # "http" or "smtp": summaries name the channel
-
-    @property
-    def result_type(self) -> type[BatchResult]: ...  # the channel's batch result (SMTP's: "unconfirmed")
-
-    @property
-    def same_number_wait(self) -> float: ...
-
-    @property
-    def max_consecutive_uncertain(self) -> int:
-        """Batches in a row whose answer was lost before the send stops (the service is failing)."""
-        ...
-
-    def now(self) -> float: ...
-
-    def pause(self, seconds: float) -> None: ...
-
-    def send_batch(
-        self,
-        numbers: list[str],
-        message: str,
-        *,
-        sender: str,
-        test: bool,
-        index: int = 0,
-        wait_same_number: bool = True,
-    ) -> BatchResult: ...
-
-    def balance(self) -> Balance: ...
-
-    def covered_prefixes(self) -> frozenset[str] | None:
-        """The account's country prefixes, or None when unknown (then the gateway decides)."""
-        ...
-
-
-class SmsChannel(BatchSender, Protocol):
-    """What the Airflow adapters use of a channel: plan, send, read the sender IDs, close.
-    ``KwtSMSHook.get_client()`` returns one (the HTTP client, or the SMTP sender)."""
-
-    def plan_send(
-        self,
-        mobile: Any,
-        message: str,
-        *,
-        sender: str | None = None,
-        test: bool | None = None,
-        default_country: str | None = None,
-        strict: bool = False,
-        smart_encoding: bool | None = None,
-    ) -> SendPlan: ...
-
-    def send(
-        self,
-        mobile: Any,
-        message: str,
-        *,
-        sender: str | None = None,
-        test: bool | None = None,
-        default_country: str | None = None,
-        smart_encoding: bool | None = None,
-    ) -> SendResult: ...
-
-    def sender_ids(self) -> list[str]: ...
-
-    def close(self) -> None: ...
 
 
 class Journal(Protocol):
@@ -157,7 +86,7 @@ class BatchRun:
 
 
 def run_batches(
-    sender: BatchSender,
+    sender: Channel,
     plan: SendPlan,
     *,
     journal: Journal | None = None,
@@ -252,7 +181,7 @@ def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_unce
     return batch.error_code not in BATCH_LEVEL_CODES
 
 
-def attempt(sender: BatchSender, plan: SendPlan, index: int) -> BatchResult:
+def attempt(sender: Channel, plan: SendPlan, index: int) -> BatchResult:
     """One batch through ``sender``; whatever it raises becomes the batch's result."""
     numbers = plan.batches[index]
     make = sender.result_type
@@ -295,7 +224,7 @@ def attempt(sender: BatchSender, plan: SendPlan, index: int) -> BatchResult:
 PAUSED = "PAUSED"  # the error code of a batch left for the next opening of a send window
 
 
-def _paused(sender: BatchSender, index: int, numbers: list[str]) -> BatchResult:
+def _paused(sender: Channel, index: int, numbers: list[str]) -> BatchResult:
     return sender.result_type(
         index=index,
         numbers=list(numbers),
@@ -306,7 +235,7 @@ def _paused(sender: BatchSender, index: int, numbers: list[str]) -> BatchResult:
     )
 
 
-def not_attempted(sender: BatchSender, index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
+def not_attempted(sender: Channel, index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
     return sender.result_type(
         index=index,
         numbers=list(numbers),
@@ -321,7 +250,7 @@ def not_attempted(sender: BatchSender, index: int, numbers: list[str], cause: Ba
 class _Coverage:
     """The account's coverage, asked once per send and only when a batch is about to go."""
 
-    def __init__(self, sender: BatchSender) -> None:
+    def __init__(self, sender: Channel) -> None:
         self._sender = sender
         self._prefixes: tuple[str, ...] | None = None
         self._asked = False

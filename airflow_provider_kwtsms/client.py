@@ -18,7 +18,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms import answer
-from airflow_provider_kwtsms.batch_loop import BATCH_LEVEL_CODES, OnBatch, run_batches
+from airflow_provider_kwtsms.batch_loop import BATCH_LEVEL_CODES
+from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_PAGES,
@@ -28,7 +29,7 @@ from airflow_provider_kwtsms.constants import (
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import Pacer, TokenBucket
-from airflow_provider_kwtsms.planning import build_plan, check_credits
+from airflow_provider_kwtsms.planning import check_credits
 from airflow_provider_kwtsms.results import (
     UNCERTAIN,
     Balance,
@@ -65,7 +66,7 @@ __all__ = [
 logger = logging.getLogger("airflow_provider_kwtsms.client")
 
 
-class KwtSMSClient:
+class KwtSMSClient(Channel):
     """The kwtSMS JSON API.
 
     >>> client = KwtSMSClient("api_user", "api_pass", sender="MY-APP")  # doctest: +SKIP
@@ -277,78 +278,7 @@ class KwtSMSClient:
                 reports.append(DeliveryReport(number=number, status=status))
         return reports
 
-    # -- sending ----------------------------------------------------------------------------
-    def plan_send(
-        self,
-        mobile: Any,
-        message: str,
-        *,
-        sender: str | None = None,
-        test: bool | None = None,
-        default_country: str | None = None,
-        strict: bool = False,
-        smart_encoding: bool | None = None,
-    ) -> SendPlan:
-        """Sort the recipients, clean and measure the text, cut the batches: no request made
-        (``planning.build_plan`` with this client's settings).
-
-        Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a
-        bad sender, or no valid number.
-        """
-        return build_plan(
-            mobile,
-            message,
-            sender=self.sender if sender is None else sender,
-            test=self.test_mode if test is None else bool(test),
-            default_country=self.default_country if default_country is None else default_country,
-            strict=strict,
-            max_pages=self.max_pages,
-            smart_encoding=self.smart_encoding if smart_encoding is None else smart_encoding,
-        )
-
-    def send(
-        self,
-        mobile: Any,
-        message: str,
-        *,
-        sender: str | None = None,
-        test: bool | None = None,
-        default_country: str | None = None,
-        strict: bool = False,
-        max_credits: int | None = None,
-        dry_run: bool = False,
-        on_batch: OnBatch | None = None,
-        smart_encoding: bool | None = None,
-    ) -> SendResult:
-        """Send ``message`` to any number of recipients, 200 per request, paced at ``rate``.
-
-        ``mobile``: one number, a comma/semicolon/newline-separated string, or any iterable.
-        Raises ``KwtSMSInputError`` before anything is sent when the plan is impossible (see
-        ``plan_send``) or its estimate (valid numbers x pages) exceeds ``max_credits``.
-        ``dry_run`` stops after planning: no request at all. Otherwise the result accounts for
-        every batch; gateway errors are in it, not raised (``result.raise_for_status()``).
-        ``on_batch(batch_result, done, total)`` is called as each batch ends.
-        """
-        plan = self.plan_send(
-            mobile,
-            message,
-            sender=sender,
-            test=test,
-            default_country=default_country,
-            strict=strict,
-            smart_encoding=smart_encoding,
-        )
-        check_credits(plan, max_credits)
-        if dry_run:
-            logger.info("kwtSMS dry run, nothing sent. %s", plan.describe())
-            return SendResult(plan=plan, batches=[], dry_run=True)
-        return self.send_plan(plan, on_batch=on_batch)
-
-    def send_plan(self, plan: SendPlan, *, on_batch: OnBatch | None = None) -> SendResult:
-        """Send every batch of ``plan`` under the one stop policy (``batch_loop``; docs/client.md)."""
-        run = run_batches(self, plan, on_batch=on_batch)
-        return SendResult(plan=plan, batches=run.batches, dry_run=False)
-
+    # -- sending (plan_send, send, send_plan: channel.Channel) ----------------------------
     def send_batch(
         self,
         numbers: list[str],
@@ -425,7 +355,7 @@ class KwtSMSClient:
                 self.last_balance = batch.balance_after
             return batch
 
-    # -- what the send loop needs (batch_loop.BatchSender) ----------------------------------
+    # -- what the send loop needs (channel.Channel, abstract there) ----------------------------------
     @property
     def same_number_wait(self) -> float:
         return self.policy.same_number_wait

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from airflow_provider_kwtsms.batch_loop import BatchSender, run_batches
+from airflow_provider_kwtsms.batch_loop import run_batches
 from airflow_provider_kwtsms.constants import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.ledger_codec import (
@@ -53,6 +53,7 @@ from airflow_provider_kwtsms.ledger_journal import LedgerJournal, judge_by_balan
 from airflow_provider_kwtsms.results import FAILED, UNCERTAIN, BatchResult, SendResult
 
 if TYPE_CHECKING:
+    from airflow_provider_kwtsms.channel import Channel
     from airflow_provider_kwtsms.results import SendPlan
 
 __all__ = [
@@ -272,7 +273,7 @@ BatchCallback = Callable[[BatchResult, int], None]
 
 # -- resume -----------------------------------------------------------------------------------
 def resume_send(
-    client: BatchSender,
+    client: Channel,
     plan: SendPlan,
     store: KeyValueStore,
     *,

@@ -11,7 +11,7 @@ from airflow_provider_kwtsms.ledger_codec import BatchState, Entry
 from airflow_provider_kwtsms.results import FAILED, SENT, SKIPPED, UNCERTAIN, BatchResult
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.batch_loop import BatchSender
+    from airflow_provider_kwtsms.channel import Channel
     from airflow_provider_kwtsms.ledger import Ledger
     from airflow_provider_kwtsms.results import SendPlan
 
@@ -50,7 +50,7 @@ class LedgerJournal:
 
     def __init__(
         self,
-        sender: BatchSender,
+        sender: Channel,
         plan: SendPlan,
         ledger: Ledger,
         *,

@@ -28,10 +28,9 @@ import random
 import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow_provider_kwtsms import planning
-from airflow_provider_kwtsms.batch_loop import OnBatch, run_batches
+from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.constants import DEFAULT_RATE, MAX_BATCH, SAME_NUMBER_WAIT, SMS_ADDRESS
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.pacing import TokenBucket
@@ -77,7 +76,7 @@ __all__ = [
 logger = logging.getLogger("airflow_provider_kwtsms.smtp_transport")
 
 
-class KwtSMSSmtpSender:
+class KwtSMSSmtpSender(Channel):
     """Send SMS through kwtSMS's e-mail channel, with the ``KwtSMSClient`` sending interface.
 
     >>> sender = KwtSMSSmtpSender("api_user", "api_pass", smtp_host="relay.example.com",
@@ -195,7 +194,7 @@ class KwtSMSSmtpSender:
         self.smart_encoding = bool(smart_encoding)
         self.timeout = float(timeout)
         self.max_retries = max_retries
-        self.same_number_wait = same_number_wait
+        self._same_number_wait = same_number_wait
         self.balance_over_http = balance_over_http
         self.spaces_as_plus = spaces_as_plus
         self.last_balance: float | None = None
@@ -263,9 +262,13 @@ class KwtSMSSmtpSender:
         """The account's coverage over the JSON API when ``balance_over_http``; else unknown."""
         return None if self._http is None else self._http.covered_prefixes()
 
-    # -- what the send loop needs (batch_loop.BatchSender) ----------------------------------
+    # -- what the send loop needs (channel.Channel, abstract there) ----------------------------------
     result_type = SmtpBatchResult
     max_consecutive_uncertain = 3  # an e-mail is never uncertain: a lost reply counts as sent
+
+    @property
+    def same_number_wait(self) -> float:
+        return self._same_number_wait
 
     def now(self) -> float:
         return self._clock()
@@ -281,81 +284,26 @@ class KwtSMSSmtpSender:
         """
         return self._relay.check()
 
-    # -- sending ----------------------------------------------------------------------------
-    def plan_send(
-        self,
-        mobile: Any,
-        message: str,
-        *,
-        sender: str | None = None,
-        test: bool | None = None,
-        default_country: str | None = None,
-        strict: bool = False,
-        smart_encoding: bool | None = None,
-    ) -> SendPlan:
-        """As ``KwtSMSClient.plan_send``, with the text on one line (the e-mail needs it so).
+    # -- sending (plan_send, send, send_plan: channel.Channel; the e-mail's own steps here) --
+    send_result_type = SmtpSendResult
 
-        Raises ``KwtSMSInputError`` for ``test=True``: the e-mail channel has no test mode.
-        """
+    def _text_to_plan(self, message: str, *, test: bool) -> str:
+        """The text on one line (the e-mail needs it so); ``test=True`` refused: no test mode here."""
         from airflow_provider_kwtsms.message import clean_message
 
         if test:
             raise _no_test_mode()
         if not isinstance(message, str):
             raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
-        text = one_line(clean_message(message))
-        plan = planning.build_plan(
-            mobile,
-            text,
-            sender=self.sender if sender is None else sender,
-            test=False,
-            default_country=self.default_country if default_country is None else default_country,
-            strict=strict,
-            max_pages=self.max_pages,
-            smart_encoding=self.smart_encoding if smart_encoding is None else smart_encoding,
-        )
+        return one_line(clean_message(message))
+
+    def _check_plan(self, plan: SendPlan) -> None:
         check_one_line("sender", plan.sender, HINTS["sender"])
         if "+" in plan.message:
             logger.warning(
                 "kwtSMS by e-mail: the text holds '+', which kwtSMS reads as a space in an "
                 "e-mail; write 'plus' or leave it out if it matters"
             )
-        return plan
-
-    def send(
-        self,
-        mobile: Any,
-        message: str,
-        *,
-        sender: str | None = None,
-        test: bool | None = None,
-        default_country: str | None = None,
-        strict: bool = False,
-        max_credits: int | None = None,
-        dry_run: bool = False,
-        on_batch: OnBatch | None = None,
-        smart_encoding: bool | None = None,
-    ) -> SmtpSendResult:
-        """Send ``message`` by e-mail, 200 numbers an e-mail, paced at ``rate``.
-
-        Raises before any e-mail when the plan is impossible, above ``max_credits``, or (with
-        ``balance_over_http``) the API says the balance is too low or the sender is unknown.
-        Relay failures are in the result (``raise_for_status()``), as with ``KwtSMSClient.send``.
-        """
-        plan = self.plan_send(
-            mobile,
-            message,
-            sender=sender,
-            test=test,
-            default_country=default_country,
-            strict=strict,
-            smart_encoding=smart_encoding,
-        )
-        planning.check_credits(plan, max_credits)
-        if dry_run:
-            return SmtpSendResult(plan=plan, batches=[], dry_run=True)
-        self.preflight(plan)
-        return self.send_plan(plan, on_batch=on_batch)
 
     def preflight(self, plan: SendPlan) -> None:
         """With ``balance_over_http``: refuse a send the gateway would drop for balance or sender.
@@ -390,13 +338,8 @@ class KwtSMSSmtpSender:
                 f"{balance.available:g}; kwtSMS would drop the e-mail without a word.",
             )
 
-    def send_plan(self, plan: SendPlan, *, on_batch: OnBatch | None = None) -> SmtpSendResult:
-        """Send every batch of ``plan`` under the one stop policy (``batch_loop``), then leave the relay."""
-        try:
-            run = run_batches(self, plan, on_batch=on_batch)
-        finally:
-            self._relay.disconnect()
-        return SmtpSendResult(plan=plan, batches=run.batches, dry_run=False)
+    def _after_send(self) -> None:
+        self._relay.disconnect()  # leave the relay: the next send opens a session again
 
     def send_batch(
         self,

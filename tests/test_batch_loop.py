@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 from sandbox_helpers import logged, logged_sends
 
-from airflow_provider_kwtsms.batch_loop import BatchSender
+from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.errors import KwtSMSError
 from airflow_provider_kwtsms.ledger import HEAD_KEY, MemoryStore, fingerprint, resume_send
@@ -142,10 +142,18 @@ def test_when_the_coverage_cannot_be_read_the_gateway_decides(sb, caplog):
     assert "coverage not checked" in caplog.text
 
 
-def test_both_channels_are_batch_senders(sb):
-    assert isinstance(http(sb), BatchSender)
+def test_both_channels_are_channels(sb):
+    assert isinstance(http(sb), Channel)
     with smtp(sb) as sender:
-        assert isinstance(sender, BatchSender)
+        assert isinstance(sender, Channel)
+
+
+def test_a_channel_that_misses_a_step_cannot_be_made():
+    class Half(Channel):  # plans, but says nothing of how a batch goes
+        transport = "http"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half()  # type: ignore[abstract]
 
 
 def test_a_ledger_written_by_the_running_version_is_read_and_resumed(sb):

@@ -31,7 +31,7 @@ from airflow_provider_kwtsms.version_compat import BaseHook, aget_connection
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_kwtsms.batch_loop import SmsChannel
+    from airflow_provider_kwtsms.channel import Channel
     from airflow_provider_kwtsms.client import KwtSMSClient
     from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
 
@@ -307,7 +307,7 @@ class KwtSMSHook(BaseHook):
             "smart_encoding": smart_encoding,
         }
         self._settings: KwtSMSSettings | None = None
-        self._client: SmsChannel | None = None
+        self._client: Channel | None = None
 
     def __repr__(self) -> str:
         given = ", ".join(f"{k}={v!r}" for k, v in self.overrides.items() if v is not None)
@@ -330,7 +330,7 @@ class KwtSMSHook(BaseHook):
             self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
 
-    def get_client(self) -> SmsChannel:
+    def get_client(self) -> Channel:
         """The client for this connection, built once per hook.
 
         With the extra ``transport="smtp"``, a ``KwtSMSSmtpSender`` (same sending methods) that
@@ -344,7 +344,7 @@ class KwtSMSHook(BaseHook):
                 self._client = build_client(settings)
         return self._client
 
-    async def aget_client(self) -> SmsChannel:
+    async def aget_client(self) -> Channel:
         """As :meth:`get_client`, reading the connection without blocking the event loop."""
         if self._client is None:
             settings = await self.aget_settings()
@@ -355,7 +355,7 @@ class KwtSMSHook(BaseHook):
                 self._client = build_client(settings)
         return self._client
 
-    def get_conn(self) -> SmsChannel:
+    def get_conn(self) -> Channel:
         return self.get_client()
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
-    from airflow_provider_kwtsms.batch_loop import SmsChannel
+    from airflow_provider_kwtsms.channel import Channel
     from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
     from airflow_provider_kwtsms.results import SendResult
 
@@ -205,7 +205,7 @@ class KwtSMSNotifier(BaseNotifier):
         text = f"{str(self.title).strip()}: {body}" if self.title else body
         return trim_to_pages(clean_message(text), self._max_pages())
 
-    def _send(self, client: SmsChannel, text: str) -> SendResult | None:
+    def _send(self, client: Channel, text: str) -> SendResult | None:
         options = self._options()
         window = options["window"]
         if window is not None and not window.is_open(datetime.now(UTC)):
