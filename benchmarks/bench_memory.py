@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from sandbox_process import repo_env, start_sandbox  # benchmarks/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "bench_user", "bench_pass"
@@ -134,53 +135,15 @@ def _child(mode: str, count: int, url: str | None) -> dict:
 # --- the parent -----------------------------------------------------------------------------
 
 
-def _env() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{path}" if path else str(REPO)}
-
-
-def _start_sandbox() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_kwtsms.sandbox",
-            "--port",
-            "0",
-            "--rate",
-            "0",
-            "--username",
-            USER,
-            "--password",
-            PASSWORD,
-            "--balance",
-            "1000000000",
-            "--queue-size",
-            "1000000000",
-            "--drain-rate",
-            "1000000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    line = process.stdout.readline() if process.stdout else ""
-    if "listening on" not in line:
-        process.kill()
-        raise RuntimeError(f"the sandbox did not start: {line!r}")
-    return process, line.split("listening on ")[1].split()[0]
-
-
 def measure(mode: str, count: int) -> dict:
     """One fresh child interpreter: prepare, send or seed-prepare ``count`` numbers."""
-    sandbox, url = _start_sandbox() if mode == "send" else (None, "")
+    sandbox, url = start_sandbox("--username", USER, "--password", PASSWORD) if mode == "send" else (None, "")
     try:
         done = subprocess.run(
             [sys.executable, __file__, "--child", mode, str(count), url],
             capture_output=True,
             text=True,
-            env=_env(),
+            env=repo_env(),
             timeout=3600,
         )
     finally:

@@ -11,12 +11,13 @@ every request is a full, accepted, charged send. Goal: at least 500 sends per se
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from sandbox_process import start_sandbox  # benchmarks/ is the script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -24,34 +25,9 @@ if str(REPO) not in sys.path:
 
 
 def _start_server() -> tuple[subprocess.Popen, str, float]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_kwtsms.sandbox",
-            "--port",
-            "0",
-            "--rate",
-            "0",
-            "--balance",
-            "1000000000",
-            "--queue-size",
-            "1000000000",
-            "--drain-rate",
-            "1000000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    line = process.stdout.readline() if process.stdout else ""
-    if "listening on" not in line:
-        process.kill()
-        raise RuntimeError(f"the sandbox did not start: {line!r}")
-    return process, line.split("listening on ")[1].split()[0], time.perf_counter() - started
+    process, url = start_sandbox()
+    return process, url, time.perf_counter() - started
 
 
 def _in_process_start_seconds() -> float:
