@@ -8,16 +8,9 @@ need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || need+=(chromium)
 fc-list :lang=ar 2>/dev/null | grep -q . || need+=(fonts-dejavu-core)
 
-if [ ${#need[@]} -eq 0 ]; then
-    exit 0
-fi
-echo "install-browser: installing ${need[*]}" >&2
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-browser: no apt-get here; install ${need[*]} by hand (or set KWTSMS_CHROMIUM)" >&2
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-browser "${need[@]}" || { echo "install-browser: or set KWTSMS_CHROMIUM" >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || {
+    echo "install-browser: chromium still missing" >&2
     exit 1
-fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-command -v chromium >/dev/null 2>&1 || { echo "install-browser: chromium still missing" >&2; exit 1; }
+}

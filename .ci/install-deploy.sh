@@ -9,16 +9,6 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 
-if [ ${#need[@]} -eq 0 ]; then
-    exit 0
-fi
-echo "install-deploy: installing ${need[*]}" >&2
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-deploy: no apt-get here; install ${need[*]} by hand" >&2
-    exit 1
-fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq
+source "$(dirname "$0")/apt-install.sh"
 # The tests start their own servers on free ports; the packages' system services are not used.
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+APT_OPTIONS="--no-install-recommends" apt_install install-deploy "${need[@]}"
