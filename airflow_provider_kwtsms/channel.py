@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from airflow_provider_kwtsms.batch_loop import OnBatch, run_batches
 from airflow_provider_kwtsms.planning import build_plan, check_credits
@@ -168,3 +168,9 @@ class Channel(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections; the channel can still be used (it opens them again)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

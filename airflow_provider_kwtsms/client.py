@@ -160,12 +160,6 @@ class KwtSMSClient(Channel):
     def close(self) -> None:
         self._transport.close()
 
-    def __enter__(self) -> KwtSMSClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- read-only endpoints ----------------------------------------------------------------
     def balance(self) -> Balance:
         data = self._call("balance", {})

@@ -231,12 +231,6 @@ class KwtSMSSmtpSender(Channel):
         if self._http is not None:
             self._http.close()
 
-    def __enter__(self) -> KwtSMSSmtpSender:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- the account, over HTTP when allowed ------------------------------------------------
     def balance(self) -> Balance:
         """The balance over the JSON API when ``balance_over_http``; else unknown (NaN).
