@@ -40,6 +40,12 @@ lane() {  # lane VERSION: prepare its environment (when stale), run the tests; e
             # forms only with wtforms (the FAB provider brings it): installed so the form test
             # sees what a 3.0 with FAB renders.
             extra+=("cadwyn<6" "fastapi[standard]<0.117" wtforms)
+        fi
+        if [ "$minor" = "30" ] || [ "$minor" = "31" ]; then
+            # 3.0 and 3.1 set an attribute on cryptography's MultiFernet, which cryptography 51
+            # made a Rust type that takes none: every encrypted Variable or Connection write
+            # fails ("'MultiFer' object has no attribute 'is_encrypted'"). 3.2 wraps it.
+            extra+=("cryptography<51")
         elif [ "$minor" = "32" ]; then
             # Likewise for 3.2.2: with svcs 26 every task fails (KeyError 'svcs_registry'), with
             # cadwyn 8+ or fastapi 0.137+ the execution API does not start. 3.3.2's own bounds.
