@@ -184,10 +184,11 @@ def split_entries(value: Any) -> tuple[list[str], list[int]]:
         if entry.__class__ is Refused:
             refused.append(0)
         return [entry], refused
-    # Depth first, without recursion (any depth); the ids of the lists being read, to refuse one
-    # that holds itself instead of reading it forever.
+    # Depth first, without recursion (any depth); the ids of the lists being read (a set, so a
+    # deep nesting stays linear), to refuse one that holds itself instead of reading it forever.
     stack = [items]
-    reading = [id(value)]
+    stack_ids = [id(value)]
+    reading = {id(value)}
     while stack:
         for item in stack[-1]:
             cls = item.__class__
@@ -219,7 +220,8 @@ def split_entries(value: Any) -> tuple[list[str], list[int]]:
                     )
                 else:
                     stack.append(inner)
-                    reading.append(id(item))
+                    stack_ids.append(id(item))
+                    reading.add(id(item))
                     break  # read the inner list first, then go on with this one
                 if out and out[-1].__class__ is Refused:
                     refused.append(len(out) - 1)
@@ -228,7 +230,7 @@ def split_entries(value: Any) -> tuple[list[str], list[int]]:
                 refused.append(len(out) - 1)
         else:  # this list is done
             stack.pop()
-            reading.pop()
+            reading.discard(stack_ids.pop())
     return out, refused
 
 
