@@ -324,7 +324,7 @@ def _check_no_leak(*things: object, log: str = "") -> None:
     assert not leaks(text), leaks(text)
 
 
-FAST = {"timeout": (0.5, 0.15), "deadline": 0.25}  # a slow answer costs a quarter second at most
+FAST = {"timeout": (0.5, 0.1), "deadline": 0.1}  # a slow answer costs a tenth of a second at most
 HOSTILE = settings(
     max_examples=100,
     deadline=None,
