@@ -65,9 +65,27 @@ class SendWindow:
             text=hours.strip(),
         )
 
-    def __str__(self) -> str:
+    @property
+    def hours(self) -> str:
+        """The hours and days as given, without the zone: ``"09:00-21:00 on mon,sun"``."""
         days = "" if len(self.days) == 7 else " on " + ",".join(DAY_NAMES[d] for d in sorted(self.days))
-        return f"{self.text}{days} ({self.zone})"
+        return f"{self.text}{days}"
+
+    def __str__(self) -> str:
+        return f"{self.hours} ({self.zone})"
+
+    def wall_clock(self, moment: datetime) -> str:
+        """``moment`` in the window's zone, then in UTC: ``"2026-12-03 09:00 Asia/Kuwait (06:00 UTC)"``.
+
+        The UTC part carries its date when that differs from the local one, and is left out when
+        the zone is UTC itself.
+        """
+        local, utc = _aware(moment).astimezone(self.zone), moment.astimezone(UTC)
+        text = f"{local:%Y-%m-%d %H:%M} {self.zone}"
+        if str(self.zone) in ("UTC", "Etc/UTC"):
+            return text
+        in_utc = f"{utc:%H:%M}" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M}"
+        return f"{text} ({in_utc} UTC)"
 
     # -- asking -----------------------------------------------------------------------------------
     def is_open(self, now: datetime) -> bool:

@@ -56,6 +56,16 @@ def test_the_whole_day_is_a_window_that_never_closes_within_the_day():
     assert window.is_open(kuwait(3, 0)) and window.is_open(kuwait(3, 23, 59))
 
 
+def test_a_moment_reads_in_the_windows_zone_first_then_in_utc():
+    window = SendWindow.parse("09:00-21:00", days="Sun-Thu")
+    assert window.hours == "09:00-21:00 on mon,tue,wed,thu,sun"
+    assert str(window) == "09:00-21:00 on mon,tue,wed,thu,sun (Asia/Kuwait)"
+    assert window.wall_clock(kuwait(3, 9)) == "2026-12-03 09:00 Asia/Kuwait (06:00 UTC)"
+    assert window.wall_clock(kuwait(4, 2)) == "2026-12-04 02:00 Asia/Kuwait (2026-12-03 23:00 UTC)"
+    utc = SendWindow.parse("09:00-21:00", timezone="UTC")
+    assert utc.wall_clock(datetime(2026, 12, 3, 9, tzinfo=UTC)) == "2026-12-03 09:00 UTC"
+
+
 @pytest.mark.parametrize(
     ("hours", "days", "zone", "says"),
     [

@@ -254,9 +254,8 @@ class SendSMSOperator(BaseOperator):
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
         opening = window.next_opening(_now())
-        self.log.info(
-            "kwtSMS: %s (%s): deferred until %s UTC.", why, window, opening.isoformat(timespec="seconds")
-        )
+        # The account's zone first (what its people read), then UTC (what Airflow's UI shows).
+        self.log.info("kwtSMS: %s (%s): deferred until %s.", why, window.hours, window.wall_clock(opening))
         self.defer(trigger=DateTimeTrigger(moment=opening), method_name="execute_in_window")
 
     # -- steps --------------------------------------------------------------------------------
