@@ -42,11 +42,12 @@ else:
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 if AIRFLOW_V_3_2_PLUS:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 else:
     from airflow.exceptions import (  # type: ignore[no-redef,attr-defined,unused-ignore]
         AirflowException,
         AirflowFailException,
+        TaskDeferred,
     )
 
 
@@ -72,5 +73,6 @@ __all__ = [
     "AirflowException",
     "AirflowFailException",
     "BaseHook",
+    "TaskDeferred",
     "aget_connection",
 ]

@@ -23,12 +23,9 @@ from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.ledger import MemoryStore
 from airflow_provider_kwtsms.operators import sms
 from airflow_provider_kwtsms.operators.sms import SendSMSOperator
-from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_2_PLUS
+from airflow_provider_kwtsms.version_compat import TaskDeferred
 
-if AIRFLOW_V_3_2_PLUS:
-    from airflow.sdk.exceptions import TaskDeferred
-else:  # 3.0 and 3.1 raise it from airflow.exceptions
-    from airflow.exceptions import TaskDeferred
+pytestmark = pytest.mark.compat
 
 PASSWORD = "W1ndow-op/secret"
 
