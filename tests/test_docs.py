@@ -1,4 +1,5 @@
-"""The README stays a way in, and what it shows is what the tests run.
+"""The README stays a way in, and what it shows is what the tests run; the regex audit in
+docs/message-text.md names every regular expression of the package.
 
 The docs site itself is checked by ``make docs`` (``mkdocs build --strict``: broken links,
 anchors and API references fail); these checks need no extra packages.
@@ -6,6 +7,7 @@ anchors and API references fail); these checks need no extra packages.
 
 from __future__ import annotations
 
+import ast
 import re
 
 from airflow_support import REPO
@@ -46,3 +48,115 @@ def test_the_smart_encoding_table_in_the_docs_lists_every_lookalike():
     page = (REPO / "docs" / "message-text.md").read_text(encoding="utf-8")
     missing = [f"U+{ord(c):04X}" for c in LOOKALIKES if c not in _FULLWIDTH and f"U+{ord(c):04X}" not in page]
     assert not missing, f"docs/message-text.md lacks {missing}"
+
+
+# --- the audit of regular expressions on untrusted text (docs/message-text.md) -------------------
+
+AUDIT_HEADING = "## Regular expressions on untrusted text (audit)"
+PACKAGE = REPO / "airflow_provider_kwtsms"
+_RE_FUNCTIONS = {"compile", "search", "match", "fullmatch", "sub", "subn", "split", "findall", "finditer"}
+
+
+class _RegexFinder(ast.NodeVisitor):
+    """Each ``re.<function>(...)`` call of a module, named as the audit names it: ``module.NAME``
+    when its value is bound to a module-level name, else ``module.Outer`` (the top-level function
+    or class it is in)."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.outer: str | None = None
+        self.bound_to: str | None = None
+        self.found: set[str] = set()
+        self.hidden: list[str] = []  # imports that would let a pattern escape the search
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.hidden += [f"import re as {a.asname}" for a in node.names if a.name == "re" and a.asname]
+        self.hidden += [f"import {a.name}" for a in node.names if a.name == "regex"]
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.module in ("re", "regex"):
+            self.hidden.append(f"from {node.module} import ...")
+
+    def _scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        if self.outer is None:
+            self.outer = node.name
+            self.generic_visit(node)
+            self.outer = None
+        else:
+            self.generic_visit(node)
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scope
+
+    def visit_Assign(self, node: ast.Assign | ast.AnnAssign) -> None:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if self.outer is None and len(targets) == 1 and isinstance(targets[0], ast.Name):
+            self.bound_to = targets[0].id
+        self.generic_visit(node)
+        self.bound_to = None
+
+    visit_AnnAssign = visit_Assign
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "re"
+            and func.attr in _RE_FUNCTIONS
+        ):
+            self.found.add(f"{self.module}.{self.outer or self.bound_to}")
+        self.generic_visit(node)
+
+
+def _regexes_in_code() -> set[str]:
+    found: set[str] = set()
+    hidden: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        finder = _RegexFinder(".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+        finder.visit(ast.parse(path.read_text(encoding="utf-8")))
+        found |= finder.found
+        hidden += [f"{path.name}: {what}" for what in finder.hidden]
+    assert not hidden, f"the audit's search cannot see these imports; write `import re`: {hidden}"
+    return found
+
+
+def _regexes_in_audit() -> set[str]:
+    page = (REPO / "docs" / "message-text.md").read_text(encoding="utf-8")
+    assert AUDIT_HEADING in page, f"docs/message-text.md lacks the section {AUDIT_HEADING!r}"
+    section = page.split(AUDIT_HEADING, 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {name for cell in rows for name in re.findall(r"`([^`]+)`", cell)}
+
+
+def test_the_regex_audit_names_every_regular_expression_in_the_package():
+    in_code, in_audit = _regexes_in_code(), _regexes_in_audit()
+    assert in_code - in_audit == set(), "add these to the audit in docs/message-text.md (and its benchmark)"
+    assert in_audit - in_code == set(), "the audit in docs/message-text.md names patterns that are gone"
+
+
+def test_the_regex_benchmark_has_a_worst_input_for_every_pattern_of_the_audit():
+    bench = (REPO / "benchmarks" / "bench_regex_worst.py").read_text(encoding="utf-8")
+    missing = sorted(name for name in _regexes_in_audit() if f'"{name}"' not in bench)
+    assert not missing, f"benchmarks/bench_regex_worst.py has no case for {missing}"
+
+
+def test_every_libphonenumber_pattern_reads_a_bounded_number_of_characters():
+    # The audit's reason why the metadata patterns cannot be slow on a long input: with match or
+    # fullmatch, a pattern that consumes at most a few characters does bounded work.
+    import re._parser as sre
+
+    from airflow_provider_kwtsms import _numbering as nb
+
+    widest = {}
+    for cc in nb.known_codes():
+        code = nb.calling_code(cc)
+        for region in code.regions if code is not None else []:
+            meta = region.meta
+            descs = [meta.general_desc] + [getattr(meta, field) for field, _ in nb._TYPE_FIELDS]
+            patterns = [d.national_number_pattern for d in descs if d is not None]
+            patterns += [meta.leading_digits, meta.national_prefix_for_parsing]
+            for pattern in filter(None, patterns):
+                widest[pattern] = sre.parse(pattern).getwidth()[1]
+    assert len(widest) > 1000
+    unbounded = {p: w for p, w in widest.items() if w > nb.MAX_NSN}
+    assert not unbounded, f"wider than {nb.MAX_NSN} characters (docs/message-text.md's audit): {unbounded}"
