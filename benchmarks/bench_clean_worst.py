@@ -63,7 +63,7 @@ def measure(function: Callable[[str], object], make: Callable[[int], str], budge
         points.append((size, seconds))
         if size == MEGABYTE:
             return seconds, False, points
-        if seconds > budget:
+        if seconds > budget and len(points) >= 2:  # two sizes are needed to extrapolate
             break
         size *= 2
     (n1, t1), (n2, t2) = points[-2], points[-1]
