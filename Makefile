@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Lint and type checks first: a red lint stops the run before the slow tests. The compatibility
-# lane runs even when the main suite fails; `make test` fails if either did.
-test: lint
+# Lint and type checks first, then the docs site built strictly (a broken link fails): either
+# stops the run before the slow tests. The compatibility lane runs even when the main suite
+# fails; `make test` fails if either did.
+test: lint docs
 	bash .ci/install-browser.sh
 	bash .ci/install-deploy.sh
 	$(BIN)/python -m pytest -q; main=$$?; \
