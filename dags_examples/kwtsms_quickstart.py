@@ -38,7 +38,7 @@ with DAG(
     send = SendSMSOperator(
         task_id="send_welcome",
         mobile=CUSTOMERS,
-        message="Welcome to our shop! Your account is ready ({{ ds }}).",
+        message="Welcome to our shop! Your account is ready.",
         max_credits=50,  # refuse before sending if numbers x pages would cost more
     )
 

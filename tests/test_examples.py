@@ -168,7 +168,7 @@ def test_quickstart(airflow, sandbox):
     by_number = {tuple(m["mobile"]): m for m in sandbox.messages()}
     assert set(by_number) == {("96598765432", "96550123456", "96560001234"), (ON_CALL,)}, by_number
     welcome = by_number["96598765432", "96550123456", "96560001234"]
-    assert welcome["message"] == "Welcome to our shop! Your account is ready (2025-04-01)."
+    assert welcome["message"] == "Welcome to our shop! Your account is ready."
     assert welcome["points"] == 3
     assert by_number[(ON_CALL,)]["message"] == "kwtsms_quickstart: welcome texts sent."
     assert sandbox.account()["available"] == 5000 - 3 - 1

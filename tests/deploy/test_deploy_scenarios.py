@@ -82,6 +82,14 @@ def test_a_example_dags(deploy: Site) -> None:
     assert {n: counts.get(n) for n in customers} == dict.fromkeys(customers, 1)
     campaign = Delivery.of(numbers(0, 1000), deploy.sandbox.messages(), deploy.sandbox.requests())
     assert (campaign.once, campaign.twice, campaign.missing) == (1000, 0, 0)
+    # The README's DAG, once the others are done: it texts the same customers and on-call number,
+    # and the gateway takes one SMS per number per 15 s (ERR028), which would only add waiting.
+    d.wait_dag("kwtsms_quickstart")
+    assert d.wait_run("kwtsms_quickstart", d.trigger("kwtsms_quickstart"), timeout=240) == "success"
+    received = settle_texts(deploy, 1 + 5 + 2 + 2)  # its welcome text and its success alert
+    assert len([t for t in received if t == "kwtsms_quickstart: welcome texts sent."]) == 1, received
+    counts = recipient_counts(deploy.sandbox.messages())
+    assert {n: counts.get(n) for n in customers} == dict.fromkeys(customers, 2)
     record(deploy, "a examples", campaign, time.monotonic() - started)
 
 
