@@ -1,4 +1,5 @@
-"""SendSMSOperator's send window in one process: a fake clock, the local sandbox, no real waiting.
+"""SendSMSOperator in one process against the local sandbox: its send window on a fake clock (no
+real waiting), and what smart encoding shows in its dry run, log line and XCom summary.
 
 The operator reads the time through ``operators.sms._now``; the tests replace it. A task outside
 its window defers with a ``DateTimeTrigger`` at the next opening before any request; the method
@@ -77,8 +78,8 @@ def task_context() -> dict:
     return {"ti": ti, "task_state_store": MemoryStore()}
 
 
-def operator(mobile: list[str], **kwargs) -> SendSMSOperator:
-    return SendSMSOperator(task_id="send", mobile=mobile, message="Your appointment is tomorrow.", **kwargs)
+def operator(mobile: list[str], message: str = "Your appointment is tomorrow.", **kwargs) -> SendSMSOperator:
+    return SendSMSOperator(task_id="send", mobile=mobile, message=message, **kwargs)
 
 
 def sends(sandbox) -> int:
@@ -176,3 +177,32 @@ def test_a_window_closing_mid_campaign_defers_at_a_batch_boundary_and_the_next_o
     assert summary["resume"]["batches_from_earlier_tries"] == 2  # recorded by the ledger, not resent
     assert sends(sandbox) == 5
     assert sandbox.delivery_counts() == dict.fromkeys(mobile, 1)
+
+
+# -- smart encoding, as the operator shows it ---------------------------------------------------------
+
+# 100 characters with one curly apostrophe: one GSM-7 page once it is straightened, two UCS-2
+# pages as written (over 70 characters).
+PASTED = "We’re open late this Thursday: 20% off every coat in store and online until midnight. See you!!"
+
+
+def test_a_dry_run_shows_what_smart_encoding_saves_before_a_credit_is_spent(sandbox, log_lines):
+    assert len(PASTED) > 70
+    summary = operator(numbers(3), PASTED, dry_run=True).execute(task_context())
+    assert summary["smart_encoding"] == {"replaced_characters": 1, "credits_saved": 3}
+    assert summary["estimate"] == 3  # 3 numbers x 1 GSM-7 page, not 3 x 2 UCS-2 pages
+    assert any("smart encoding replaced 1 character(s), saving 3 credit(s)" in m for m in log_lines.messages)
+    assert sandbox.requests() == []  # a dry run asks nothing of the gateway
+
+
+def test_the_send_goes_in_gsm7_and_the_summary_says_so_unless_switched_off(sandbox):
+    summary = operator(numbers(3), PASTED).execute(task_context())
+    assert summary["smart_encoding"] == {"replaced_characters": 1, "credits_saved": 3}
+    (message,) = sandbox.messages()
+    assert message["message"] == PASTED.replace("’", "'") and message["pages"] == 1
+
+    sandbox.reset()
+    summary = operator(numbers(3), PASTED, smart_encoding=False).execute(task_context())
+    assert summary["smart_encoding"] == {"replaced_characters": 0, "credits_saved": 0}
+    (message,) = sandbox.messages()
+    assert message["message"] == PASTED and message["pages"] == 2  # as written: UCS-2
