@@ -181,7 +181,7 @@ def test_a_window_closing_mid_campaign_defers_at_a_batch_boundary_and_the_next_o
 
 # -- smart encoding, as the operator shows it ---------------------------------------------------------
 
-# 100 characters with one curly apostrophe: one GSM-7 page once it is straightened, two UCS-2
+# 95 characters with one curly apostrophe: one GSM-7 page once it is straightened, two UCS-2
 # pages as written (over 70 characters).
 PASTED = "We’re open late this Thursday: 20% off every coat in store and online until midnight. See you!!"
 
