@@ -288,7 +288,8 @@ class KwtSMSClient(Channel):
         Returns a ``BatchResult`` in state "sent", or "uncertain" when the request may have
         reached the server but its answer was lost (it is then NOT sent again). Retries only
         what is safe: no connection / HTTP 429 (nothing processed), ERR013 (bounded backoff),
-        ERR028 (waits ``same_number_wait`` once, unless ``wait_same_number`` is False).
+        ERR028 (waits ``same_number_wait``, up to ``same_number_retries`` times, unless
+        ``wait_same_number`` is False).
         Raises ``KwtSMSError`` for an error answer that retrying did not fix, and
         ``KwtSMSNetworkError`` (``may_have_reached_server=False``) when the server could not be
         reached within ``max_retries``.
@@ -303,7 +304,7 @@ class KwtSMSClient(Channel):
         }
         policy = self.policy
         network_tries = queue_full_tries = 0
-        waited_same_number = False
+        same_number_waits = 0
         while True:
             try:
                 data = self._post("send", fields)
@@ -335,13 +336,19 @@ class KwtSMSClient(Channel):
                     self._sleep(delay)
                     queue_full_tries += 1
                     continue
-                if exc.code == "ERR028" and wait_same_number and not waited_same_number:
+                if (
+                    exc.code == "ERR028"
+                    and wait_same_number
+                    and same_number_waits < policy.same_number_retries
+                ):
+                    same_number_waits += 1
                     logger.warning(
-                        "kwtSMS send: ERR028 (same number within 15 s), waiting %.1f s",
+                        "kwtSMS send: ERR028 (same number within 15 s), waiting %.1f s (%d/%d)",
                         policy.same_number_wait,
+                        same_number_waits,
+                        policy.same_number_retries,
                     )
                     self._sleep(policy.same_number_wait)
-                    waited_same_number = True
                     continue
                 raise
             batch = answer.send_result(index, numbers, data)

@@ -18,8 +18,12 @@ class RetryPolicy:
     - ``queue_full_retries``: extra tries of a send answered ERR013 (queue full). Waits:
       "equal jitter" (half fixed, half random) from ``queue_full_base`` doubling up to
       ``queue_full_cap``, so each wait gives the queue real time to drain.
-    - ``same_number_wait``: seconds waited once before resending a batch answered ERR028
-      (15 s rule, plus a margin for clock differences).
+    - ``same_number_wait``: seconds waited before resending a batch answered ERR028 (15 s rule,
+      plus a margin for clock differences).
+    - ``same_number_retries``: how many times one batch (an alert) waits ERR028 out. A burst of
+      alerts to one on-call number from several processes goes through one per 15 s: each wait
+      lets one more in, so the default carries a burst of four. A bulk send waits once per
+      batch (batch_loop sends such batches last instead).
     - ``rate_limited_retries``: HTTP 429 answers waited out (``Retry-After``) before giving up.
     - ``max_consecutive_uncertain``: a bulk send stops after this many batches in a row whose
       answer was lost (the service is failing; going on could charge for unknown sends).
@@ -32,6 +36,7 @@ class RetryPolicy:
     queue_full_base: float = 5.0
     queue_full_cap: float = 60.0
     same_number_wait: float = SAME_NUMBER_WAIT
+    same_number_retries: int = 3
     rate_limited_retries: int = 10
     max_consecutive_uncertain: int = 3
 

@@ -286,6 +286,39 @@ def test_err028_is_waited_out_once_for_a_single_batch(sb):
     assert 15.0 < max(vt.sleeps) < 16.5
 
 
+def test_an_alert_that_loses_the_race_to_other_alerts_waits_again(sb):
+    # A burst to one on-call number from several processes: while this alert waits out ERR028,
+    # another process's alert takes the number's next slot, then another's. It waits its turn.
+    vt = SandboxTime(sb)
+    rival = client_for(sb, vt)
+    client = client_for(sb, vt)
+    client.send_batch([KW1], "first", sender="KWT-SMS", test=True)
+    rivals = iter(["second", "third"])
+
+    def sleep(seconds: float) -> None:
+        vt.sleep(seconds)
+        if (text := next(rivals, None)) is not None:
+            rival.send_batch([KW1], text, sender="KWT-SMS", test=True, wait_same_number=False)
+
+    client._sleep = sleep
+    batch = client.send_batch([KW1], "fourth", sender="KWT-SMS", test=True)
+    assert batch.state == "sent"
+    assert [m["message"] for m in sb.messages()] == ["first", "second", "third", "fourth"]
+    assert [r["code"] for r in logged(sb)] == ["OK", "ERR028", "OK", "ERR028", "OK", "ERR028", "OK"]
+
+
+def test_err028_waits_are_bounded(sb):
+    # A sleep that does not move the sandbox clock: the 15 s never pass; after its waits the
+    # alert fails with ERR028, a retryable error that says what happened.
+    waits: list[float] = []
+    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=1e6, sleep=waits.append)
+    client.send_batch([KW1], "first", sender="KWT-SMS", test=True)
+    with pytest.raises(KwtSMSError) as info:
+        client.send_batch([KW1], "second", sender="KWT-SMS", test=True)
+    assert info.value.code == "ERR028" and info.value.retryable
+    assert len(waits) == client.policy.same_number_retries == 3
+
+
 def test_err028_batches_go_last_so_the_others_do_not_wait(sb):
     vt = SandboxTime(sb)
     client = client_for(sb, vt)
