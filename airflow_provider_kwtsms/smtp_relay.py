@@ -186,15 +186,22 @@ class SmtpRelay:
             refused: SmtpSendError | None = None
             try:
                 code, reply = smtp.data(data)
-            except smtplib.SMTPResponseException as exc:
+            except smtplib.SMTPDataError as exc:  # the reply to DATA itself: no body went out
                 refused = self._refused(exc, "The relay refused the e-mail")
             except (smtplib.SMTPException, OSError):
+                # Also smtplib's own 500 "Line too long.", a reply it could not read, maybe the one
+                # to the body: the body may have gone out, at most once, so not sent again.
                 self._drop()
-                return True  # the body may have gone out: at most once, so not sent again
+                return True
             if refused is not None:
                 raise refused
-            if code != 250:
+            if 400 <= code < 600:
                 raise self._refused(smtplib.SMTPDataError(code, reply), "The relay refused the e-mail")
+            if not 200 <= code < 300:
+                # No SMTP reply to the body (garbage, an empty line: smtplib says -1): the relay
+                # got the whole e-mail and may have taken it, so it is lost, not refused.
+                self._drop()
+                return True
             return False
         raise AssertionError("unreachable")
 

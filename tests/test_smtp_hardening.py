@@ -3,6 +3,8 @@
 Two defects are shown here: values that could break their line of the e-mail (and so inject a
 ``text:`` or ``mobile:`` line, a header, or an SMTP command), and relay replies that quote the
 body or the login and so carried the passwords into errors, logs, summaries and pickles.
+Then a generated hostile relay (hypothesis): whatever it says at each stage, a send accounts for
+every input, never sends again an e-mail the relay may have taken, and leaks neither password.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from email import quoprimime
 from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from sandbox_helpers import SandboxTime
 
 from airflow_provider_kwtsms.errors import KwtSMSError
 from airflow_provider_kwtsms.redact import secret_forms
+from airflow_provider_kwtsms.results import SENT
 from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender, SmtpFieldError, SmtpSendError
 
 USER = "smtp_user"
@@ -32,14 +38,16 @@ NUMBER = "96598765432"
 LINE_BREAKS = ["\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
 FIELDS = ("username", "password", "sender", "mobile", "lang", "text")
 
-Reply = str | Callable[[bytes], str]
+Reply = str | bytes | Callable[[bytes], str | bytes]
+HANG_UP = "<hang up>"  # a reply that is no reply: the relay closes the connection at that stage
 
 
 class HostileRelay(socketserver.ThreadingTCPServer):
     """An SMTP relay on 127.0.0.1 that answers what it is told, and records what it got.
 
-    ``replies`` maps a stage (greeting, ehlo, auth, mail, rcpt, data, end) to a reply: a string,
-    or a function of the body received so far (the relay that quotes the e-mail back).
+    ``replies`` maps a stage (greeting, ehlo, auth, mail, rcpt, data, end, quit) to a reply: a
+    string, raw bytes (sent as they are), ``HANG_UP``, or a function of the body received so far
+    (the relay that quotes the e-mail back) returning one of those.
     """
 
     daemon_threads = True
@@ -57,7 +65,7 @@ class HostileRelay(socketserver.ThreadingTCPServer):
     def port(self) -> int:
         return self.server_address[1]
 
-    def reply(self, stage: str, default: str) -> str:
+    def reply(self, stage: str, default: str) -> str | bytes:
         reply = self.replies.get(stage, default)
         return reply(self.bodies[-1] if self.bodies else b"") if callable(reply) else reply
 
@@ -65,15 +73,18 @@ class HostileRelay(socketserver.ThreadingTCPServer):
 class _RelayHandler(socketserver.StreamRequestHandler):
     server: HostileRelay
 
-    def say(self, text: str) -> None:
-        self.wfile.write(text.encode("utf-8") + b"\r\n")
+    def say(self, text: str | bytes) -> None:
+        self.wfile.write((text if isinstance(text, bytes) else text.encode("utf-8")) + b"\r\n")
         self.wfile.flush()
 
     def answer(self, stage: str, default: str) -> bool:
-        """Send the stage's reply; False when it was a 421, after which the relay hangs up."""
+        """Send the stage's reply; False when it was a 421 or ``HANG_UP``: the relay hangs up."""
         text = self.server.reply(stage, default)
+        if text == HANG_UP:
+            return False
         self.say(text)
-        return not text.splitlines()[-1].startswith("421")
+        last = (text.decode("utf-8", "replace") if isinstance(text, bytes) else text).splitlines() or [""]
+        return not last[-1].startswith("421")
 
     def handle(self) -> None:
         relay = self.server
@@ -94,12 +105,19 @@ class _RelayHandler(socketserver.StreamRequestHandler):
                 going = self.answer("rcpt", "250 ok")
             elif verb == b"DATA":
                 go = relay.reply("data", "354 go on")
+                if go == HANG_UP:
+                    return
                 self.say(go)
-                if go.startswith("354"):
-                    relay.bodies.append(b"".join(iter(self.rfile.readline, b".\r\n")))
+                if (go if isinstance(go, str) else go.decode("latin-1")).startswith("354"):
+                    lines = []
+                    while (got := self.rfile.readline()) not in (b".\r\n", b""):
+                        lines.append(got)
+                    if not got:
+                        return  # the client left mid-body: no whole e-mail
+                    relay.bodies.append(b"".join(lines))
                     going = self.answer("end", "250 queued")
             elif verb == b"QUIT":
-                self.say("221 bye")
+                self.answer("quit", "221 bye")
                 return
             else:
                 self.say("250 ok")
@@ -383,3 +401,190 @@ def test_a_huge_relay_reply_is_scrubbed_then_cut(relay_factory, caplog):
         sender.send_batch([NUMBER], "Hello", sender="KWT-SMS", test=False)
     assert len(caught.value.description) < 400 and caught.value.description.startswith("The relay refused")
     assert_clean(caught.value, caplog)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"", b"\xff\xfe\x00garbage", b"2x0 ok", "250 " + "y" * 9000],
+    ids=["empty", "garbage", "no-code", "too-long"],
+)
+def test_an_unreadable_reply_to_the_whole_email_is_a_lost_reply_not_a_refusal(relay_factory, reply):
+    # Was: "failed, SMTP_REFUSED: -1" (or smtplib's own 500 "Line too long."), i.e. nothing sent,
+    # so the resume ledger would send it again; the relay got the whole e-mail and may have taken it.
+    relay = relay_factory({"end": reply})
+    with sender_for(relay) as sender:
+        batch = sender.send_batch([NUMBER], "Hello", sender="KWT-SMS", test=False)
+        assert batch.state == "sent" and batch.relay_reply_lost
+        [batch] = sender.send(["96550000001"], "Hello").batches
+    assert batch.state == "sent" and batch.relay_reply_lost and len(relay.bodies) == 2  # neither resent
+
+
+# -- 3. a generated hostile relay: every input accounted for, no e-mail twice, no leak ----------
+
+NORMAL = {  # each stage's reply when the relay behaves (as HostileRelay answers by default)
+    "greeting": "220 hostile.test ESMTP",
+    "ehlo": "250-hostile.test\r\n250-8BITMIME\r\n250 AUTH PLAIN",
+    "auth": "235 ok",
+    "mail": "250 ok",
+    "rcpt": "250 ok",
+    "data": "354 go on",
+    "end": "250 queued",
+    "quit": "221 bye",
+}
+StageReply = tuple[str, Reply | None, bool]  # (kind, the reply or None for the normal one, refusal?)
+Replies = list[StageReply]  # a stage's replies to its 1st, 2nd ... occurrence
+ERROR_CODES = [421, 450, 451, 452, 454, 500, 501, 535, 550, 552, 553, 554]
+GARBAGE = [
+    b"",
+    b"\xff\xfe\x00\x80",
+    b"HELLO?",
+    "ünïcödé".encode(),
+    b"\x1b[2J\x00",
+    b"2x0 ok",
+    b"\xff\r\n\x00junk",
+]
+
+
+@st.composite
+def stage_replies(draw, stage: str) -> StageReply:
+    """One reply for ``stage``: (kind, reply or None for the normal one, a readable 4xx/5xx?)."""
+    normal = int(NORMAL[stage][:3])
+    kind = draw(st.sampled_from(["normal", "code", "multi", "quote", "garbage", "huge", "hang-up"]))
+    code = draw(st.sampled_from([normal, *ERROR_CODES]))
+    if kind == "normal":
+        return kind, None, False
+    if kind == "code":
+        return kind, f"{code} hostile {stage}", code != normal
+    if kind == "multi":
+        return kind, f"{normal}-{stage} says\r\n{normal}-and more\r\n{NORMAL[stage]}", False
+    if kind == "quote":
+        return kind, quoting(code), code != normal
+    if kind == "garbage":
+        return kind, draw(st.sampled_from(GARBAGE)), False
+    if kind == "huge":
+        if draw(st.booleans()):  # one line longer than smtplib reads: no readable reply
+            return kind, f"{code} " + "y" * 20_000 + PASSWORD, False
+        return kind, "\r\n".join([f"{code}-{'x' * 900} {PASSWORD}"] * 40) + f"\r\n{code} end", code != normal
+    return kind, HANG_UP, False
+
+
+@st.composite
+def hostile_relays(draw) -> dict[str, Replies]:
+    """A few hostile stages (the end of data more often: it is where at most once is at stake),
+    each with the replies to its 1st, 2nd, 3rd ... occurrence; the last one repeats, or the
+    relay behaves again (a passing fault, so the batches after it are sent)."""
+    stages = draw(st.lists(st.sampled_from([*NORMAL, "end", "end", "end", "data"]), min_size=1, max_size=3))
+    normal: Replies = [("normal", None, False)]
+    script = {}
+    for stage in NORMAL:
+        replies = draw(st.lists(stage_replies(stage), min_size=1, max_size=3)) if stage in stages else normal
+        script[stage] = replies if draw(st.booleans()) else replies + normal
+    return script
+
+
+def scripted(script: dict[str, Replies], ends: list[tuple[bytes, bool]]):
+    """The relay's ``replies``: each stage walks its list; ``ends`` records each whole e-mail and
+    whether its end-of-data reply may have been an acceptance (anything but a readable 4xx/5xx)."""
+    seen = dict.fromkeys(script, 0)
+
+    def stage_reply(stage: str) -> Callable[[bytes], str | bytes]:
+        def reply(body: bytes) -> str | bytes:
+            _kind, text, refusal = script[stage][min(seen[stage], len(script[stage]) - 1)]
+            seen[stage] += 1
+            if stage == "end":
+                ends.append((body, not refusal))
+            out = NORMAL[stage] if text is None else text
+            return out(body) if callable(out) else out
+
+        return reply
+
+    return {stage: stage_reply(stage) for stage in script}
+
+
+def mobile_line(raw: bytes) -> str:
+    """The ``mobile:`` line of an e-mail the relay received (whatever its transfer encoding)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    [line] = [line for line in message.get_content().splitlines() if line.startswith("mobile:")]
+    return line.removeprefix("mobile:")
+
+
+HOSTILE_RELAY = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture(scope="module")
+def shared_relay():
+    """One relay for every generated example (each scripts it anew): no server per example."""
+    import threading
+
+    relay = HostileRelay()
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    yield relay
+    relay.shutdown()
+    relay.server_close()
+
+
+def _script(**hostile: Replies) -> dict[str, Replies]:
+    return {stage: hostile.get(stage, [("normal", None, False)]) for stage in NORMAL}
+
+
+@HOSTILE_RELAY
+@example(  # the reply to batch 1's e-mail lost, then a relay that behaves: batch 1 is not resent
+    script=_script(end=[("hang-up", HANG_UP, False), ("normal", None, False)]), count=450, retries=2
+)
+@example(script=_script(end=[("garbage", b"", False)]), count=1, retries=2)  # an empty reply to the e-mail
+@given(
+    script=hostile_relays(),
+    count=st.integers(0, 2).flatmap(lambda k: st.integers(200 * k + 1, min(200 * (k + 1), 450))),  # batches
+    retries=st.integers(0, 2),
+)
+def test_send_by_email_accounts_for_everyone_sends_nothing_twice_and_leaks_nothing(
+    shared_relay, caplog, script, count, retries
+):
+    # The SMTP counterpart of test_client_hostile's property test, on the same promises.
+    relay = shared_relay
+    ends: list[tuple[bytes, bool]] = []
+    relay.replies, relay.bodies, relay.commands = scripted(script, ends), [], []
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    numbers = [f"96550{i:06d}" for i in range(count)]
+    inputs = [*numbers, "12345", numbers[0]]  # one invalid, one duplicate
+    vt = SandboxTime()  # waits (backoff, pacing, same number) only move a virtual clock
+    try:
+        with sender_for(relay, clock=vt.clock, sleep=vt.sleep, max_retries=retries, timeout=5.0) as sender:
+            result = sender.send(inputs, "Hello")
+    except KwtSMSError as exc:  # ours only: anything else fails the test
+        assert_clean(exc, caplog)
+        return
+    # Every input accounted for exactly once; every valid number in exactly one batch.
+    recipients = result.plan.recipients
+    assert len(recipients.valid) + len(recipients.invalid) + len(recipients.duplicates) == len(inputs)
+    assert sorted(n for b in result.batches for n in b.numbers) == sorted(recipients.valid) == sorted(numbers)
+    assert all(len(b.numbers) <= 200 for b in result.batches)
+    assert not [b.error_description for b in result.batches if b.error_code == "UNEXPECTED"]
+    # An e-mail the relay may have accepted is never sent again, and its batch is reported sent.
+    by_batch = {",".join(b.numbers): b for b in result.batches}
+    received: dict[str, list[bool]] = {}
+    for body, maybe_accepted in ends:
+        received.setdefault(mobile_line(body), []).append(maybe_accepted)
+    assert set(received) <= set(by_batch)
+    for mobiles, accepted in received.items():
+        assert True not in accepted[:-1], f"batch #{by_batch[mobiles].index + 1} sent again: {accepted}"
+        if accepted[-1]:
+            assert by_batch[mobiles].state == SENT, by_batch[mobiles]
+    for key, batch in by_batch.items():
+        if batch.state == SENT and not batch.relay_reply_lost:
+            assert received.get(key, [False])[-1], batch  # "taken by the relay" only when it was
+    # Neither password, in any form, anywhere: result, summary, errors (and their pickles), log.
+    summary = json.dumps(result.to_dict())
+    assert leaks(repr(result), summary, pickle.dumps(result), caplog.text) == []
+    for batch in result.batches:
+        if batch.state != SENT:
+            assert_clean(batch.error(), caplog, summary)
+    if not result.ok:
+        with pytest.raises(KwtSMSError) as caught:
+            result.raise_for_status()
+        assert_clean(caught.value, caplog)
