@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
 # The compatibility lane (`make test-compat`, also the end of `make test`): the Airflow-side tests
 # and example DAGs on the latest patch of each older Airflow 3 minor, in .venv-af30, .venv-af31 ...
@@ -49,8 +50,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The site goes to site/; --strict makes a broken link, anchor or API reference fail the build.
-docs: $(STAMP)
+$(DOCS_STAMP): $(STAMP)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:

@@ -33,24 +33,22 @@ lane() {  # lane VERSION: prepare its environment (when stale), run the tests; e
     stamp="$venv/.installed-$version-$pyproject_hash"
     if [ ! -f "$stamp" ]; then
         echo "test-compat: preparing $venv (apache-airflow==$version)"
-        if [ "$minor" = "30" ]; then
-            # 3.0 declares no upper bounds, and today's cadwyn and fastapi break its execution API
-            # (every task fails with HTTP 422): the bounds of its published constraints, which
-            # sit on GitHub (this lane reaches PyPI only). And 3.0 builds provider connection
-            # forms only with wtforms (the FAB provider brings it): installed so the form test
-            # sees what a 3.0 with FAB renders.
-            extra+=("cadwyn<6" "fastapi[standard]<0.117" wtforms)
-        fi
-        if [ "$minor" = "30" ] || [ "$minor" = "31" ]; then
-            # 3.0 and 3.1 set an attribute on cryptography's MultiFernet, which cryptography 51
-            # made a Rust type that takes none: every encrypted Variable or Connection write
-            # fails ("'MultiFer' object has no attribute 'is_encrypted'"). 3.2 wraps it.
-            extra+=("cryptography<51")
-        elif [ "$minor" = "32" ]; then
-            # Likewise for 3.2.2: with svcs 26 every task fails (KeyError 'svcs_registry'), with
-            # cadwyn 8+ or fastapi 0.137+ the execution API does not start. 3.3.2's own bounds.
-            extra+=("svcs<26" "cadwyn<8" "fastapi[standard-no-fastapi-cloud-cli]<0.137")
-        fi
+        # Bounds from each release's published constraints (on GitHub; this lane reaches PyPI
+        # only), for what today's releases break whatever the provider:
+        # - 3.0 declares no upper bounds: today's cadwyn and fastapi break its execution API
+        #   (every task fails with HTTP 422). It also builds provider connection forms only with
+        #   wtforms (the FAB provider brings it): installed so the form test sees what a 3.0 with
+        #   FAB renders.
+        # - 3.0 and 3.1 set an attribute on cryptography's MultiFernet, which cryptography 51 made
+        #   a Rust type that takes none: every encrypted Variable or Connection write fails
+        #   ("'MultiFer' object has no attribute 'is_encrypted'"). 3.2 wraps it.
+        # - 3.2.2: with svcs 26 every task fails (KeyError 'svcs_registry'); with cadwyn 8+ or
+        #   fastapi 0.137+ the execution API does not start. 3.3.2's own bounds.
+        case "$minor" in
+            30) extra+=("cadwyn<6" "fastapi[standard]<0.117" wtforms "cryptography<51") ;;
+            31) extra+=("cryptography<51") ;;
+            32) extra+=("svcs<26" "cadwyn<8" "fastapi[standard-no-fastapi-cloud-cli]<0.137") ;;
+        esac
         if ! { [ -x "$venv/bin/python" ] || "$UV" venv --quiet --python "$PYTHON" "$venv"; } ||
             ! "$UV" pip install --quiet --python "$venv/bin/python" -e ".[compat]" \
                 "apache-airflow==$version" "${extra[@]}"; then

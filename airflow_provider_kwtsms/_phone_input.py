@@ -184,13 +184,13 @@ def split_entries(value: Any) -> tuple[list[str], list[int]]:
         if entry.__class__ is Refused:
             refused.append(0)
         return [entry], refused
-    # Depth first, without recursion (any depth); the ids of the lists being read (a set, so a
-    # deep nesting stays linear), to refuse one that holds itself instead of reading it forever.
-    stack = [items]
-    stack_ids = [id(value)]
+    # Depth first, without recursion (any depth): each list being read with its id; the ids also
+    # in a set (a deep nesting stays linear), to refuse a list that holds itself instead of
+    # reading it forever.
+    stack = [(items, id(value))]
     reading = {id(value)}
     while stack:
-        for item in stack[-1]:
+        for item in stack[-1][0]:
             cls = item.__class__
             if cls is str:
                 if "," in item or ";" in item or "\n" in item or "\r" in item:
@@ -219,8 +219,7 @@ def split_entries(value: Any) -> tuple[list[str], list[int]]:
                         )
                     )
                 else:
-                    stack.append(inner)
-                    stack_ids.append(id(item))
+                    stack.append((inner, id(item)))
                     reading.add(id(item))
                     break  # read the inner list first, then go on with this one
                 if out and out[-1].__class__ is Refused:
@@ -229,8 +228,7 @@ def split_entries(value: Any) -> tuple[list[str], list[int]]:
             if cls is int and out[-1].__class__ is Refused:
                 refused.append(len(out) - 1)
         else:  # this list is done
-            stack.pop()
-            reading.discard(stack_ids.pop())
+            reading.discard(stack.pop()[1])
     return out, refused
 
 
@@ -267,12 +265,17 @@ def bulk_entries(value: Any) -> tuple[list[str], str | None, list[int]]:
 # --- reading the digits -------------------------------------------------------------------------
 
 
+def as_latin_digit(digit: re.Match[str]) -> str:
+    """One Unicode decimal digit (a regex match) as its Latin digit: "१" -> "1"."""
+    return str(unicodedata.digit(digit.group(), 0))
+
+
 def key_of(text: str) -> str:
     """ "+965 9876-5432" -> "+96598765432"; Arabic-Indic, Persian and other digits made Latin."""
     if not text.isascii():
         text = text.translate(_TO_LATIN)
         if not text.isascii():
-            text = _OTHER_DIGIT.sub(lambda m: str(unicodedata.digit(m.group(), 0)), text)
+            text = _OTHER_DIGIT.sub(as_latin_digit, text)
     return _NOT_KEPT.sub("", text)
 
 

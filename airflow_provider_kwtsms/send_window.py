@@ -78,11 +78,11 @@ class SendWindow:
         """``moment`` in the window's zone, then in UTC: ``"2026-12-03 09:00 Asia/Kuwait (06:00 UTC)"``.
 
         The UTC part carries its date when that differs from the local one, and is left out when
-        the zone is UTC itself.
+        the zone is at UTC's time then (UTC itself, or London in winter).
         """
         local, utc = _aware(moment).astimezone(self.zone), moment.astimezone(UTC)
         text = f"{local:%Y-%m-%d %H:%M} {self.zone}"
-        if str(self.zone) in ("UTC", "Etc/UTC"):
+        if not local.utcoffset():
             return text
         in_utc = f"{utc:%H:%M}" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M}"
         return f"{text} ({in_utc} UTC)"

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import re
 import sys
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +42,6 @@ class Case:
     @property
     def cells(self) -> tuple[str, str, str]:
         return ", ".join(self.names), self.call, self.worst
-
-
-def _latin_digit(found: re.Match[str]) -> str:  # as _phone_input.key_of replaces one
-    return str(unicodedata.digit(found.group(), 0))
 
 
 def _numbering_matchers() -> list[Callable[[str], object]]:
@@ -137,7 +131,7 @@ def cases() -> list[Case]:
             "sub",
             '"\\u0967" (Devanagari 1) * n',
             lambda n: "\u0967" * n,
-            lambda t: _phone_input._OTHER_DIGIT.sub(_latin_digit, t),
+            lambda t: _phone_input._OTHER_DIGIT.sub(_phone_input.as_latin_digit, t),
         ),
         Case(
             ("_phone_input._FOREIGN_DIGIT",),

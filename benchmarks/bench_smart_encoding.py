@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from airflow_provider_kwtsms.message import clean_message, measure_message
 from airflow_provider_kwtsms.smart_encoding import smart_encode
@@ -84,6 +85,32 @@ def measure(recipients: int) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class Totals:
+    written: int  # credits as written
+    smart: int  # credits with smart encoding
+    official: int | None  # credits of the official client's text; None when it is not installed
+    arabic_kept: int  # Arabic messages left exactly as written (no character replaced, same pages)
+    arabic: int
+
+    @property
+    def saved(self) -> float:
+        return (self.written - self.smart) / self.written
+
+
+def totals(rows: list[dict]) -> Totals:
+    """The corpus's figures, for this script and run_all.py alike."""
+    official = [r["credits_official"] for r in rows]
+    arabic = [r for r in rows if r["kind"] == "arabic"]
+    return Totals(
+        written=sum(r["credits_written"] for r in rows),
+        smart=sum(r["credits_smart"] for r in rows),
+        official=None if None in official else sum(official),
+        arabic_kept=sum(r["replaced"] == 0 and r["smart"] == r["as_written"] for r in arabic),
+        arabic=len(arabic),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=1000, help="recipients per message (default 1000)")
@@ -99,20 +126,16 @@ def main() -> None:
         credits = f"{row['credits_written']:,} -> {row['credits_smart']:,}"
         line = f"{row['kind']:<10} {written:<12} {smart:<12} {row['replaced']:>8} {credits:>17}"
         print(f"{line}  {official:<12} {row['text'][:40]}")
-    before = sum(r["credits_written"] for r in rows)
-    after = sum(r["credits_smart"] for r in rows)
+    total = totals(rows)
     print(
-        f"Total: {before:,} credits as written, {after:,} with smart encoding: "
-        f"{before - after:,} saved ({(before - after) / before:.0%})"
+        f"Total: {total.written:,} credits as written, {total.smart:,} with smart encoding: "
+        f"{total.written - total.smart:,} saved ({total.saved:.0%})"
     )
-    if all(r["credits_official"] is not None for r in rows):
-        official_total = sum(r["credits_official"] for r in rows)
-        print(f"The official client (kwtsms, its own clean_message): {official_total:,} credits")
+    if total.official is not None:
+        print(f"The official client (kwtsms, its own clean_message): {total.official:,} credits")
     else:
         print("The official client: not installed (pip install -e '.[bench]')")
-    untouched = [r for r in rows if r["kind"] == "arabic"]
-    kept = sum(r["replaced"] == 0 for r in untouched)
-    print(f"Arabic messages left exactly as written: {kept}/{len(untouched)}")
+    print(f"Arabic messages left exactly as written: {total.arabic_kept}/{total.arabic}")
 
 
 if __name__ == "__main__":

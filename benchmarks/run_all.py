@@ -516,30 +516,24 @@ def smart_encoding(s: Settings) -> Figure:
 
     recipients = 1_000
     rows = bench_smart_encoding.measure(recipients)
-    written = sum(r["credits_written"] for r in rows)
-    smart = sum(r["credits_smart"] for r in rows)
-    official = None
-    if all(r["credits_official"] is not None for r in rows):
-        official = sum(r["credits_official"] for r in rows)
-    arabic = [r for r in rows if r["kind"] == "arabic"]
-    kept = sum(r["replaced"] == 0 and r["smart"] == r["as_written"] for r in arabic)
+    total = bench_smart_encoding.totals(rows)
     fig = Figure("smart_encoding")
     fig.rows.append(
         (
             f"Smart encoding: credits for {len(rows)} realistic messages x {recipients:,} recipients",
-            f"{smart:,} ({(written - smart) / written:.0%} fewer than as written)",
-            "kwtsms not installed" if official is None else f"{official:,} (sends as written)",
-            f"< {written:,} (as written)",
-            _verdict(smart < written),
+            f"{total.smart:,} ({total.saved:.0%} fewer than as written)",
+            "kwtsms not installed" if total.official is None else f"{total.official:,} (sends as written)",
+            f"< {total.written:,} (as written)",
+            _verdict(total.smart < total.written),
         )
     )
     fig.rows.append(
         (
             "Smart encoding: Arabic messages left exactly as written",
-            f"{kept}/{len(arabic)}",
+            f"{total.arabic_kept}/{total.arabic}",
             "-",
             "all",
-            _verdict(kept == len(arabic)),
+            _verdict(total.arabic_kept == total.arabic),
         )
     )
     fig.details += [

@@ -65,26 +65,30 @@ class HostileRelay(socketserver.ThreadingTCPServer):
     def port(self) -> int:
         return self.server_address[1]
 
-    def reply(self, stage: str, default: str) -> str | bytes:
+    def reply(self, stage: str, default: str) -> bytes | None:
+        """The stage's reply as it goes on the wire; None for ``HANG_UP``."""
         reply = self.replies.get(stage, default)
-        return reply(self.bodies[-1] if self.bodies else b"") if callable(reply) else reply
+        if callable(reply):
+            reply = reply(self.bodies[-1] if self.bodies else b"")
+        if reply == HANG_UP:
+            return None
+        return reply if isinstance(reply, bytes) else reply.encode("utf-8")
 
 
 class _RelayHandler(socketserver.StreamRequestHandler):
     server: HostileRelay
 
-    def say(self, text: str | bytes) -> None:
-        self.wfile.write((text if isinstance(text, bytes) else text.encode("utf-8")) + b"\r\n")
+    def say(self, reply: bytes) -> None:
+        self.wfile.write(reply + b"\r\n")
         self.wfile.flush()
 
     def answer(self, stage: str, default: str) -> bool:
         """Send the stage's reply; False when it was a 421 or ``HANG_UP``: the relay hangs up."""
-        text = self.server.reply(stage, default)
-        if text == HANG_UP:
+        reply = self.server.reply(stage, default)
+        if reply is None:
             return False
-        self.say(text)
-        last = (text.decode("utf-8", "replace") if isinstance(text, bytes) else text).splitlines() or [""]
-        return not last[-1].startswith("421")
+        self.say(reply)
+        return not (reply.splitlines() or [b""])[-1].startswith(b"421")
 
     def handle(self) -> None:
         relay = self.server
@@ -105,10 +109,10 @@ class _RelayHandler(socketserver.StreamRequestHandler):
                 going = self.answer("rcpt", "250 ok")
             elif verb == b"DATA":
                 go = relay.reply("data", "354 go on")
-                if go == HANG_UP:
+                if go is None:
                     return
                 self.say(go)
-                if (go if isinstance(go, str) else go.decode("latin-1")).startswith("354"):
+                if go.startswith(b"354"):
                     lines = []
                     while (got := self.rfile.readline()) not in (b".\r\n", b""):
                         lines.append(got)
@@ -120,7 +124,7 @@ class _RelayHandler(socketserver.StreamRequestHandler):
                 self.answer("quit", "221 bye")
                 return
             else:
-                self.say("250 ok")
+                self.say(b"250 ok")
 
 
 @pytest.fixture
