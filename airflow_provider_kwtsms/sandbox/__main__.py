@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from airflow_provider_kwtsms.sandbox.firewall import DEFAULT_BLOCK_SECONDS, DEFAULT_LIMIT
 from airflow_provider_kwtsms.sandbox.server import (
     DEFAULT_PORT,
     DEFAULT_RATE_TOLERANCE,
@@ -40,7 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     add("--purchased", type=int, default=None, help="purchased credits (default: same as --balance)")
     add("--senders", type=_csv, default=["KWT-SMS"], help="comma-separated sender IDs (default KWT-SMS)")
     add("--coverage", type=_csv, default=["965"], help="comma-separated country prefixes (default 965)")
-    add("--rate", type=_rate, default=2.0, help="requests per second per account; 0 = no cap (default 2)")
+    add(
+        "--no-firewall",
+        action="store_true",
+        help=f"no firewall (default: on, as the gateway's: more than {DEFAULT_LIMIT} requests begun "
+        "within one second from one address blocks it, each refused with a TCP reset)",
+    )
+    add(
+        "--firewall-limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"requests allowed within any one second per address (default {DEFAULT_LIMIT})",
+    )
+    add(
+        "--block-seconds",
+        type=float,
+        default=DEFAULT_BLOCK_SECONDS,
+        help=f"how long a block lasts, in seconds (default {DEFAULT_BLOCK_SECONDS:g})",
+    )
+    add(
+        "--rate",
+        type=_rate,
+        default=None,
+        help="a test tool, not the gateway: HTTP 429 above this many requests per second per "
+        "account (default 0: off)",
+    )
     add(
         "--rate-tolerance",
         type=float,
@@ -101,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             error_status=args.error_status,
             doc_account=not args.no_doc_account,
             smtp_port=None if args.no_smtp else args.smtp_port,
+            firewall=not args.no_firewall,
+            firewall_limit=args.firewall_limit,
+            block_seconds=args.block_seconds,
         )
     except ValueError as exc:  # an option out of range (NaN, infinity, negative ...): say which
         print(f"kwtsms-sandbox: {exc}", file=sys.stderr)
@@ -123,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         "Ctrl-C to stop",
         flush=True,
     )
+    if args.no_firewall:
+        print("  firewall off", flush=True)
+    else:
+        print(
+            f"  firewall on: over {args.firewall_limit} requests a second from one address blocks it "
+            f"for {args.block_seconds:g} s (inbox and {sandbox.url}/sandbox/firewall show it)",
+            flush=True,
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+import struct
+import threading
 import time
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from airflow_provider_kwtsms.sandbox.rules import ApiError
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.sandbox.server import Sandbox
 
+BLOCKED = "BLOCKED"  # the request log's code for a request the firewall refused
+
 _HTML_ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
     b"<h1>Bad Gateway</h1><p>The proxy server received an invalid response.</p></body></html>"
@@ -40,6 +44,24 @@ class Server(TracksOpenConnections, ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     sandbox: Sandbox
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reset: set[socket.socket] = set()  # connections the firewall refused (sent a RST)
+        self._reset_lock = threading.Lock()
+
+    def reset_on_close(self, request: socket.socket) -> None:
+        """Close ``request`` without the usual FIN first, so its SO_LINGER 0 sends a bare RST."""
+        with self._reset_lock:
+            self._reset.add(request)
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        with self._reset_lock:
+            reset = request in self._reset
+            self._reset.discard(request)
+        if reset:  # closed first, TCPServer's shutdown(SHUT_WR) fails instead of sending a FIN
+            request.close()
+        super().shutdown_request(request)
 
     def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         import sys
@@ -114,6 +136,8 @@ class Handler(AnswerHandler):
         path = split.path.rstrip("/") or "/"
         if path.startswith("/API/") or path.startswith("/api/"):
             endpoint = path[5:].strip("/").lower()
+            if not self.sandbox.firewall.admit(self.client_address[0]):
+                return self._refuse(method, endpoint)
             if endpoint not in ENDPOINTS:
                 self._discard_body()
                 return self._json(
@@ -182,12 +206,14 @@ class Handler(AnswerHandler):
         entry = {
             "request_id": request_id,
             "time": gateway.now(),
+            "client": self.client_address[0],
             "endpoint": endpoint,
             "api": api,
             "username": username if isinstance(username, str) else None,
             "code": None,
             "http_status": None,
             "fault": None,
+            "blocked": False,
         }
         # The rate is judged on arrival, before any fault: a refused request must not use up a
         # fault that a test injected for the next request that really gets through.
@@ -282,6 +308,34 @@ class Handler(AnswerHandler):
         self._record(entry)
         self._send(status, body, content_type, headers=headers)
 
+    def _refuse(self, method: str, endpoint: str) -> None:
+        """The firewall's answer to a blocked address: a TCP reset, before anything is read.
+
+        Like ``iptables -j REJECT --reject-with tcp-reset``: the request is recorded (time,
+        address, endpoint; never its body, so never a password) and not processed; the client
+        sees its connection reset with no answer. See docs/sandbox.md for why not a drop.
+        """
+        gateway = self.sandbox.gateway
+        as_json = method == "POST" and "json" in self.headers.get("Content-Type", "").lower()
+        gateway.log_request(
+            {
+                "request_id": gateway.next_request_id(),
+                "time": gateway.now(),
+                "client": self.client_address[0],
+                "endpoint": endpoint if endpoint in ENDPOINTS else endpoint[:40],
+                "api": "json" if as_json else "legacy",
+                "username": None,
+                "code": BLOCKED,
+                "http_status": None,
+                "fault": None,
+                "blocked": True,
+            }
+        )
+        with contextlib.suppress(OSError):  # linger 0: close() sends RST, not FIN
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.server.reset_on_close(self.connection)
+        raise _Dropped
+
     def _drop(self) -> None:
         """Close the connection with no answer at all."""
         with contextlib.suppress(OSError):
@@ -289,6 +343,25 @@ class Handler(AnswerHandler):
         raise _Dropped
 
     # --- /sandbox/ controls -------------------------------------------------------------------
+
+    def _unblock(self) -> None:
+        """Lift a block: JSON ``{"address": ...}`` (none: every block), or the inbox page's form,
+        which is sent back to the inbox (303) once the block is lifted."""
+        body = self._read_body()
+        if body is None:
+            return
+        from_form = "x-www-form-urlencoded" in self.headers.get("Content-Type", "").lower()
+        try:
+            data: dict[str, Any] = legacy.parse_query(body) if from_form else json_body.parse_object(body)
+        except json_body.BadJson as exc:
+            return self._bad_request(f"The request body is not valid JSON: {exc}.")
+        address = data.get("address")
+        if address is not None and not isinstance(address, str):
+            return self._bad_request(f"address is {rules.shown(address)}: give a client address as text.")
+        lifted = self.sandbox.unblock(address or None)
+        if from_form:
+            return self._send(303, b"", TEXT, headers={"Location": "/"})
+        self._json(200, {"result": "OK", "lifted": lifted, "firewall": self.sandbox.firewall_state()})
 
     def _control(self, method: str, name: str, query: str) -> None:
         sandbox = self.sandbox
@@ -304,6 +377,10 @@ class Handler(AnswerHandler):
                 return self._json(200, {"result": "OK", **sandbox.account(params.get("username"))})
             except KeyError as exc:
                 return self._json(404, {"result": "ERROR", "code": "NOT_FOUND", "description": exc.args[0]})
+        if name == "firewall" and method == "GET":
+            return self._json(200, {"result": "OK", "firewall": sandbox.firewall_state()})
+        if name == "unblock" and method == "POST":
+            return self._unblock()
         if name == "faults" and method == "GET":
             return self._json(200, {"result": "OK", "faults": sandbox.faults.pending()})
         if name == "faults" and method == "DELETE":
@@ -349,6 +426,8 @@ class Handler(AnswerHandler):
             "reset": "POST",
             "advance": "POST",
             "balance": "POST",
+            "firewall": "GET",
+            "unblock": "POST",
         }
         if name in known:
             return self._not_allowed(known[name])

@@ -1,4 +1,7 @@
-"""The inbox page at ``/``: what the sandbox received, newest first, readable by a person."""
+"""The inbox page at ``/``: what the sandbox received, newest first, readable by a person.
+
+Also the firewall's blocks in force, each with a button that lifts it (``POST /sandbox/unblock``).
+"""
 
 from __future__ import annotations
 
@@ -52,6 +55,31 @@ def _row(message: dict[str, Any]) -> str:
     )
 
 
+def _block(block: dict[str, Any]) -> str:
+    left = f"{block['seconds_left']:.0f}"
+    return (
+        f'<li class="blocked"><b>{_e(block["address"])}</b> blocked since {_e(_when(block["since"]))}'
+        f" until {_e(_when(block['until']))} (GMT+3), {_e(left)} s left"
+        '<form method="post" action="/sandbox/unblock">'
+        f'<input type="hidden" name="address" value="{_e(block["address"])}">'
+        "<button>Lift the block</button></form></li>"
+    )
+
+
+def _firewall(sandbox: Sandbox) -> str:
+    """The firewall's line: its rule, and each block in force with a button that lifts it."""
+    state = sandbox.firewall_state()
+    if not state["enabled"]:
+        return '<p class="firewall">Firewall off.</p>'
+    seconds = f"{state['block_seconds']:g}"
+    rule = (
+        f"Firewall on: more than {_e(state['limit'])} requests begun within one second from one "
+        f"address blocks it for {_e(seconds)} s (a TCP reset, nothing processed)."
+    )
+    blocks = "".join(_block(block) for block in state["blocked"])
+    return f'<p class="firewall">{rule}</p>' + (f'<ul class="blocks">{blocks}</ul>' if blocks else "")
+
+
 def render_inbox(sandbox: Sandbox) -> str:
     messages = sandbox.messages()
     rows = "".join(_row(m) for m in reversed(messages[-MAX_ROWS:]))
@@ -70,4 +98,5 @@ def render_inbox(sandbox: Sandbox) -> str:
         count=len(messages),
         rows=rows,
         balances=balances,
+        firewall=_firewall(sandbox),
     )

@@ -7,9 +7,12 @@ Any test suite with the provider installed can write::
 
 Each test gets a fresh sandbox on a free port with the default account
 (``sandbox_user`` / ``sandbox_pass``, 1000 credits, sender ``KWT-SMS``, coverage ``965``) and the
-same defaults as ``Sandbox()``, including the 2 requests/s cap, so code that passes here paces
-itself as the real gateway needs. Use ``kwtsms_sandbox_factory(**options)`` for other options
-(``rate=None`` turns the cap off); it stops every sandbox it made at the end of the test.
+same defaults as ``Sandbox()``, including the gateway's firewall (more than 5 requests begun
+within one second from one address blocks it for 10 minutes), so code that passes here paces
+itself as the real gateway needs; ``kwtsms_sandbox.firewall_state()`` says whether it was ever
+blocked. Use ``kwtsms_sandbox_factory(**options)`` for other options (``firewall=False``,
+``block_seconds=...``, ``rate=2`` for the HTTP 429 test tool); it stops every sandbox it made at
+the end of the test.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The sandbox's Python face, ``Sandbox``: start and stop a local gateway, read and steer it.
 
 One job: the context manager and the test-facing API (``start``, ``stop``, ``url``, ``messages``,
-``requests``, ``advance``, ``reset``, ``inject_fault``, ``account``...). The HTTP side lives in
-``http_handler`` (routing and endpoints) on ``http_base`` (bodies and answers); the rules and the
-state behind both in ``rules`` and ``state``.
+``requests``, ``advance``, ``reset``, ``inject_fault``, ``account``, ``firewall_state``...). The
+HTTP side lives in ``http_handler`` (routing and endpoints) on ``http_base`` (bodies and answers);
+the rules and the state behind both in ``rules`` and ``state``, the firewall in ``firewall``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.sandbox.faults import FaultBook, parse_fault
+from airflow_provider_kwtsms.sandbox.firewall import DEFAULT_BLOCK_SECONDS, DEFAULT_LIMIT, Firewall
 from airflow_provider_kwtsms.sandbox.http_handler import Handler, Server
 from airflow_provider_kwtsms.sandbox.state import MAX_ADVANCE, Account, Gateway, Settings
 
@@ -33,11 +34,11 @@ DOC_ACCOUNT = {
 }
 
 
-# GCRA tolerance, in request intervals: 10 lets a burst of 11 requests through back to back (a
-# balance check, then a send, then an alert ...) while the long-run rate stays at ``rate``. The
-# real gateway is not known to refuse ordinary back-to-back calls; the official client's verify()
-# followed by send() is one. 0.5 is strict (starts at least half an interval apart): the pacing
-# tests and benchmarks turn it on to prove the client never exceeds the cap.
+# The HTTP 429 limiter (``rate``, off by default) is a test tool, not the gateway: the gateway's
+# answer to too many requests is its firewall (sandbox/firewall.py). GCRA tolerance, in request
+# intervals: 10 lets a burst of 11 requests through back to back while the long-run rate stays at
+# ``rate``. 0.5 is strict (starts at least half an interval apart): the pacing tests turn it on to
+# prove the client never exceeds the cap and waits out a 429.
 DEFAULT_RATE_TOLERANCE = 10.0
 STRICT_RATE_TOLERANCE = 0.5
 
@@ -60,7 +61,7 @@ class Sandbox:
         purchased: int | None = None,
         senders: Iterable[str] = ("KWT-SMS",),
         coverage: Iterable[str] = ("965",),
-        rate: float | None = 2.0,
+        rate: float | None = None,
         rate_tolerance: float = DEFAULT_RATE_TOLERANCE,
         max_pages: int = 7,
         queue_size: int = 1000,
@@ -77,6 +78,9 @@ class Sandbox:
         undeliverable: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
         smtp_port: int | None = None,
+        firewall: bool = True,
+        firewall_limit: int = DEFAULT_LIMIT,
+        block_seconds: float = DEFAULT_BLOCK_SECONDS,
     ) -> None:
         if partial_numbers not in ("send_valid", "reject"):
             raise ValueError(f"partial_numbers must be 'send_valid' or 'reject', got {partial_numbers!r}")
@@ -91,8 +95,14 @@ class Sandbox:
             ("deliver_after", deliver_after, MAX_ADVANCE),
             ("latency", latency, 300.0),
             ("duplicate_window", duplicate_window, MAX_ADVANCE),
+            ("block_seconds", block_seconds, MAX_ADVANCE),
         ):
             _check_option(name, value, high)
+        if isinstance(firewall_limit, bool) or not isinstance(firewall_limit, int) or firewall_limit < 1:
+            raise ValueError(
+                f"firewall_limit must be a whole number of requests a second, 1 or more "
+                f"(the gateway's is {DEFAULT_LIMIT}), got {repr(firewall_limit)[:40]}"
+            )
         main = Account(username, password, int(balance), purchased, list(senders), list(coverage))
         all_accounts = [main] + [_account_from(spec) for spec in (accounts or ())]
         if doc_account and all(a.username != DOC_ACCOUNT["username"] for a in all_accounts):
@@ -109,6 +119,9 @@ class Sandbox:
         )
         self.gateway = Gateway(all_accounts, settings, rate=rate, rate_tolerance=rate_tolerance, clock=clock)
         self.faults = FaultBook()
+        self.firewall = Firewall(
+            self.gateway.now, enabled=bool(firewall), limit=firewall_limit, block_seconds=block_seconds
+        )
         self.host = host
         self.requested_port = port
         self.username = username
@@ -251,7 +264,8 @@ class Sandbox:
             self.gateway.accounts[username or self.username].available = int(available)
 
     def requests(self) -> list[dict[str, Any]]:
-        """Every API request seen, oldest first: request_id, time, endpoint, api, username, code."""
+        """Every API request seen, oldest first: request_id, time, client (address), endpoint, api,
+        username, code, http_status, fault, blocked (True: the firewall refused it unread)."""
         with self.gateway.lock:
             return [dict(entry) for entry in self.gateway.request_log]
 
@@ -267,8 +281,19 @@ class Sandbox:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def firewall_state(self) -> dict[str, Any]:
+        """The firewall's settings, the blocks in force (address, since, until, seconds_left) and,
+        for each client address since the last reset, its requests, refused requests, blocks and
+        largest number of requests begun within any one second (``max_in_one_second``); also the
+        totals ``blocks`` and ``max_in_one_second``. Times are on the sandbox clock."""
+        return self.firewall.state()
+
+    def unblock(self, address: str | None = None) -> list[str]:
+        """Lift the firewall's block of ``address`` (every block when None); the addresses lifted."""
+        return self.firewall.unblock(address)
+
     def advance(self, seconds: object) -> None:
-        """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, the rate).
+        """Move the sandbox clock forward (queue drain, delivery, the 15 s rule, blocks, the rate).
 
         ``seconds`` must be finite, 0 to 10 years, and the clock never runs more than 100 years
         ahead (ValueError naming ``seconds``; HTTP 400 at /sandbox/advance)."""
@@ -279,9 +304,10 @@ class Sandbox:
 
     def reset(self) -> None:
         """Starting balances, the real time (every advance() undone), no messages, no requests,
-        no faults, no rate history."""
+        no faults, no rate history, no blocks and no firewall figures."""
         self.gateway.reset()
         self.faults.clear()
+        self.firewall.reset()
 
 
 def _check_option(name: str, value: object, high: float) -> None:
