@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from airflow_provider_kwtsms.pacing import TokenBucket
 
 from airflow_provider_kwtsms.sandbox import Sandbox
+
+
+# The documented maximum (v4.1: 5 requests a second, or the firewall blocks the IP); the sandbox's
+# firewall is on in these tests, so a client paced at it must never be blocked.
+MAX_RATE = 5.0
+FROZEN_AT = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def frozen_clock(start: float = FROZEN_AT) -> Callable[[], float]:
+    """A sandbox clock that stands still: only ``advance()`` (a linked client's sleep) moves it.
+
+    A client paced at exactly 5 a second then reaches the sandbox at the very instants it chose.
+    On the real clock, the few milliseconds between the pacer's decision and the request's
+    arrival vary, so six starts 0.2 s apart can arrive within 0.994 s (16 of 100 requests were
+    refused in one run): the firewall blocks them, as a precise real one would (docs/sandbox.md).
+    """
+    return lambda: start
 
 
 class SandboxTime:
@@ -27,6 +49,20 @@ class SandboxTime:
             self.sb.advance(seconds)
         else:
             self.offset += seconds
+
+
+_LINKED: weakref.WeakKeyDictionary[Sandbox, tuple[SandboxTime, TokenBucket]] = weakref.WeakKeyDictionary()
+
+
+def linked(sb: Sandbox) -> dict[str, Any]:
+    """``KwtSMSClient`` options for a client of ``sb``: its clock and sleep, and one pacer at the
+    documented maximum shared by every client made for ``sb`` (a task's retry, a second task),
+    as every process of one machine shares the account's rate."""
+    if sb not in _LINKED:
+        vt = SandboxTime(sb)
+        _LINKED[sb] = (vt, TokenBucket(MAX_RATE, clock=vt.clock, sleep=vt.sleep))
+    vt, pacer = _LINKED[sb]
+    return {"rate": MAX_RATE, "clock": vt.clock, "sleep": vt.sleep, "pacer": pacer}
 
 
 def logged(sb: Sandbox) -> list[dict]:

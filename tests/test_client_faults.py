@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from sandbox_helpers import SandboxTime, logged, logged_sends
+from sandbox_helpers import MAX_RATE, SandboxTime, frozen_clock, logged, logged_sends
 
 from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSNetworkError
@@ -221,10 +221,11 @@ def test_connect_timeout_is_certainly_not_processed(caplog):
 
 
 def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_factory):
-    # The client is told 40 req/s, the account allows 10: the gateway answers 429 (nothing
-    # processed) and the client waits the Retry-After and goes on. Real time, about 1 s.
-    sb = kwtsms_sandbox_factory(rate=10.0, rate_tolerance=0.5, balance=100_000)
-    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=40.0)
+    # The client paces at 5 req/s, the sandbox's 429 tool allows 2: it answers 429 (nothing
+    # processed) and the client waits the Retry-After and goes on. Sandbox time only.
+    sb = kwtsms_sandbox_factory(rate=2.0, rate_tolerance=0.5, balance=100_000, clock=frozen_clock())
+    vt = SandboxTime(sb)
+    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=MAX_RATE, clock=vt.clock, sleep=vt.sleep)
     result = client.send(numbers(2000), "Hello", test=True)
     assert result.ok and len(result.msg_ids) == 10
     log = logged_sends(sb)
@@ -232,12 +233,20 @@ def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_fact
     assert sum(1 for r in log if r["code"] == "OK") == 10
     counts = Counter(n for m in sb.messages() for n in m["mobile"])
     assert len(counts) == 2000 and set(counts.values()) == {1}
+    assert sb.firewall_state()["blocks"] == 0
 
 
 def test_rate_limit_retries_are_bounded(kwtsms_sandbox_factory):
-    sb = kwtsms_sandbox_factory(rate=0.5, rate_tolerance=0.5)
+    sb = kwtsms_sandbox_factory(rate=0.5, rate_tolerance=0.5, clock=frozen_clock())
+    vt = SandboxTime(sb)
     client = KwtSMSClient(
-        USER, PASSWORD, base_url=sb.url, rate=100.0, retry_policy=RetryPolicy(rate_limited_retries=0)
+        USER,
+        PASSWORD,
+        base_url=sb.url,
+        rate=MAX_RATE,
+        clock=vt.clock,
+        sleep=vt.sleep,
+        retry_policy=RetryPolicy(rate_limited_retries=0),
     )
     client.balance()
     with pytest.raises(KwtSMSNetworkError) as info:

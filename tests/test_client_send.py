@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_helpers import SandboxTime, logged, logged_sends
+from sandbox_helpers import MAX_RATE, SandboxTime, frozen_clock, logged, logged_sends
 
 from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
@@ -27,12 +27,12 @@ def numbers(count: int, start: int = 0, prefix: str = "96550") -> list[str]:
 
 @pytest.fixture
 def sb(kwtsms_sandbox_factory) -> Sandbox:
-    return kwtsms_sandbox_factory(rate=None, balance=100_000, senders=["KWT-SMS", "MY-APP"])
+    return kwtsms_sandbox_factory(balance=100_000, senders=["KWT-SMS", "MY-APP"], clock=frozen_clock())
 
 
 def client_for(sb: Sandbox, vt: SandboxTime | None = None, **options) -> KwtSMSClient:
     vt = vt or SandboxTime(sb)
-    options.setdefault("rate", 1e6)
+    options.setdefault("rate", MAX_RATE)  # the sandbox's firewall is on: at most 5 a second
     return KwtSMSClient(USER, PASSWORD, base_url=sb.url, clock=vt.clock, sleep=vt.sleep, **options)
 
 
@@ -364,28 +364,31 @@ class SharedClock:
 
 
 def test_pacing_uses_the_cap_fully_and_never_exceeds_it(kwtsms_sandbox_factory):
-    """100 batches at 25 req/s against a sandbox that refuses anything faster (strict GCRA)."""
+    """100 batches at the documented 5 req/s, against the firewall and a strict 429 limiter."""
     clock = SharedClock()
-    sb = kwtsms_sandbox_factory(rate=25.0, rate_tolerance=0.5, balance=100_000, clock=clock)
-    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=25.0, clock=clock, sleep=clock.sleep)
+    sb = kwtsms_sandbox_factory(rate=MAX_RATE, rate_tolerance=0.5, balance=100_000, clock=clock)
+    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=MAX_RATE, clock=clock, sleep=clock.sleep)
     result = client.send(numbers(20_000), "Hello", test=True)
     assert result.ok and len(result.batches) == 100
     log = logged_sends(sb)
-    assert [r["code"] for r in log] == ["OK"] * 100  # not one 429
+    assert [r["code"] for r in log] == ["OK"] * 100  # not one 429, not one block
+    firewall = sb.firewall_state()
+    assert firewall["blocks"] == 0 and firewall["max_in_one_second"] == 5
     times = [r["time"] for r in log]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    assert min(gaps) >= 1 / 25 - 1e-6  # never above the cap, over any window
-    assert (len(times) - 1) / (times[-1] - times[0]) >= 0.99 * 25  # and the cap used fully
+    assert min(gaps) >= 1 / MAX_RATE - 1e-6  # never above the cap, over any window
+    assert (len(times) - 1) / (times[-1] - times[0]) >= 0.99 * MAX_RATE  # and the cap used fully
 
 
 def test_reads_and_sends_share_one_bucket(kwtsms_sandbox_factory):
     clock = SharedClock()
-    sb = kwtsms_sandbox_factory(rate=20.0, rate_tolerance=0.5, balance=100_000, clock=clock)
-    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=20.0, clock=clock, sleep=clock.sleep)
+    sb = kwtsms_sandbox_factory(rate=MAX_RATE, rate_tolerance=0.5, balance=100_000, clock=clock)
+    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=MAX_RATE, clock=clock, sleep=clock.sleep)
     for i in range(5):
         client.balance()
         client.send_batch(numbers(1, i), "hi", sender="KWT-SMS", test=True)
     assert "RATE_LIMITED" not in [r["code"] for r in logged(sb)]
+    assert sb.firewall_state()["blocks"] == 0
 
 
 # --- summary and logging ----------------------------------------------------------------------

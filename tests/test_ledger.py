@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
+from sandbox_helpers import frozen_clock, linked
 
 from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
 from airflow_provider_kwtsms.ledger import (
@@ -98,11 +99,13 @@ class DyingClient(KwtSMSClient):
 @pytest.fixture
 def sandbox(kwtsms_sandbox_factory):
     # A 1 s same-number window (ERR028) instead of 15 s keeps resend cases fast.
-    return kwtsms_sandbox_factory(rate=None, balance=20_000, duplicate_window=1.0)
+    return kwtsms_sandbox_factory(balance=20_000, duplicate_window=1.0, clock=frozen_clock())
 
 
 def client_for(sandbox, cls=KwtSMSClient) -> KwtSMSClient:
-    client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, rate=100)
+    # The sandbox's firewall is on: every client of a test shares one pacer at 5 a second, on
+    # the sandbox's clock (a frozen one: waits cost no real time).
+    client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, **linked(sandbox))
     client.policy = replace(client.policy, same_number_wait=1.2)
     return client
 

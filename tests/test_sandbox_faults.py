@@ -74,6 +74,7 @@ def test_faults_match_endpoint_and_times(sb):
     sb.inject_fault("http_503", endpoint="balance", times=2)
     assert post(sb, "send", SEND).status_code == 200  # other endpoint untouched
     assert [post(sb, "balance", CREDS).status_code for _ in range(3)] == [503, 503, 200]
+    sb.advance(1)  # the firewall blocks a 6th request within one second
     sb.inject_fault("http_500", endpoint="*", times=-1)
     assert post(sb, "senderid", CREDS).status_code == 500
     assert post(sb, "coverage", CREDS).status_code == 500
@@ -175,9 +176,10 @@ def test_rate_is_per_account(kwtsms_sandbox_factory):
     assert post(sb, "balance", CREDS).status_code == 429
 
 
-def test_the_default_cap_lets_ordinary_back_to_back_calls_through(kwtsms_sandbox_factory):
+def test_the_429_tool_lets_a_burst_of_11_through_then_holds_the_rate(kwtsms_sandbox_factory):
     clock = FakeClock()  # frozen: every request arrives at the same instant
-    sb = kwtsms_sandbox_factory(rate=2.0, clock=clock)
+    # The subject is the 429 tool's burst; the firewall would block the 6th request at once.
+    sb = kwtsms_sandbox_factory(rate=2.0, clock=clock, firewall=False)
     statuses = [post(sb, "balance", CREDS).status_code for _ in range(12)]
     assert statuses == [200] * 11 + [429]  # a burst of 11, then the long-run rate holds
     clock.now += 0.5
@@ -201,7 +203,8 @@ def test_the_official_client_verify_then_send_works_against_the_default_sandbox(
     assert "RATE_LIMITED" not in [r["code"] for r in sb.requests()]
 
 
-def test_rate_none_and_zero_disable_the_cap(kwtsms_sandbox_factory):
-    for rate in (None, 0):
-        sb = kwtsms_sandbox_factory(rate=rate)
+def test_the_429_tool_is_off_by_default_and_with_rate_none_or_zero(kwtsms_sandbox_factory):
+    for options in ({}, {"rate": None}, {"rate": 0}):
+        # The subject is the 429 tool being off; the firewall would block the 6th request.
+        sb = kwtsms_sandbox_factory(firewall=False, **options)
         assert all(post(sb, "balance", CREDS).status_code == 200 for _ in range(10))
