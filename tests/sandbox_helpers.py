@@ -8,9 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_kwtsms.pacing import TokenBucket
-
 from airflow_provider_kwtsms.sandbox import Sandbox
-
 
 # The documented maximum (v4.1: 5 requests a second, or the firewall blocks the IP); the sandbox's
 # firewall is on in these tests, so a client paced at it must never be blocked.
