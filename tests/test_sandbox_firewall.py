@@ -16,6 +16,7 @@ from sandbox_helpers import FROZEN_AT, frozen_clock
 
 from airflow_provider_kwtsms.sandbox import Sandbox
 from airflow_provider_kwtsms.sandbox.__main__ import build_parser
+from airflow_provider_kwtsms.sandbox.firewall import Firewall
 
 USER, PASS = "sandbox_user", "sandbox_pass"
 CREDS = {"username": USER, "password": PASS}
@@ -74,6 +75,16 @@ def test_starts_exactly_0_2_s_apart_are_never_blocked(sb):
     assert state["blocks"] == 0 and state["blocked"] == []
     figures = {"requests": 300, "refused": 0, "blocks": 0, "max_in_one_second": 5}
     assert state["clients"]["127.0.0.1"] == figures
+
+
+def test_steps_of_0_2_s_added_up_in_floats_are_never_blocked():
+    # From 0, five float steps of 0.2 s can add up to 0.9999999999999998 s: still a whole second.
+    now = [0.0]
+    firewall = Firewall(lambda: now[0])
+    for _ in range(300):
+        assert firewall.admit("127.0.0.1")
+        now[0] += 0.2
+    assert firewall.state()["max_in_one_second"] == 5
 
 
 def test_six_within_one_second_block_the_address_and_nothing_is_processed(sb):
