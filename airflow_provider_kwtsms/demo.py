@@ -51,10 +51,10 @@ def _start_sandbox() -> Sandbox:
     from airflow_provider_kwtsms.sandbox import Sandbox
 
     try:
-        return Sandbox(port=PREFERRED_PORT, balance=1000, rate=2.0).start()
+        return Sandbox(port=PREFERRED_PORT, balance=1000).start()  # the gateway's firewall on
     except OSError:
         print(f"Port {PREFERRED_PORT} is taken: using a free port instead.")
-        return Sandbox(port=0, balance=1000, rate=2.0).start()
+        return Sandbox(port=0, balance=1000).start()
 
 
 def _airflow_env(home: Path, sandbox_url: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_alert_latency.py [--alerts 50] [--cold 10]
 
-A sandbox (rate cap off) runs in this process; the ``kwtsms_default`` connection points at it
+A sandbox (rate cap and firewall off) runs in this process; the ``kwtsms_default`` connection points at it
 through ``AIRFLOW_CONN_KWTSMS_DEFAULT`` (JSON form, test mode on). Each alert calls
 ``KwtSMSNotifier(target=...)(context)`` exactly as Airflow calls a callback: ``BaseNotifier``
 renders the templated fields, then ``notify`` reads the connection through ``KwtSMSHook``,
@@ -176,8 +176,14 @@ def run(alerts: int = 50, cold: int = 10, clients: tuple[str, ...] = CLIENTS) ->
     """Median and p95 alert latency, warm and cold, per client; returns the figures."""
     from airflow_provider_kwtsms.sandbox import Sandbox
 
+    # The firewall off: alerts go back to back to time our code's latency, not to pace them.
     sandbox = Sandbox(
-        username=USER, password=PASSWORD, balance=10**9, rate=None, queue_size=10**9, drain_rate=10**6
+        username=USER,
+        password=PASSWORD,
+        balance=10**9,
+        queue_size=10**9,
+        drain_rate=10**6,
+        firewall=False,
     ).start()
     saved_conn = os.environ.get("AIRFLOW_CONN_KWTSMS_DEFAULT")
     os.environ["AIRFLOW_CONN_KWTSMS_DEFAULT"] = conn_json(sandbox.url)

@@ -98,6 +98,7 @@ def _measure(name: str, numbers: list[str], rate: float, latency: float) -> dict
         figures = (_ours if name == "ours" else _seed)(sandbox.url, numbers, rate)
         time.sleep(0.2)  # the sandbox logs a request just after answering it
         log = [r for r in sandbox.requests() if r["endpoint"] == "send"]
+        firewall = sandbox.firewall_state()  # on, as the gateway's: a block is a failure
     finally:
         sandbox.stop()
     accepted = [r["time"] for r in log if r["code"] == "OK"]
@@ -107,6 +108,8 @@ def _measure(name: str, numbers: list[str], rate: float, latency: float) -> dict
         client=name,
         requests_sent=len(log),
         refused_429=sum(1 for r in log if r["code"] == "RATE_LIMITED"),
+        firewall_blocks=firewall["blocks"],
+        max_in_one_second=firewall["max_in_one_second"],
         ideal_s=ideal,
         efficiency_pct=100.0 * ideal / figures["wall_s"],
         # Rate seen by the gateway between the first and the last accepted request.
@@ -140,13 +143,13 @@ def _table(figures: dict) -> str:
         f"{figures['rate']:g} req/s, {figures['latency_s'] * 1000:.0f} ms sandbox latency; "
         f"ideal {figures['ideal_s']:.1f} s",
         f"{'client':<8} {'wall s':>8} {'ideal s':>8} {'eff. %':>7} {'srv req/s':>9} {'429s':>5} "
-        f"{'batches ok':>10} {'numbers sent':>12}",
+        f"{'batches ok':>10} {'numbers sent':>12} {'blocks':>6} {'max/s':>5}",
     ]
     for name, f in figures["clients"].items():
         lines.append(
             f"{name:<8} {f['wall_s']:>8.1f} {f['ideal_s']:>8.1f} {f['efficiency_pct']:>7.1f} "
             f"{f['server_rate']:>9.3f} {f['refused_429']:>5} {f['batches_ok']:>5}/{f['batches']:<4} "
-            f"{f['numbers_sent']:>12}"
+            f"{f['numbers_sent']:>12} {f['firewall_blocks']:>6} {f['max_in_one_second']:>5}"
         )
     return "\n".join(lines)
 

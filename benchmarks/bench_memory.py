@@ -9,7 +9,8 @@ Arabic-Indic digits, …), then either
 
 - ``prepare``: ``prepare_recipients(inputs)`` (normalise, validate, deduplicate), or
 - ``send``: ``KwtSMSClient.send(inputs, …)`` (prepare, plan and send every batch of 200) to a
-  sandbox in its own process with the rate cap off, the client's pacing set out of the way, or
+  sandbox in its own process with the rate cap and the firewall off, the client's pacing set out
+  of the way, or
 - ``seed-prepare``: the official client's own preparation loop (``validate_phone_input`` per
   input, keeping valid numbers and invalid inputs with their errors, as ``KwtSMS.send`` does),
 

@@ -1,4 +1,4 @@
-"""How fast the sandbox starts and how many send requests per second it sustains (rate cap off).
+"""How fast the sandbox starts and how many sends per second it sustains (rate cap, firewall off).
 
     .venv/bin/python benchmarks/bench_sandbox.py [--seconds 5] [--clients 4]
 
