@@ -13,7 +13,7 @@ import json
 from collections import Counter
 
 import pytest
-from sandbox_helpers import logged, logged_sends
+from sandbox_helpers import frozen_clock, linked, logged, logged_sends
 
 from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.client import KwtSMSClient
@@ -28,11 +28,11 @@ UAE = [f"971500{i:06d}" for i in range(200)]
 
 @pytest.fixture
 def sb(kwtsms_sandbox_factory):
-    return kwtsms_sandbox_factory(rate=None, balance=10_000, coverage=["965"], smtp_port=0)
+    return kwtsms_sandbox_factory(balance=10_000, coverage=["965"], smtp_port=0, clock=frozen_clock())
 
 
 def http(sb, **options) -> KwtSMSClient:
-    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=1e6, **options)
+    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, **linked(sb), **options)  # 5/s, sandbox time
 
 
 def smtp(sb, **options) -> KwtSMSSmtpSender:

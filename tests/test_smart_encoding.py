@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sandbox_helpers import frozen_clock, linked
 
 from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.message import GSM7, UCS2, encoding_of, measure_message
@@ -21,11 +22,11 @@ PASTED = (
 
 @pytest.fixture
 def sb(kwtsms_sandbox_factory):
-    return kwtsms_sandbox_factory(rate=None, balance=1000)
+    return kwtsms_sandbox_factory(balance=1000, clock=frozen_clock())
 
 
 def client(sb, **options) -> KwtSMSClient:
-    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=1e6, **options)
+    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, **linked(sb), **options)  # 5/s, sandbox time
 
 
 def test_a_pasted_apostrophe_no_longer_doubles_the_bill(sb):
