@@ -10,13 +10,14 @@ what happened                                          may have   why
 =====================================================  =========  ===============================
 connection refused, DNS failure, connect timeout,      no         no connection, no request
 TLS handshake failure, proxy refused the tunnel
-HTTP 429 (rate limited)                                no         the gateway says nothing was
+HTTP 429 (rate limited), with a length                 no         the gateway says nothing was
                                                                   processed
 JSON error answer with a kwtSMS code (any status)      no         the gateway answered; it is a
                                                                   ``KwtSMSError``, not this one
 3xx redirect (never followed: requests would turn the  no         the server only pointed
 POST into a GET without the body)                                 elsewhere
-4xx without a JSON answer (404 wrong base URL, 403)    no         the request was refused
+4xx without a JSON answer (404 wrong base URL, 403),   no         the request was refused
+with a length (Content-Length or chunked)
 read timeout                                           yes        the request was sent; the
                                                                   answer did not come in time
 connection dropped after the request was written       yes        the server may have processed
@@ -24,6 +25,8 @@ connection dropped after the request was written       yes        the server may
 5xx without a kwtSMS answer (500, 502, 503, 504), or   yes        a proxy or the application
 5xx JSON naming no kwtSMS code (a crash report)                   failed somewhere after
                                                                   receiving the request
+3xx, 4xx or 429 without a length (it may be the head   yes        it may have been cut short
+of any answer, cut short)
 2xx whose body is not the JSON answer (HTML, garbage,  yes        something answered "OK-ish"
 truncated JSON, NaN, nesting too deep, a ``code`` that            but we cannot read what
 is not a code)
@@ -271,6 +274,17 @@ class Transport:
         )
 
     def _read_answer(self, endpoint: str, status: int, headers: Any, content: bytes) -> Answer:
+        if (status == 429 or 300 <= status < 500) and not _framed(headers):
+            # A refusal means "nothing processed" only when it arrived whole. Without a length an
+            # answer cut after its status line ("HTTP/1.1 429", then the connection closed) looks
+            # complete, and it may have been cut from any answer, an accepted send's included.
+            raise KwtSMSNetworkError(
+                f"{endpoint}: HTTP {status} answer without a length (Content-Length or chunked): "
+                "it may have been cut short, so the request may have been processed",
+                may_have_reached_server=True,
+                http_status=status,
+                code="BAD_ANSWER",
+            )
         if status == 429:
             # The header has whole seconds; the sandbox (and perhaps the gateway) also puts the exact
             # wait in the body, which keeps a paced send from idling a whole second.
@@ -339,6 +353,11 @@ class Transport:
             http_status=status,
             code="BAD_ANSWER",
         )
+
+
+def _framed(headers: Any) -> bool:
+    """Did the answer say how long it is, so that urllib3 could tell a cut body from a whole one?"""
+    return "Content-Length" in headers or "chunked" in str(headers.get("Transfer-Encoding", "")).lower()
 
 
 def _urllib3_read_timeout() -> type:

@@ -108,6 +108,17 @@ def test_an_error_answer_whose_code_is_not_a_code_is_a_typed_error_on_that_batch
     assert second.state == SENT
 
 
+@pytest.mark.parametrize("status", [429, 403, 302])
+def test_a_refusal_cut_after_its_status_line_is_a_lost_answer_not_a_refusal(gateway, status):
+    # Found by the property below: "HTTP/1.1 429" and then the connection closed reads, to
+    # http.client, as a whole 429 with no headers; it may be the head of an accepted send's answer.
+    gateway.script(Reply(http(status, ok_send(200)), cut=12))
+    result = make_client(gateway).send(kuwaiti(200), "Hello")
+    (batch,) = result.batches
+    assert (batch.state, batch.error_code, batch.may_have_reached_server) == (UNCERTAIN, "BAD_ANSWER", True)
+    assert len([r for r in gateway.requests if r.endpoint == "send"]) == 1  # not sent again
+
+
 def test_a_deeply_nested_body_is_an_unreadable_answer_not_a_recursion_error(gateway):
     gateway.script(Reply(http(200, "[" * 100_000)))
     result = make_client(gateway).send(kuwaiti(250), "Hello")
