@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES
 from airflow_provider_kwtsms.sandbox.faults import FaultBook, parse_fault
 from airflow_provider_kwtsms.sandbox.http_handler import Handler, Server
 from airflow_provider_kwtsms.sandbox.state import MAX_ADVANCE, Account, Gateway, Settings
@@ -62,7 +63,7 @@ class Sandbox:
         coverage: Iterable[str] = ("965",),
         rate: float | None = 2.0,
         rate_tolerance: float = DEFAULT_RATE_TOLERANCE,
-        max_pages: int = 7,
+        max_pages: int = DEFAULT_MAX_PAGES,
         queue_size: int = 1000,
         drain_rate: float = 10.0,
         deliver_after: float = 5.0,
