@@ -157,7 +157,7 @@ def _lean(digits: str, plans: list[dict[str, _Plan | None]], strict: bool) -> tu
     if plan is None:
         return False, reason_tail("code", head=head)
     if head == KUWAIT:
-        ok, number, tail = kuwait_verdict(digits)
+        _, number, tail = kuwait_verdict(digits)
         return (True, number) if tail is None else (False, tail)
     cut, trunk_digit, trunk_match, regions, fixed_tail, generals, out_tail, in_tail = plan
     nsn = digits[cut:]
