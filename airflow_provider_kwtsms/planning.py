@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from itertools import accumulate
+from operator import add
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, MAX_BATCH, MAX_MOBILE_CHARS
@@ -84,18 +85,23 @@ def split_batches(numbers: list[str]) -> list[list[str]]:
     field (the numbers joined by commas) holds at most ``MAX_MOBILE_CHARS`` characters.
 
     200 numbers of up to 11 digits always fit (2,399 characters); longer ones (twelve-digit UAE
-    numbers: 2,599) end a request early. Slices and C-level sums: a million numbers stay fast.
+    numbers: 2,599) end a request early. Linear, at C speed: a million numbers take milliseconds.
     """
+    total = len(numbers)
+    if not total:
+        return []
+    if max(map(len, numbers)) * MAX_BATCH + MAX_BATCH - 1 <= MAX_MOBILE_CHARS:
+        return [numbers[i : i + MAX_BATCH] for i in range(0, total, MAX_BATCH)]
+    # width[i]: the characters of numbers[:i] plus i, so numbers[s:e] joined by commas takes
+    # width[e] - width[s] - 1 characters; width only grows, so bisect finds each cut.
+    width = list(map(add, accumulate(map(len, numbers), initial=0), range(total + 1)))
     batches: list[list[str]] = []
-    start, total = 0, len(numbers)
+    start = 0
     while start < total:
-        batch = numbers[start : start + MAX_BATCH]
-        if sum(map(len, batch)) + len(batch) - 1 > MAX_MOBILE_CHARS:
-            # ends[k]: characters of the first k + 1 numbers, each with its comma after it
-            ends = list(accumulate(len(number) + 1 for number in batch))
-            batch = batch[: max(1, bisect_right(ends, MAX_MOBILE_CHARS + 1))]
-        batches.append(batch)
-        start += len(batch)
+        stop = bisect_right(width, width[start] + MAX_MOBILE_CHARS + 1, start + 1) - 1
+        stop = max(start + 1, min(stop, start + MAX_BATCH))
+        batches.append(numbers[start:stop])
+        start = stop
     return batches
 
 
