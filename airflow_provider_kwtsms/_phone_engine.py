@@ -17,12 +17,14 @@ from airflow_provider_kwtsms._pattern_depth import deciding_depth, is_plain, par
 from airflow_provider_kwtsms._phone_verdict import (
     ACCEPTED_TYPES,
     EMAIL,
+    KUWAIT,
     LOCAL_HINT,
     MAX_DIGITS,
     MIN_DIGITS,
     NO_DIGITS,
     Home,
     key_verdict,
+    kuwait_verdict,
     reason_tail,
 )
 
@@ -128,6 +130,8 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
                     plain = parsed is not None and is_plain(parsed)
                     depth = max(depth, parsed.getwidth()[1] if plain else size)
         depth = max(depth, prefix_width or 0)
+        if cc == KUWAIT:
+            depth = 1  # the gateway's rule (kuwait_verdict): the first digit and the length decide
         if depth <= _MAX_DEPTH:
             shape = (len(cc), depth, {})
     plan = (
@@ -152,6 +156,9 @@ def _lean(digits: str, plans: list[dict[str, _Plan | None]], strict: bool) -> tu
         plan = plans[len(digits)][head] = _plan(head, len(digits), strict)
     if plan is None:
         return False, reason_tail("code", head=head)
+    if head == KUWAIT:
+        _, number, tail = kuwait_verdict(digits)
+        return (True, number) if tail is None else (False, tail)
     cut, trunk_digit, trunk_match, regions, fixed_tail, generals, out_tail, in_tail = plan
     nsn = digits[cut:]
     if trunk_digit is not None and nsn[0] == trunk_digit:

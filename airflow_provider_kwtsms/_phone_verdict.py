@@ -29,6 +29,16 @@ _TYPE_WORDS = {
     "UAN": "universal access (UAN)",
     "VOICEMAIL": "voicemail",
 }
+# Kuwait, the gateway's own country, follows the gateway rather than libphonenumber: v4.1 and its
+# validate answers say a Kuwaiti mobile is 965 + 8 digits starting with 4, 5, 6 or 9 (965 2...
+# is the landline block, answered ER / ERR025). A 4/5/6/9 number the metadata does not know yet
+# is accepted, strict or not: the prefix is the gateway's rule.
+KUWAIT = "965"
+KUWAIT_NATIONAL_LENGTH = 8
+KUWAIT_MOBILE_FIRST_DIGITS = "4569"
+KUWAIT_LANDLINE_FIRST_DIGIT = "2"
+_KUWAIT_RULE = f"{KUWAIT} + {KUWAIT_NATIONAL_LENGTH} digits starting with 4, 5, 6 or 9"
+
 LOCAL_HINT = (
     " If it is a local number, add its country code (e.g. 96598765432 for Kuwait) or set default_country."
 )
@@ -77,6 +87,18 @@ def reason_tail(what: str, cc: str = "", region: str | None = None, n: int = 0, 
             f" has the wrong length for a mobile number in {place}: {n} digits after "
             f"+{cc}, mobile numbers there have {expected}."
         )
+    if what == "kw-length":
+        return (
+            f" has the wrong length for {country_label('KW', KUWAIT)}: {n} digits after {KUWAIT}; a "
+            f"Kuwaiti mobile number has {KUWAIT_NATIONAL_LENGTH} digits after {KUWAIT}."
+        )
+    if what == "kw-landline":
+        return (
+            f" is a Kuwaiti landline, not a mobile number: it cannot receive SMS; give a mobile "
+            f"number ({_KUWAIT_RULE})."
+        )
+    if what == "kw-range":
+        return f" is not a Kuwaiti mobile number: a Kuwaiti mobile is {_KUWAIT_RULE}; check the digits."
     if what == "range":
         return f" is not in a number range used in {place}: check the digits."
     if what == "strict":
@@ -103,10 +125,31 @@ def _judge(digits: str, strict: bool) -> Verdict:
     code = (nb._codes.get(cc) or nb.calling_code(cc)) if cc else None
     if code is None:
         return False, digits, reason_tail("code", head=digits[:3])
+    if cc == KUWAIT:
+        return kuwait_verdict(digits)
     kind, region, national = code.classify(digits[len(cc) :])  # type: ignore[arg-type]
     if kind in ACCEPTED_TYPES:
         return True, cc + national, None  # type: ignore[operator]
     return _rejected(code, cc, kind, region, national, strict)  # type: ignore[arg-type]
+
+
+def kuwait_verdict(digits: str) -> Verdict:
+    """The gateway's rule for a number starting with 965 (see KUWAIT above), for both engines.
+
+    A trunk 0 kept after the country code (965 0 98765432) is dropped when that leaves a mobile."""
+    national = digits[len(KUWAIT) :]
+    if national[:1] == "0":
+        retry = national.lstrip("0")
+        if len(retry) == KUWAIT_NATIONAL_LENGTH and retry[0] in KUWAIT_MOBILE_FIRST_DIGITS:
+            return True, KUWAIT + retry, None
+    n = len(national)
+    if n != KUWAIT_NATIONAL_LENGTH:
+        return False, digits, reason_tail("kw-length", n=n)
+    if national[0] in KUWAIT_MOBILE_FIRST_DIGITS:
+        return True, digits, None
+    if national[0] == KUWAIT_LANDLINE_FIRST_DIGIT:
+        return False, digits, reason_tail("kw-landline")
+    return False, digits, reason_tail("kw-range")
 
 
 def _rejected(

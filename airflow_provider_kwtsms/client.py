@@ -26,10 +26,12 @@ from airflow_provider_kwtsms.constants import (
     DEFAULT_RATE,
     DEFAULT_TIMEOUT,
     MAX_BATCH,
+    MAX_MOBILE_CHARS,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
 from airflow_provider_kwtsms.pacing import Pacer, TokenBucket
-from airflow_provider_kwtsms.planning import check_credits
+from airflow_provider_kwtsms.planning import check_credits, split_batches
 from airflow_provider_kwtsms.results import (
     UNCERTAIN,
     Balance,
@@ -116,14 +118,15 @@ class KwtSMSClient(Channel):
         if not base_url.startswith(("http://", "https://")):
             raise KwtSMSInputError(f"base_url must start with http:// or https://, got {base_url!r}")
         _require_text("sender", sender, "a sender ID registered on the account (KWT-SMS for tests)")
+        for name, value in (("username", username), ("password", password), ("sender", sender)):
+            check_field(name, value)  # the documented sizes (v4.1): refused before any request
         if isinstance(timeout, (int, float)):
             timeout = (float(timeout), float(timeout))
         if len(timeout) != 2 or min(timeout) <= 0:
             raise KwtSMSInputError(f"timeout must be seconds > 0 or (connect, read), got {timeout!r}")
         if not isinstance(rate, (int, float)) or rate <= 0:
             raise KwtSMSInputError(f"rate must be requests per second > 0, got {rate!r}")
-        if not isinstance(max_pages, int) or max_pages < 1:
-            raise KwtSMSInputError(f"max_pages must be a whole number >= 1, got {max_pages!r}")
+        check_max_pages(max_pages)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise KwtSMSInputError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
 
@@ -216,7 +219,8 @@ class KwtSMSClient(Channel):
         """Ask the gateway which numbers are valid (OK), malformed (ER) or have no route (NR).
 
         Inputs that are not phone numbers at all (no digits, e-mail addresses) go to ``er``
-        without being sent; the rest are normalised and asked about 200 at a time.
+        without being sent; the rest are normalised and asked about in requests of at most 200
+        numbers and 2,500 characters (``planning.split_batches``).
         """
         from airflow_provider_kwtsms.phone import normalize_phone, split_recipients
 
@@ -233,8 +237,8 @@ class KwtSMSClient(Channel):
                 to_ask.append(number)
             else:
                 er.append(str(raw))
-        for start in range(0, len(to_ask), MAX_BATCH):
-            data = self._call("validate", {"mobile": ",".join(to_ask[start : start + MAX_BATCH])})
+        for batch in split_batches(to_ask):
+            data = self._call("validate", {"mobile": ",".join(batch)})
             verdict = data.get("mobile") or {}
             if not isinstance(verdict, dict):
                 verdict = {}
@@ -246,6 +250,7 @@ class KwtSMSClient(Channel):
     def status(self, msg_id: str) -> MessageStatus:
         """The queue status of a sent message. ERR030 (normal for test messages) is a status here."""
         _require_text("msg_id", msg_id, "the msg-id returned by the send")
+        check_field("msgid", msg_id, what="msg_id")
         try:
             data = self._call("status", {"msgid": msg_id})
         except KwtSMSError as exc:
@@ -262,6 +267,7 @@ class KwtSMSClient(Channel):
     def dlr(self, msg_id: str) -> list[DeliveryReport]:
         """Delivery reports per number (international numbers, ready ~5 minutes after sending)."""
         _require_text("msg_id", msg_id, "the msg-id returned by the send")
+        check_field("msgid", msg_id, what="msg_id")
         data = self._call("dlr", {"msgid": msg_id})
         reports = []
         line = self._transport.line
@@ -294,11 +300,17 @@ class KwtSMSClient(Channel):
         ``KwtSMSNetworkError`` (``may_have_reached_server=False``) when the server could not be
         reached within ``max_retries``.
         """
-        if not numbers or len(numbers) > MAX_BATCH:
-            raise KwtSMSInputError(f"a batch holds 1 to {MAX_BATCH} numbers, got {len(numbers)}")
+        mobile = ",".join(numbers)
+        if not numbers or len(numbers) > MAX_BATCH or len(mobile) > MAX_MOBILE_CHARS:
+            raise KwtSMSInputError(
+                f"a batch holds 1 to {MAX_BATCH} numbers and at most {MAX_MOBILE_CHARS} characters "
+                f"once joined by commas, got {len(numbers)} numbers and {len(mobile)} characters: "
+                "cut it with planning.split_batches"
+            )
+        check_field("sender", sender)
         fields = {
             "sender": sender,
-            "mobile": ",".join(numbers),
+            "mobile": mobile,
             "message": message,
             "test": "1" if test else "0",
         }

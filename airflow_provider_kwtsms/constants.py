@@ -15,9 +15,19 @@ DEFAULT_ON_UNCERTAIN = "fail"
 # planner read them from here.
 DEFAULT_BASE_URL = "https://www.kwtsms.com"
 MAX_BATCH = 200  # numbers per send request or e-mail (ERR007 above)
+# The `mobile` field (send, validate, the e-mail's mobile: line) holds at most this many characters,
+# commas included (v4.1's field table). 200 twelve-digit numbers take 2,599: a batch ends at
+# whichever limit comes first.
+MAX_MOBILE_CHARS = 2500
+# The other fields' sizes in v4.1's tables ("#Chrs"): checked before any request (field_limits).
+FIELD_LIMITS = {"username": 15, "password": 30, "sender": 11, "msgid": 32}
 DEFAULT_RATE = 2.0  # requests (or e-mails) per second: what the official clients keep to
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
-DEFAULT_MAX_PAGES = 7  # the gateway's page limit (ERR012 above)
+# Pages per message. 6 is the v4.1 documentation's limit ("up to 6 pages"; ERR012 "Cannot send
+# more than 6 page messages"): the default. 7 is what one official client's changelog reports
+# passing live (and 8 failing): allowed with max_pages=7, never more.
+DEFAULT_MAX_PAGES = 6
+MAX_PAGES_ALLOWED = 7
 SMS_ADDRESS = "sms@kwtsms.com"  # the SMTP channel's recipient (the 2009 document)
 DEFAULT_TIMEZONE = "Asia/Kuwait"  # the account's clock, for send windows
 SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule for one number, plus a margin for clock differences

@@ -69,8 +69,8 @@ ERRORS: dict[str, ErrorInfo] = dict(
         ),
         _e(
             "ERR007",
-            "Too many numbers in one request (more than 200).",
-            "Send in batches of at most 200 numbers.",
+            "Too many numbers in one request (more than 200, or a mobile field over 2,500 characters).",
+            "Send in batches of at most 200 numbers and 2,500 characters (the client cuts them so).",
             permanent=True,
         ),
         _e(
@@ -88,7 +88,11 @@ ERRORS: dict[str, ErrorInfo] = dict(
             permanent=True,
         ),
         _e(
-            "ERR012", "The message is too long.", "Shorten the message to fit the page limit.", permanent=True
+            "ERR012",
+            "Cannot send more than 6 pages: the message is too long.",
+            "Shorten the message to 6 pages (a GSM-7 page holds 153 characters once split, a UCS-2 "
+            "(Arabic) page 67); with max_pages=7 the gateway may refuse the seventh page.",
+            permanent=True,
         ),
         _e(
             "ERR013",
@@ -147,8 +151,19 @@ ERRORS: dict[str, ErrorInfo] = dict(
             "Delete it from the queue in your kwtSMS account to recover the credits "
             "(normal for test messages).",
         ),
-        _e("ERR031", "Message rejected: bad language.", "Reword the message.", permanent=True),
-        _e("ERR032", "Message rejected: spam.", "Reword the message.", permanent=True),
+        _e(
+            "ERR031",
+            "Bad language detected: the send was rejected.",
+            "Remove the offending words and send again: the gateway refuses this text every time.",
+            permanent=True,
+        ),
+        _e(
+            "ERR032",
+            "Spam message detected: the send was rejected.",
+            "Reword the message so it does not read as spam, or ask kwtSMS support why it was "
+            "flagged: the gateway refuses this text every time.",
+            permanent=True,
+        ),
         _e(
             "ERR033",
             "No active coverage on this account.",

@@ -12,9 +12,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES as DEFAULT_MAX_PAGES  # re-exported
+
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
-DEFAULT_MAX_PAGES = 7
 
 # The GSM 03.38 default alphabet (without the escape character, which is not text).
 GSM7_BASIC: frozenset[str] = frozenset(

@@ -6,7 +6,9 @@ imported on first use, never at import time.
 
 Accepted: numbers the metadata classifies as mobile (or fixed-line-or-mobile, as in the USA) and,
 unless ``strict=True``, numbers of a possible length that fit the country's numbering plan but that
-the metadata cannot classify yet (new ranges: the gateway is the final judge). Rejected, each with a
+the metadata cannot classify yet (new ranges: the gateway is the final judge). Kuwait (965) follows
+the gateway's own rule instead (``_phone_verdict.kuwait_verdict``): 8 digits starting with 4, 5, 6
+or 9, strict or not; 2... is a landline. Rejected, each with a
 message naming the input and what to do: e-mail addresses, inputs without digits, too short or too
 long, wrong length or unused range for the country, landlines and other non-mobile types, unknown
 country codes.

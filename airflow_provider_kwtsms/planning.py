@@ -6,10 +6,14 @@ give the same plan whichever channel sends it, and ``check_credits`` is the one 
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate
+from operator import add
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, MAX_BATCH
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import KwtSMSInputError
+from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
 from airflow_provider_kwtsms.results import SendPlan
 
 if TYPE_CHECKING:
@@ -46,7 +50,7 @@ def build_plan(
             "removed because the gateway refuses or mangles them): give it some text"
         )
     smart = smart_encode(cleaned) if smart_encoding else SmartText(cleaned)
-    info = measure_message(smart.text, max_pages)
+    info = measure_message(smart.text, check_max_pages(max_pages))
     if info.over_limit:
         unit = "characters" if info.encoding == "GSM-7" else "UTF-16 units"
         raise KwtSMSInputError(
@@ -57,6 +61,7 @@ def build_plan(
         raise KwtSMSInputError(
             f"sender must be a non-empty string (a sender ID registered on the account), got {sender!r}"
         )
+    check_field("sender", sender)
     recipients = prepare_recipients(mobile, default_country=default_country, strict=strict)
     if not recipients.valid:
         raise no_valid_numbers(recipients)
@@ -67,12 +72,37 @@ def build_plan(
         info=info,
         sender=sender,
         test=bool(test),
-        batches=[valid[i : i + MAX_BATCH] for i in range(0, len(valid), MAX_BATCH)],
+        batches=split_batches(valid),
         estimate=len(valid) * info.pages,
         removed_characters=cleaning.removed,
         replaced_characters=smart.replaced,
         credits_saved=smart.pages_saved * len(valid),
     )
+
+
+def split_batches(numbers: list[str]) -> list[list[str]]:
+    """``numbers`` in order, cut into requests of at most ``MAX_BATCH`` numbers whose ``mobile``
+    field (the numbers joined by commas) holds at most ``MAX_MOBILE_CHARS`` characters.
+
+    200 numbers of up to 11 digits always fit (2,399 characters); longer ones (twelve-digit UAE
+    numbers: 2,599) end a request early. Linear, at C speed: a million numbers take milliseconds.
+    """
+    total = len(numbers)
+    if not total:
+        return []
+    if max(map(len, numbers)) * MAX_BATCH + MAX_BATCH - 1 <= MAX_MOBILE_CHARS:
+        return [numbers[i : i + MAX_BATCH] for i in range(0, total, MAX_BATCH)]
+    # width[i]: the characters of numbers[:i] plus i, so numbers[s:e] joined by commas takes
+    # width[e] - width[s] - 1 characters; width only grows, so bisect finds each cut.
+    width = list(map(add, accumulate(map(len, numbers), initial=0), range(total + 1)))
+    batches: list[list[str]] = []
+    start = 0
+    while start < total:
+        stop = bisect_right(width, width[start] + MAX_MOBILE_CHARS + 1, start + 1) - 1
+        stop = max(start + 1, min(stop, start + MAX_BATCH))
+        batches.append(numbers[start:stop])
+        start = stop
+    return batches
 
 
 def check_credits(plan: SendPlan, max_credits: int | None) -> None:

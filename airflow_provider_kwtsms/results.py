@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms.constants import MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class DeliveryReport:
 
 @dataclass
 class BatchResult:
-    """The outcome of one request to ``send`` (at most 200 numbers)."""
+    """The outcome of one request to ``send`` (at most 200 numbers, 2,500 characters of them)."""
 
     index: int
     numbers: list[str]
@@ -124,8 +125,18 @@ class SendPlan:
     def pages(self) -> int:
         return self.info.pages
 
+    def requests_text(self) -> str:
+        """How many requests (or e-mails) the send costs: "3 requests", and when the ``mobile``
+        field's characters, not the 200 numbers, set the count, "3 requests (2,500 characters
+        per request)"."""
+        count = len(self.batches)
+        text = f"{count} request{'s' * (count != 1)}"
+        if count > -(-len(self.recipients.valid) // MAX_BATCH):
+            text += f" ({MAX_MOBILE_CHARS:,} characters per request)"
+        return text
+
     def describe(self) -> str:
-        """One line for the task log: inputs, text, batches, the estimate, and what smart encoding
+        """One line for the task log: inputs, text, requests, the estimate, and what smart encoding
         saved. The one plan line of every channel and adapter."""
         r = self.recipients
         smart = (
@@ -144,7 +155,7 @@ class SendPlan:
         return (
             f"Plan: {r.total_inputs} inputs -> {len(r.valid)} valid, {len(r.invalid)} invalid, "
             f"{len(r.duplicates)} duplicates; {self.info.encoding}, {self.info.length} characters, "
-            f"{self.pages} page(s); {len(self.batches)} batches; estimate {self.estimate} credits; "
+            f"{self.pages} page(s); {self.requests_text()}; estimate {self.estimate} credits; "
             f"sender {self.sender}{test}{removed}{smart}."
         )
 

@@ -31,8 +31,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airflow_provider_kwtsms.channel import Channel
-from airflow_provider_kwtsms.constants import DEFAULT_RATE, MAX_BATCH, SAME_NUMBER_WAIT, SMS_ADDRESS
+from airflow_provider_kwtsms.constants import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_RATE,
+    MAX_BATCH,
+    MAX_MOBILE_CHARS,
+    SAME_NUMBER_WAIT,
+    SMS_ADDRESS,
+)
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
 from airflow_provider_kwtsms.pacing import TokenBucket
 from airflow_provider_kwtsms.results import SENT, Balance, SendPlan
 from airflow_provider_kwtsms.smtp_email import (
@@ -109,7 +117,7 @@ class KwtSMSSmtpSender(Channel):
         test_mode: bool = False,
         default_country: str | None = None,
         rate: float = DEFAULT_RATE,
-        max_pages: int = 7,
+        max_pages: int = DEFAULT_MAX_PAGES,
         timeout: float = 30.0,
         max_retries: int = 3,
         same_number_wait: float = SAME_NUMBER_WAIT,
@@ -146,6 +154,8 @@ class KwtSMSSmtpSender(Channel):
             smtp_login=smtp_login,
             smtp_password=smtp_password,
         )
+        for name, value in (("username", username), ("password", password), ("sender", sender)):
+            check_field(name, value)  # the documented sizes (v4.1); a wrong e-mail is dropped silently
         if smtp_ssl and smtp_starttls:
             raise KwtSMSInputError(
                 "give smtp_ssl (TLS from the start, port 465) or smtp_starttls (upgrade, port 587), not both"
@@ -156,8 +166,7 @@ class KwtSMSSmtpSender(Channel):
             raise KwtSMSInputError(f"timeout must be seconds > 0, got {timeout!r}")
         if not isinstance(rate, (int, float)) or rate <= 0:
             raise KwtSMSInputError(f"rate must be e-mails per second > 0, got {rate!r}")
-        if not isinstance(max_pages, int) or max_pages < 1:
-            raise KwtSMSInputError(f"max_pages must be a whole number >= 1, got {max_pages!r}")
+        check_max_pages(max_pages)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise KwtSMSInputError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
         # Planning is pure (``planning.build_plan``); the JSON API is used only when allowed, to
@@ -354,8 +363,16 @@ class KwtSMSSmtpSender(Channel):
         """
         if test:
             raise _no_test_mode()
-        if not numbers or len(numbers) > MAX_BATCH:
-            raise KwtSMSInputError(f"a batch holds 1 to {MAX_BATCH} numbers, got {len(numbers)}")
+        if (
+            not numbers
+            or len(numbers) > MAX_BATCH
+            or sum(map(len, numbers)) + len(numbers) - 1 > MAX_MOBILE_CHARS
+        ):
+            raise KwtSMSInputError(
+                f"a batch holds 1 to {MAX_BATCH} numbers and at most {MAX_MOBILE_CHARS} characters on "
+                f"the mobile: line, got {len(numbers)} numbers: cut it with planning.split_batches"
+            )
+        check_field("sender", sender)
         # The addresses are public attributes: checked again, before the wait and the connection.
         check_address("from_address", self.from_address)
         check_address("to_address", self.to_address)

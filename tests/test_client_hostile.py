@@ -28,7 +28,7 @@ from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.redact import FRAGMENT, is_escape_machinery, secret_forms
 from airflow_provider_kwtsms.results import SENT, UNCERTAIN
 
-USER = "hostile_user_with_a_long_name"  # 29 characters: an echo cut at 120 lands in the password
+USER = "hostile_user_15"  # 15 characters: the longest username v4.1 allows
 PASSWORD = 'Zq"7\\x wörd\tK+%/9j'  # quote, backslash, non-ASCII, tab, URL-special characters
 FORMS = secret_forms(PASSWORD)
 

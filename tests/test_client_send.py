@@ -118,12 +118,12 @@ PAGE_CASES = [
     ("a" * 307, "GSM-7", 3),
     ("€" * 80, "GSM-7", 1),
     ("€" * 81, "GSM-7", 2),
-    ("a" * 153 * 7, "GSM-7", 7),
+    ("a" * 153 * 6, "GSM-7", 6),
     ("س" * 70, "UCS-2", 1),
     ("س" * 71, "UCS-2", 2),
     ("س" * 134, "UCS-2", 2),
     ("س" * 135, "UCS-2", 3),
-    ("س" * 67 * 7, "UCS-2", 7),
+    ("س" * 67 * 6, "UCS-2", 6),
     ("مرحبا " * 11 + "abc", "UCS-2", 1),
 ]
 
@@ -139,10 +139,23 @@ def test_gsm_and_arabic_pages_at_the_boundaries_match_the_charge(sb, text, encod
     assert (message["encoding"], message["pages"], message["points"]) == (encoding, pages, 2 * pages)
 
 
-@pytest.mark.parametrize("text", ["a" * (153 * 7 + 1), "س" * (67 * 7 + 1), "€" * (153 * 7 // 2 + 1)])
+@pytest.mark.parametrize("text", ["a" * (153 * 6 + 1), "س" * (67 * 6 + 1), "€" * (153 * 6 // 2 + 1)])
 def test_over_the_page_limit_is_refused_before_sending(sb, text):
-    with pytest.raises(KwtSMSInputError, match=r"8 pages .* the limit is 7 pages"):
+    with pytest.raises(KwtSMSInputError, match=r"7 pages .* the limit is 6 pages"):
         client_for(sb).send(KW1, text)
+    assert logged(sb) == []
+
+
+def test_seven_pages_are_allowed_with_max_pages_7_and_eight_never(sb):
+    # v4.1 documents 6 (the default); one client's changelog reports a live 7-page send (and 8
+    # failing): max_pages=7 lets it be planned, and the documented gateway may still refuse it.
+    plan = client_for(sb, max_pages=7).plan_send(KW1, "a" * (153 * 7))
+    assert plan.pages == 7
+    with pytest.raises(KwtSMSInputError, match=r"8 pages .* the limit is 7 pages"):
+        client_for(sb, max_pages=7).send(KW1, "a" * (153 * 7 + 1))
+    for bad in (8, 0, True, "7"):
+        with pytest.raises(KwtSMSInputError, match=r"max_pages is .*from 1 to 7.*6 pages \(API v4.1, ERR012"):
+            client_for(sb, max_pages=bad)
     assert logged(sb) == []
 
 
@@ -234,16 +247,16 @@ def test_balance_running_out_midway_stops_the_rest(kwtsms_sandbox_factory):
 
 
 def test_a_batch_level_error_fails_only_that_batch(sb):
-    # The account covers Kuwait only: the UAE batch fails with ERR026, the others go out.
-    uae = numbers(200, prefix="971500")
-    result = client_for(sb).send(numbers(200) + uae + numbers(10, 500), "hi", test=True)
+    # The account covers Kuwait only: the Qatari batch fails with ERR026, the others go out.
+    qatar = numbers(200, prefix="97433")
+    result = client_for(sb).send(numbers(200) + qatar + numbers(10, 500), "hi", test=True)
     assert [(b.state, b.error_code) for b in result.batches] == [
         ("sent", None),
         ("failed", "ERR026"),
         ("sent", None),
     ]
     assert result.permanent_error.code == "ERR026"
-    assert {n for n, code in result.failed} == set(uae) and {c for _, c in result.failed} == {"ERR026"}
+    assert {n for n, code in result.failed} == set(qatar) and {c for _, c in result.failed} == {"ERR026"}
     assert len(delivered(sb)) == 210
 
 

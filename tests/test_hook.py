@@ -230,6 +230,38 @@ def test_test_connection_with_an_incomplete_connection(monkeypatch):
     )
 
 
+# The documented field sizes (v4.1): the Test button names the field, its length and the limit.
+LONG_FIELDS = [
+    ({"login": "u" * 16}, "Connection 'kwtsms_default' Login (the API username) is 16 characters long", 15),
+    (
+        {"password": "p" * 31},
+        "Connection 'kwtsms_default' Password (the API password) is 31 characters long;",
+        30,
+    ),
+    ({"sender": "TWELVE-CHARS"}, "Connection 'kwtsms_default' extra 'sender' is 12 characters long", 11),
+]
+
+
+@pytest.mark.parametrize(("field", "named", "limit"), LONG_FIELDS, ids=["login", "password", "sender"])
+def test_test_connection_names_a_field_over_its_documented_size(
+    kwtsms_sandbox_factory, monkeypatch, field, named, limit
+):
+    login, password, sender = "u" * 15, "p" * 30, "ELEVEN-CHAR"  # each at its limit
+    sandbox = kwtsms_sandbox_factory(username=login, password=password, senders=["KWT-SMS", sender])
+    conn = kwtsms_conn_json(sandbox.url, login, password, sender=sender)
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", conn)
+    assert KwtSMSHook().test_connection()[0] is True  # at the limit: connected
+    before = len(sandbox.requests())
+    values = {"login": login, "password": password, "sender": sender, **field}
+    conn = kwtsms_conn_json(sandbox.url, values["login"], values["password"], sender=values["sender"])
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", conn)
+    ok, message = KwtSMSHook().test_connection()
+    assert ok is False
+    assert message.startswith(named) and f"kwtSMS accepts at most {limit} (API v4.1)" in message
+    assert "p" * 31 not in message
+    assert len(sandbox.requests()) == before  # refused before any request
+
+
 # --- the real `airflow connections test` -------------------------------------------------------
 
 
@@ -277,6 +309,24 @@ def test_airflow_connections_test_fails_with_guidance_on_a_wrong_password(airflo
     assert "ERR003: Authentication error" in result.stdout
     assert "Fix the connection's login (API username) and password" in result.stdout
     assert "Bad/pw:1" not in result.output and "Bad%2Fpw" not in result.output
+
+
+@pytest.mark.airflow
+def test_airflow_connections_test_names_a_password_over_30_characters(airflow, sandbox):
+    long_password = "Q" * 31
+    result = airflow.run(
+        "connections",
+        "test",
+        "kwtsms_default",
+        env={"AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_json(sandbox.url, USER, long_password)},
+    )
+    assert result.returncode == (1 if AIRFLOW_V_3_3_PLUS else 0)
+    assert "Connection failed!" in result.stdout
+    assert (
+        "Password (the API password) is 31 characters long; kwtSMS accepts at most 30" in result.flat_output
+    )
+    assert long_password not in result.output
+    assert sandbox.requests() == []
 
 
 @pytest.mark.parametrize("country", ["KW", "kw", "965", "+965", "00965", 965])

@@ -259,10 +259,12 @@ def test_chars_left_and_over_limit():
     assert measure_message("a" * 161).chars_left_in_page == 153 * 2 - 161
     assert measure_message("ب" * 60).chars_left_in_page == 10
     assert measure_message("").pages == 0
-    assert measure_message("a" * 1071).over_limit is False
-    info = measure_message("a" * 1072)
+    assert DEFAULT_MAX_PAGES == 6  # v4.1: "up to 6 pages", ERR012
+    assert measure_message("a" * 918).over_limit is False
+    info = measure_message("a" * 919)
     assert info.over_limit and info.max_pages == DEFAULT_MAX_PAGES
-    assert measure_message("a" * 1000, max_pages=6).over_limit
+    assert not measure_message("a" * 1071, max_pages=7).over_limit
+    assert measure_message("a" * 1072, max_pages=7).over_limit
 
 
 # --- trim_to_pages ------------------------------------------------------------------------------

@@ -162,11 +162,13 @@ def test_err027_html_but_not_comparisons(sb):
     assert send(sb, mobile=KW1, message="x < y and y > z")["result"] == "OK"
 
 
-def test_err012_page_limit_default_7_and_configurable(sb, kwtsms_sandbox_factory):
-    assert send(sb, mobile=KW1, message="a" * 1072)["code"] == "ERR012"  # 8 pages
-    assert send(sb, mobile=KW1, message="a" * 1071)["points-charged"] == 7
-    six = kwtsms_sandbox_factory(rate=None, max_pages=6)
-    assert send(six, mobile=KW1, message="a" * 1071)["code"] == "ERR012"
+def test_err012_page_limit_default_6_and_configurable(sb, kwtsms_sandbox_factory):
+    # v4.1: "Cannot send more than 6 page messages" (ERR012); one client saw 7 pass live.
+    assert send(sb, mobile=KW1, message="a" * 919)["code"] == "ERR012"  # 7 pages
+    assert send(sb, mobile=KW1, message="a" * 918)["points-charged"] == 6
+    seven = kwtsms_sandbox_factory(rate=None, max_pages=7)
+    assert send(seven, mobile=KW1, message="a" * 1071)["points-charged"] == 7
+    assert send(seven, mobile=KW1, message="a" * 1072)["code"] == "ERR012"
 
 
 def test_err010_and_err011_balance(kwtsms_sandbox_factory):

@@ -337,7 +337,7 @@ def costly_calls(monkeypatch, sb) -> list[tuple[str, int, bool]]:
 
 
 def test_an_over_long_text_is_refused_before_any_costly_rule(sb, costly_calls):
-    limit = rules.text_limit(7)
+    limit = rules.text_limit(6)
     answer = requests.post(f"{sb.url}/API/send/", json={**SEND, "message": "<!--" * 2000}, timeout=30).json()
     assert answer["code"] == "ERR012" and str(limit) in answer["description"]
     assert costly_calls == []
@@ -352,12 +352,12 @@ def test_the_costly_text_rules_run_outside_the_gateway_lock(sb, costly_calls):
 
 def test_the_longest_text_that_can_fit_is_still_measured(sb):
     # Exactly at the limit the pages decide (ERR012 by pages, not by the cheap length cap).
-    text = "a" * (153 * 7)
+    text = "a" * (153 * 6)
     answer = requests.post(f"{sb.url}/API/send/", json={**SEND, "message": text}, timeout=10).json()
-    assert answer["result"] == "OK" and sb.messages()[0]["pages"] == 7
+    assert answer["result"] == "OK" and sb.messages()[0]["pages"] == 6
     text = text[:-2] + "€€"  # as many characters, two more septets
     answer = requests.post(f"{sb.url}/API/send/", json={**SEND, "message": text}, timeout=10).json()
-    assert answer["code"] == "ERR012" and "8 pages" in answer["description"]
+    assert answer["code"] == "ERR012" and "7 pages" in answer["description"]
 
 
 # --- constructor and command-line options ----------------------------------------------------------------

@@ -170,10 +170,10 @@ def test_a_sender_with_a_separator_cannot_inject_a_text_line(relay_factory, brk)
         sender_for(relay, sender=f"KWT-SMS{brk}text:Your account is closed, call +96500000000")
     assert caught.value.field == "sender" and "line break" in str(caught.value)
     with sender_for(relay) as sender, pytest.raises(SmtpFieldError) as caught:
-        sender.send(NUMBER, "Hello", sender=f"KWT-SMS{brk}text:injected")
+        sender.send(NUMBER, "Hello", sender=f"K{brk}text:pwn")  # within the 11 characters
     assert caught.value.field == "sender" and "registered" in str(caught.value)  # says what to do
     with sender_for(relay) as sender, pytest.raises(SmtpFieldError, match="sender"):
-        sender.send_batch([NUMBER], "Hello", sender=f"KWT-SMS{brk}text:injected", test=False)
+        sender.send_batch([NUMBER], "Hello", sender=f"K{brk}text:pwn", test=False)
     assert relay.connections == 0 and relay.bodies == []
 
 

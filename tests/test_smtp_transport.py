@@ -357,6 +357,6 @@ def test_a_sender_with_a_separator_injects_no_text_into_the_gateway(sb):
     from airflow_provider_kwtsms.smtp_transport import SmtpFieldError
 
     with make(sb) as sender, pytest.raises(SmtpFieldError) as caught:
-        sender.send("96598765432", "Hello", sender="KWT-SMS\x1ctext:Your account is closed")
+        sender.send("96598765432", "Hello", sender="K\x1ctext:pwn")  # within the 11 characters
     assert caught.value.field == "sender"
     assert sb.emails() == [] and sb.messages() == []  # refused before the relay was reached

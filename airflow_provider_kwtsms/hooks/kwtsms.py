@@ -26,6 +26,7 @@ from airflow_provider_kwtsms.constants import (
     SMS_ADDRESS,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
+from airflow_provider_kwtsms.field_limits import check_field
 from airflow_provider_kwtsms.version_compat import BaseHook, aget_connection
 
 if TYPE_CHECKING:
@@ -108,6 +109,9 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
         raise KwtSMSInputError(
             f"{where} has no password: set it to your kwtSMS API password (not the account's phone number)."
         )
+    # The documented sizes (v4.1), named as the form names them: the Test button says which is too long.
+    check_field("username", conn.login, what=f"{where} Login (the API username)")
+    check_field("password", conn.password, what=f"{where} Password (the API password)")
     extras = conn.extra_dejson or {}
 
     def pick(name: str) -> tuple[Any, str]:
@@ -115,7 +119,9 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
             return overrides[name], f"The argument {name}"
         return _extra(extras, name), f"{where} extra {name!r}"
 
-    sender, _ = pick("sender")
+    sender, sender_where = pick("sender")
+    if isinstance(sender, str):
+        check_field("sender", sender, what=sender_where)
     test_mode, test_where = pick("test_mode")
     country, country_where = pick("default_country")
     timeout, timeout_where = pick("timeout")

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES
 from airflow_provider_kwtsms.sandbox.firewall import DEFAULT_BLOCK_SECONDS, DEFAULT_LIMIT
 from airflow_provider_kwtsms.sandbox.server import (
     DEFAULT_PORT,
@@ -73,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"requests let through early, in intervals: bursts of N+1 pass (default "
         f"{DEFAULT_RATE_TOLERANCE:g}; {STRICT_RATE_TOLERANCE:g} is strict: starts half an interval apart)",
     )
-    add("--max-pages", type=int, default=7, help="page limit before ERR012 (default 7)")
+    add(
+        "--max-pages",
+        type=int,
+        default=DEFAULT_MAX_PAGES,
+        help=f"page limit before ERR012 (default {DEFAULT_MAX_PAGES}, as documented in API v4.1)",
+    )
     add("--queue-size", type=int, default=1000, help="send queue size before ERR013 (default 1000)")
     add("--drain-rate", type=float, default=10.0, help="messages/s leaving the queue (default 10)")
     add("--deliver-after", type=float, default=5.0, help="seconds from sent to delivered (default 5)")

@@ -2,6 +2,13 @@
 
 Stdlib only (no phonenumbers): the sandbox must judge numbers the way a plain server would,
 so the client's own validation is tested against an independent implementation.
+
+The field sizes are v4.1's (``constants``). The document gives no error code for a field that is
+too long, so each is answered with the code the gateway's own lookup would reach: a username or
+password longer than any account's (15, 30) finds no account, ERR003; a sender longer than any
+sender ID (11) is not registered, ERR008; a msgid that is not 32 characters names no message,
+ERR029; a ``mobile`` field over 2,500 characters is too many numbers for one request, ERR007 (the
+code of the other per-request limit, 200 numbers, and its fix: smaller batches).
 """
 
 from __future__ import annotations
@@ -11,12 +18,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_kwtsms.constants import FIELD_LIMITS, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import ERRORS
 from airflow_provider_kwtsms.message import MessageInfo, contains_html, measure_message
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
-MAX_NUMBERS = 200
+MAX_NUMBERS = MAX_BATCH  # numbers per send (ERR007 above)
 KUWAIT = "965"
 KUWAIT_MOBILE_FIRST_DIGITS = "4569"
 MIN_DIGITS, MAX_DIGITS = 7, 15  # E.164 numbers have at most 15 digits
@@ -104,6 +112,33 @@ def text_field(fields: dict[str, Any], name: str, *, required: bool = True) -> s
     return text
 
 
+def credentials(fields: dict[str, Any]) -> tuple[str, str]:
+    """``username`` and ``password`` (missing -> ERR002); longer than v4.1's 15 and 30 characters
+    -> ERR003, as no account can hold them."""
+    username = text_field(fields, "username") or ""  # required: never None
+    password = text_field(fields, "password") or ""
+    if len(username) > FIELD_LIMITS["username"] or len(password) > FIELD_LIMITS["password"]:
+        raise ApiError(
+            "ERR003",
+            f"Authentication error: a username has at most {FIELD_LIMITS['username']} characters "
+            f"and a password at most {FIELD_LIMITS['password']}.",
+        )
+    return username, password
+
+
+def sender_field(fields: dict[str, Any]) -> str:
+    """``sender`` (missing -> ERR002); longer than v4.1's 11 characters -> ERR008: no sender ID
+    that long can be registered."""
+    sender = text_field(fields, "sender") or ""
+    if len(sender) > FIELD_LIMITS["sender"]:
+        raise ApiError(
+            "ERR008",
+            f"The sender ID is {len(sender)} characters long; a sender ID has at most "
+            f"{FIELD_LIMITS['sender']}.",
+        )
+    return sender
+
+
 def message_field(fields: dict[str, Any]) -> str:
     """The message: missing -> ERR002, present but blank -> ERR009."""
     if "message" not in fields or fields["message"] is None:
@@ -132,21 +167,34 @@ def test_flag(fields: dict[str, Any]) -> bool:
 
 
 def mobile_list(fields: dict[str, Any]) -> list[str]:
-    """``mobile`` as a list of raw entries: a comma-separated string (or, leniently, a list)."""
+    """``mobile`` as a list of raw entries: a comma-separated string (or, leniently, a list).
+
+    More than 2,500 characters (a list: once joined by commas) -> ERR007, before it is split."""
     value = fields.get("mobile")
     if isinstance(value, (list, tuple)):
         if not all(isinstance(item, (str, int)) and not isinstance(item, bool) for item in value):
             raise ApiError("ERR002", "Parameter mobile must be comma-separated numbers.")
         entries = [str(item) for item in value]
+        _mobile_fits(sum(map(len, entries)) + len(entries) - 1)
         for entry in entries:
             _refuse_unencodable("mobile", entry)
     else:
         text = text_field(fields, "mobile")
+        _mobile_fits(len(text or ""))
         entries = text.split(",") if text else []
     entries = [entry.strip() for entry in entries if entry.strip()]
     if not entries:
         raise ApiError("ERR002", "A required parameter is missing: mobile.")
     return entries
+
+
+def _mobile_fits(length: int) -> None:
+    if length > MAX_MOBILE_CHARS:
+        raise ApiError(
+            "ERR007",
+            f"Parameter mobile is {length} characters long; it holds at most {MAX_MOBILE_CHARS} "
+            f"(and {MAX_NUMBERS} numbers): send fewer numbers at a time.",
+        )
 
 
 @dataclass
@@ -179,13 +227,13 @@ def text_limit(max_pages: int) -> int:
 def read_send(fields: dict[str, Any], max_pages: int) -> SendDraft:
     """The send's fields and the verdict on its text; never raises ApiError."""
     try:
-        sender = text_field(fields, "sender")
+        sender = sender_field(fields)
         entries = mobile_list(fields)
         text = message_field(fields)
         test = test_flag(fields)
     except ApiError as error:
         return SendDraft(error=error)
-    draft = SendDraft(sender=sender or "", entries=entries, text=text, test=test)
+    draft = SendDraft(sender=sender, entries=entries, text=text, test=test)
     # Length first: the regexes and the cleaning below never see more than a few pages of text.
     limit = text_limit(max_pages)
     if len(text) > limit:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES
 from airflow_provider_kwtsms.sandbox.faults import FaultBook, parse_fault
 from airflow_provider_kwtsms.sandbox.firewall import DEFAULT_BLOCK_SECONDS, DEFAULT_LIMIT, Firewall
 from airflow_provider_kwtsms.sandbox.http_handler import Handler, Server
@@ -63,7 +64,7 @@ class Sandbox:
         coverage: Iterable[str] = ("965",),
         rate: float | None = None,
         rate_tolerance: float = DEFAULT_RATE_TOLERANCE,
-        max_pages: int = 7,
+        max_pages: int = DEFAULT_MAX_PAGES,
         queue_size: int = 1000,
         drain_rate: float = 10.0,
         deliver_after: float = 5.0,

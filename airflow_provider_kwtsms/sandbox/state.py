@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES
 from airflow_provider_kwtsms.sandbox import rules
 from airflow_provider_kwtsms.sandbox.rules import ApiError, SendDraft
 
@@ -141,7 +142,7 @@ class RateLimiter:
 
 @dataclass
 class Settings:
-    max_pages: int = 7
+    max_pages: int = DEFAULT_MAX_PAGES  # v4.1: ERR012 above 6 pages
     queue_size: int = 1000
     drain_rate: float = 10.0  # messages per second leaving each account's queue
     deliver_after: float = 5.0  # seconds from leaving the queue to "DELIVERED"
@@ -274,8 +275,7 @@ class Gateway:
             return answer
 
     def _authenticate(self, fields: dict[str, Any]) -> Account:
-        username = rules.text_field(fields, "username") or ""  # required: never None
-        password = rules.text_field(fields, "password") or ""
+        username, password = rules.credentials(fields)
         account = self.accounts.get(username)
         if account is None or account.password != password:
             raise ApiError("ERR003")
