@@ -13,7 +13,7 @@ import json
 from collections import Counter
 
 import pytest
-from sandbox_helpers import logged, logged_sends
+from sandbox_helpers import SandboxTime, logged, logged_sends
 
 from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.client import KwtSMSClient
@@ -32,7 +32,8 @@ def sb(kwtsms_sandbox_factory):
 
 
 def http(sb, **options) -> KwtSMSClient:
-    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=1e6, **options)
+    vt = SandboxTime(sb)  # rate 5 on the sandbox's clock: the documented maximum, no real time
+    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=5, clock=vt.clock, sleep=vt.sleep, **options)
 
 
 def smtp(sb, **options) -> KwtSMSSmtpSender:

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
+from sandbox_helpers import SandboxTime
 
 from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
 from airflow_provider_kwtsms.ledger import (
@@ -70,18 +71,24 @@ class DyingStore(MemoryStore):
 
 
 class HookedStore(MemoryStore):
-    """Calls ``hook()`` once, when the first entry in ``state`` is written (just before a request)."""
+    """Calls ``hook()`` once, when the ``nth`` write of an entry in ``state`` is made (a pending
+    entry is written just before its request)."""
 
-    def __init__(self, state: str, hook) -> None:
+    def __init__(self, state: str, hook, nth: int = 1) -> None:
         super().__init__()
-        self.state, self.hook = state, hook
+        self.state, self.hook, self.left = state, hook, nth
 
     def set(self, key: str, value: str) -> None:
         super().set(key, value)
-        entries = decode_chunk(value, 0).values() if key != HEAD_KEY else []
-        if self.hook and any(e.state == self.state for e in entries):
-            hook, self.hook = self.hook, None
-            hook()
+        entries = decode_chunk(value, 0) if key != HEAD_KEY else {}
+        old = getattr(self, "_seen", {})
+        fresh = [e for i, e in entries.items() if old.get(i) != e and e.state == self.state]
+        self._seen = {**old, **entries}
+        if self.hook and fresh:
+            self.left -= 1
+            if self.left == 0:
+                hook, self.hook = self.hook, None
+                hook()
 
 
 class DyingClient(KwtSMSClient):
@@ -102,7 +109,8 @@ def sandbox(kwtsms_sandbox_factory):
 
 
 def client_for(sandbox, cls=KwtSMSClient) -> KwtSMSClient:
-    client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, rate=100)
+    vt = SandboxTime(sandbox)  # rate 5 on the sandbox's clock: the documented maximum, no real time
+    client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, rate=5, clock=vt.clock, sleep=vt.sleep)
     client.policy = replace(client.policy, same_number_wait=1.2)
     return client
 
@@ -167,22 +175,37 @@ def test_worker_dies_before_the_request_the_batch_is_sent_on_retry(sandbox):
 
 
 def test_answer_lost_is_resolved_in_the_same_try(sandbox):
-    plan, store = make_plan(1000), MemoryStore()
-    sandbox.inject_fault("drop_after_accept", "send", times=1)
+    plan = make_plan(1000)
+    # Batch 2's answer is lost; batch 1's answer said the balance before it.
+    store = HookedStore(PENDING, lambda: sandbox.inject_fault("drop_after_accept", "send"), nth=2)
     result = resume_send(client_for(sandbox), plan, store, try_number=1)
     assert [b.state for b in result.batches] == [SENT] * 5
-    assert result.batches[0].msg_id is None  # known only from the balance
+    assert result.batches[1].msg_id is None  # known only from the balance
     assert_each_once(sandbox, plan)
+    # One balance read, made for the lost answer; every other figure came with a send's answer.
+    assert [r["endpoint"] for r in sandbox.requests()].count("balance") == 1
+
+
+def test_a_lost_first_answer_has_no_figure_to_judge_by_so_on_uncertain_decides(sandbox):
+    # No balance is read before the first batch (it would cost a request per try): a lost first
+    # answer cannot be judged, so the policy decides; with "resend" (at least once) it goes again.
+    plan = make_plan(600)
+    sandbox.inject_fault("drop_after_accept", "send", times=1)
+    with pytest.raises(UncertainBatchesError) as info:
+        resume_send(client_for(sandbox), plan, MemoryStore(), try_number=1)
+    assert info.value.indices == [0]
+    assert "balance" not in {r["endpoint"] for r in sandbox.requests()}  # nothing to compare it with
+    assert len(sandbox.messages()) == 3  # the others went out
 
 
 def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbox):
     plan = make_plan(600)
 
-    def faults():  # just before the first request: its answer is lost, then the account is unreachable
+    def faults():  # just before the second request: its answer is lost, then the account is unreachable
         sandbox.inject_fault("drop_after_accept", "send", times=1)
         sandbox.inject_fault("http_503", "balance", times=20)  # more than the client's retries
 
-    store = HookedStore(PENDING, faults)
+    store = HookedStore(PENDING, faults, nth=2)
     client = client_for(sandbox)
     client.policy = replace(client.policy, max_retries=1, backoff_base=0.01)
     with pytest.raises(Exception) as info:
@@ -190,13 +213,14 @@ def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbo
     assert not getattr(info.value, "permanent", False)  # a retry can fix it
     sandbox.clear_faults()
     result = resume_send(client_for(sandbox), plan, store, try_number=2)
-    assert [b.state for b in result.batches] == [SKIPPED, SENT, SENT]
+    assert [b.state for b in result.batches] == [SKIPPED, SKIPPED, SENT]
     assert_each_once(sandbox, plan)
 
 
 def test_connection_refused_before_processing_fails_the_try_and_the_retry_sends_it(sandbox):
-    plan, store = make_plan(600), MemoryStore()
-    sandbox.inject_fault("drop_before", "send", times=50)
+    plan = make_plan(600)
+    # From the second request on (the first answer brings the balance figure the others are judged by).
+    store = HookedStore(PENDING, lambda: sandbox.inject_fault("drop_before", "send", times=50), nth=2)
     client = client_for(sandbox)
     client.policy = replace(client.policy, max_retries=1, backoff_base=0.01)
     with pytest.raises(Exception) as info:
@@ -204,7 +228,7 @@ def test_connection_refused_before_processing_fails_the_try_and_the_retry_sends_
     assert not getattr(info.value, "permanent", True)
     sandbox.clear_faults()
     result = resume_send(client_for(sandbox), plan, store, try_number=2)
-    assert [b.state for b in result.batches] == [SENT] * 3
+    assert [b.state for b in result.batches] == [SKIPPED, SENT, SENT]
     assert_each_once(sandbox, plan)
 
 
