@@ -216,7 +216,8 @@ class _Run:
             return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
         if not self._may_send():  # asked once per batch
             return self._drop(index, again, _paused(self.sender, index, numbers))
-        refused = self.coverage.refusal(index, numbers)
+        remaining = self.total - len(self.done) - len(self.in_flight) - len(self.lost)
+        refused = self.coverage.refusal(index, numbers, remaining)
         if refused is not None:
             return self._settle(index, refused)
         if self.pool is not None:
@@ -407,17 +408,22 @@ class _Coverage:
         self._prefixes = tuple(sorted(prefixes)) if prefixes else None
         self._known, self._fresh = True, self._fresh or fresh
 
-    def refusal(self, index: int, numbers: list[str]) -> BatchResult | None:
+    def refusal(self, index: int, numbers: list[str], remaining: int) -> BatchResult | None:
         """A failed ERR026 result when no number of the batch is covered; else None (send it).
 
+        ``remaining``: the batches still to send, this one included. A read costs one request
+        and saves at most one per batch, so with one batch left the gateway decides.
         A batch with some covered numbers goes as it is: the gateway takes those and leaves the
         others out (``SendResult.gateway_dropped``), as it does without this check.
         """
-        if not self._known or (self._want_fresh and not self._fresh):
-            self._ask(fresh=self._want_fresh)
+        may_read = remaining > 1
+        if not self._known or (self._want_fresh and not self._fresh and may_read):
+            self._ask(fresh=self._want_fresh and may_read)
         if self._prefixes is None or any(number.startswith(self._prefixes) for number in numbers):
             return None
         if not self._fresh:  # refused only on a list read now: never on an old one
+            if not may_read:
+                return None
             self._ask(fresh=True)
             if self._prefixes is None or any(number.startswith(self._prefixes) for number in numbers):
                 return None
