@@ -208,10 +208,6 @@ class _Run:
             while len(self.in_flight) >= self.width:
                 self._collect(block=True)
             self._settle_lost()
-            # An answer that comes before this request's turn is settled before it starts (it may
-            # stop the send): requests overlap only when the answers are slower than the rate.
-            self._collect(block=True, timeout=self._until_next_turn())
-            self._settle_lost()
         if self.stop is not None:
             return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
         if not self._may_send():  # asked once per batch
@@ -220,23 +216,52 @@ class _Run:
         refused = self.coverage.refusal(index, numbers, remaining)
         if refused is not None:
             return self._settle(index, refused)
-        if self.pool is not None:
-            self.sender.pace()  # this request's turn at the rate: the pacer gates its start
-            self.last_turn = time.monotonic()
-            self._collect(block=False)
-            self._settle_lost()
-            if self.stop is not None:  # an answer during the wait stopped the send
-                return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
         if self.journal is not None:
-            self.journal.sending(index)  # recorded before the request goes out
+            self.journal.sending(index)  # recorded before the request goes out (and before its turn)
         if self.pool is None:
             return self._answer(index, attempt(self.sender, self.plan, index))
+        self._await_turn()
+        if self.stop is None and self.coverage.worth_reading:  # an ERR026 answer came meanwhile
+            refused = self.coverage.refusal(index, numbers, remaining)
+            if refused is not None:
+                return self._settle(index, refused)  # settles its pending entry: not sent
+        if self.stop is None:
+            self.sender.pace()  # this request's turn at the rate: the pacer gates its start
+            self.last_turn = time.monotonic()
+            self._settle_halting()  # an answer that came during the wait may stop the send
+        if self.stop is not None:
+            return self._drop(index, True, not_attempted(self.sender, index, numbers, self.stop))
         self.in_flight[self.pool.submit(attempt, self.sender, self.plan, index, paced=True)] = index
+        # The answers that came meanwhile are settled now, while the request is out: the
+        # journal's writes take none of the next request's turn.
+        self._collect(block=False)
 
-    def _drop(self, index: int, again: bool, result: BatchResult) -> None:
-        """A batch that will not go now. One the journal left pending to send again is settled as
-        not sent (its entry must not stay pending); the others are not recorded."""
-        if again and self.journal is not None:
+    def _await_turn(self) -> None:
+        """Until this request's turn, watch the requests in flight: an answer that stops the send
+        or was lost is settled before the request starts (so a stop costs no extra request when
+        the answers are quicker than the rate); other answers wait until it has left."""
+        deadline = time.monotonic() + self._until_next_turn()
+        while not self._settle_halting():
+            out = [f for f in self.in_flight if not f.done()]
+            left = deadline - time.monotonic()
+            if not out or left <= 0:
+                return
+            wait(out, timeout=left, return_when=FIRST_COMPLETED)
+
+    def _settle_halting(self) -> bool:
+        """Settle the answers in when one of them must be settled before another request starts."""
+        arrived = [f for f in self.in_flight if f.done()]
+        if not any(_halts(f.result(), self.max_uncertain) for f in arrived):
+            return False
+        self._collect(block=False)
+        self._settle_lost()
+        return True
+
+    def _drop(self, index: int, pending: bool, result: BatchResult) -> None:
+        """A batch that will not go now. One the journal holds as pending (recorded, or left to
+        send again) is settled as not sent: its entry must not stay pending. The others are not
+        recorded."""
+        if pending and self.journal is not None:
             result = self.journal.settle(index, result) or result
         self._finish(result)
 
@@ -300,6 +325,14 @@ class _Run:
         log_batch(batch, len(self.done), self.total, self.sender.transport)
         if self.on_batch is not None:
             self.on_batch(batch, len(self.done), self.total)
+
+
+def _halts(batch: BatchResult, max_consecutive_uncertain: int) -> bool:
+    """Must this answer be settled before another request starts? A lost one (settled with nothing
+    in flight), one that stops the send, or ERR026 (the coverage list may spare the next ones)."""
+    if batch.state == UNCERTAIN or batch.error_code == NOT_COVERED:
+        return True
+    return stops_send(batch, 0, max_consecutive_uncertain)
 
 
 def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_uncertain: int) -> bool:
@@ -398,6 +431,11 @@ class _Coverage:
         self._known = False  # asked the channel without a request
         self._fresh = False  # read by this channel
         self._want_fresh = False
+
+    @property
+    def worth_reading(self) -> bool:
+        """A batch was refused for its countries since the list was last read by this channel."""
+        return self._want_fresh and not self._fresh
 
     def saw_not_covered(self) -> None:
         """A batch was refused for its countries: the list is worth a request now."""

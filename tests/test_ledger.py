@@ -92,6 +92,8 @@ class HookedStore(MemoryStore):
 
 
 class DyingClient(KwtSMSClient):
+    max_in_flight = 1
+
     """Dies just before the request of batch ``die_at`` leaves."""
 
     die_at: int = -1
@@ -108,7 +110,14 @@ def sandbox(kwtsms_sandbox_factory):
     return kwtsms_sandbox_factory(rate=None, balance=20_000, duplicate_window=1.0)
 
 
-def client_for(sandbox, cls=KwtSMSClient) -> KwtSMSClient:
+class OneAtATime(KwtSMSClient):
+    """One request at a time, so a crash lands at a known batch. Several requests in flight (and
+    the several pending batches a crash then leaves) are tests/test_in_flight.py's."""
+
+    max_in_flight = 1
+
+
+def client_for(sandbox, cls=OneAtATime) -> KwtSMSClient:
     vt = SandboxTime(sandbox)  # rate 5 on the sandbox's clock: the documented maximum, no real time
     client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, rate=5, clock=vt.clock, sleep=vt.sleep)
     client.policy = replace(client.policy, same_number_wait=1.2)
@@ -328,6 +337,26 @@ def test_balance_judgement():
     assert judge_by_balance(1000, 790, 200) is None  # something else spent
     assert judge_by_balance(1000, 1000, 0) is None  # a free (test) send cannot be told
     assert judge_by_balance(None, 800, 200) is None
+    # Two answers lost at once (200 each): all or nothing can be told, not one of the two.
+    assert judge_by_balance(1000, 600, 200, others=200) == "sent"
+    assert judge_by_balance(1000, 1000, 200, others=200) == "not_sent"
+    assert judge_by_balance(1000, 800, 200, others=200) is None
+
+
+def test_the_balance_before_a_batch_counts_the_answers_that_came_after_its_figure(sandbox):
+    # With requests in flight, a batch's recorded figure may predate answers that spent after it:
+    # a batch answered with a lower balance spent after the figure, and is subtracted.
+    from airflow_provider_kwtsms.ledger_journal import LedgerJournal
+
+    plan, store = make_plan(600), MemoryStore()
+    ledger = Ledger.create(store, fingerprint(plan), 3, 1)
+    ledger.record(0, Entry(DONE, 1, "a" * 32, 200, 9800.0))
+    ledger.record(1, Entry(PENDING, 1, balance_before=9800.0, charge=200))  # figure from batch 1
+    ledger.record(2, Entry(DONE, 1, "b" * 32, 200, 9600.0))  # started later, answered first
+    journal = LedgerJournal(client_for(sandbox), plan, ledger, on_uncertain="fail", try_number=1)
+    assert journal.before(ledger.entries[1]) == 9600.0
+    assert judge_by_balance(journal.before(ledger.entries[1]), 9400.0, 200) == "sent"
+    assert judge_by_balance(journal.before(ledger.entries[1]), 9600.0, 200) == "not_sent"
 
 
 def test_a_closing_send_window_pauses_at_a_batch_boundary_and_the_next_opening_finishes(sandbox):
