@@ -103,7 +103,8 @@ def run_batches(
 
     ``keep_going`` (a send window) is asked before each batch that would make a request; when it
     says no, the send pauses at that batch boundary: the rest are reported not attempted
-    (``PAUSED``), nothing is recorded for them, and a later run (through the ledger) sends them."""
+    (``PAUSED``), recorded as not sent at most (the batch recorded just before its turn), and a
+    later run (through the ledger) sends them."""
     return _Run(sender, plan, journal, on_batch, keep_going).go()
 
 
@@ -210,7 +211,7 @@ class _Run:
             self._settle_lost()
         if self.stop is not None:
             return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
-        if not self._may_send():  # asked once per batch
+        if self.pool is None and not self._may_send():  # asked once per batch, just before it goes
             return self._drop(index, again, _paused(self.sender, index, numbers))
         remaining = self.total - len(self.done) - len(self.in_flight) - len(self.lost)
         refused = self.coverage.refusal(index, numbers, remaining)
@@ -221,6 +222,8 @@ class _Run:
         if self.pool is None:
             return self._answer(index, attempt(self.sender, self.plan, index))
         self._await_turn()
+        if self.stop is None and not self._may_send():  # asked once per batch, just before its turn
+            return self._drop(index, True, _paused(self.sender, index, numbers))
         if self.stop is None and self.coverage.worth_reading:  # an ERR026 answer came meanwhile
             refused = self.coverage.refusal(index, numbers, remaining)
             if refused is not None:

@@ -43,7 +43,9 @@ def _store(write_seconds: float):
     return SlowStore()
 
 
-def _run(sandbox, *, batches: int, rate: float, latency: float, write_seconds: float, sequential: bool) -> dict:
+def _run(
+    sandbox, *, batches: int, rate: float, latency: float, write_seconds: float, sequential: bool
+) -> dict:
     from airflow_provider_kwtsms.client import KwtSMSClient
     from airflow_provider_kwtsms.ledger import resume_send
 
