@@ -31,7 +31,10 @@ No Airflow import here.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -95,79 +98,244 @@ def run_batches(
 ) -> BatchRun:
     """Send every batch of ``plan`` through ``sender`` under the stop policy (module docstring).
 
+    Up to ``sender.max_in_flight`` requests are in flight at once (``_Run``); the results come
+    back in plan order whatever order the answers arrive in.
+
     ``keep_going`` (a send window) is asked before each batch that would make a request; when it
     says no, the send pauses at that batch boundary: the rest are reported not attempted
-    (``PAUSED``), nothing is recorded for them, and a later run (through the ledger) sends them."""
-    total = len(plan.batches)
-    max_consecutive_uncertain = sender.max_consecutive_uncertain
-    done: dict[int, BatchResult] = {}
-    deferred: list[tuple[int, float]] = []  # ERR028 batches: index, when they may go again
-    stop: BatchResult | None = None
-    in_a_row = 0
-    coverage = _Coverage(sender)
+    (``PAUSED``), recorded as not sent at most (the batch recorded just before its turn), and a
+    later run (through the ledger) sends them."""
+    return _Run(sender, plan, journal, on_batch, keep_going).go()
 
-    def finish(batch: BatchResult) -> None:
-        done[batch.index] = batch
-        log_batch(batch, len(done), total, sender.transport)
-        if on_batch is not None:
-            on_batch(batch, len(done), total)
 
-    def send(index: int) -> BatchResult:
+class _Run:
+    """One walk over a plan's batches, with up to ``max_in_flight`` requests in flight.
+
+    One thread (the caller's) decides everything: it takes each request's turn at the rate
+    (``sender.pace()``), asks the stop policy and the send window, records the batch with the
+    journal, and only then hands the request to a worker thread; it settles every answer (the
+    journal, the stop policy, ``on_batch``) as it collects them. So the journal and the callbacks
+    are never called from two threads, no request starts once an outcome has stopped the send
+    (those in flight finish and are accounted for), and a lost answer is settled only when no
+    request is in flight and every other answer is settled: the balance it is judged by then
+    holds every other charge of the send.
+    """
+
+    def __init__(
+        self,
+        sender: Channel,
+        plan: SendPlan,
+        journal: Journal | None,
+        on_batch: OnBatch | None,
+        keep_going: Callable[[], bool] | None,
+    ) -> None:
+        self.sender, self.plan, self.journal = sender, plan, journal
+        self.on_batch, self.keep_going = on_batch, keep_going
+        self.total = len(plan.batches)
+        self.width = max(1, min(int(sender.max_in_flight), self.total))
+        self.max_uncertain = sender.max_consecutive_uncertain
+        self.done: dict[int, BatchResult] = {}
+        self.again: deque[int] = deque()  # the journal said "send it again now"
+        self.deferred: deque[tuple[int, float]] = deque()  # ERR028: index, when it may go again
+        self.second_go: set[int] = set()
+        self.stop: BatchResult | None = None
+        self.in_a_row = 0
+        self.paused = False
+        self.coverage = _Coverage(sender)
+        self.pool: ThreadPoolExecutor | None = None
+        self.in_flight: dict[Future[BatchResult], int] = {}
+        self.lost: list[BatchResult] = []
+        self.last_turn: float | None = None  # time.monotonic() of the last request's turn
+
+    def go(self) -> BatchRun:
+        if self.journal is not None:
+            self.journal.start()
+        if self.width > 1:
+            self.pool = ThreadPoolExecutor(max_workers=self.width, thread_name_prefix="kwtsms-send")
+        try:
+            self._walk()
+        finally:
+            if self.pool is not None:
+                # After an error: no thread outlives the call (their batches stay pending).
+                self.pool.shutdown(wait=True, cancel_futures=True)
+        return BatchRun(
+            batches=[self.done[i] for i in range(self.total)], stopped_by=self.stop, paused=self.paused
+        )
+
+    def _walk(self) -> None:
+        following = 0
         while True:
-            refused = coverage.refusal(index, plan.batches[index])
-            if refused is None and journal is not None:
-                journal.sending(index)
-            result = refused or attempt(sender, plan, index)
-            settled = result if journal is None else journal.settle(index, result)
-            if settled is not None:
-                return settled
+            self._collect(block=False)
+            if self.again:
+                index, again = self.again.popleft(), True
+            elif following < self.total:
+                index, again = following, False
+                following += 1
+                if self._decided(index):
+                    continue
+            elif self.deferred:
+                index, ready_at = self.deferred.popleft()
+                again = False
+                if self.stop is None and self.in_flight:
+                    self.deferred.appendleft((index, ready_at))
+                    self._collect(block=True)  # the answers first: they may stop the send
+                    continue
+                wait = ready_at - self.sender.now()
+                if self.stop is None and wait > 0 and self._may_send():
+                    self.sender.pause(wait)
+            elif self.in_flight or self.lost:
+                self._collect(block=True)
+                self._settle_lost()
+                continue
+            else:
+                return
+            self._start(index, again)
 
-    if journal is not None:
-        journal.start()
-    paused = False
-
-    def may_send() -> bool:
-        nonlocal paused
-        if not paused and keep_going is not None and not keep_going():
-            paused = True
-        return not paused
-
-    for index in range(total):
-        if stop is not None:
-            finish(not_attempted(sender, index, plan.batches[index], stop))
-            continue
-        recorded = journal.recorded(index) if journal is not None else None
+    def _decided(self, index: int) -> bool:
+        """Before its turn: a batch that needs no request (the send stopped, or already decided)."""
+        numbers = self.plan.batches[index]
+        if self.stop is not None:
+            self._finish(not_attempted(self.sender, index, numbers, self.stop))
+            return True
+        recorded = self.journal.recorded(index) if self.journal is not None else None
         if recorded is not None:
-            finish(recorded)
-            continue
-        if not may_send():
-            finish(_paused(sender, index, plan.batches[index]))
-            continue
-        batch = send(index)
-        if batch.state == FAILED and batch.error_code == SAME_NUMBER:
-            deferred.append((index, sender.now() + sender.same_number_wait))
-            continue  # sent again at the end, once its 15 s have passed
-        finish(batch)
-        in_a_row = in_a_row + 1 if batch.state == UNCERTAIN else 0
-        if stops_send(batch, in_a_row, max_consecutive_uncertain):
-            stop = batch
+            self._finish(recorded)
+            return True
+        return False
 
-    for index, ready_at in deferred:
-        if stop is not None:
-            finish(not_attempted(sender, index, plan.batches[index], stop))
-            continue
-        if not may_send():
-            finish(_paused(sender, index, plan.batches[index]))
-            continue
-        wait = ready_at - sender.now()
-        if wait > 0:
-            sender.pause(wait)
-        batch = send(index)
-        finish(batch)
-        if stops_send(batch, 0, max_consecutive_uncertain):
-            stop = batch
+    def _start(self, index: int, again: bool) -> None:
+        numbers = self.plan.batches[index]
+        if self.pool is not None:
+            while len(self.in_flight) >= self.width:
+                self._collect(block=True)
+            self._settle_lost()
+        if self.stop is not None:
+            return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
+        if self.pool is None and not self._may_send():  # asked once per batch, just before it goes
+            return self._drop(index, again, _paused(self.sender, index, numbers))
+        remaining = self.total - len(self.done) - len(self.in_flight) - len(self.lost)
+        refused = self.coverage.refusal(index, numbers, remaining)
+        if refused is not None:
+            return self._settle(index, refused)
+        if self.journal is not None:
+            self.journal.sending(index)  # recorded before the request goes out (and before its turn)
+        if self.pool is None:
+            return self._answer(index, attempt(self.sender, self.plan, index))
+        self._await_turn()
+        if self.stop is None and not self._may_send():  # asked once per batch, just before its turn
+            return self._drop(index, True, _paused(self.sender, index, numbers))
+        if self.stop is None and self.coverage.worth_reading:  # an ERR026 answer came meanwhile
+            refused = self.coverage.refusal(index, numbers, remaining)
+            if refused is not None:
+                return self._settle(index, refused)  # settles its pending entry: not sent
+        if self.stop is None:
+            self.sender.pace()  # this request's turn at the rate: the pacer gates its start
+            self.last_turn = time.monotonic()
+            self._settle_halting()  # an answer that came during the wait may stop the send
+        if self.stop is not None:
+            return self._drop(index, True, not_attempted(self.sender, index, numbers, self.stop))
+        self.in_flight[self.pool.submit(attempt, self.sender, self.plan, index, paced=True)] = index
+        # The answers that came meanwhile are settled now, while the request is out: the
+        # journal's writes take none of the next request's turn.
+        self._collect(block=False)
 
-    return BatchRun(batches=[done[i] for i in range(total)], stopped_by=stop, paused=paused)
+    def _await_turn(self) -> None:
+        """Until this request's turn, watch the requests in flight: an answer that stops the send
+        or was lost is settled before the request starts (so a stop costs no extra request when
+        the answers are quicker than the rate); other answers wait until it has left."""
+        deadline = time.monotonic() + self._until_next_turn()
+        while not self._settle_halting():
+            out = [f for f in self.in_flight if not f.done()]
+            left = deadline - time.monotonic()
+            if not out or left <= 0:
+                return
+            wait(out, timeout=left, return_when=FIRST_COMPLETED)
+
+    def _settle_halting(self) -> bool:
+        """Settle the answers in when one of them must be settled before another request starts."""
+        arrived = [f for f in self.in_flight if f.done()]
+        if not any(_halts(f.result(), self.max_uncertain) for f in arrived):
+            return False
+        self._collect(block=False)
+        self._settle_lost()
+        return True
+
+    def _drop(self, index: int, pending: bool, result: BatchResult) -> None:
+        """A batch that will not go now. One the journal holds as pending (recorded, or left to
+        send again) is settled as not sent: its entry must not stay pending. The others are not
+        recorded."""
+        if pending and self.journal is not None:
+            result = self.journal.settle(index, result) or result
+        self._finish(result)
+
+    def _may_send(self) -> bool:
+        if not self.paused and self.keep_going is not None and not self.keep_going():
+            self.paused = True
+        return not self.paused
+
+    def _until_next_turn(self) -> float:
+        """Real seconds until the rate gives the next request its turn (about: the pacer decides)."""
+        rate = getattr(self.sender, "rate", 0.0) or 0.0
+        if rate <= 0 or self.last_turn is None:
+            return 0.0
+        return max(0.0, self.last_turn + 1.0 / rate - time.monotonic())
+
+    def _collect(self, *, block: bool, timeout: float | None = None) -> None:
+        """Take the answers that have arrived (when ``block``: at least one, or wait ``timeout``
+        seconds at most), in plan order."""
+        if not self.in_flight or (block and timeout == 0):
+            return
+        finished, _ = wait(self.in_flight, timeout=timeout if block else 0, return_when=FIRST_COMPLETED)
+        for future in sorted(finished, key=self.in_flight.__getitem__):
+            index = self.in_flight.pop(future)
+            self._answer(index, future.result())
+
+    def _answer(self, index: int, result: BatchResult) -> None:
+        if result.state == UNCERTAIN and self.pool is not None:
+            self.lost.append(result)  # settled once nothing is in flight (_settle_lost)
+            return
+        self._settle(index, result)
+
+    def _settle_lost(self) -> None:
+        """Lost answers: wait for every request in flight (their answers settled first), then
+        settle the lost ones in plan order."""
+        if not self.lost:
+            return
+        while self.in_flight:
+            self._collect(block=True)
+        lost, self.lost = sorted(self.lost, key=lambda b: b.index), []
+        for result in lost:
+            self._settle(result.index, result)
+
+    def _settle(self, index: int, result: BatchResult) -> None:
+        settled = result if self.journal is None else self.journal.settle(index, result)
+        if settled is None:
+            self.again.append(index)  # the journal found it did not go out: again, before the rest
+            return
+        if settled.state == FAILED and settled.error_code == SAME_NUMBER and index not in self.second_go:
+            self.second_go.add(index)  # sent again at the end, once its 15 s have passed
+            self.deferred.append((index, self.sender.now() + self.sender.same_number_wait))
+            return
+        if settled.state == FAILED and settled.error_code == NOT_COVERED:
+            self.coverage.saw_not_covered()
+        self._finish(settled)
+        self.in_a_row = self.in_a_row + 1 if settled.state == UNCERTAIN else 0
+        if self.stop is None and stops_send(settled, self.in_a_row, self.max_uncertain):
+            self.stop = settled
+
+    def _finish(self, batch: BatchResult) -> None:
+        self.done[batch.index] = batch
+        log_batch(batch, len(self.done), self.total, self.sender.transport)
+        if self.on_batch is not None:
+            self.on_batch(batch, len(self.done), self.total)
+
+
+def _halts(batch: BatchResult, max_consecutive_uncertain: int) -> bool:
+    """Must this answer be settled before another request starts? A lost one (settled with nothing
+    in flight), one that stops the send, or ERR026 (the coverage list may spare the next ones)."""
+    if batch.state == UNCERTAIN or batch.error_code == NOT_COVERED:
+        return True
+    return stops_send(batch, 0, max_consecutive_uncertain)
 
 
 def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_uncertain: int) -> bool:
@@ -181,13 +349,19 @@ def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_unce
     return batch.error_code not in BATCH_LEVEL_CODES
 
 
-def attempt(sender: Channel, plan: SendPlan, index: int) -> BatchResult:
+def attempt(sender: Channel, plan: SendPlan, index: int, *, paced: bool = False) -> BatchResult:
     """One batch through ``sender``; whatever it raises becomes the batch's result."""
     numbers = plan.batches[index]
     make = sender.result_type
     try:
         return sender.send_batch(
-            numbers, plan.message, sender=plan.sender, test=plan.test, index=index, wait_same_number=False
+            numbers,
+            plan.message,
+            sender=plan.sender,
+            test=plan.test,
+            index=index,
+            wait_same_number=False,
+            paced=paced,
         )
     except KwtSMSNetworkError as exc:
         return make(
@@ -248,25 +422,52 @@ def not_attempted(sender: Channel, index: int, numbers: list[str], cause: BatchR
 
 
 class _Coverage:
-    """The account's coverage, asked once per send and only when a batch is about to go."""
+    """The coverage check: a batch none of whose numbers the account covers fails (ERR026) with
+    no request. Requests are what it saves, so it spends as few as it can: it uses the list the
+    machine already knows (no request), reads it (once per client) when a batch would be refused
+    on a list this client did not read itself, or when the gateway refused a batch with ERR026
+    (the rest may be refused too); otherwise the gateway decides, as without the check."""
 
     def __init__(self, sender: Channel) -> None:
         self._sender = sender
         self._prefixes: tuple[str, ...] | None = None
-        self._asked = False
+        self._known = False  # asked the channel without a request
+        self._fresh = False  # read by this channel
+        self._want_fresh = False
 
-    def refusal(self, index: int, numbers: list[str]) -> BatchResult | None:
+    @property
+    def worth_reading(self) -> bool:
+        """A batch was refused for its countries since the list was last read by this channel."""
+        return self._want_fresh and not self._fresh
+
+    def saw_not_covered(self) -> None:
+        """A batch was refused for its countries: the list is worth a request now."""
+        self._want_fresh = True
+
+    def _ask(self, *, fresh: bool) -> None:
+        prefixes = self._sender.covered_prefixes(read=False, fresh=fresh)
+        self._prefixes = tuple(sorted(prefixes)) if prefixes else None
+        self._known, self._fresh = True, self._fresh or fresh
+
+    def refusal(self, index: int, numbers: list[str], remaining: int) -> BatchResult | None:
         """A failed ERR026 result when no number of the batch is covered; else None (send it).
 
+        ``remaining``: the batches still to send, this one included. A read costs one request
+        and saves at most one per batch, so with one batch left the gateway decides.
         A batch with some covered numbers goes as it is: the gateway takes those and leaves the
         others out (``SendResult.gateway_dropped``), as it does without this check.
         """
-        if not self._asked:
-            self._asked = True
-            prefixes = self._sender.covered_prefixes()
-            self._prefixes = tuple(sorted(prefixes)) if prefixes else None
+        may_read = remaining > 1
+        if not self._known or (self._want_fresh and not self._fresh and may_read):
+            self._ask(fresh=self._want_fresh and may_read)
         if self._prefixes is None or any(number.startswith(self._prefixes) for number in numbers):
             return None
+        if not self._fresh:  # refused only on a list read now: never on an old one
+            if not may_read:
+                return None
+            self._ask(fresh=True)
+            if self._prefixes is None or any(number.startswith(self._prefixes) for number in numbers):
+                return None
         return self._sender.result_type(
             index=index,
             numbers=list(numbers),

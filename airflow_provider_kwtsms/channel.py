@@ -138,6 +138,14 @@ class Channel(ABC):
     def max_consecutive_uncertain(self) -> int:
         """Batches in a row whose answer was lost before the send stops (the service is failing)."""
 
+    @property
+    def max_in_flight(self) -> int:
+        """Requests a bulk send keeps in flight (``batch_loop``); 1: one after another."""
+        return 1
+
+    def pace(self) -> None:  # noqa: B027 (only channels with max_in_flight > 1 are paced by the loop)
+        """Wait for the next request's turn at the rate; the loop then calls ``send_batch(paced=True)``."""
+
     @abstractmethod
     def now(self) -> float: ...
 
@@ -154,13 +162,17 @@ class Channel(ABC):
         test: bool,
         index: int = 0,
         wait_same_number: bool = True,
+        paced: bool = False,
     ) -> BatchResult: ...
 
     @abstractmethod
     def balance(self) -> Balance: ...
 
     @abstractmethod
-    def covered_prefixes(self) -> frozenset[str] | None: ...
+    def covered_prefixes(self, *, read: bool = True, fresh: bool = False) -> frozenset[str] | None:
+        """The account's country prefixes for the coverage check (None: no check, the gateway decides).
+
+        ``read=False``: only what is known without a request; ``fresh``: a list read by this channel."""
 
     @abstractmethod
     def sender_ids(self) -> list[str]: ...

@@ -11,6 +11,7 @@ the batch ``uncertain``, never sent again here. Bulk sends walk ``batch_loop.run
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -26,8 +27,11 @@ from airflow_provider_kwtsms.constants import (
     DEFAULT_RATE,
     DEFAULT_TIMEOUT,
     MAX_BATCH,
+    MAX_IN_FLIGHT,
     MAX_MOBILE_CHARS,
+    SEND_ANSWER_ALLOWANCE,
 )
+from airflow_provider_kwtsms.coverage_cache import CoverageCache, valid_prefix
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
 from airflow_provider_kwtsms.pacing import Pacer, TokenBucket
@@ -77,10 +81,11 @@ class KwtSMSClient(Channel):
 
     ``timeout`` is ``(connect, read)`` seconds (one number sets both) for each socket operation;
     ``deadline`` bounds a whole call, retries apart (default: connect + read). ``rate`` is the account's
-    request rate in requests per second. ``check_coverage`` (on by default): before a send's
-    first request, ask the account's coverage once (cached per client), so a batch whose numbers
-    are all in countries the account does not cover fails with ERR026 without a request; when the
-    coverage cannot be read, the gateway decides as before. ``clock`` and ``sleep`` (real by
+    request rate in requests per second. ``check_coverage`` (on by default): a batch whose numbers
+    are all in countries the account does not cover fails with ERR026 without a request, judged
+    on the coverage list; the list costs one request per account and gateway per hour on this
+    machine (``coverage_cache``), and is read only when it can save requests (``batch_loop``);
+    without it, the gateway decides as before. ``clock`` and ``sleep`` (real by
     default) and ``rng`` can be injected for tests. ``pacer`` replaces this client's own
     TokenBucket, e.g. with a :class:`~airflow_provider_kwtsms.shared_rate.SharedBucket` that
     several processes share.
@@ -142,6 +147,7 @@ class KwtSMSClient(Channel):
         self.check_coverage = bool(check_coverage)
         self._coverage: frozenset[str] | None = None
         self._coverage_asked = False
+        self._coverage_cache = CoverageCache(username, self.base_url)
         self.policy = replace(retry_policy or RetryPolicy(), max_retries=max_retries)
         self.last_balance: float | None = None  # refreshed by balance() and every accepted send
         self._clock = clock
@@ -195,24 +201,33 @@ class KwtSMSClient(Channel):
         prefixes = data.get("prefixes", data.get("coverage"))
         return answer.text_items(prefixes)
 
-    def covered_prefixes(self) -> frozenset[str] | None:
-        """The account's country prefixes for the send loop's coverage check, asked once per client.
+    def covered_prefixes(self, *, read: bool = True, fresh: bool = False) -> frozenset[str] | None:
+        """The account's country prefixes for the send loop's coverage check; None: no check.
 
-        None (no check: the gateway decides) when ``check_coverage`` is off, the account lists no
-        coverage, or the list cannot be read; that is logged once, and the send goes on.
+        The list this client read, else the one another process of this machine read within the
+        hour (``coverage_cache``: no request), else, when ``read``, one ``coverage`` request (once
+        per client; the list is then shared). ``fresh``: only a list this client read itself will
+        do (the loop refuses a batch only on such a list). None (the gateway decides) when
+        ``check_coverage`` is off, the account lists no coverage, or the list cannot be read (logged).
         """
         if not self.check_coverage:
             return None
-        if not self._coverage_asked:
-            self._coverage_asked = True
-            try:
-                prefixes = {p for p in self.coverage() if p.isascii() and p.isdigit() and len(p) <= 4}
-            except KwtSMSError as exc:
-                logger.warning(
-                    "kwtSMS coverage not checked before sending (%s): the gateway decides", exc.code
-                )
-                prefixes = set()
-            self._coverage = frozenset(prefixes) or None
+        if self._coverage_asked:
+            return self._coverage
+        if not fresh:
+            cached = self._coverage_cache.load()
+            if cached is not None:
+                return cached or None
+            if not read:
+                return None
+        self._coverage_asked = True
+        try:
+            prefixes = frozenset(p for p in self.coverage() if valid_prefix(p))
+        except KwtSMSError as exc:
+            logger.warning("kwtSMS coverage not checked before sending (%s): the gateway decides", exc.code)
+            return None
+        self._coverage = prefixes or None
+        self._coverage_cache.save(prefixes)
         return self._coverage
 
     def validate(self, numbers: Any) -> ValidationResult:
@@ -288,8 +303,12 @@ class KwtSMSClient(Channel):
         test: bool,
         index: int = 0,
         wait_same_number: bool = True,
+        paced: bool = False,
     ) -> BatchResult:
         """One ``send`` request for at most 200 normalised numbers, paced by the token bucket.
+
+        ``paced``: the caller has taken this request's turn already (``pace()``), so the first
+        request goes at once; a retry waits for its own turn.
 
         Returns a ``BatchResult`` in state "sent", or "uncertain" when the request may have
         reached the server but its answer was lost (it is then NOT sent again). Retries only
@@ -319,7 +338,8 @@ class KwtSMSClient(Channel):
         same_number_waits = 0
         while True:
             try:
-                data = self._post("send", fields)
+                turn_taken, paced = paced, False  # a retry waits for its own turn
+                data = self._post("send", fields, paced=turn_taken)
             except KwtSMSNetworkError as exc:
                 if exc.may_have_reached_server:
                     return BatchResult(
@@ -377,6 +397,16 @@ class KwtSMSClient(Channel):
     def max_consecutive_uncertain(self) -> int:
         return self.policy.max_consecutive_uncertain
 
+    @property
+    def max_in_flight(self) -> int:
+        """Requests a bulk send keeps in flight: what ``rate`` needs while a send is answered
+        within ``SEND_ANSWER_ALLOWANCE`` s (the pacer still gates every start)."""
+        return min(MAX_IN_FLIGHT, math.ceil(self.rate * SEND_ANSWER_ALLOWANCE) + 1)
+
+    def pace(self) -> None:
+        self._transport.session  # noqa: B018  (import requests and open the session in this thread, once)
+        self._bucket.acquire()
+
     def now(self) -> float:
         return self._clock()
 
@@ -384,13 +414,16 @@ class KwtSMSClient(Channel):
         self._sleep(seconds)
 
     # -- internals --------------------------------------------------------------------------
-    def _post(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """One paced request; HTTP 429 waited out; an error answer raised as ``KwtSMSError``."""
+    def _post(self, endpoint: str, fields: dict[str, Any], *, paced: bool = False) -> dict[str, Any]:
+        """One paced request (``paced``: its turn is taken already); HTTP 429 waited out; an error
+        answer raised as ``KwtSMSError``."""
         limited = 0
         body = self._transport.encode(fields)
         self._transport.session  # noqa: B018  (import requests and open the session before the token)
         while True:
-            self._bucket.acquire()
+            if not paced:
+                self._bucket.acquire()
+            paced = False
             try:
                 reply = self._transport.post_body(endpoint, body)
             except RateLimitedError as exc:

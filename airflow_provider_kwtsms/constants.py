@@ -31,3 +31,9 @@ MAX_PAGES_ALLOWED = 7
 SMS_ADDRESS = "sms@kwtsms.com"  # the SMTP channel's recipient (the 2009 document)
 DEFAULT_TIMEZONE = "Asia/Kuwait"  # the account's clock, for send windows
 SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule for one number, plus a margin for clock differences
+
+# Requests in flight (batch_loop): enough to keep the rate while a send is answered within
+# SEND_ANSWER_ALLOWANCE seconds (ceil(rate x allowance) + 1), never more than MAX_IN_FLIGHT.
+SEND_ANSWER_ALLOWANCE = 1.0
+MAX_IN_FLIGHT = 8
+COVERAGE_TTL = 3600.0  # seconds a coverage list read by one process serves the others (coverage_cache)

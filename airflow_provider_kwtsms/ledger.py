@@ -135,7 +135,8 @@ class UncertainBatchesError(KwtSMSError):
             "UNCERTAIN",
             f"{len(indices)} of {total} batches ({numbers} numbers; batch {_batch_list(indices)}) may or "
             "may not have been sent: the request reached kwtSMS but its answer was lost, and the account "
-            "balance could not tell (something else spent or topped up meanwhile).",
+            "balance could not tell (no balance figure from before its request, or something else spent or "
+            "topped up meanwhile).",
             action="Check the messages in your kwtSMS account, then clear this task with "
             "on_uncertain='skip' (if they went out) or on_uncertain='resend' (if they did not); "
             "the batches already sent are remembered and will not be sent again.",

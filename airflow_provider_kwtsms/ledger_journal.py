@@ -29,24 +29,38 @@ UNRESOLVED = BatchState.UNRESOLVED
 SKIP_NOTE = "The answer was lost; on_uncertain='skip' did not send it again."
 
 
-def judge_by_balance(before: float | None, now: float | None, charge: int) -> str | None:
+def judge_by_balance(before: float | None, now: float | None, charge: int, others: int = 0) -> str | None:
     """What the balance says about one lost answer: "sent", "not_sent" or None (cannot tell).
 
-    Sound only when this request is the last one that spent on the account since ``before`` was
-    read: the ledger applies it to the one pending batch of a crashed try, and to a lost answer
-    right after it happened, never to a batch with later batches sent after it.
+    ``before``: the balance before the request, less what the account spent on this send's other
+    answered batches since (``LedgerJournal.before``); ``others``: what the other batches whose
+    answer is lost too would cost. The drop ``before - now`` is the sum of the charges that went
+    out: none of them (0: not sent) or all of them (``charge + others``: sent); anything between
+    cannot be told apart. Sound while this send is the only one spending on the account.
     """
     if before is None or now is None or charge <= 0:
         return None
-    if abs(now - (before - charge)) < 1e-6:
+    drop = before - now
+    if abs(drop - (charge + others)) < 1e-6:
         return "sent"
-    if abs(now - before) < 1e-6:
+    if abs(drop) < 1e-6:
         return "not_sent"
     return None
 
 
 class LedgerJournal:
-    """The ledger's part in one try's walk over the batches. Holds the last balance known to be current."""
+    """The ledger's part in one try's walk over the batches.
+
+    The balance evidence costs no request while the send goes well: every send answer says the
+    balance after it (``balance``, the latest figure known). A pending batch records that figure
+    as its "before"; a lost answer is judged with one balance read, made only then (and at the
+    start, only when a crashed try left a pending batch that has a "before" to judge it by). With
+    several requests in flight, the answers after "before" are subtracted by their own figures:
+    a batch answered with a balance below "before" spent after it (``before()``).
+
+    The batch loop calls it from one thread only, and settles a lost answer only when no request
+    is in flight and every answered batch is settled (``batch_loop``).
+    """
 
     def __init__(
         self,
@@ -63,10 +77,11 @@ class LedgerJournal:
         self.on_uncertain = on_uncertain
         self.try_number = try_number
         self.total = len(plan.batches)
-        self.balance: float | None = None
+        self.balance: float | None = None  # the latest figure: a send's balance-after or a read
         self.unresolved: list[int] = []
         self._verdicts: dict[int, str | None] = {}
         self._resends: dict[int, int] = {}
+        self._in_flight: set[int] = set()  # recorded pending, not settled yet
 
     def charge(self, index: int) -> int:
         # Whether test sends are charged is an open question, so they give no balance evidence.
@@ -76,21 +91,51 @@ class LedgerJournal:
         self.balance = float(self.sender.balance().available)
         return self.balance
 
+    def before(self, entry: Entry) -> float | None:
+        """The balance just before ``entry``'s request as far as the answers tell: its recorded
+        figure less the charges of the batches answered with a lower balance (spent after it)."""
+        figure = entry.balance_before
+        if figure is None:
+            return None
+        spent = 0.0
+        for other in self.ledger.entries.values():
+            if not other.state.sent or other is entry:
+                continue
+            if other.balance_after is None or other.points is None:
+                if _same_or_later(other.try_number, entry.try_number):
+                    return None  # a charge we cannot place in time
+                continue
+            if other.balance_after < figure - 1e-6:
+                spent += other.points
+        return figure - spent
+
+    def _judge_group(self, group: list[int]) -> None:
+        """One balance read judges every pending batch in ``group`` (their answers were lost)."""
+        entries = {i: self.ledger.entries[i] for i in group if i in self.ledger.entries}
+        usable = {i: e for i, e in entries.items() if e.balance_before is not None and (e.charge or 0) > 0}
+        if not usable:
+            self._verdicts.update(dict.fromkeys(group))  # nothing to judge by: no request spent
+            return
+        now = self.read_balance()
+        for i in group:
+            entry = entries.get(i)
+            if entry is None or i not in usable:
+                self._verdicts[i] = None
+                continue
+            others = sum(
+                e.charge or 0
+                for j, e in entries.items()
+                if j != i and _same_or_later(e.try_number, entry.try_number)
+            )
+            self._verdicts[i] = judge_by_balance(self.before(entry), now, entry.charge or 0, others)
+
     # -- the Journal protocol ---------------------------------------------------------------
     def start(self) -> None:
-        finished = (DONE, INFERRED, SKIPPED_UNCERTAIN)
-        todo = [i for i in range(self.total) if self.ledger.state(i) not in finished]
-        if not todo:
-            return
-        # One fresh reading: the baseline for the first request, and the evidence for the batch
-        # a crashed try left pending. Judged now, before this try spends anything.
-        self.read_balance()
-        pending = [i for i in todo if self.ledger.state(i) == PENDING]
-        if len(pending) == 1:  # a crashed try leaves at most one; more cannot be told apart
-            entry = self.ledger.entries[pending[0]]
-            self._verdicts[pending[0]] = judge_by_balance(
-                entry.balance_before, self.balance, entry.charge or 0
-            )
+        # Only the batches a crashed try left pending need the account now; each other batch's
+        # evidence comes from the send answers. Judged before this try spends anything.
+        pending = [i for i in range(self.total) if self.ledger.state(i) == PENDING]
+        if pending:
+            self._judge_group(pending)
 
     def recorded(self, index: int) -> BatchResult | None:
         entry = self.ledger.entries.get(index)
@@ -103,7 +148,7 @@ class LedgerJournal:
         if entry.state == UNRESOLVED:
             # Later batches were sent after it, so the balance can no longer tell: policy decides.
             return self._by_policy(index, entry, "its answer was lost in an earlier try")
-        verdict = self._verdicts.get(index)
+        verdict = self._verdicts.pop(index, None)
         log.info(
             "batch %d/%d: left pending by try %s (balance before %s, charge %s): %s",
             index + 1,
@@ -124,9 +169,11 @@ class LedgerJournal:
     def sending(self, index: int) -> None:
         entry = Entry(PENDING, self.try_number, balance_before=self.balance, charge=self.charge(index))
         self.ledger.record(index, entry)
+        self._in_flight.add(index)
 
     def settle(self, index: int, result: BatchResult) -> BatchResult | None:
         result.try_number = self.try_number
+        self._in_flight.discard(index)
         if result.state == SENT or (result.state == UNCERTAIN and result.msg_id):
             # An answer with a msg-id is proof enough that it went out.
             points = result.points_charged if result.state == SENT else self.charge(index)
@@ -141,7 +188,8 @@ class LedgerJournal:
                     timestamp=result.unix_timestamp,
                 ),
             )
-            self.balance = float(result.balance_after) if result.balance_after is not None else None
+            if result.balance_after is not None:
+                self.balance = float(result.balance_after)
             result.state = SENT
             return result
         if result.state == UNCERTAIN:
@@ -172,17 +220,24 @@ class LedgerJournal:
         return result
 
     def _lost_answer(self, index: int, result: BatchResult) -> BatchResult | None:
-        """The request may have gone out. Ask the account at once, while the evidence is fresh."""
-        before, charge = self.balance, self.charge(index)
+        """The request may have gone out. Judge it (with the other lost ones of its moment) from
+        one balance read, made only when the ledger holds a "before" figure to compare it with."""
         log.warning(
-            "batch %d/%d: the answer was lost (%s); checking the balance",
+            "batch %d/%d: the answer was lost (%s); %s",
             index + 1,
             self.total,
             result.error_description or result.error_code,
+            "checking the balance"
+            if self.ledger.entries[index].balance_before is not None
+            else "no balance figure before it to judge by",
         )
-        # If the balance cannot be read either, this raises: the batch stays pending and the next
-        # try resolves it.
-        verdict = judge_by_balance(before, self.read_balance(), charge)
+        if index not in self._verdicts:
+            # If the balance cannot be read, this raises: the batches stay pending and the next
+            # try resolves them.
+            self._judge_group(sorted({index} | self._in_flight))
+        verdict = self._verdicts.pop(index)
+        pending = self.ledger.entries[index]
+        before, charge = pending.balance_before, self.charge(index)
         entry = Entry(PENDING, self.try_number, balance_before=before, charge=charge)
         if verdict == "sent":
             return self._mark_inferred(index, entry)
@@ -202,7 +257,12 @@ class LedgerJournal:
             return None
         if resends >= MAX_RESENDS_IN_TRY:  # "resend" found no answer again and again: a person decides
             return self._unresolved(index, entry, "its answer was lost on every resend")
-        settled = self._by_policy(index, entry, "the balance changed by something other than its charge")
+        why = (
+            "no balance figure from before its request (the first answers of a try bring one)"
+            if before is None or charge <= 0
+            else "the balance changed by something other than its charge"
+        )
+        settled = self._by_policy(index, entry, why)
         if settled is None:
             self._resends[index] = resends + 1
         return settled
@@ -254,3 +314,8 @@ class LedgerJournal:
         return self._uncertain(
             index, entry, "The answer was lost and the balance could not tell whether it went out."
         )
+
+
+def _same_or_later(try_number: int | None, than: int | None) -> bool:
+    """Whether a batch of try ``try_number`` may have spent after one of try ``than`` (unknown: yes)."""
+    return try_number is None or than is None or try_number >= than

@@ -261,9 +261,12 @@ class KwtSMSSmtpSender(Channel):
             )
         return self._http.sender_ids()
 
-    def covered_prefixes(self) -> frozenset[str] | None:
-        """The account's coverage over the JSON API when ``balance_over_http``; else unknown."""
-        return None if self._http is None else self._http.covered_prefixes()
+    def covered_prefixes(self, *, read: bool = True, fresh: bool = False) -> frozenset[str] | None:
+        """The account's coverage over the JSON API when ``balance_over_http``; else unknown.
+
+        Read whenever it is not known (``read`` ignored): an e-mail gets no answer, so no ERR026
+        would ever tell the send that a country is not covered."""
+        return None if self._http is None else self._http.covered_prefixes(read=True, fresh=fresh)
 
     # -- what the send loop needs (channel.Channel, abstract there) ----------------------------------
     result_type = SmtpBatchResult
@@ -353,6 +356,7 @@ class KwtSMSSmtpSender(Channel):
         test: bool,
         index: int = 0,
         wait_same_number: bool = True,
+        paced: bool = False,  # never True: max_in_flight is 1, one relay session sends one e-mail at a time
     ) -> SmtpBatchResult:
         """One e-mail for at most 200 normalised numbers, paced by the token bucket.
 

@@ -167,3 +167,14 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     result = af.run("db", "migrate", timeout=600).check()
     af.timings["db migrate"] = result.seconds
     return af
+
+
+@pytest.fixture(autouse=True)
+def _own_temporary_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own system temporary folder: what the provider shares between the processes
+    of a machine there (the coverage list, coverage_cache) never leaks from one test to the next."""
+    import tempfile
+
+    folder = str(tmp_path_factory.mktemp("systmp"))
+    monkeypatch.setattr(tempfile, "tempdir", folder)
+    monkeypatch.setenv("TMPDIR", folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -30,23 +31,27 @@ def frozen_clock(start: float = FROZEN_AT) -> Callable[[], float]:
 class SandboxTime:
     """Client clock and sleep tied to the sandbox's clock: sleeping moves the sandbox forward.
 
-    Without a sandbox, a virtual clock that only moves when slept.
+    Without a sandbox, a virtual clock that only moves when slept. Thread-safe: a send with
+    requests in flight sleeps from its worker threads too (retries), and every sleep moves the
+    one shared clock.
     """
 
     def __init__(self, sb: Sandbox | None = None) -> None:
         self.sb = sb
         self.sleeps: list[float] = []
         self.offset = 0.0
+        self._lock = threading.Lock()
 
     def clock(self) -> float:
         return self.sb.now() if self.sb else time.monotonic() + self.offset
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        if self.sb:
-            self.sb.advance(seconds)
-        else:
-            self.offset += seconds
+        with self._lock:
+            self.sleeps.append(seconds)
+            if self.sb:
+                self.sb.advance(seconds)
+            else:
+                self.offset += seconds
 
 
 _LINKED: weakref.WeakKeyDictionary[Sandbox, tuple[SandboxTime, TokenBucket]] = weakref.WeakKeyDictionary()

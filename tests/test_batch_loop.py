@@ -59,8 +59,30 @@ def test_client_sends_what_it_can_and_reports_the_uncovered_batch(sb):
     assert outcome(result.batches) == EXPECTED
     assert delivered(sb) == Counter({KW: 1})
     assert result.permanent_error.code == "ERR026" and {c for _, c in result.failed} == {"ERR026"}
-    # The coverage list showed no UAE number is covered: no request was spent on that batch.
-    assert len(logged_sends(sb)) == 1
+    # No coverage list known yet: reading it would cost what it saves, so the gateway decides.
+    assert [r["endpoint"] for r in logged(sb)] == ["send", "send"]
+
+
+def test_a_coverage_list_another_process_read_saves_the_request_of_the_uncovered_batch(sb):
+    http(sb).covered_prefixes()  # another process of this machine read it (one request)
+    result = http(sb).send([*UAE, KW], "Hello", test=False)
+    assert outcome(result.batches) == EXPECTED
+    # The shared list says UAE is not covered; the client confirms it once before refusing (a list
+    # up to an hour old never refuses on its own), then no request is spent on that batch.
+    assert [r["endpoint"] for r in logged(sb)] == ["coverage", "coverage", "send"]
+    again = http(sb)
+    again.covered_prefixes(fresh=True)
+    assert outcome(again.send([*UAE, "96550000001"], "Hello", test=False).batches) == EXPECTED
+    assert len(logged_sends(sb)) == 2  # a client that read the list itself refuses with no request
+
+
+def test_after_an_err026_answer_the_list_is_read_once_and_spares_the_other_uncovered_batches(sb):
+    uae = [f"971500{i:06d}" for i in range(600)]
+    result = http(sb).send([*uae, KW], "Hello", test=False)
+    assert [b.error_code for b in result.batches] == ["ERR026"] * 3 + [None]
+    # The first refusal came from the gateway; then one coverage read; the two other UAE batches
+    # cost nothing. Before: one coverage read up front, whatever the batches.
+    assert [r["endpoint"] for r in logged(sb)] == ["send", "coverage", "send"]
 
 
 def test_without_the_coverage_check_the_gateway_refuses_it_and_the_outcome_is_the_same(sb):
@@ -125,20 +147,56 @@ def test_a_batch_with_some_covered_numbers_goes_and_the_gateway_leaves_the_other
     assert result.gateway_dropped == 1 and delivered(sb) == Counter({KW: 1})
 
 
-def test_coverage_is_asked_once_per_client(sb):
-    client = http(sb)
-    client.send(UAE, "one", test=True)
-    client.send([KW], "two", test=True)
-    assert [r["endpoint"] for r in logged(sb)].count("coverage") == 1
+def test_coverage_is_read_once_per_machine_for_an_hour(sb, tmp_path):
+    from airflow_provider_kwtsms.coverage_cache import CoverageCache
+
+    assert http(sb).covered_prefixes() == frozenset({"965"})
+    assert http(sb).covered_prefixes() == frozenset({"965"})  # another client: the shared file
+    assert [r["endpoint"] for r in logged(sb)] == ["coverage"]
+    cache = CoverageCache(USER, sb.url)
+    assert cache.load() == frozenset({"965"})
+    assert CoverageCache(USER, sb.url, clock=lambda: __import__("time").time() + 3601).load() is None
+    assert CoverageCache("other_user", sb.url).load() is None  # keyed by account and gateway
+    assert "sandbox_pass" not in cache.path.name and USER not in cache.path.name
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json",
+        b'{"format": 1, "read_at": 1e300, "prefixes": ["965"]}',
+        b'{"format": 1, "read_at": "now", "prefixes": ["965"]}',
+        b'{"format": 1, "read_at": 0, "prefixes": ["965"]}',
+        b'{"format": 2, "read_at": NOW, "prefixes": ["965"]}',
+        b'{"format": 1, "read_at": NOW, "prefixes": ["96a"]}',
+        b'{"format": 1, "read_at": NOW, "prefixes": ["12345"]}',
+        b'{"format": 1, "read_at": NOW, "prefixes": "965"}',
+        b'{"format": 1, "read_at": NOW, "prefixes": ["965"], "extra": 1}',
+        b'{"format": 1, "read_at": NOW, "prefixes": ["\u0669\u0666\u0665"]}',
+        b"[" * 100_000,
+        b'{"format": 1, "read_at": NOW, "prefixes": ["965"]}' + b" " * 20_000,
+    ],
+)
+def test_a_cache_file_that_is_not_exactly_what_the_provider_writes_is_ignored(sb, content):
+    import time
+
+    from airflow_provider_kwtsms.coverage_cache import CoverageCache
+
+    cache = CoverageCache(USER, sb.url)
+    cache.path.write_bytes(content.replace(b"NOW", str(time.time()).encode()))
+    assert cache.load() is None
+    assert http(sb).covered_prefixes() == frozenset({"965"})  # read from the gateway instead
+    assert cache.load() == frozenset({"965"})  # and the file made right
 
 
 def test_when_the_coverage_cannot_be_read_the_gateway_decides(sb, caplog):
     sb.inject_fault("http_503", "coverage", times=10)
     client = http(sb, max_retries=1)
     client.policy = client.policy.__class__(**{**vars(client.policy), "backoff_base": 0.001})
-    result = client.send([*UAE, KW], "Hello", test=False)
-    assert outcome(result.batches) == EXPECTED
-    assert [r["code"] for r in logged_sends(sb)] == ["ERR026", "OK"]
+    uae = [f"971500{i:06d}" for i in range(400)]
+    result = client.send([*uae, KW], "Hello", test=False)
+    assert [b.error_code for b in result.batches] == ["ERR026", "ERR026", None]
+    assert [r["code"] for r in logged_sends(sb)] == ["ERR026", "ERR026", "OK"]
     assert "coverage not checked" in caplog.text
 
 

@@ -40,7 +40,14 @@ def client_for(sb: Sandbox, vt: SandboxTime | None = None, **options) -> KwtSMSC
     vt = vt or SandboxTime(sb)
     options.setdefault("rate", 1e6)  # pacing is not under test here: no bucket waits among the sleeps
     options.setdefault("timeout", (2.0, 2.0))
-    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, clock=vt.clock, sleep=vt.sleep, **options)
+    return OneAtATime(USER, PASSWORD, base_url=sb.url, clock=vt.clock, sleep=vt.sleep, **options)
+
+
+class OneAtATime(KwtSMSClient):
+    """One request at a time: each fault lands on the batch it is meant for (the faults are taken
+    by the requests in the order they arrive). Requests in flight: tests/test_in_flight.py."""
+
+    max_in_flight = 1
 
 
 # kind -> (error code, does the sandbox process it?)
@@ -350,8 +357,8 @@ def test_a_5xx_with_a_kwtsms_code_is_that_error():
         client = KwtSMSClient(USER, PASSWORD, base_url=f"http://127.0.0.1:{server.server_address[1]}")
         result = client.send(numbers(3), "hi")
         assert [(b.state, b.error_code) for b in result.batches] == [("failed", "ERR003")]
-        # Two requests: the coverage read (answered ERR003 too: the send goes on unchecked), one send.
-        assert result.permanent_error.code == "ERR003" and handler.hits == 2
+        # One request: a one-batch send reads no coverage (it would cost what it can save).
+        assert result.permanent_error.code == "ERR003" and handler.hits == 1
     finally:
         server.shutdown()
         server.server_close()

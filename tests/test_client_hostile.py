@@ -39,6 +39,12 @@ def gateway():
         yield gw
 
 
+class OneAtATime(KwtSMSClient):
+    """One request at a time: the scripted replies answer the requests in the order they come."""
+
+    max_in_flight = 1
+
+
 def make_client(gw: HostileGateway, **options) -> KwtSMSClient:
     vt = SandboxTime()  # sleeping only moves a virtual clock: backoffs cost nothing
     options.setdefault("timeout", (1.0, 0.3))
@@ -46,7 +52,7 @@ def make_client(gw: HostileGateway, **options) -> KwtSMSClient:
     options.setdefault("max_retries", 2)
     options.setdefault("check_coverage", False)  # the scripted replies answer the sends
     policy = RetryPolicy(max_retries=2, queue_full_retries=2, rate_limited_retries=2)
-    return KwtSMSClient(
+    return OneAtATime(
         USER,
         PASSWORD,
         base_url=gw.url,

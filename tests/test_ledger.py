@@ -71,21 +71,29 @@ class DyingStore(MemoryStore):
 
 
 class HookedStore(MemoryStore):
-    """Calls ``hook()`` once, when the first entry in ``state`` is written (just before a request)."""
+    """Calls ``hook()`` once, when the ``nth`` write of an entry in ``state`` is made (a pending
+    entry is written just before its request)."""
 
-    def __init__(self, state: str, hook) -> None:
+    def __init__(self, state: str, hook, nth: int = 1) -> None:
         super().__init__()
-        self.state, self.hook = state, hook
+        self.state, self.hook, self.left = state, hook, nth
 
     def set(self, key: str, value: str) -> None:
         super().set(key, value)
-        entries = decode_chunk(value, 0).values() if key != HEAD_KEY else []
-        if self.hook and any(e.state == self.state for e in entries):
-            hook, self.hook = self.hook, None
-            hook()
+        entries = decode_chunk(value, 0) if key != HEAD_KEY else {}
+        old = getattr(self, "_seen", {})
+        fresh = [e for i, e in entries.items() if old.get(i) != e and e.state == self.state]
+        self._seen = {**old, **entries}
+        if self.hook and fresh:
+            self.left -= 1
+            if self.left == 0:
+                hook, self.hook = self.hook, None
+                hook()
 
 
 class DyingClient(KwtSMSClient):
+    max_in_flight = 1
+
     """Dies just before the request of batch ``die_at`` leaves."""
 
     die_at: int = -1
@@ -102,7 +110,14 @@ def sandbox(kwtsms_sandbox_factory):
     return kwtsms_sandbox_factory(balance=20_000, duplicate_window=1.0, clock=frozen_clock())
 
 
-def client_for(sandbox, cls=KwtSMSClient) -> KwtSMSClient:
+class OneAtATime(KwtSMSClient):
+    """One request at a time, so a crash lands at a known batch. Several requests in flight (and
+    the several pending batches a crash then leaves) are tests/test_in_flight.py's."""
+
+    max_in_flight = 1
+
+
+def client_for(sandbox, cls=OneAtATime) -> KwtSMSClient:
     # The sandbox's firewall is on: every client of a test shares one pacer at 5 a second, on
     # the sandbox's clock (a frozen one: waits cost no real time).
     client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, **linked(sandbox))
@@ -170,22 +185,37 @@ def test_worker_dies_before_the_request_the_batch_is_sent_on_retry(sandbox):
 
 
 def test_answer_lost_is_resolved_in_the_same_try(sandbox):
-    plan, store = make_plan(1000), MemoryStore()
-    sandbox.inject_fault("drop_after_accept", "send", times=1)
+    plan = make_plan(1000)
+    # Batch 2's answer is lost; batch 1's answer said the balance before it.
+    store = HookedStore(PENDING, lambda: sandbox.inject_fault("drop_after_accept", "send"), nth=2)
     result = resume_send(client_for(sandbox), plan, store, try_number=1)
     assert [b.state for b in result.batches] == [SENT] * 5
-    assert result.batches[0].msg_id is None  # known only from the balance
+    assert result.batches[1].msg_id is None  # known only from the balance
     assert_each_once(sandbox, plan)
+    # One balance read, made for the lost answer; every other figure came with a send's answer.
+    assert [r["endpoint"] for r in sandbox.requests()].count("balance") == 1
+
+
+def test_a_lost_first_answer_has_no_figure_to_judge_by_so_on_uncertain_decides(sandbox):
+    # No balance is read before the first batch (it would cost a request per try): a lost first
+    # answer cannot be judged, so the policy decides; with "resend" (at least once) it goes again.
+    plan = make_plan(600)
+    sandbox.inject_fault("drop_after_accept", "send", times=1)
+    with pytest.raises(UncertainBatchesError) as info:
+        resume_send(client_for(sandbox), plan, MemoryStore(), try_number=1)
+    assert info.value.indices == [0]
+    assert "balance" not in {r["endpoint"] for r in sandbox.requests()}  # nothing to compare it with
+    assert len(sandbox.messages()) == 3  # the others went out
 
 
 def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbox):
     plan = make_plan(600)
 
-    def faults():  # just before the first request: its answer is lost, then the account is unreachable
+    def faults():  # just before the second request: its answer is lost, then the account is unreachable
         sandbox.inject_fault("drop_after_accept", "send", times=1)
         sandbox.inject_fault("http_503", "balance", times=20)  # more than the client's retries
 
-    store = HookedStore(PENDING, faults)
+    store = HookedStore(PENDING, faults, nth=2)
     client = client_for(sandbox)
     client.policy = replace(client.policy, max_retries=1, backoff_base=0.01)
     with pytest.raises(Exception) as info:
@@ -193,13 +223,14 @@ def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbo
     assert not getattr(info.value, "permanent", False)  # a retry can fix it
     sandbox.clear_faults()
     result = resume_send(client_for(sandbox), plan, store, try_number=2)
-    assert [b.state for b in result.batches] == [SKIPPED, SENT, SENT]
+    assert [b.state for b in result.batches] == [SKIPPED, SKIPPED, SENT]
     assert_each_once(sandbox, plan)
 
 
 def test_connection_refused_before_processing_fails_the_try_and_the_retry_sends_it(sandbox):
-    plan, store = make_plan(600), MemoryStore()
-    sandbox.inject_fault("drop_before", "send", times=50)
+    plan = make_plan(600)
+    # From the second request on (the first answer brings the balance figure the others are judged by).
+    store = HookedStore(PENDING, lambda: sandbox.inject_fault("drop_before", "send", times=50), nth=2)
     client = client_for(sandbox)
     client.policy = replace(client.policy, max_retries=1, backoff_base=0.01)
     with pytest.raises(Exception) as info:
@@ -207,7 +238,7 @@ def test_connection_refused_before_processing_fails_the_try_and_the_retry_sends_
     assert not getattr(info.value, "permanent", True)
     sandbox.clear_faults()
     result = resume_send(client_for(sandbox), plan, store, try_number=2)
-    assert [b.state for b in result.batches] == [SENT] * 3
+    assert [b.state for b in result.batches] == [SKIPPED, SENT, SENT]
     assert_each_once(sandbox, plan)
 
 
@@ -307,6 +338,26 @@ def test_balance_judgement():
     assert judge_by_balance(1000, 790, 200) is None  # something else spent
     assert judge_by_balance(1000, 1000, 0) is None  # a free (test) send cannot be told
     assert judge_by_balance(None, 800, 200) is None
+    # Two answers lost at once (200 each): all or nothing can be told, not one of the two.
+    assert judge_by_balance(1000, 600, 200, others=200) == "sent"
+    assert judge_by_balance(1000, 1000, 200, others=200) == "not_sent"
+    assert judge_by_balance(1000, 800, 200, others=200) is None
+
+
+def test_the_balance_before_a_batch_counts_the_answers_that_came_after_its_figure(sandbox):
+    # With requests in flight, a batch's recorded figure may predate answers that spent after it:
+    # a batch answered with a lower balance spent after the figure, and is subtracted.
+    from airflow_provider_kwtsms.ledger_journal import LedgerJournal
+
+    plan, store = make_plan(600), MemoryStore()
+    ledger = Ledger.create(store, fingerprint(plan), 3, 1)
+    ledger.record(0, Entry(DONE, 1, "a" * 32, 200, 9800.0))
+    ledger.record(1, Entry(PENDING, 1, balance_before=9800.0, charge=200))  # figure from batch 1
+    ledger.record(2, Entry(DONE, 1, "b" * 32, 200, 9600.0))  # started later, answered first
+    journal = LedgerJournal(client_for(sandbox), plan, ledger, on_uncertain="fail", try_number=1)
+    assert journal.before(ledger.entries[1]) == 9600.0
+    assert judge_by_balance(journal.before(ledger.entries[1]), 9400.0, 200) == "sent"
+    assert judge_by_balance(journal.before(ledger.entries[1]), 9600.0, 200) == "not_sent"
 
 
 def test_a_closing_send_window_pauses_at_a_batch_boundary_and_the_next_opening_finishes(sandbox):

@@ -45,6 +45,8 @@ def sandbox(kwtsms_sandbox_factory, monkeypatch):
     sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, balance=20_000)
     # The documented maximum, against the sandbox's firewall; no test here makes more than 5
     # requests in one execute, so the real pacing costs under a second.
+    # An answer quicker than the rate is settled before the next request, as the window tests
+    # below count on.
     monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD, rate=5))
     return sandbox
 
