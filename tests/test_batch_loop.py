@@ -172,7 +172,7 @@ def test_coverage_is_read_once_per_machine_for_an_hour(sb, tmp_path):
         b'{"format": 1, "read_at": NOW, "prefixes": ["12345"]}',
         b'{"format": 1, "read_at": NOW, "prefixes": "965"}',
         b'{"format": 1, "read_at": NOW, "prefixes": ["965"], "extra": 1}',
-        b'{"format": 1, "read_at": NOW, "prefixes": ["\u0669\u0666\u0665"]}',
+        rb'{"format": 1, "read_at": NOW, "prefixes": ["\u0669\u0666\u0665"]}',
         b"[" * 100_000,
         b'{"format": 1, "read_at": NOW, "prefixes": ["965"]}' + b" " * 20_000,
     ],

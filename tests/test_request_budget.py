@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from airflow_support import kwtsms_conn_uri
-from sandbox_helpers import SandboxTime, logged
+from sandbox_helpers import frozen_clock, linked, logged
 
 from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.ledger import MemoryStore, resume_send
@@ -20,12 +20,14 @@ USER, PASSWORD = "budget_user", "budget_pass"
 
 @pytest.fixture
 def sb(kwtsms_sandbox_factory):
-    return kwtsms_sandbox_factory(username=USER, password=PASSWORD, rate=None, balance=1_000_000)
+    # A frozen sandbox clock: requests arrive at the instants the pacer chose (no real-time jitter).
+    return kwtsms_sandbox_factory(username=USER, password=PASSWORD, balance=1_000_000, clock=frozen_clock())
 
 
 def client(sb, **options) -> KwtSMSClient:
-    vt = SandboxTime(sb)  # the documented maximum on the sandbox's clock: no real time
-    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=5, clock=vt.clock, sleep=vt.sleep, **options)
+    # The documented maximum on the sandbox's clock (no real time), one pacer for every client of
+    # the test, as the processes of one machine share one (machine_rate).
+    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, **linked(sb), **options)
 
 
 def numbers(count: int, start: int = 0) -> list[str]:
