@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airflow_provider_kwtsms.ledger")
 
+# A send of this many batches or more reads the balance once before its first request: the read
+# costs at most 1 request in 11 (the send answers bring every later figure), and a lost first
+# answer is then judged by the balance. A smaller send (an alert, one mapped task of a campaign)
+# spends no request on it and leaves that one case to on_uncertain.
+BASELINE_MIN_BATCHES = 10
+
 # In one try, a batch found "not sent" after a lost answer is sent again at most this often
 # before the try gives up and leaves it to the next Airflow retry.
 MAX_RESENDS_IN_TRY = 2
@@ -136,6 +142,22 @@ class LedgerJournal:
         pending = [i for i in range(self.total) if self.ledger.state(i) == PENDING]
         if pending:
             self._judge_group(pending)
+        elif self.total - len(self.ledger.entries) >= BASELINE_MIN_BATCHES:
+            self._read_baseline()
+
+    def _read_baseline(self) -> None:
+        """A balance figure for the first batch of a large send, so that its lost answer is judged
+        by the balance like the others' (a small send leaves that one case to ``on_uncertain``)."""
+        from airflow_provider_kwtsms.errors import KwtSMSError
+
+        try:
+            self.read_balance()
+        except KwtSMSError as exc:
+            log.warning(
+                "no balance figure before the first batch (%s): a lost first answer goes to on_uncertain=%r",
+                exc.code,
+                self.on_uncertain,
+            )
 
     def recorded(self, index: int) -> BatchResult | None:
         entry = self.ledger.entries.get(index)

@@ -29,6 +29,7 @@ from airflow_provider_kwtsms.ledger import (
     resume_send,
 )
 from airflow_provider_kwtsms.ledger_codec import decode_chunk
+from airflow_provider_kwtsms.ledger_journal import BASELINE_MIN_BATCHES
 from airflow_provider_kwtsms.message import measure_message
 from airflow_provider_kwtsms.results import FAILED, SENT, SKIPPED, UNCERTAIN, SendPlan
 
@@ -206,6 +207,19 @@ def test_a_lost_first_answer_has_no_figure_to_judge_by_so_on_uncertain_decides(s
     assert info.value.indices == [0]
     assert "balance" not in {r["endpoint"] for r in sandbox.requests()}  # nothing to compare it with
     assert len(sandbox.messages()) == 3  # the others went out
+
+
+def test_a_large_sends_lost_first_answer_is_judged_by_a_balance_read_before_it(sandbox):
+    # From BASELINE_MIN_BATCHES batches on, one balance read before the first request (at most 1
+    # request in 11) gives the first batch a figure: its lost answer is judged like the others.
+    plan = make_plan(200 * BASELINE_MIN_BATCHES)
+    sandbox.inject_fault("drop_after_accept", "send", times=1)
+    result = resume_send(client_for(sandbox), plan, MemoryStore(), try_number=1)
+    assert [b.state for b in result.batches] == [SENT] * BASELINE_MIN_BATCHES
+    assert result.batches[0].msg_id is None  # known only from the balance
+    assert_each_once(sandbox, plan)
+    # the baseline, then the read that judged the lost answer
+    assert [r["endpoint"] for r in sandbox.requests()].count("balance") == 2
 
 
 def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbox):
