@@ -233,12 +233,18 @@ class MachineBucket:
             tat = float("-inf") if stored is None else min(stored, now + MAX_AHEAD)
             start = max(now, tat, self._local_tat)
             if start - now <= QUEUE_AHEAD:
-                record = format_record(start + self._interval)
-                os.pwrite(fd, record, 0)
-                os.ftruncate(fd, len(record))
+                self._write(fd, start + self._interval)
+            elif stored is not None and stored > tat:
+                self._write(fd, tat)  # cut once, in the file: the bound holds from now on, not from each read
             return start
         finally:
             os.close(fd)  # releases the lock
+
+    @staticmethod
+    def _write(fd: int, tat: float) -> None:
+        record = format_record(tat)
+        os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
 
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
