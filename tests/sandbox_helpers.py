@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from airflow_provider_kwtsms.constants import MAX_RATE
+from airflow_provider_kwtsms.pacing import TokenBucket
 from airflow_provider_kwtsms.sandbox import Sandbox
 
 
@@ -16,6 +18,7 @@ class SandboxTime:
     def __init__(self, sb: Sandbox | None = None) -> None:
         self.sb = sb
         self.sleeps: list[float] = []
+        self.paced: list[float] = []  # the waits of pacer(), kept apart from the client's own sleeps
         self.offset = 0.0
 
     def clock(self) -> float:
@@ -27,6 +30,20 @@ class SandboxTime:
             self.sb.advance(seconds)
         else:
             self.offset += seconds
+
+    def pace(self, seconds: float) -> None:
+        """A pacing wait: moves the clock like :meth:`sleep`, recorded in ``paced``."""
+        self.paced.append(seconds)
+        if self.sb:
+            self.sb.advance(seconds)
+        else:
+            self.offset += seconds
+
+    def pacer(self, rate: float = MAX_RATE) -> TokenBucket:
+        """A client ``pacer=`` at ``rate`` on this clock: requests stay within the gateway's 5 a
+        second on the sandbox's clock (its firewall's), at no real time, and the pacing waits stay
+        out of ``sleeps``, where tests read the client's retry and ERR028 waits."""
+        return TokenBucket(rate, clock=self.clock, sleep=self.pace)
 
 
 def logged(sb: Sandbox) -> list[dict]:

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 
 import pytest
-from sandbox_helpers import logged, logged_sends
+from sandbox_helpers import SandboxTime, logged, logged_sends
 
 from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.client import KwtSMSClient
@@ -32,7 +32,10 @@ def sb(kwtsms_sandbox_factory):
 
 
 def http(sb, **options) -> KwtSMSClient:
-    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=1e6, **options)
+    vt = SandboxTime(sb)  # 5 requests a second on the sandbox's clock: no real time
+    return KwtSMSClient(
+        USER, PASSWORD, base_url=sb.url, clock=vt.clock, sleep=vt.sleep, pacer=vt.pacer(), **options
+    )
 
 
 def smtp(sb, **options) -> KwtSMSSmtpSender:

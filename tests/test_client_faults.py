@@ -38,7 +38,8 @@ def sb(kwtsms_sandbox_factory) -> Sandbox:
 
 def client_for(sb: Sandbox, vt: SandboxTime | None = None, **options) -> KwtSMSClient:
     vt = vt or SandboxTime(sb)
-    options.setdefault("rate", 1e6)  # pacing is not under test here: no bucket waits among the sleeps
+    # Pacing is not under test here: at 5 a second on the sandbox's clock, its waits kept out of vt.sleeps.
+    options.setdefault("pacer", vt.pacer())
     options.setdefault("timeout", (2.0, 2.0))
     return KwtSMSClient(USER, PASSWORD, base_url=sb.url, clock=vt.clock, sleep=vt.sleep, **options)
 
@@ -221,10 +222,11 @@ def test_connect_timeout_is_certainly_not_processed(caplog):
 
 
 def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_factory):
-    # The client is told 40 req/s, the account allows 10: the gateway answers 429 (nothing
-    # processed) and the client waits the Retry-After and goes on. Real time, about 1 s.
-    sb = kwtsms_sandbox_factory(rate=10.0, rate_tolerance=0.5, balance=100_000)
-    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=40.0)
+    # The client is told 5 req/s, the sandbox's opt-in 429 limiter allows 1: it answers 429
+    # (nothing processed) and the client waits the Retry-After and goes on, on the sandbox's clock.
+    sb = kwtsms_sandbox_factory(rate=1.0, rate_tolerance=0.5, balance=100_000)
+    vt = SandboxTime(sb)
+    client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=5, clock=vt.clock, sleep=vt.sleep)
     result = client.send(numbers(2000), "Hello", test=True)
     assert result.ok and len(result.msg_ids) == 10
     log = logged_sends(sb)
@@ -236,8 +238,15 @@ def test_rate_limited_sends_wait_and_go_through_exactly_once(kwtsms_sandbox_fact
 
 def test_rate_limit_retries_are_bounded(kwtsms_sandbox_factory):
     sb = kwtsms_sandbox_factory(rate=0.5, rate_tolerance=0.5)
+    vt = SandboxTime(sb)
     client = KwtSMSClient(
-        USER, PASSWORD, base_url=sb.url, rate=100.0, retry_policy=RetryPolicy(rate_limited_retries=0)
+        USER,
+        PASSWORD,
+        base_url=sb.url,
+        rate=5,
+        clock=vt.clock,
+        sleep=vt.sleep,
+        retry_policy=RetryPolicy(rate_limited_retries=0),
     )
     client.balance()
     with pytest.raises(KwtSMSNetworkError) as info:

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
+from sandbox_helpers import SandboxTime
 
 from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
 from airflow_provider_kwtsms.ledger import (
@@ -102,7 +103,10 @@ def sandbox(kwtsms_sandbox_factory):
 
 
 def client_for(sandbox, cls=KwtSMSClient) -> KwtSMSClient:
-    client = cls("sandbox_user", "sandbox_pass", base_url=sandbox.url, rate=100)
+    vt = SandboxTime(sandbox)  # 5 requests a second and the same-number waits on the sandbox's clock
+    client = cls(
+        "sandbox_user", "sandbox_pass", base_url=sandbox.url, clock=vt.clock, sleep=vt.sleep, pacer=vt.pacer()
+    )
     client.policy = replace(client.policy, same_number_wait=1.2)
     return client
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sandbox_helpers import SandboxTime
 
 from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.message import GSM7, UCS2, encoding_of, measure_message
@@ -25,7 +26,10 @@ def sb(kwtsms_sandbox_factory):
 
 
 def client(sb, **options) -> KwtSMSClient:
-    return KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=1e6, **options)
+    vt = SandboxTime(sb)  # 5 requests a second on the sandbox's clock: no real time
+    return KwtSMSClient(
+        USER, PASSWORD, base_url=sb.url, clock=vt.clock, sleep=vt.sleep, pacer=vt.pacer(), **options
+    )
 
 
 def test_a_pasted_apostrophe_no_longer_doubles_the_bill(sb):
