@@ -91,7 +91,8 @@ class KwtSMSSmtpSender(Channel):
     ``balance_over_http``: also use the JSON API at ``base_url`` (when reachable) to check the
     balance and the sender ID before sending, since the e-mail channel reports neither.
     ``rate`` (e-mails per second, at most 5) is shared by every process of this machine that
-    e-mails ``to_address`` (``machine_rate``) unless ``clock``/``sleep`` (tests) or ``pacer`` is given.
+    e-mails ``to_address`` through this relay (``machine_rate``) unless ``clock``/``sleep`` (tests) or
+    ``pacer`` is given.
     """
 
     transport = "smtp"
@@ -205,10 +206,10 @@ class KwtSMSSmtpSender(Channel):
         self._clock = clock
         self._sleep = sleep
         self._rng = random.Random()
-        # E-mails to one address are paced machine-wide, as the client paces its gateway.
-        self._bucket: Pacer = pacer or default_pacer(
-            f"smtp:{to_address.strip().lower()}", self.rate, clock=clock, sleep=sleep
-        )
+        # E-mails through one relay to one address are paced machine-wide, as the client paces
+        # its gateway.
+        target = f"smtp://{self.smtp_host.lower()}:{self.smtp_port}/{to_address.strip().lower()}"
+        self._bucket: Pacer = pacer or default_pacer(target, self.rate, clock=clock, sleep=sleep)
         self._last_sent: dict[str, float] = {}  # number -> clock time of its last e-mail
         self._relay = SmtpRelay(
             self.smtp_host,

@@ -265,7 +265,10 @@ def test_the_smtp_sender_uses_the_machine_pacer_too(tmp_path, monkeypatch):
 
     monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
     sender = KwtSMSSmtpSender("u", "p", smtp_host="127.0.0.1", from_address="ops@example.com", rate=5)
-    assert isinstance(sender._bucket, MachineBucket) and sender._bucket.target == "smtp:sms@kwtsms.com"
+    assert (
+        isinstance(sender._bucket, MachineBucket)
+        and sender._bucket.target == "smtp://127.0.0.1:25/sms@kwtsms.com"
+    )
     with pytest.raises(KwtSMSInputError, match="firewall"):
         KwtSMSSmtpSender("u", "p", smtp_host="127.0.0.1", from_address="ops@example.com", rate=6)
 

@@ -43,8 +43,7 @@ def numbers(n: int) -> list[str]:
 @pytest.fixture
 def sandbox(kwtsms_sandbox_factory, monkeypatch):
     sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, rate=None, balance=20_000)
-    # rate=100: the client's pacing out of the way (the sandbox's cap is off too).
-    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD, rate=100))
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD, rate=5))
     return sandbox
 
 
