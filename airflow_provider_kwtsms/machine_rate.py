@@ -67,7 +67,8 @@ def rate_dir() -> str:
     chosen = os.environ.get(ENV_DIR, "").strip()
     if chosen:
         return chosen
-    return os.path.join(tempfile.gettempdir(), f"kwtsms-rate-{os.getuid()}")
+    user = os.getuid() if hasattr(os, "getuid") else "user"  # no uid: not POSIX, the fallback's case
+    return os.path.join(tempfile.gettempdir(), f"kwtsms-rate-{user}")
 
 
 def gateway_target(base_url: str) -> str:
