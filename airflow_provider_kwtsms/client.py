@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_kwtsms import answer
 from airflow_provider_kwtsms.batch_loop import BATCH_LEVEL_CODES
 from airflow_provider_kwtsms.channel import Channel
+from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_PAGES,
@@ -34,7 +35,8 @@ from airflow_provider_kwtsms.constants import (
 from airflow_provider_kwtsms.coverage_cache import CoverageCache, valid_prefix
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
-from airflow_provider_kwtsms.pacing import Pacer, TokenBucket
+from airflow_provider_kwtsms.machine_rate import default_pacer, gateway_target
+from airflow_provider_kwtsms.pacing import Pacer
 from airflow_provider_kwtsms.planning import check_credits, split_batches
 from airflow_provider_kwtsms.results import (
     UNCERTAIN,
@@ -81,14 +83,17 @@ class KwtSMSClient(Channel):
 
     ``timeout`` is ``(connect, read)`` seconds (one number sets both) for each socket operation;
     ``deadline`` bounds a whole call, retries apart (default: connect + read). ``rate`` is the account's
-    request rate in requests per second. ``check_coverage`` (on by default): a batch whose numbers
+    request rate in requests per second, at most 5 (the gateway's firewall blocks the IP above it).
+    ``check_coverage`` (on by default): a batch whose numbers
     are all in countries the account does not cover fails with ERR026 without a request, judged
     on the coverage list; the list costs one request per account and gateway per hour on this
     machine (``coverage_cache``), and is read only when it can save requests (``batch_loop``);
     without it, the gateway decides as before. ``clock`` and ``sleep`` (real by
-    default) and ``rng`` can be injected for tests. ``pacer`` replaces this client's own
-    TokenBucket, e.g. with a :class:`~airflow_provider_kwtsms.shared_rate.SharedBucket` that
-    several processes share.
+    default) and ``rng`` can be injected for tests. Requests are paced by ``pacer``; by default a
+    :class:`~airflow_provider_kwtsms.machine_rate.MachineBucket` that every process of this machine
+    shares for this gateway, or, when ``clock`` or ``sleep`` is injected, a TokenBucket of this
+    client on that clock. A :class:`~airflow_provider_kwtsms.shared_rate.SharedBucket` shares the
+    rate across machines.
     """
 
     transport = "http"  # the SMTP sender says "smtp": summaries name the channel
@@ -129,8 +134,7 @@ class KwtSMSClient(Channel):
             timeout = (float(timeout), float(timeout))
         if len(timeout) != 2 or min(timeout) <= 0:
             raise KwtSMSInputError(f"timeout must be seconds > 0 or (connect, read), got {timeout!r}")
-        if not isinstance(rate, (int, float)) or rate <= 0:
-            raise KwtSMSInputError(f"rate must be requests per second > 0, got {rate!r}")
+        rate = as_rate(rate)
         check_max_pages(max_pages)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise KwtSMSInputError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
@@ -153,7 +157,9 @@ class KwtSMSClient(Channel):
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._bucket: Pacer = pacer or TokenBucket(self.rate, clock=clock, sleep=sleep)
+        self._bucket: Pacer = pacer or default_pacer(
+            gateway_target(self.base_url), self.rate, clock=clock, sleep=sleep
+        )
         if deadline is not None and (not isinstance(deadline, (int, float)) or not 0 < deadline < 86400):
             raise KwtSMSInputError(f"deadline must be seconds > 0 (a whole call's limit), got {deadline!r}")
         self._transport = Transport(

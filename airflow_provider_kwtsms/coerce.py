@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_kwtsms.constants import DEFAULT_RATE, MAX_RATE, MAX_RATE_REASON, MIN_RATE
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on", "y", "t"})
@@ -47,6 +48,25 @@ def as_number(value: Any, what: str, *, minimum: float, maximum: float = 1e9) ->
         raise KwtSMSInputError(f"{what} is {_shown(value)}: write a number, e.g. {minimum:g}.") from None
     if isinstance(value, bool) or not minimum <= number <= maximum:
         raise KwtSMSInputError(f"{what} is {_shown(value)}: write a number from {minimum:g} to {maximum:g}.")
+    return number
+
+
+def as_rate(value: Any, what: str = "rate") -> float:
+    """Requests per second, ``MIN_RATE`` to ``MAX_RATE``: the one check of every ``rate`` (client, SMTP
+    sender, pacers, connection extra, hook and operator arguments). Above 5 the reason is the
+    gateway's own: its firewall blocks the IP."""
+    advice = f"write a number from {MIN_RATE:g} to {MAX_RATE:g} ({DEFAULT_RATE:g} is the recommended pace)"
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        number = float("nan")
+    if isinstance(value, bool) or not MIN_RATE <= number <= MAX_RATE:  # NaN fails both comparisons
+        if number > MAX_RATE:  # inf included
+            raise KwtSMSInputError(
+                f"{what} is {_shown(value)} requests a second: the most is {MAX_RATE:g}, because "
+                f"{MAX_RATE_REASON}; {advice}."
+            )
+        raise KwtSMSInputError(f"{what} is {_shown(value)}: {advice}.")
     return number
 
 

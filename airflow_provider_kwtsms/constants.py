@@ -21,7 +21,17 @@ MAX_BATCH = 200  # numbers per send request or e-mail (ERR007 above)
 MAX_MOBILE_CHARS = 2500
 # The other fields' sizes in v4.1's tables ("#Chrs"): checked before any request (field_limits).
 FIELD_LIMITS = {"username": 15, "password": 30, "sender": 11, "msgid": 32}
-DEFAULT_RATE = 2.0  # requests (or e-mails) per second: what the official clients keep to
+DEFAULT_RATE = 2.0  # requests (or e-mails) per second: what the v4.1 documentation recommends
+# The most requests begun in any one second: above it the gateway's firewall blocks the caller's IP
+# until a person calls support. The least: one request every 10 s (slower looks like a hang).
+MAX_RATE = 5.0
+MIN_RATE = 0.1
+MAX_RATE_REASON = "the gateway's firewall blocks the IP above 5 requests a second (kwtSMS API v4.1)"
+# Request starts are spaced (1 + RATE_GUARD) / rate apart, so the jitter between a start here and
+# its arrival at the gateway (a late wake-up, a slower network path) cannot put a sixth request
+# into the gateway's second: at rate 5, 2 % leaves 20 ms of slack per second, and one task still
+# reaches 98 % of the cap.
+RATE_GUARD = 0.02
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 # Pages per message. 6 is the v4.1 documentation's limit ("up to 6 pages"; ERR012 "Cannot send
 # more than 6 page messages"): the default. 7 is what one official client's changelog reports

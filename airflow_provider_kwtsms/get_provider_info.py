@@ -100,8 +100,10 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "rate": {
         "label": "Request rate (per second)",
-        "schema": {"type": ["number", "null"], "minimum": 0.1},
-        "description": "Most API requests per second. Empty means 2, the official clients' pace.",
+        "schema": {"type": ["number", "null"], "minimum": 0.1, "maximum": 5},
+        "description": "Most API requests per second, shared by every process of this machine: 0.1 to "
+        "5 (the gateway's firewall blocks the IP above 5 a second). Empty means 2, the documented "
+        "recommendation. Several machines: set the extra rate_store (docs/deploying.md).",
     },
     "smart_encoding": {
         "label": "Smart encoding",

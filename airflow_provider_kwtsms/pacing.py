@@ -1,10 +1,18 @@
-"""A token bucket that paces API requests at the account's rate.
+"""A token bucket that paces API requests at the account's rate, in one process.
 
 The seed client sleeps 0.5 s *after* each request, so a request that takes 100 ms makes the
 real gap 0.6 s and the send runs at 83 % of the allowed rate. Here the gap is measured from
 one request's start to the next one's start: the time a request takes is part of the gap,
-not added on top of it. With ``burst=1`` (the default) request starts are at least
-``1 / rate`` seconds apart, so no window of any length ever holds more than the rate allows.
+not added on top of it.
+
+There is no burst: request starts are at least :func:`interval` apart, so no second ever holds
+more than ``rate`` starts, and ``rate`` is at most 5 (``coerce.as_rate``): above that the
+gateway's firewall blocks the caller's IP. The interval carries a small guard
+(``constants.RATE_GUARD``) against jitter between a start here and its arrival there.
+
+Processes of one machine share one pace through ``machine_rate``; machines share it through
+``shared_rate`` (Redis or Postgres). This bucket is what both fall back to, and what a client
+with an injected clock (tests) uses.
 """
 
 from __future__ import annotations
@@ -14,17 +22,26 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from airflow_provider_kwtsms.coerce import as_rate
+from airflow_provider_kwtsms.constants import RATE_GUARD
+
 
 class Pacer(Protocol):
-    """What a client needs to pace its requests: TokenBucket here, SharedBucket across processes."""
+    """What a client needs to pace its requests: TokenBucket here, MachineBucket for the machine,
+    SharedBucket across machines."""
 
     def acquire(self) -> float: ...
 
     def pause(self, seconds: float) -> None: ...
 
 
+def interval(rate: float) -> float:
+    """Seconds from one request's start to the next one's at ``rate`` (checked), guard included."""
+    return (1.0 + RATE_GUARD) / as_rate(rate)
+
+
 class TokenBucket:
-    """Hands out one token per request, refilled at ``rate`` per second, holding at most ``burst``.
+    """Hands out one token per request, ``interval(rate)`` apart; no burst is ever saved up.
 
     ``clock`` and ``sleep`` are injectable for tests; the defaults are real
     (``time.monotonic`` and ``time.sleep``). Thread-safe: several threads sharing one client
@@ -35,30 +52,23 @@ class TokenBucket:
         self,
         rate: float,
         *,
-        burst: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not rate or rate <= 0:
-            raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst!r}")
-        self.rate = float(rate)
-        self.burst = int(burst)
-        self._interval = 1.0 / self.rate
+        self.rate = as_rate(rate)
+        self._interval = interval(self.rate)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        # The theoretical arrival time (GCRA): the bucket is full when it is <= now - burst interval.
+        # The theoretical arrival time (GCRA with one token): the earliest start of the next request.
         self._tat = float("-inf")
 
     def reserve(self) -> float:
         """Take the next token; return how many seconds to wait before using it."""
         with self._lock:
             now = self._clock()
-            earliest = max(self._tat, now)
-            start = max(now, earliest - (self.burst - 1) * self._interval)
-            self._tat = earliest + self._interval
+            start = max(self._tat, now)
+            self._tat = start + self._interval
             return start - now
 
     def acquire(self) -> float:
@@ -71,5 +81,4 @@ class TokenBucket:
     def pause(self, seconds: float) -> None:
         """Hold every request back for ``seconds`` from now (the server said Retry-After)."""
         with self._lock:
-            until = self._clock() + max(seconds, 0.0) + (self.burst - 1) * self._interval
-            self._tat = max(self._tat, until)
+            self._tat = max(self._tat, self._clock() + max(seconds, 0.0))

@@ -5,7 +5,9 @@ only its own process. Ten mapped sends of one account on two Celery workers are 
 together they go ten times over the account's cap. A :class:`SharedBucket` keeps the same GCRA
 state (the theoretical arrival time, TAT) in a store every worker reaches: the Celery broker
 (Redis) or a Postgres database. One atomic step per request reserves the next start time; the
-caller sleeps until then. Request starts of all processes together are then ``1 / rate`` apart.
+caller sleeps until then. Request starts of all processes together are then ``1 / rate`` apart
+(plus the jitter guard of ``pacing.interval``). When the store fails, the processes of each
+machine still share the rate through ``machine_rate``.
 
 The store's own clock is used (Redis ``TIME``, Postgres ``clock_timestamp()``), so workers on
 machines whose clocks disagree still share one time line. Tests pass ``clock=`` instead.
@@ -18,12 +20,16 @@ password in the URL.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
+
+from airflow_provider_kwtsms.coerce import as_rate
+
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +219,10 @@ def open_store(url: str) -> RateStore:
 class SharedBucket:
     """The client's pacer (``acquire()`` / ``pause()``, like TokenBucket) on a shared store.
 
-    When the store cannot be reached the request is paced by a local TokenBucket instead, with a
-    warning: the send goes on at this process's rate, and the gateway's 429 answers (waited out
-    with their Retry-After) catch what the processes together send over the cap.
+    When the store cannot be reached the request is paced by ``fallback`` instead, with one
+    warning per outage: the machine-wide pacer (``machine_rate``) from :func:`shared_bucket`, so the
+    processes of this machine still share the rate; by default (and with an injected ``clock``,
+    for tests) a TokenBucket of this process.
     """
 
     def __init__(
@@ -227,34 +234,44 @@ class SharedBucket:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         where: str = "the rate store",
+        fallback: Pacer | None = None,
     ) -> None:
-        if not rate or rate <= 0 or not math.isfinite(rate):
-            raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
-        from airflow_provider_kwtsms.pacing import TokenBucket
+        from airflow_provider_kwtsms.pacing import TokenBucket, interval
 
-        self.rate = float(rate)
+        self.rate = as_rate(rate)
         self.key = key
-        self._interval = 1.0 / self.rate
+        self._interval = interval(self.rate)
         self._store = store
         self._clock = clock  # None: the store's clock
         self._sleep = sleep
         self._where = where
-        self._local = (
+        self._local: Pacer = fallback or (
             TokenBucket(self.rate, sleep=sleep, clock=clock) if clock else TokenBucket(self.rate, sleep=sleep)
         )
+        self._failing = False
 
     def _now(self) -> float | None:
         return None if self._clock is None else self._clock()
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._failing:  # once per outage, not once per request
+            self._failing = True
+            log.warning(
+                "kwtSMS shared rate at %s unavailable (%s); pacing with this machine's processes only",
+                self._where,
+                exc,
+            )
 
     def acquire(self) -> float:
         """Wait for this process's turn among all that share the key; return the seconds waited."""
         try:
             wait = self._store.reserve(self.key, self._interval, self._now())
-        except Exception as exc:  # any store failure: pace locally rather than stop the send
-            log.warning(
-                "kwtSMS shared rate at %s unavailable (%s); pacing this process alone", self._where, exc
-            )
+        except Exception as exc:  # any store failure: pace on this machine rather than stop the send
+            self._failed(exc)
             return self._local.acquire()
+        if self._failing:
+            self._failing = False
+            log.warning("kwtSMS shared rate at %s is back", self._where)
         if wait > 0:
             self._sleep(wait)
         return max(wait, 0.0)
@@ -265,10 +282,19 @@ class SharedBucket:
         try:
             self._store.hold(self.key, seconds, self._now())
         except Exception as exc:
-            log.warning("kwtSMS shared rate at %s unavailable (%s)", self._where, exc)
+            self._failed(exc)
 
 
 def shared_bucket(url: str, *, username: str, base_url: str, rate: float) -> SharedBucket:
-    """The SharedBucket for one account at one gateway, from the connection's ``rate_store``."""
+    """The SharedBucket for one account at one gateway, from the connection's ``rate_store``; when
+    the store fails, the machine-wide pacer of that gateway takes over."""
+    from airflow_provider_kwtsms.machine_rate import MachineBucket, gateway_target
+
     host = urlsplit(base_url).netloc.lower()
-    return SharedBucket(open_store(url), f"{KEY_PREFIX}{username}@{host}", rate, where=describe(url))
+    return SharedBucket(
+        open_store(url),
+        f"{KEY_PREFIX}{username}@{host}",
+        rate,
+        where=describe(url),
+        fallback=MachineBucket(gateway_target(base_url), rate),
+    )

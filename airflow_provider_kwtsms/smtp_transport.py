@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airflow_provider_kwtsms.channel import Channel
+from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import (
     DEFAULT_MAX_PAGES,
     DEFAULT_RATE,
@@ -41,7 +42,8 @@ from airflow_provider_kwtsms.constants import (
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
-from airflow_provider_kwtsms.pacing import TokenBucket
+from airflow_provider_kwtsms.machine_rate import default_pacer
+from airflow_provider_kwtsms.pacing import Pacer
 from airflow_provider_kwtsms.results import SENT, Balance, SendPlan
 from airflow_provider_kwtsms.smtp_email import (
     HINTS,
@@ -96,6 +98,9 @@ class KwtSMSSmtpSender(Channel):
     connection (port 587). ``smtp_login``/``smtp_password`` log in to the relay when given.
     ``balance_over_http``: also use the JSON API at ``base_url`` (when reachable) to check the
     balance and the sender ID before sending, since the e-mail channel reports neither.
+    ``rate`` (e-mails per second, at most 5) is shared by every process of this machine that
+    e-mails ``to_address`` through this relay (``machine_rate``) unless ``clock``/``sleep`` (tests) or
+    ``pacer`` is given.
     """
 
     transport = "smtp"
@@ -128,6 +133,7 @@ class KwtSMSSmtpSender(Channel):
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         _require("smtp_host", smtp_host, "the SMTP relay's host name")
         _require("from_address", from_address, "the e-mail address the relay lets you send from")
@@ -164,8 +170,7 @@ class KwtSMSSmtpSender(Channel):
             raise KwtSMSInputError(f"smtp_port must be a port number 1-65535, got {smtp_port!r}")
         if timeout is None or timeout <= 0:
             raise KwtSMSInputError(f"timeout must be seconds > 0, got {timeout!r}")
-        if not isinstance(rate, (int, float)) or rate <= 0:
-            raise KwtSMSInputError(f"rate must be e-mails per second > 0, got {rate!r}")
+        rate = as_rate(rate)
         check_max_pages(max_pages)
         if not isinstance(max_retries, int) or max_retries < 0:
             raise KwtSMSInputError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
@@ -210,7 +215,10 @@ class KwtSMSSmtpSender(Channel):
         self._clock = clock
         self._sleep = sleep
         self._rng = random.Random()
-        self._bucket = TokenBucket(self.rate, clock=clock, sleep=sleep)
+        # E-mails through one relay to one address are paced machine-wide, as the client paces
+        # its gateway.
+        target = f"smtp://{self.smtp_host.lower()}:{self.smtp_port}/{to_address.strip().lower()}"
+        self._bucket: Pacer = pacer or default_pacer(target, self.rate, clock=clock, sleep=sleep)
         self._last_sent: dict[str, float] = {}  # number -> clock time of its last e-mail
         self._relay = SmtpRelay(
             self.smtp_host,

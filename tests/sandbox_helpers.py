@@ -8,12 +8,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from airflow_provider_kwtsms.constants import MAX_RATE
 from airflow_provider_kwtsms.pacing import TokenBucket
 from airflow_provider_kwtsms.sandbox import Sandbox
 
-# The documented maximum (v4.1: 5 requests a second, or the firewall blocks the IP); the sandbox's
-# firewall is on in these tests, so a client paced at it must never be blocked.
-MAX_RATE = 5.0
 FROZEN_AT = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
@@ -39,6 +37,7 @@ class SandboxTime:
     def __init__(self, sb: Sandbox | None = None) -> None:
         self.sb = sb
         self.sleeps: list[float] = []
+        self.paced: list[float] = []  # the waits of pacer(), kept apart from the client's own sleeps
         self.offset = 0.0
         self._lock = threading.Lock()
 
@@ -53,6 +52,21 @@ class SandboxTime:
             else:
                 self.offset += seconds
 
+    def pace(self, seconds: float) -> None:
+        """A pacing wait: moves the clock like :meth:`sleep`, recorded in ``paced``."""
+        with self._lock:
+            self.paced.append(seconds)
+            if self.sb:
+                self.sb.advance(seconds)
+            else:
+                self.offset += seconds
+
+    def pacer(self, rate: float = MAX_RATE) -> TokenBucket:
+        """A client ``pacer=`` at ``rate`` on this clock: requests stay within the gateway's 5 a
+        second on the sandbox's clock (its firewall's), at no real time, and the pacing waits stay
+        out of ``sleeps``, where tests read the client's retry and ERR028 waits."""
+        return TokenBucket(rate, clock=self.clock, sleep=self.pace)
+
 
 _LINKED: weakref.WeakKeyDictionary[Sandbox, tuple[SandboxTime, TokenBucket]] = weakref.WeakKeyDictionary()
 
@@ -63,7 +77,7 @@ def linked(sb: Sandbox) -> dict[str, Any]:
     as every process of one machine shares the account's rate."""
     if sb not in _LINKED:
         vt = SandboxTime(sb)
-        _LINKED[sb] = (vt, TokenBucket(MAX_RATE, clock=vt.clock, sleep=vt.sleep))
+        _LINKED[sb] = (vt, vt.pacer())
     vt, pacer = _LINKED[sb]
     return {"rate": MAX_RATE, "clock": vt.clock, "sleep": vt.sleep, "pacer": pacer}
 

@@ -34,10 +34,11 @@ def sb(kwtsms_sandbox_factory) -> Sandbox:
 
 
 def client_for(sb: Sandbox, password: str = PASSWORD, **options) -> KwtSMSClient:
-    options.setdefault("rate", 100.0)
     vt = SandboxTime(sb)
     options.setdefault("clock", vt.clock)
     options.setdefault("sleep", vt.sleep)
+    # 5 requests a second on the sandbox's clock, the pacing waits kept out of vt.sleeps
+    options.setdefault("pacer", vt.pacer(options.get("rate", 5)))
     return KwtSMSClient(USER, password, base_url=sb.url, **options)
 
 
@@ -81,7 +82,10 @@ def test_validate_asks_200_at_a_time(sb):
     assert [r["endpoint"] for r in logged(sb)] == ["validate"] * 3
 
 
-def test_status_and_dlr_of_a_live_message(sb):
+def test_status_and_dlr_of_a_live_message(kwtsms_sandbox_factory):
+    # A queue that drains 1 number a second: the message is still queued after the pacing waits
+    # (0.2 s a request on the sandbox's clock) before the status and dlr requests.
+    sb = kwtsms_sandbox_factory(password=PASSWORD, rate=None, drain_rate=1.0)
     client = client_for(sb)
     batch = client.send_batch([KW1, KW2], "Hello", sender="KWT-SMS", test=False)
     status = client.status(batch.msg_id)

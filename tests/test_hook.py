@@ -117,11 +117,30 @@ def test_hook_arguments_override_extras():
     assert settings.base_url == "http://127.0.0.1:1"
 
 
+@pytest.mark.parametrize("rate", [5.5, 10, float("inf"), 0, float("nan")])
+def test_a_hook_rate_override_is_checked_as_the_extra_is(rate):
+    conn = _conn(login=USER, password=PASSWORD, extra=json.dumps({"rate": 2}))
+    with pytest.raises(KwtSMSInputError, match=r"The argument rate is .*from 0\.1 to 5"):
+        settings_from_connection(conn, rate=rate)
+
+
+def test_the_connection_form_allows_at_most_the_documented_rate():
+    from airflow_provider_kwtsms.constants import MAX_RATE, MIN_RATE
+    from airflow_provider_kwtsms.get_provider_info import CONN_FIELDS
+
+    schema = CONN_FIELDS["rate"]["schema"]
+    assert (schema["minimum"], schema["maximum"]) == (MIN_RATE, MAX_RATE)
+    assert "firewall blocks the IP above 5" in CONN_FIELDS["rate"]["description"]
+
+
 @pytest.mark.parametrize(
     ("extra", "named", "advice"),
     [
         ({"timeout": "soon"}, "'timeout'", "write a number"),
-        ({"rate": 0}, "'rate'", "from 0.1 to 1000"),
+        ({"rate": 0}, "'rate'", "from 0.1 to 5"),
+        ({"rate": "NaN"}, "'rate'", "from 0.1 to 5"),
+        ({"rate": 6}, "'rate'", "the gateway's firewall blocks the IP above 5 requests a second"),
+        ({"rate": "1000"}, "'rate'", "(kwtSMS API v4.1)"),
         ({"test_mode": "maybe"}, "'test_mode'", "true or false"),
         ({"default_country": "Kuwait"}, "'default_country'", "965"),
         ({"default_country": "XX"}, "'default_country'", "'KW'"),

@@ -130,7 +130,7 @@ def test_two_alerts_to_the_same_number_within_15_seconds_both_arrive(sandbox, mo
     def build_on_sandbox_time(settings):  # type: ignore[no-untyped-def]
         client = real_build(settings)
         client._clock, client._sleep = vt.clock, vt.sleep
-        client._bucket = type(client._bucket)(client.rate, clock=vt.clock, sleep=vt.sleep)
+        client._bucket = vt.pacer(client.rate)
         return client
 
     monkeypatch.setattr(hook_module, "build_client", build_on_sandbox_time)

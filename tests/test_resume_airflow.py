@@ -33,7 +33,7 @@ N = 1000
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def conn_json(sandbox, rate: float = 20) -> str:
+def conn_json(sandbox, rate: float = 5) -> str:
     return json.dumps(
         {
             "conn_type": "kwtsms",

@@ -11,6 +11,9 @@ import itertools
 import pytest
 
 from airflow_provider_kwtsms.client import KwtSMSClient
+from airflow_provider_kwtsms.errors import KwtSMSInputError
+from airflow_provider_kwtsms.machine_rate import MachineBucket
+from airflow_provider_kwtsms.pacing import interval
 from airflow_provider_kwtsms.shared_rate import (
     MemoryRateStore,
     SharedBucket,
@@ -95,7 +98,8 @@ def test_acquire_sleeps_the_reserved_wait() -> None:
     start = clock()
     for _ in range(5):
         bucket.acquire()
-    assert clock() - start == pytest.approx(1.0)  # 5 starts at 4/s: the last one 1 s after the first
+    # 5 starts at 4/s: the last one 4 intervals (1 s and the jitter guard) after the first
+    assert clock() - start == pytest.approx(4 * interval(4.0))
 
 
 class BrokenStore:
@@ -112,8 +116,23 @@ def test_a_store_that_is_down_falls_back_to_this_process_pace(caplog: pytest.Log
     bucket.acquire()
     bucket.acquire()
     bucket.pause(1.0)
-    assert clock() == pytest.approx(1000.5)  # local TokenBucket pacing: 0.5 s between the two
+    assert clock() == pytest.approx(1000 + interval(2.0))  # local pacing: one interval between the two
     assert "redis://h:1/0 unavailable" in caplog.text
+    assert caplog.text.count("unavailable") == 1  # once per outage, not once per request
+
+
+def test_a_store_that_is_down_falls_back_to_the_machine_pacer(tmp_path, monkeypatch) -> None:
+    # Not a bucket per process: the processes of this machine still share one pace.
+    monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
+    from airflow_provider_kwtsms import shared_rate
+
+    monkeypatch.setattr(shared_rate, "open_store", lambda url: BrokenStore())
+    bucket = shared_rate.shared_bucket(
+        "redis://127.0.0.1:9/0", username="acct", base_url="http://127.0.0.1:9", rate=5
+    )
+    assert isinstance(bucket._local, MachineBucket) and bucket._local.shared
+    bucket.acquire()
+    assert list(tmp_path.iterdir()) == [tmp_path / bucket._local.path.rsplit("/", 1)[-1]]
 
 
 def test_describe_hides_the_store_password() -> None:
@@ -127,9 +146,10 @@ def test_an_unknown_store_scheme_is_refused_with_what_to_give() -> None:
     assert "s3cret" not in str(error.value)
 
 
-def test_the_rate_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        SharedBucket(MemoryRateStore(), "acct", 0)
+@pytest.mark.parametrize("rate", [0, -1, float("nan"), 6, float("inf")])
+def test_the_rate_must_be_from_a_tenth_to_five(rate) -> None:
+    with pytest.raises(KwtSMSInputError, match=r"from 0\.1 to 5"):
+        SharedBucket(MemoryRateStore(), "acct", rate)
 
 
 class CountingPacer:
@@ -149,7 +169,7 @@ def test_the_client_paces_with_the_pacer_it_is_given(kwtsms_sandbox_factory) -> 
     kwtsms_sandbox = kwtsms_sandbox_factory(rate=None)  # no cap: the pacer here never waits
     pacer = CountingPacer()
     client = KwtSMSClient(
-        kwtsms_sandbox.username, "sandbox_pass", base_url=kwtsms_sandbox.url, rate=1000, pacer=pacer
+        kwtsms_sandbox.username, "sandbox_pass", base_url=kwtsms_sandbox.url, rate=5, pacer=pacer
     )
     client.balance()
     client.send([f"9655{i:07d}" for i in range(450)], "hello")
@@ -177,13 +197,15 @@ def test_the_connection_extra_rate_store_gives_the_client_a_shared_bucket() -> N
     assert isinstance(pacer, SharedBucket)
     assert pacer.key == "kwtsms:rate:acct@127.0.0.1:9" and pacer.rate == 2.0
     assert "store-pw" not in repr(vars(pacer))  # only scheme, host, port and database kept
+    assert isinstance(pacer._local, MachineBucket) and pacer._local.target == "127.0.0.1:9"
 
 
-def test_without_rate_store_each_client_keeps_its_own_bucket() -> None:
+def test_without_rate_store_the_client_shares_this_machines_pace(tmp_path, monkeypatch) -> None:
     from airflow.sdk import Connection
 
     from airflow_provider_kwtsms.hooks.kwtsms import build_client, settings_from_connection
-    from airflow_provider_kwtsms.pacing import TokenBucket
 
+    monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
     conn = Connection(conn_id="k", conn_type="kwtsms", login="acct", password="pw", host="http://127.0.0.1:9")
-    assert isinstance(build_client(settings_from_connection(conn))._bucket, TokenBucket)
+    pacer = build_client(settings_from_connection(conn))._bucket
+    assert isinstance(pacer, MachineBucket) and pacer.shared and pacer.path.startswith(str(tmp_path))

@@ -31,7 +31,7 @@ def connections(sb, **kwtsms_extra) -> dict[str, str]:
         "host": sb.url,
         "login": USER,
         "password": PASSWORD,
-        "extra": {"transport": "smtp", "smtp_conn_id": "smtp_relay", "rate": 50, **kwtsms_extra},
+        "extra": {"transport": "smtp", "smtp_conn_id": "smtp_relay", "rate": 5, **kwtsms_extra},
     }
     return {"AIRFLOW_CONN_SMTP_RELAY": json.dumps(relay), "AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(kwtsms)}
 

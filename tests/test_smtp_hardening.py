@@ -152,7 +152,6 @@ def sender_for(relay: HostileRelay, **options) -> KwtSMSSmtpSender:
         "smtp_login": RELAY_LOGIN,
         "smtp_password": RELAY_PASSWORD,
         "from_address": "alerts@example.com",
-        "rate": 1000.0,
         "max_retries": 1,
         "sleep": lambda seconds: None,
     }

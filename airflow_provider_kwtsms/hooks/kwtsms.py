@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow_provider_kwtsms.coerce import as_bool, as_country, as_number, as_text
+from airflow_provider_kwtsms.coerce import as_bool, as_country, as_number, as_rate, as_text
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
     DEFAULT_CONN_ID,
@@ -149,7 +149,7 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
         timeout=as_number(timeout, timeout_where, minimum=1, maximum=600)
         if timeout is not None
         else READ_TIMEOUT,
-        rate=as_number(rate, rate_where, minimum=0.1, maximum=1000) if rate is not None else DEFAULT_RATE,
+        rate=as_rate(rate, rate_where) if rate is not None else DEFAULT_RATE,
         smart_encoding=as_bool(smart, smart_where) if smart is not None else True,
         timezone=check_timezone(timezone, f"{where} extra 'timezone'") if timezone else DEFAULT_TIMEZONE,
         transport=transport,
@@ -279,7 +279,8 @@ class KwtSMSHook(BaseHook):
     :param test_mode: send with ``test=1`` (queued, not delivered); overrides ``test_mode``.
     :param default_country: calling code for local numbers (e.g. ``"965"``).
     :param timeout: seconds to wait for an API answer.
-    :param rate: most API requests per second.
+    :param rate: most API requests per second, 0.1 to 5 (the gateway's firewall blocks the IP above 5);
+        shared by every process of this machine, and across machines with the extra ``rate_store``.
     :param base_url: the API base URL; overrides the connection's host.
     :param smart_encoding: send look-alike characters as GSM-7 (default: the connection's, on).
     """
@@ -348,6 +349,10 @@ class KwtSMSHook(BaseHook):
                 self._client = build_smtp_sender(settings, self.get_connection(settings.smtp_conn_id))
             else:
                 self._client = build_client(settings)
+                if not settings.rate_store:
+                    from airflow_provider_kwtsms.hooks.rate_warning import warn_if_paced_alone
+
+                    warn_if_paced_alone(settings.conn_id)
         return self._client
 
     async def aget_client(self) -> Channel:

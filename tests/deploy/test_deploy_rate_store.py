@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from harness import Postgres, Redis
 
+from airflow_provider_kwtsms.pacing import interval
 from airflow_provider_kwtsms.shared_rate import PostgresRateStore, RateStore, RedisRateStore, SharedBucket
 
 
@@ -96,6 +97,7 @@ def test_concurrent_reservations_never_share_a_slot(make_store: Callable[[], Rat
 
 
 def test_the_store_clock_is_used_when_none_is_given(store: RateStore) -> None:
-    bucket = SharedBucket(store, "kwtsms:rate:test-clock", 1000.0, sleep=lambda s: None)
+    bucket = SharedBucket(store, "kwtsms:rate:test-clock", 5.0, sleep=lambda s: None)
     assert bucket.acquire() == pytest.approx(0.0, abs=0.01)
-    assert bucket.acquire() <= 0.002  # 1 ms interval on the server's real clock
+    # one interval (0.204 s at 5 a second) on the server's real clock, less the round trip
+    assert bucket.acquire() == pytest.approx(interval(5.0), abs=0.02)
