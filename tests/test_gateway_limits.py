@@ -14,7 +14,7 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sandbox_helpers import SandboxTime, logged, logged_sends
+from sandbox_helpers import frozen_clock, linked, logged, logged_sends
 
 from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.constants import FIELD_LIMITS, MAX_BATCH, MAX_MOBILE_CHARS
@@ -39,18 +39,16 @@ def sb(kwtsms_sandbox_factory):
     return kwtsms_sandbox_factory(
         username=USER15,
         password=PASSWORD30,
-        rate=None,
         balance=100_000,
         senders=["KWT-SMS", SENDER11, ARABIC_SENDER11],
         coverage=["965", "971"],
+        clock=frozen_clock(),  # requests arrive at the instants the pacer chose, on its clock
     )
 
 
 def client_for(sb, username: str = USER15, password: str = PASSWORD30, **options) -> KwtSMSClient:
-    vt = SandboxTime(sb)
-    return KwtSMSClient(
-        username, password, base_url=sb.url, rate=100.0, clock=vt.clock, sleep=vt.sleep, **options
-    )
+    # 5 a second (the documented maximum) on the sandbox's clock, one pacer for its clients.
+    return KwtSMSClient(username, password, base_url=sb.url, **linked(sb), **options)
 
 
 # --- the mobile field: 200 numbers and 2,500 characters -------------------------------------------
@@ -111,7 +109,7 @@ def test_the_smtp_channel_cuts_its_mobile_line_at_2500_characters(kwtsms_sandbox
     sb = kwtsms_sandbox_factory(smtp_port=0, rate=None, coverage=["965", "971"])
     sender = KwtSMSSmtpSender(
         "sandbox_user", "sandbox_pass", smtp_host="127.0.0.1", smtp_port=sb.smtp_port,
-        from_address="alerts@example.com", rate=50.0,
+        from_address="alerts@example.com", rate=5,
     )  # fmt: skip
     with sender:
         result = sender.send(uae(200), "Hello")
