@@ -134,6 +134,9 @@ def _campaign(dag_id: str, conn_id: str, pool: str | None) -> None:
 
 _campaign("deploy_campaign_pool", "kwtsms_capped", "kwtsms_capped")
 _campaign("deploy_campaign_shared", "kwtsms_capped_shared", None)
+# (g) the same shape on the main account at the documented maximum, no rate_store, no pool: under
+# LocalExecutor the ten tasks share the machine-wide pacer and nothing else.
+_campaign("deploy_mapped_one_machine", "kwtsms_default", None)
 
 
 # (f) many runs at once, each sending one failure alert. The exception carries the moment of the
