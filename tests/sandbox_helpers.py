@@ -26,6 +26,22 @@ def frozen_clock(start: float = FROZEN_AT) -> Callable[[], float]:
     return lambda: start
 
 
+class FakeTime:
+    """A clock that only moves when someone sleeps (or a test moves ``now``); one for every
+    bucket of a test, as the processes of one machine share CLOCK_MONOTONIC."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 class SandboxTime:
     """Client clock and sleep tied to the sandbox's clock: sleeping moves the sandbox forward.
 

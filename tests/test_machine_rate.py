@@ -17,7 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import logged
+from sandbox_helpers import FakeTime, logged
 
 from airflow_provider_kwtsms import machine_rate
 from airflow_provider_kwtsms.client import KwtSMSClient
@@ -37,21 +37,6 @@ from airflow_provider_kwtsms.pacing import TokenBucket, interval
 TARGET = "gw.example:443"
 
 
-class FakeTime:
-    """One clock for every bucket of a test (the processes of one machine share CLOCK_MONOTONIC)."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def bucket(tmp_path: Path, fake: FakeTime, rate: float = MAX_RATE, target: str = TARGET) -> MachineBucket:
     return MachineBucket(target, rate, directory=str(tmp_path / "rates"), clock=fake.clock, sleep=fake.sleep)
 
@@ -69,7 +54,7 @@ def stored_tat(pacer: MachineBucket) -> float | None:
 
 
 def test_buckets_of_one_gateway_share_one_pace(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacers = [bucket(tmp_path, fake) for _ in range(4)]
     starts = []
     for _ in range(10):
@@ -83,7 +68,7 @@ def test_buckets_of_one_gateway_share_one_pace(tmp_path):
 
 def test_without_the_file_each_bucket_would_go_at_its_own_rate(tmp_path):
     # What the file prevents: four buckets of their own begin 4 requests at each step.
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacers = [TokenBucket(MAX_RATE, clock=fake.clock, sleep=fake.sleep) for _ in range(4)]
     starts = []
     for _ in range(10):
@@ -94,14 +79,14 @@ def test_without_the_file_each_bucket_would_go_at_its_own_rate(tmp_path):
 
 
 def test_other_gateways_have_their_own_file(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     one, other = bucket(tmp_path, fake), bucket(tmp_path, fake, target="127.0.0.1:8765")
     assert one.acquire() == 0.0 and other.acquire() == 0.0
     assert one.path != other.path
 
 
 def test_a_slower_process_keeps_its_own_spacing_and_others_respect_it(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     slow, fast = bucket(tmp_path, fake, rate=0.1), bucket(tmp_path, fake, rate=5)
     slow.acquire()
     assert fast.acquire() == pytest.approx(interval(0.1))  # the slow one's gap holds: 10.2 s
@@ -111,7 +96,7 @@ def test_a_slower_process_keeps_its_own_spacing_and_others_respect_it(tmp_path):
 def test_a_process_reserves_at_most_queue_ahead_then_sleeps_and_asks_again(tmp_path):
     # Ten processes ready at one moment: the file never holds a TAT beyond QUEUE_AHEAD and one
     # interval, which is what makes MAX_AHEAD a safe bound for untrusted values.
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacers = [bucket(tmp_path, fake) for _ in range(10)]
     origin = fake.now
     waits = [pacer._step() for pacer in pacers]
@@ -125,7 +110,7 @@ def test_a_process_reserves_at_most_queue_ahead_then_sleeps_and_asks_again(tmp_p
 
 
 def test_the_folder_is_0700_and_the_file_0600_named_by_a_hash_of_the_gateway(tmp_path):
-    pacer = bucket(tmp_path, FakeTime())
+    pacer = bucket(tmp_path, FakeTime(5000.0))
     assert stat.S_IMODE(os.stat(tmp_path / "rates").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(pacer.path).st_mode) == 0o600
     assert Path(pacer.path).name == file_name(TARGET) and "gw" not in Path(pacer.path).name
@@ -152,7 +137,7 @@ def test_the_file_names_no_account_and_holds_no_secret(tmp_path, monkeypatch):
     [b"", b"garbage", b"\xff\xfe\x00", b"kwtsms-rate/1 x 12", b"kwtsms-rate/1 - nan", b"1 2 3 4 5"],
 )
 def test_a_file_that_does_not_parse_is_ignored(tmp_path, content):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacer = bucket(tmp_path, fake)
     Path(pacer.path).write_bytes(content)
     assert pacer.acquire() == 0.0
@@ -160,14 +145,14 @@ def test_a_file_that_does_not_parse_is_ignored(tmp_path, content):
 
 
 def test_a_record_of_another_boot_is_ignored(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacer = bucket(tmp_path, fake)
     Path(pacer.path).write_bytes(b"kwtsms-rate/1 another-boot %f\n" % (fake.now + 5))
     assert pacer.acquire() == 0.0
 
 
 def test_a_far_future_tat_costs_at_most_max_ahead_once(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacer = bucket(tmp_path, fake)
     Path(pacer.path).write_bytes(format_record(fake.now + 1e9))
     assert pacer.acquire() == pytest.approx(MAX_AHEAD)
@@ -176,7 +161,7 @@ def test_a_far_future_tat_costs_at_most_max_ahead_once(tmp_path):
 
 
 def test_a_folder_removed_while_running_is_made_again(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacer = bucket(tmp_path, fake)
     pacer.acquire()
     os.remove(pacer.path)
@@ -196,7 +181,7 @@ def test_a_folder_other_users_can_write_is_not_used(tmp_path, caplog):
     shared = tmp_path / "open"
     shared.mkdir()
     shared.chmod(0o777)
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     pacers = [
         MachineBucket(TARGET, 5, directory=str(shared), clock=fake.clock, sleep=fake.sleep) for _ in range(3)
     ]
@@ -210,7 +195,7 @@ def test_a_folder_other_users_can_write_is_not_used(tmp_path, caplog):
 
 def test_a_folder_that_cannot_be_made_falls_back_with_one_warning(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     missing = tmp_path / "no" / "such" / "folder"
     pacer = MachineBucket(TARGET, 5, directory=str(missing), clock=fake.clock, sleep=fake.sleep)
     assert not pacer.shared and "this process only" in repr(pacer)
@@ -220,7 +205,7 @@ def test_a_folder_that_cannot_be_made_falls_back_with_one_warning(tmp_path, capl
 def test_a_system_without_flock_falls_back(tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.WARNING)
     monkeypatch.setattr(machine_rate, "fcntl", None)
-    pacer = bucket(tmp_path, FakeTime())
+    pacer = bucket(tmp_path, FakeTime(5000.0))
     assert not pacer.shared and "no fcntl" in _fallbacks(caplog)[0]
 
 
@@ -229,12 +214,12 @@ def test_a_symlink_in_place_of_the_file_is_refused(tmp_path, caplog):
     folder = tmp_path / "rates"
     folder.mkdir(mode=0o700)
     (folder / file_name(TARGET)).symlink_to(tmp_path / "elsewhere")
-    pacer = bucket(tmp_path, FakeTime())
+    pacer = bucket(tmp_path, FakeTime(5000.0))
     assert not pacer.shared and not (tmp_path / "elsewhere").exists()
 
 
 def test_pause_holds_this_process_only(tmp_path):
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     one, two = bucket(tmp_path, fake), bucket(tmp_path, fake)
     one.acquire()
     one.pause(3.0)
@@ -245,7 +230,7 @@ def test_pause_holds_this_process_only(tmp_path):
 @pytest.mark.parametrize("rate", [0, 5.5, float("nan"), float("inf")])
 def test_the_rate_is_checked_here_too(tmp_path, rate):
     with pytest.raises(KwtSMSInputError, match="rate"):
-        bucket(tmp_path, FakeTime(), rate=rate)
+        bucket(tmp_path, FakeTime(5000.0), rate=rate)
 
 
 # --- the default pacer of the client and the SMTP sender -----------------------------------------
@@ -255,7 +240,7 @@ def test_the_client_uses_the_machine_pacer_unless_its_clock_is_injected(tmp_path
     monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
     real = KwtSMSClient("u", "p", base_url="http://127.0.0.1:9", rate=5)
     assert isinstance(real._bucket, MachineBucket) and real._bucket.target == "127.0.0.1:9"
-    fake = FakeTime()
+    fake = FakeTime(5000.0)
     tested = KwtSMSClient("u", "p", base_url="http://127.0.0.1:9", rate=5, clock=fake.clock, sleep=fake.sleep)
     assert isinstance(tested._bucket, TokenBucket)  # fake-clock tests stay deterministic
 

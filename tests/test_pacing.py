@@ -8,27 +8,13 @@ import threading
 from itertools import pairwise
 
 import pytest
+from sandbox_helpers import FakeTime
 
 from airflow_provider_kwtsms.constants import MAX_RATE, MAX_RATE_REASON, RATE_GUARD
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.pacing import TokenBucket, interval
 
 HALF = interval(2.0)  # 0.5 s and the jitter guard
-
-
-class FakeTime:
-    """A clock that only moves when someone sleeps (or a test says time passed)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def starts_of(bucket: TokenBucket, fake: FakeTime, count: int, work: float = 0.0) -> list[float]:
