@@ -151,7 +151,9 @@ def test_worker_killed_mid_send_and_run_again(airflow, kwtsms_sandbox_factory):
     rows = []
 
     _kill_mid_request(airflow, sandbox, env, after_batches=2)
-    assert len(sandbox.messages()) == 3  # two answered, the third processed after the kill
+    # two answered, the third processed after the kill, and the ones in flight beside it (a send
+    # keeps up to ceil(rate x 1 s) + 1 requests out): their answers may not be recorded either
+    assert len(sandbox.messages()) >= 3
     again = airflow.run("tasks", "test", "resume_send", "send", "2025-03-01", env=env, dags_folder=TEST_DAGS)
     again.check()
     assert "the balance shows it went out" in again.output
