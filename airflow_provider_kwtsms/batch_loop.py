@@ -60,6 +60,10 @@ SAME_NUMBER = "ERR028"
 NOT_COVERED = "ERR026"
 DEFAULT_MAX_CONSECUTIVE_UNCERTAIN = 3
 
+# The most of a turn the wait gives up to the journal's record before it (a slow store only
+# lowers the rate then, never shortens a gap between starts).
+MAX_RECORD_ALLOWANCE = 0.2
+
 OnBatch = Callable[[BatchResult, int, int], None]  # (batch, batches done, total)
 
 
@@ -146,6 +150,7 @@ class _Run:
         self.in_flight: dict[Future[BatchResult], int] = {}
         self.lost: list[BatchResult] = []
         self.last_turn: float | None = None  # time.monotonic() of the last request's turn
+        self.record_seconds = 0.0  # how long the journal's last "pending" record took
 
     def go(self) -> BatchRun:
         if self.journal is not None:
@@ -217,18 +222,26 @@ class _Run:
         refused = self.coverage.refusal(index, numbers, remaining)
         if refused is not None:
             return self._settle(index, refused)
-        if self.journal is not None:
-            self.journal.sending(index)  # recorded before the request goes out (and before its turn)
         if self.pool is None:
+            if self.journal is not None:
+                self.journal.sending(index)  # recorded before the request goes out
             return self._answer(index, attempt(self.sender, self.plan, index))
         self._await_turn()
         if self.stop is None and not self._may_send():  # asked once per batch, just before its turn
-            return self._drop(index, True, _paused(self.sender, index, numbers))
+            return self._drop(index, again, _paused(self.sender, index, numbers))
         if self.stop is None and self.coverage.worth_reading:  # an ERR026 answer came meanwhile
             refused = self.coverage.refusal(index, numbers, remaining)
             if refused is not None:
-                return self._settle(index, refused)  # settles its pending entry: not sent
+                return self._settle(index, refused)  # settles its entry: not sent
         if self.stop is None:
+            # Recorded just before its turn, not a whole interval ahead: a try that dies leaves
+            # pending only the requests that left (or were about to), which the next try's balance
+            # read can tell apart; one recorded long before it went would make the group ambiguous.
+            # The record comes before the pacer, so its time never shortens a gap between starts.
+            if self.journal is not None:
+                began = time.monotonic()
+                self.journal.sending(index)
+                self.record_seconds = min(MAX_RECORD_ALLOWANCE, time.monotonic() - began)
             self.sender.pace()  # this request's turn at the rate: the pacer gates its start
             self.last_turn = time.monotonic()
             self._settle_halting()  # an answer that came during the wait may stop the send
@@ -278,7 +291,8 @@ class _Run:
         rate = getattr(self.sender, "rate", 0.0) or 0.0
         if rate <= 0 or self.last_turn is None:
             return 0.0
-        return max(0.0, self.last_turn + 1.0 / rate - time.monotonic())
+        # less the time the journal's record took last time: it is written just before the turn
+        return max(0.0, self.last_turn + 1.0 / rate - self.record_seconds - time.monotonic())
 
     def _collect(self, *, block: bool, timeout: float | None = None) -> None:
         """Take the answers that have arrived (when ``block``: at least one, or wait ``timeout``
