@@ -234,19 +234,21 @@ class _Run:
             if refused is not None:
                 return self._settle(index, refused)  # settles its entry: not sent
         if self.stop is None:
-            # Recorded just before its turn, not a whole interval ahead: a try that dies leaves
-            # pending only the requests that left (or were about to), which the next try's balance
-            # read can tell apart; one recorded long before it went would make the group ambiguous.
-            # The record comes before the pacer, so its time never shortens a gap between starts.
-            if self.journal is not None:
-                began = time.monotonic()
-                self.journal.sending(index)
-                self.record_seconds = min(MAX_RECORD_ALLOWANCE, time.monotonic() - began)
-            self.sender.pace()  # this request's turn at the rate: the pacer gates its start
-            self.last_turn = time.monotonic()
             self._settle_halting()  # an answer that came during the wait may stop the send
         if self.stop is not None:
-            return self._drop(index, True, not_attempted(self.sender, index, numbers, self.stop))
+            return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
+        # Recorded just before its turn, not a whole interval ahead, and after every lost answer
+        # in was judged: a batch pending but not yet sent must never count as in flight, in this
+        # try's judgement or in the next try's (a try that dies leaves pending only the requests
+        # that left, or were about to). The record comes before the pacer, so its time never
+        # shortens a gap between starts; an answer that comes during the short pace is taken at
+        # the next turn.
+        if self.journal is not None:
+            began = time.monotonic()
+            self.journal.sending(index)
+            self.record_seconds = min(MAX_RECORD_ALLOWANCE, time.monotonic() - began)
+        self.sender.pace()  # this request's turn at the rate: the pacer gates its start
+        self.last_turn = time.monotonic()
         self.in_flight[self.pool.submit(attempt, self.sender, self.plan, index, paced=True)] = index
         # The answers that came meanwhile are settled now, while the request is out: the
         # journal's writes take none of the next request's turn.

@@ -222,6 +222,20 @@ def test_a_large_sends_lost_first_answer_is_judged_by_a_balance_read_before_it(s
     assert [r["endpoint"] for r in sandbox.requests()].count("balance") == 2
 
 
+def test_a_lost_answer_is_judged_without_the_batch_that_waits_its_turn(sandbox):
+    # Requests in flight: batch 1's answer is lost while batch 2 waits for its turn. Batch 2 must
+    # not count as gone out (it was once recorded pending a whole interval ahead, and the balance,
+    # down by one charge, matched neither "none" nor "both": the deployment's scenario d failed).
+    plan = make_plan(200 * BASELINE_MIN_BATCHES)
+    sandbox.inject_fault("drop_after_accept", "send", times=1)
+    client = KwtSMSClient("sandbox_user", "sandbox_pass", base_url=sandbox.url, **linked(sandbox))
+    assert client.max_in_flight > 1
+    result = resume_send(client, plan, MemoryStore(), try_number=1)
+    assert [b.state for b in result.batches] == [SENT] * len(plan.batches)
+    assert result.batches[0].msg_id is None  # known only from the balance
+    assert_each_once(sandbox, plan)
+
+
 def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbox):
     plan = make_plan(600)
 
