@@ -97,23 +97,33 @@ class SendWindow:
         return None if current is None else current[1]
 
     def next_opening(self, now: datetime) -> datetime:
-        """``now`` if the window is open, else when it next opens (UTC)."""
+        """``now`` if the window is open, else when it next opens (UTC): always an open moment.
+
+        A day whose window the clock skips whole (a spring-forward hour, a day a zone dropped)
+        has no opening; the next day that has one is taken.
+        """
         if self.is_open(now):
             return now.astimezone(UTC)
-        local_day = _aware(now).astimezone(self.zone).date()
-        for offset in range(0, 9):
-            opens, _ = self._span(local_day + timedelta(days=offset))
-            if opens > _aware(now) and (local_day + timedelta(days=offset)).weekday() in self.days:
-                return opens
-        raise AssertionError("a window with at least one day opens within 8 days")  # pragma: no cover
+        at = _aware(now)
+        local_day = at.astimezone(self.zone).date()
+        openings = []
+        for offset in range(-1, 9):  # yesterday's window too: a zone may step a day back or forward
+            day = local_day + timedelta(days=offset)
+            if day.weekday() in self.days:
+                opens, closes = self._span(day)
+                if at < opens < closes:
+                    openings.append(opens)
+        if not openings:  # pragma: no cover - a window with one day opens within 8 days
+            raise AssertionError("a window with at least one day opens within 8 days")
+        return min(openings)
 
     # -- inside -----------------------------------------------------------------------------------
     def _span(self, day: date) -> tuple[datetime, datetime]:
-        opens = datetime.combine(day, self.start, tzinfo=self.zone)
-        # Wall-clock arithmetic: add the length to the local time, then read it in UTC.
-        closes_local = datetime.combine(day, self.start) + self.length
-        closes = closes_local.replace(tzinfo=self.zone)
-        return opens.astimezone(UTC), closes.astimezone(UTC)
+        """The window opening on ``day``, in UTC: from the first moment the wall clock reads its
+        start to the first it reads its end (wall-clock arithmetic, so 8 wall hours across a
+        DST change). Empty (opens == closes) when the clock skips the whole of it."""
+        opens_local = datetime.combine(day, self.start)
+        return _first_reading(opens_local, self.zone), _first_reading(opens_local + self.length, self.zone)
 
     def _current(self, now: datetime) -> tuple[datetime, datetime] | None:
         at = _aware(now)
@@ -127,6 +137,28 @@ class SendWindow:
         return None
 
 
+def _first_reading(wall: datetime, zone: tzinfo) -> datetime:
+    """The first moment (UTC) at which the clock in ``zone`` reads ``wall`` or later.
+
+    A wall time that exists reads first at its earlier occurrence (fold 0). One that the clock
+    skips (a spring-forward gap) is first passed at the change itself, which lies between its two
+    readings; found by halving, to the second (a gap is at most a day: 17 steps).
+    """
+    before = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if before.astimezone(zone).replace(tzinfo=None) == wall:
+        return before
+    after = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)  # before the change: earlier in UTC
+    low, high = min(before, after), max(before, after)  # reads earlier than wall / later than wall
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        middle -= timedelta(microseconds=middle.microsecond)
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise KwtSMSInputError(
@@ -135,21 +167,36 @@ def _aware(moment: datetime) -> datetime:
     return moment
 
 
+# Not places: the worker's own zone ("localtime"), the rules file zic uses for POSIX strings
+# ("posixrules"), the placeholder of an unset clock ("Factory"); and the system's "posix/" and
+# "right/" copies of the tree ("right/" counts leap seconds, so its clocks are 27 s off).
+_NOT_ZONES = frozenset({"localtime", "posixrules", "factory"})
+_NOT_ZONE_TREES = frozenset({"posix", "right"})
+ZONE_NAME_LIMIT = 64  # the longest IANA name, "America/Argentina/ComodRivadavia", has 32
+_ZONE_HINT = "give an IANA name such as 'Asia/Kuwait', 'Asia/Riyadh' or 'UTC'"
+
+
 def zone(name: str) -> tzinfo:
     """The time zone called ``name`` (IANA), or ``KwtSMSInputError`` naming it."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     if not isinstance(name, str) or not name.strip():
+        raise KwtSMSInputError(f"timezone {name!r} is not a time zone: {_ZONE_HINT}")
+    key = name.strip()
+    if len(key) > ZONE_NAME_LIMIT:
         raise KwtSMSInputError(
-            f"timezone {name!r} is not a time zone: give an IANA name such as 'Asia/Kuwait'"
+            f"timezone {key[:40]!r}... is {len(key)} characters long, more than any time zone's "
+            f"name (at most {ZONE_NAME_LIMIT}): {_ZONE_HINT}"
+        )
+    if key.lower() in _NOT_ZONES or key.split("/", 1)[0].lower() in _NOT_ZONE_TREES:
+        raise KwtSMSInputError(
+            f"timezone {name!r} is a file of the system's time zone database, not a place "
+            f"('localtime' would be the worker's own zone, not the account's): {_ZONE_HINT}"
         )
     try:
-        return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise KwtSMSInputError(
-            f"timezone {name!r} is not a known time zone: give an IANA name such as 'Asia/Kuwait', "
-            "'Asia/Riyadh' or 'UTC'"
-        ) from None
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ("America"), ...
+        raise KwtSMSInputError(f"timezone {name!r} is not a known time zone: {_ZONE_HINT}") from None
 
 
 def _parse_days(days: str | Iterable[str] | None) -> frozenset[int]:

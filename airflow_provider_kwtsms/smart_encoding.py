@@ -10,9 +10,10 @@ a text full of them could grow); then too the text is left as written.
 
 The table keeps only replacements a reader would not notice: quotes, apostrophes and primes,
 dashes and minus signs, the ellipsis, bullets, the many Unicode spaces, fullwidth ASCII, a few
-symbols. Sources: the Unicode character database (names and compatibility decompositions of
-the fullwidth forms and spaces), GSM 03.38 (the target alphabet) and the look-alike lists that
-Twilio's Smart Encoding and Telnyx publish. ``docs/message-text.md`` shows the table.
+symbols. No look-alike becomes ``<`` or ``>``, and a conversion that would make an HTML tag (the
+gateway refuses those) is not made. Sources: the Unicode character database (names and
+compatibility decompositions of the fullwidth forms and spaces), GSM 03.38 (the target
+alphabet) and the look-alike lists that Twilio's Smart Encoding and Telnyx publish. ``docs/message-text.md`` shows the table.
 
 Linear: one dictionary lookup per character.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_provider_kwtsms.message import GSM7_BASIC, GSM7_EXTENDED, measure_message
+from airflow_provider_kwtsms.message import GSM7_BASIC, GSM7_EXTENDED, contains_html, measure_message
 
 _QUOTES = {
     "\u2018": "'",  # left single quotation mark
@@ -76,11 +77,18 @@ _OTHERS = {
 }
 
 _GSM7 = GSM7_BASIC | GSM7_EXTENDED
+# No look-alike ever becomes "<" or ">": those are what make an HTML tag, which the gateway
+# refuses (ERR027), and a fullwidth "＜b＞" is no tag while "<b>" is one. Such a character has no
+# GSM-7 form here, so a text holding one is sent as written.
+_ANGLE_BRACKETS = frozenset("<>")
 # Fullwidth ASCII (U+FF01-U+FF5E) maps to ASCII, where the ASCII character is itself GSM-7.
-_FULLWIDTH = {chr(c + 0xFEE0): chr(c) for c in range(0x21, 0x7F) if chr(c) in _GSM7}
+_FULLWIDTH = {
+    chr(c + 0xFEE0): chr(c) for c in range(0x21, 0x7F) if chr(c) in _GSM7 and chr(c) not in _ANGLE_BRACKETS
+}
 
 LOOKALIKES: dict[str, str] = {**_QUOTES, **_DASHES, **_SPACES, **_OTHERS, **_FULLWIDTH}
 assert all(c in _GSM7 for form in LOOKALIKES.values() for c in form)  # every form is GSM-7
+assert not any(_ANGLE_BRACKETS & set(form) for form in LOOKALIKES.values())  # no form makes a tag
 
 
 @dataclass(frozen=True)
@@ -115,5 +123,8 @@ def smart_encode(text: str) -> SmartText:
     if not replaced:
         return SmartText(text)
     converted = "".join(out)
+    if contains_html(converted) and not contains_html(text):
+        # The text's own brackets around a converted letter ("<ｂ>" -> "<b>") would make a tag.
+        return SmartText(text)
     saved = measure_message(text).pages - measure_message(converted).pages
     return SmartText(converted, replaced, saved) if saved >= 0 else SmartText(text)
