@@ -13,7 +13,8 @@ dashes and minus signs, the ellipsis, bullets, the many Unicode spaces, fullwidt
 symbols. No look-alike becomes ``<`` or ``>``, and a conversion that would make an HTML tag (the
 gateway refuses those) is not made. Sources: the Unicode character database (names and
 compatibility decompositions of the fullwidth forms and spaces), GSM 03.38 (the target
-alphabet) and the look-alike lists that Twilio's Smart Encoding and Telnyx publish. ``docs/message-text.md`` shows the table.
+alphabet) and the look-alike lists that Twilio's Smart Encoding and Telnyx publish.
+``docs/message-text.md`` shows the table.
 
 Linear: one dictionary lookup per character.
 """

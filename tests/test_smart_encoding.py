@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from sandbox_helpers import frozen_clock, linked
 
 from airflow_provider_kwtsms.client import KwtSMSClient
-from airflow_provider_kwtsms.message import GSM7, UCS2, encoding_of, measure_message
+from airflow_provider_kwtsms.message import GSM7, UCS2, contains_html, encoding_of, measure_message
 from airflow_provider_kwtsms.smart_encoding import LOOKALIKES, smart_encode
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
@@ -86,3 +86,37 @@ def test_smart_encoding_is_either_faithful_gsm7_or_the_text_untouched(text):
         assert smart.pages_saved == measure_message(text).pages - measure_message(smart.text).pages
     else:
         assert smart.text == text and smart.pages_saved == 0
+
+
+def test_fullwidth_angle_brackets_are_sent_as_written_not_as_a_tag(sb):
+    """``＜b＞`` is no tag; ``<b>`` is one, and the gateway refuses it (ERR027)."""
+    assert smart_encode("Sale ＜b＞ today").text == "Sale ＜b＞ today"
+    assert "＜" not in LOOKALIKES and "＞" not in LOOKALIKES
+    result = client(sb).send(NUMBERS[:1], "Ｓａｌｅ ＜b＞ ｔｏｄａｙ")
+    assert result.ok and sb.messages()[0]["message"] == "Ｓａｌｅ ＜b＞ ｔｏｄａｙ"
+
+
+def test_a_conversion_that_would_close_a_tag_around_the_texts_own_brackets_is_not_made():
+    assert smart_encode("<ｂ>").text == "<ｂ>"  # "<b>" would be a tag
+    assert smart_encode("a <ｂ x").text == "a <b x"  # no tag either way: converted
+
+
+_ANGLES_AND_LOOKALIKES = [
+    *LOOKALIKES,
+    *(chr(c) for c in range(0xFF01, 0xFF5F)),
+    "<",
+    ">",
+    "a",
+    "b",
+    "/",
+    "!",
+    "-",
+    " ",
+]
+
+
+@given(st.text(alphabet=st.sampled_from(_ANGLES_AND_LOOKALIKES), max_size=60))
+def test_smart_encoding_never_makes_an_angle_bracket_or_a_tag(text):
+    smart = smart_encode(text)
+    assert smart.text.count("<") <= text.count("<") and smart.text.count(">") <= text.count(">")
+    assert contains_html(text) or not contains_html(smart.text)
