@@ -52,9 +52,10 @@ def make_client(gw: HostileGateway, **options) -> KwtSMSClient:
     options.setdefault("max_retries", 2)
     options.setdefault("check_coverage", False)  # the scripted replies answer the sends
     policy = RetryPolicy(max_retries=2, queue_full_retries=2, rate_limited_retries=2)
+    password = options.pop("password", PASSWORD)
     return OneAtATime(
         USER,
-        PASSWORD,
+        password,
         base_url=gw.url,
         pacer=vt.pacer(),  # pacing on the virtual clock too, its waits kept out of vt.sleeps
         retry_policy=policy,
@@ -218,6 +219,75 @@ def test_url_encoded_and_form_encoded_echoes_are_scrubbed(gateway):
     gateway.script(Reply(http(503, body)))
     result = make_client(gateway).send(kuwaiti(1), "Hello")
     assert not leaks(json.dumps(result.to_dict()))
+
+
+# -- PHP, Laravel and Symfony echoes (issue 21, defect 7) --------------------------------------
+PHP_PASSWORD = (
+    "g/h~i<j>k&m'n\"p/q~r s~wö"  # an escaped character in every 4: json_encode and urlencode treat each apart
+)
+
+
+def _php_json(secret: str, *, hex_flags: bool, upper: bool = True) -> str:
+    """PHP's json_encode: "/" as "\\/", non-ASCII as \\u00f6; with JSON_HEX_*, " < > & ' too."""
+    text = json.dumps(secret)[1:-1].replace("/", "\\/")
+    if hex_flags:
+        for char in "<>&'":
+            text = text.replace(char, f"\\u{ord(char):04X}" if upper else f"\\u{ord(char):04x}")
+        text = text.replace('\\"', "\\u0022")
+    return text
+
+
+PHP_ECHOES = {
+    "json_encode": _php_json(PHP_PASSWORD, hex_flags=False),
+    "json_hex_flags": _php_json(PHP_PASSWORD, hex_flags=True),
+    "json_hex_lower": _php_json(PHP_PASSWORD, hex_flags=True, upper=False),
+    "every_char_u_escaped": "".join(f"\\u{ord(c):04X}" for c in PHP_PASSWORD),
+    "some_chars_u_escaped": "".join(
+        f"\\u{ord(c):04x}" if i % 3 == 0 else c for i, c in enumerate(PHP_PASSWORD)
+    ),
+    "urlencode": quote_plus(PHP_PASSWORD, safe="").replace("~", "%7E"),
+    "rawurlencode_rfc3986": quote(PHP_PASSWORD, safe="~"),
+    "rfc1738_lower": quote(PHP_PASSWORD, safe="").replace("~", "%7E").lower(),
+    "some_chars_url_encoded": "".join(quote(c, safe="") if i % 2 else c for i, c in enumerate(PHP_PASSWORD)),
+}
+
+
+def php_leaks(text: str) -> list[str]:
+    """Any echoed form, or a piece of one of 4+ characters that holds 4+ of the password's."""
+    found = [name for name, form in PHP_ECHOES.items() if form in text]
+    for name, form in PHP_ECHOES.items():
+        pieces = {form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1)}
+        found += [f"{name}:{p}" for p in pieces if p in text and not is_escape_machinery(p)]
+    found += [
+        PHP_PASSWORD[i : i + FRAGMENT]
+        for i in range(len(PHP_PASSWORD) - FRAGMENT + 1)
+        if PHP_PASSWORD[i : i + FRAGMENT] in text
+    ]
+    return found
+
+
+@pytest.mark.parametrize("name", PHP_ECHOES)
+@pytest.mark.parametrize("cut", [None, 11])
+def test_a_php_echo_of_the_password_never_reaches_errors_logs_reprs_or_pickles(gateway, caplog, name, cut):
+    caplog.set_level(logging.DEBUG)
+    form = PHP_ECHOES[name] if cut is None else PHP_ECHOES[name][cut:]  # a server cutting its echo
+    laravel = '{"message": "Invalid credentials", "exception": "ErrorException", "password": "' + form + '"}'
+    symfony = "<html><body>Symfony: password=" + form + " rejected</body></html>"
+    gateway.script(
+        *[Reply(http(500, laravel))] * 3,
+        Reply(http(200, '{"result": "ERROR", "code": "ERR003", "description": "' + form + '"}')),
+        *[Reply(http(502, symfony))] * 3,
+    )
+    client = make_client(gateway, password=PHP_PASSWORD)
+    produced = []
+    for _ in range(3):
+        try:
+            client.balance()
+        except KwtSMSError as exc:
+            produced += [str(exc), repr(exc), exc.description, pickle.dumps(exc).decode("latin-1")]
+    produced += [caplog.text, repr(client)]
+    assert len(produced) > 3
+    assert not php_leaks("\n".join(produced))
 
 
 # -- the properties, against generated hostile answers ------------------------------------------

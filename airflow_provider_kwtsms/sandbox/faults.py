@@ -1,13 +1,13 @@
 """Injected faults: the network and server failures a client must survive.
 
-| kind                | processed? | taken by                  | what the client sees                          |
-|---------------------|------------|---------------------------|-----------------------------------------------|
-| ``latency:<s>``     | yes        | an accepted request       | the normal answer, ``s`` seconds late         |
-| ``drop_before``     | no         | any request (on arrival)  | the connection closed before any answer       |
-| ``drop_after_accept``| yes (charged) | an accepted request    | the connection closed with no answer          |
-| ``http_500/502/503``| no         | any request (on arrival)  | that status with a short text body            |
-| ``html_error``      | no         | any request (on arrival)  | HTTP 200 with an HTML error page (a proxy)    |
-| ``malformed_json``  | yes        | an accepted request       | HTTP 200, ``application/json``, truncated JSON|
+| kind                 | processed?    | taken by       | what the client sees                         |
+|----------------------|---------------|----------------|----------------------------------------------|
+| ``latency:<s>``      | yes           | accepted only  | the normal answer, ``s`` seconds late        |
+| ``drop_before``      | no            | any, on arrival| the connection closed before any answer      |
+| ``drop_after_accept``| yes (charged) | accepted only  | the connection closed with no answer         |
+| ``http_500/502/503`` | no            | any, on arrival| that status with a short text body           |
+| ``html_error``       | no            | any, on arrival| HTTP 200 with an HTML error page (a proxy)   |
+| ``malformed_json``   | yes           | accepted only  | HTTP 200, ``application/json``, cut JSON     |
 
 A fault is used up only by a request it can apply to. The arrival kinds happen before the gateway
 looks at the request (a proxy or the network fails), so any request of the endpoint that gets past
