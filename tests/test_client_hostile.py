@@ -227,42 +227,49 @@ PHP_PASSWORD = (
 )
 
 
-def _php_json(secret: str, *, hex_flags: bool, upper: bool = True) -> str:
-    """PHP's json_encode: "/" as "\\/", non-ASCII as \\u00f6; with JSON_HEX_*, " < > & ' too."""
-    text = json.dumps(secret)[1:-1].replace("/", "\\/")
-    if hex_flags:
-        for char in "<>&'":
-            text = text.replace(char, f"\\u{ord(char):04X}" if upper else f"\\u{ord(char):04x}")
-        text = text.replace('\\"', "\\u0022")
-    return text
+def _php_char(char: str, *, hex_flags: bool, upper: bool = True) -> str:
+    """One character as PHP's json_encode writes it: "/" as "\\/", non-ASCII as \\u00f6; with the
+    JSON_HEX_* flags, " < > & ' as \\u escapes too."""
+    if hex_flags and char in "\"<>&'":
+        return f"\\u{ord(char):04X}" if upper else f"\\u{ord(char):04x}"
+    return json.dumps(char)[1:-1].replace("/", "\\/")
 
 
-PHP_ECHOES = {
-    "json_encode": _php_json(PHP_PASSWORD, hex_flags=False),
-    "json_hex_flags": _php_json(PHP_PASSWORD, hex_flags=True),
-    "json_hex_lower": _php_json(PHP_PASSWORD, hex_flags=True, upper=False),
-    "every_char_u_escaped": "".join(f"\\u{ord(c):04X}" for c in PHP_PASSWORD),
-    "some_chars_u_escaped": "".join(
-        f"\\u{ord(c):04x}" if i % 3 == 0 else c for i, c in enumerate(PHP_PASSWORD)
-    ),
-    "urlencode": quote_plus(PHP_PASSWORD, safe="").replace("~", "%7E"),
-    "rawurlencode_rfc3986": quote(PHP_PASSWORD, safe="~"),
-    "rfc1738_lower": quote(PHP_PASSWORD, safe="").replace("~", "%7E").lower(),
-    "some_chars_url_encoded": "".join(quote(c, safe="") if i % 2 else c for i, c in enumerate(PHP_PASSWORD)),
+# Each echo, one character at a time (``char``, its index): every escape here is per character,
+# so the form of any piece of the password is the join of its characters' forms.
+PHP_ENCODERS = {
+    "json_encode": lambda c, i: _php_char(c, hex_flags=False),
+    "json_hex_flags": lambda c, i: _php_char(c, hex_flags=True),
+    "json_hex_lower": lambda c, i: _php_char(c, hex_flags=True, upper=False),
+    "every_char_u_escaped": lambda c, i: f"\\u{ord(c):04X}",
+    "some_chars_u_escaped": lambda c, i: f"\\u{ord(c):04x}" if i % 3 == 0 else c,
+    "urlencode": lambda c, i: quote_plus(c, safe="").replace("~", "%7E"),
+    "rawurlencode_rfc3986": lambda c, i: quote(c, safe="~"),
+    "rfc1738_lower": lambda c, i: quote(c, safe="").replace("~", "%7E").lower(),
+    "some_chars_url_encoded": lambda c, i: quote(c, safe="") if i % 2 else c,
 }
 
 
+def _php_form(name: str, start: int = 0, end: int = len(PHP_PASSWORD)) -> str:
+    return "".join(PHP_ENCODERS[name](PHP_PASSWORD[i], i) for i in range(start, end))
+
+
+PHP_ECHOES = {name: _php_form(name) for name in PHP_ENCODERS}
+
+
 def php_leaks(text: str) -> list[str]:
-    """Any echoed form, or a piece of one of 4+ characters that holds 4+ of the password's."""
-    found = [name for name, form in PHP_ECHOES.items() if form in text]
-    for name, form in PHP_ECHOES.items():
-        pieces = {form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1)}
-        found += [f"{name}:{p}" for p in pieces if p in text and not is_escape_machinery(p)]
-    found += [
-        PHP_PASSWORD[i : i + FRAGMENT]
-        for i in range(len(PHP_PASSWORD) - FRAGMENT + 1)
-        if PHP_PASSWORD[i : i + FRAGMENT] in text
-    ]
+    """Any piece of 4 or more of the password's characters, raw or in any of the echoes' forms
+    (also once a repr has doubled its backslashes)."""
+    text += "\n" + text.replace("\\\\", "\\")
+    found = []
+    for name in (*PHP_ENCODERS, "raw"):
+        for start in range(len(PHP_PASSWORD) - FRAGMENT + 1):
+            if name == "raw":
+                piece = PHP_PASSWORD[start : start + FRAGMENT]
+            else:
+                piece = _php_form(name, start, start + FRAGMENT)
+            if piece in text:
+                found.append(f"{name}:{piece}")
     return found
 
 
