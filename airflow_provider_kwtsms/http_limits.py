@@ -6,8 +6,12 @@ second never trips a 3-second read timeout, and a small gzip body can inflate to
 So every call made through a ``Transport`` has:
 
 - a **deadline**: a watchdog timer shuts the call's socket down when it passes, whatever phase
-  the call is in (connecting, sending, waiting for headers, reading the body). The blocked read
-  then fails at once and the call is reported as having timed out.
+  the call is in (the TLS handshake, sending, waiting for headers, reading the body). The blocked
+  read then fails at once and the call is reported as having timed out. Before the socket exists
+  (the TCP connect, which the watchdog cannot interrupt) the connect timeout is cut to what is
+  left of the deadline, so a silent server or a full backlog costs the deadline, not the connect
+  timeout. The call records whether its request was started, so a deadline passed while
+  connecting is known not to have reached the server.
 - a **size cap** on the answer, after decompression: ``MAX_ANSWER_BYTES`` (1 MiB). The largest
   answer the API can give (a ``validate`` or ``dlr`` of 200 numbers, the coverage list) is a few
   tens of KB; 1 MiB leaves a wide margin and keeps memory and JSON parsing bounded. We ask for
@@ -23,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,12 +56,18 @@ class UnreadableEncoding(Exception):
 class _Call:
     """One request's watchdog state, shared between the calling thread and the timer."""
 
-    __slots__ = ("conn", "expired", "lock")
+    __slots__ = ("clock", "conn", "ends_at", "expired", "lock", "sent")
 
-    def __init__(self) -> None:
+    def __init__(self, ends_at: float = float("inf"), clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = threading.Lock()
         self.conn: Any = None
         self.expired = False
+        self.sent = False  # the request was started on a connected socket
+        self.ends_at = ends_at
+        self.clock = clock
+
+    def remaining(self) -> float:
+        return self.ends_at - self.clock()
 
     def abort(self) -> None:
         with self.lock:
@@ -76,19 +88,42 @@ class _Call:
 
 
 class Deadline:
-    """``with Deadline(seconds): ...`` arms the watchdog for the requests made inside."""
+    """``with Deadline(seconds): ...`` arms the watchdog for the requests made inside.
 
-    def __init__(self, seconds: float) -> None:
+    ``clock`` (monotonic seconds) measures the time reported in ``elapsed``."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
-        self.call = _Call()
+        self._clock = clock
+        self._started = 0.0
+        self.call = _Call(clock=clock)
         self._timer = threading.Timer(seconds, self.call.abort)
         self._timer.daemon = True
 
     @property
     def expired(self) -> bool:
+        """The watchdog fired: whatever the call was doing was cut short."""
         return self.call.expired
 
+    @property
+    def passed(self) -> bool:
+        """The watchdog fired or the clock is past the deadline (a connect timeout cut to the
+        deadline may end the connect a moment before the watchdog fires)."""
+        return self.call.expired or self.call.remaining() <= 0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the call began, on ``clock``."""
+        return self._clock() - self._started
+
+    @property
+    def sent(self) -> bool:
+        """The request was started on a connected socket: it may have reached the server."""
+        return self.call.sent
+
     def __enter__(self) -> Deadline:
+        self._started = self._clock()
+        self.call.ends_at = self._started + self.seconds
         _current.call = self.call
         self._timer.start()
         return self
@@ -132,10 +167,29 @@ def _build_adapter_class() -> type:
     class _Watched:
         # Mixed into urllib3's connections: the call in progress learns which connection (and so
         # which socket) to shut down; an expired call is not let past the request or the response.
+        def connect(self) -> Any:
+            call = getattr(_current, "call", None)
+            if call is not None:
+                # Registered first: the socket exists before the TLS handshake, so the watchdog can
+                # shut it down mid-handshake. The TCP connect itself is bounded by its timeout,
+                # cut to what is left of the deadline.
+                call.register(self)
+                remaining = call.remaining()
+                if remaining <= 0:
+                    call.expired = True
+                    raise DeadlineExceeded
+                timeout = getattr(self, "timeout", None)
+                if not isinstance(timeout, (int, float)) or timeout > remaining:
+                    self.timeout = remaining
+            return super().connect()  # type: ignore[misc]
+
         def request(self, *args: Any, **kwargs: Any) -> Any:
             call = getattr(_current, "call", None)
             if call is not None:
                 call.register(self)
+                if getattr(self, "sock", None) is None:
+                    self.connect()  # plain HTTP connects lazily: connect before marking it sent
+                call.sent = True
             return super().request(*args, **kwargs)  # type: ignore[misc]
 
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:

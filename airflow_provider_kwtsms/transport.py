@@ -9,7 +9,8 @@ what happened                                          may have   why
                                                        reached
 =====================================================  =========  ===============================
 connection refused, DNS failure, connect timeout,      no         no connection, no request
-TLS handshake failure, proxy refused the tunnel
+TLS handshake failure, proxy refused the tunnel, the
+overall deadline passed while connecting
 HTTP 429 (rate limited), with a length                 no         the gateway says nothing was
                                                                   processed
 JSON error answer with a kwtSMS code (any status)      no         the gateway answered; it is a
@@ -32,7 +33,8 @@ truncated JSON, NaN, nesting too deep, a ``code`` that            but we cannot 
 is not a code)
 answer over the size cap, or compressed other than     yes        as above: the server had the
 gzip/deflate                                                      request
-overall deadline passed (see ``http_limits``)          yes        the request may have been sent
+overall deadline passed once the request was started  yes        the request may have been sent
+(see ``http_limits``)
 =====================================================  =========  ===============================
 
 The password travels only in the JSON body. It is never put in a URL, a log line or an
@@ -208,14 +210,14 @@ class Transport:
                 http_limits.DeadlineExceeded,
                 OSError,
             ) as exc:
-                if deadline.expired:
-                    raise self._deadline_error(endpoint) from None
+                if deadline.passed:
+                    raise self._deadline_error(endpoint, deadline) from None
                 raise self._network_error(endpoint, exc) from None
             finally:
                 if response is not None:
                     response.close()
             if deadline.expired:  # the watchdog's shutdown reads as an ordinary end of the answer
-                raise self._deadline_error(endpoint)
+                raise self._deadline_error(endpoint, deadline)
         return self._read_answer(endpoint, response.status_code, response.headers, content)
 
     def _description(self, code: str | None, raw: Any) -> str:
@@ -232,10 +234,19 @@ class Transport:
         return self.line(raw, 200)
 
     # -- failure mapping ----------------------------------------------------------------------
-    def _deadline_error(self, endpoint: str) -> KwtSMSNetworkError:
+    def _deadline_error(self, endpoint: str, deadline: http_limits.Deadline) -> KwtSMSNetworkError:
+        # The time measured, not the deadline's: the two differ when a phase overran it.
+        ended = f"ended after {deadline.elapsed:.2f} s"
+        if not deadline.sent:
+            return KwtSMSNetworkError(
+                f"{endpoint}: could not connect (TCP or TLS handshake) within the call's deadline "
+                f"of {self.deadline:g} s ({ended}); the request was not sent [{self.base_url}]",
+                may_have_reached_server=False,
+                code="TIMEOUT",
+            )
         return KwtSMSNetworkError(
             f"{endpoint}: no complete answer within the call's deadline of {self.deadline:g} s "
-            f"(the server was too slow or stopped sending) [{self.base_url}]",
+            f"({ended}; the server was too slow or stopped sending) [{self.base_url}]",
             may_have_reached_server=True,
             code="TIMEOUT",
         )

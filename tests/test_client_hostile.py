@@ -52,9 +52,10 @@ def make_client(gw: HostileGateway, **options) -> KwtSMSClient:
     options.setdefault("max_retries", 2)
     options.setdefault("check_coverage", False)  # the scripted replies answer the sends
     policy = RetryPolicy(max_retries=2, queue_full_retries=2, rate_limited_retries=2)
+    password = options.pop("password", PASSWORD)
     return OneAtATime(
         USER,
-        PASSWORD,
+        password,
         base_url=gw.url,
         pacer=vt.pacer(),  # pacing on the virtual clock too, its waits kept out of vt.sleeps
         retry_policy=policy,
@@ -218,6 +219,82 @@ def test_url_encoded_and_form_encoded_echoes_are_scrubbed(gateway):
     gateway.script(Reply(http(503, body)))
     result = make_client(gateway).send(kuwaiti(1), "Hello")
     assert not leaks(json.dumps(result.to_dict()))
+
+
+# -- PHP, Laravel and Symfony echoes (issue 21, defect 7) --------------------------------------
+PHP_PASSWORD = (
+    "g/h~i<j>k&m'n\"p/q~r s~wö"  # an escaped character in every 4: json_encode and urlencode treat each apart
+)
+
+
+def _php_char(char: str, *, hex_flags: bool, upper: bool = True) -> str:
+    """One character as PHP's json_encode writes it: "/" as "\\/", non-ASCII as \\u00f6; with the
+    JSON_HEX_* flags, " < > & ' as \\u escapes too."""
+    if hex_flags and char in "\"<>&'":
+        return f"\\u{ord(char):04X}" if upper else f"\\u{ord(char):04x}"
+    return json.dumps(char)[1:-1].replace("/", "\\/")
+
+
+# Each echo, one character at a time (``char``, its index): every escape here is per character,
+# so the form of any piece of the password is the join of its characters' forms.
+PHP_ENCODERS = {
+    "json_encode": lambda c, i: _php_char(c, hex_flags=False),
+    "json_hex_flags": lambda c, i: _php_char(c, hex_flags=True),
+    "json_hex_lower": lambda c, i: _php_char(c, hex_flags=True, upper=False),
+    "every_char_u_escaped": lambda c, i: f"\\u{ord(c):04X}",
+    "some_chars_u_escaped": lambda c, i: f"\\u{ord(c):04x}" if i % 3 == 0 else c,
+    "urlencode": lambda c, i: quote_plus(c, safe="").replace("~", "%7E"),
+    "rawurlencode_rfc3986": lambda c, i: quote(c, safe="~"),
+    "rfc1738_lower": lambda c, i: quote(c, safe="").replace("~", "%7E").lower(),
+    "some_chars_url_encoded": lambda c, i: quote(c, safe="") if i % 2 else c,
+}
+
+
+def _php_form(name: str, start: int = 0, end: int = len(PHP_PASSWORD)) -> str:
+    return "".join(PHP_ENCODERS[name](PHP_PASSWORD[i], i) for i in range(start, end))
+
+
+PHP_ECHOES = {name: _php_form(name) for name in PHP_ENCODERS}
+
+
+def php_leaks(text: str) -> list[str]:
+    """Any piece of 4 or more of the password's characters, raw or in any of the echoes' forms
+    (also once a repr has doubled its backslashes)."""
+    text += "\n" + text.replace("\\\\", "\\")
+    found = []
+    for name in (*PHP_ENCODERS, "raw"):
+        for start in range(len(PHP_PASSWORD) - FRAGMENT + 1):
+            if name == "raw":
+                piece = PHP_PASSWORD[start : start + FRAGMENT]
+            else:
+                piece = _php_form(name, start, start + FRAGMENT)
+            if piece in text:
+                found.append(f"{name}:{piece}")
+    return found
+
+
+@pytest.mark.parametrize("name", PHP_ECHOES)
+@pytest.mark.parametrize("cut", [None, 11])
+def test_a_php_echo_of_the_password_never_reaches_errors_logs_reprs_or_pickles(gateway, caplog, name, cut):
+    caplog.set_level(logging.DEBUG)
+    form = PHP_ECHOES[name] if cut is None else PHP_ECHOES[name][cut:]  # a server cutting its echo
+    laravel = '{"message": "Invalid credentials", "exception": "ErrorException", "password": "' + form + '"}'
+    symfony = "<html><body>Symfony: password=" + form + " rejected</body></html>"
+    gateway.script(
+        *[Reply(http(500, laravel))] * 3,
+        Reply(http(200, '{"result": "ERROR", "code": "ERR003", "description": "' + form + '"}')),
+        *[Reply(http(502, symfony))] * 3,
+    )
+    client = make_client(gateway, password=PHP_PASSWORD)
+    produced = []
+    for _ in range(3):
+        try:
+            client.balance()
+        except KwtSMSError as exc:
+            produced += [str(exc), repr(exc), exc.description, pickle.dumps(exc).decode("latin-1")]
+    produced += [caplog.text, repr(client)]
+    assert len(produced) > 3
+    assert not php_leaks("\n".join(produced))
 
 
 # -- the properties, against generated hostile answers ------------------------------------------

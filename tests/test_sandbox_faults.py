@@ -208,3 +208,37 @@ def test_the_429_tool_is_off_by_default_and_with_rate_none_or_zero(kwtsms_sandbo
         # The subject is the 429 tool being off; the firewall would block the 6th request.
         sb = kwtsms_sandbox_factory(firewall=False, **options)
         assert all(post(sb, "balance", CREDS).status_code == 200 for _ in range(10))
+
+
+# -- a fault is used up only by a request it can apply to (issue 21, defect 9) -----------------
+BAD_PASSWORD = {**SEND, "password": "wrong"}  # ERR003: refused before anything is processed
+
+
+@pytest.mark.parametrize("kind", ["drop_after_accept", "malformed_json"])
+def test_a_refused_request_leaves_an_accepted_answer_fault_for_the_accepted_one(sb, kind):
+    sb.inject_fault(kind)
+    refused = post(sb, "send", BAD_PASSWORD)
+    assert refused.json()["code"] == "ERR003"  # answered whole: the fault was not spent on it
+    assert sb.requests()[-1]["fault"] is None
+    assert sb.faults.pending()[0]["kind"] == kind
+    with pytest.raises((requests.ConnectionError, ValueError)):  # dropped, or JSON cut short
+        post(sb, "send", SEND).json()
+    assert sb.requests()[-1]["fault"] == kind and sb.faults.pending() == []
+    assert len(sb.messages()) == 1  # the accepted send was processed
+
+
+def test_latency_is_not_spent_on_a_refused_request(sb):
+    sb.inject_fault("latency:2")
+    assert post(sb, "send", BAD_PASSWORD, timeout=1).json()["code"] == "ERR003"  # not delayed
+    with pytest.raises(requests.ReadTimeout):
+        post(sb, "send", SEND, timeout=0.3)
+
+
+@pytest.mark.parametrize("kind", ["drop_before", "http_503", "html_error"])
+def test_arrival_faults_hit_any_request_of_the_endpoint(sb, kind):
+    # They happen before the gateway reads the request, so a request it would refuse takes them.
+    sb.inject_fault(kind)
+    with pytest.raises((requests.ConnectionError, ValueError)):
+        response = post(sb, "send", BAD_PASSWORD)
+        assert response.json()["code"] == "ERR003"  # an http_503 text body: ValueError here
+    assert sb.requests()[-1]["fault"] == kind and sb.faults.pending() == []

@@ -1,13 +1,20 @@
 """Injected faults: the network and server failures a client must survive.
 
-| kind                | processed? | what the client sees                                        |
-|---------------------|------------|-------------------------------------------------------------|
-| ``latency:<s>``     | yes        | the normal answer, ``s`` seconds late                       |
-| ``drop_before``     | no         | the connection closed before any answer                     |
-| ``drop_after_accept``| yes (charged) | the connection closed with no answer                   |
-| ``http_500/502/503``| no         | that status with a short text body                          |
-| ``html_error``      | no         | HTTP 200 with an HTML error page (a proxy or portal page)   |
-| ``malformed_json``  | yes        | HTTP 200, ``application/json``, a truncated JSON body       |
+| kind                 | processed?    | taken by       | what the client sees                         |
+|----------------------|---------------|----------------|----------------------------------------------|
+| ``latency:<s>``      | yes           | accepted only  | the normal answer, ``s`` seconds late        |
+| ``drop_before``      | no            | any, on arrival| the connection closed before any answer      |
+| ``drop_after_accept``| yes (charged) | accepted only  | the connection closed with no answer         |
+| ``http_500/502/503`` | no            | any, on arrival| that status with a short text body           |
+| ``html_error``       | no            | any, on arrival| HTTP 200 with an HTML error page (a proxy)   |
+| ``malformed_json``   | yes           | accepted only  | HTTP 200, ``application/json``, cut JSON     |
+
+A fault is used up only by a request it can apply to. The arrival kinds happen before the gateway
+looks at the request (a proxy or the network fails), so any request of the endpoint that gets past
+the rate limit takes them. The accepted kinds need an answer to drop, cut or delay, so only a
+request the gateway processes and accepts (``result`` OK) takes them: a send refused with ERR003
+or ERR028 leaves a scripted ``drop_after_accept`` for the send that is accepted. Among the faults
+of one stage, the order they were added is kept.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ SIMPLE_KINDS = (
     "html_error",
     "malformed_json",
 )
+ARRIVAL_KINDS = frozenset({"drop_before", "http_500", "http_502", "http_503", "html_error"})
+ACCEPTED_KINDS = frozenset({"drop_after_accept", "malformed_json", "latency"})
+ARRIVAL = "arrival"
+ACCEPTED = "accepted"
 ANY_ENDPOINT = "*"
 ENDPOINTS = ("balance", "senderid", "coverage", "validate", "send", "status", "dlr")
 MAX_TIMES = 1_000_000
@@ -86,10 +97,13 @@ class FaultBook:
         with self._lock:
             self._faults.append(fault)
 
-    def take(self, endpoint: str) -> Fault | None:
+    def take(self, endpoint: str, stage: str) -> Fault | None:
+        """The first pending fault of ``endpoint`` that applies at ``stage`` (``ARRIVAL``: before
+        processing; ``ACCEPTED``: the gateway accepted the request), used up by one."""
+        kinds = ARRIVAL_KINDS if stage == ARRIVAL else ACCEPTED_KINDS
         with self._lock:
             for fault in self._faults:
-                if fault.endpoint in (endpoint, ANY_ENDPOINT):
+                if fault.endpoint in (endpoint, ANY_ENDPOINT) and fault.kind in kinds:
                     if fault.times > 0:
                         fault.times -= 1
                         if fault.times == 0:

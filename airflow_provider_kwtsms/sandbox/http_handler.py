@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
 from airflow_provider_kwtsms.sandbox import json_body, legacy, rules
 from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
-from airflow_provider_kwtsms.sandbox.faults import ENDPOINTS, Fault
+from airflow_provider_kwtsms.sandbox.faults import ACCEPTED, ARRIVAL, ENDPOINTS, Fault
 from airflow_provider_kwtsms.sandbox.http_base import HTML, JSON, TEXT, AnswerHandler, json_bytes, text_bytes
 from airflow_provider_kwtsms.sandbox.rules import ApiError
 
@@ -216,13 +216,14 @@ class Handler(AnswerHandler):
             "blocked": False,
         }
         # The rate is judged on arrival, before any fault: a refused request must not use up a
-        # fault that a test injected for the next request that really gets through.
+        # fault that a test injected for the next request that really gets through. Likewise a
+        # fault of an accepted answer (drop_after_accept, malformed_json, latency) is taken only
+        # once the gateway has accepted the request (see faults.py).
         wait = gateway.rate_check(fields)
-        fault = None if wait > 0 else sandbox.faults.take(endpoint)
+        fault = None if wait > 0 else sandbox.faults.take(endpoint, ARRIVAL)
         entry["fault"] = fault.kind if fault else None
-        delay = sandbox.latency + (fault.delay if fault and fault.kind == "latency" else 0.0)
-        if delay > 0:
-            time.sleep(delay)
+        if sandbox.latency > 0:
+            time.sleep(sandbox.latency)
         try:
             if wait > 0:
                 entry["code"] = RATE_LIMITED
@@ -237,6 +238,10 @@ class Handler(AnswerHandler):
                 entry["code"] = error.code
                 return self._api_error(api, error, entry)
             entry["code"] = "OK"
+            fault = sandbox.faults.take(endpoint, ACCEPTED)
+            entry["fault"] = fault.kind if fault else None
+            if fault is not None and fault.kind == "latency":
+                time.sleep(fault.delay)
             if fault is not None and fault.kind == "drop_after_accept":
                 self._record(entry)
                 self._drop()

@@ -271,7 +271,8 @@ class Sandbox:
             return [dict(entry) for entry in self.gateway.request_log]
 
     def inject_fault(self, kind: object, endpoint: object = "send", times: object = 1) -> dict[str, Any]:
-        """Make the next ``times`` requests to ``endpoint`` ("*" for any) fail with ``kind``.
+        """Make the next ``times`` requests to ``endpoint`` ("*" for any) that ``kind`` can apply
+        to fail with it (an accepted-answer fault waits for an accepted request; see faults.py).
 
         Any values are accepted and checked (they may come from /sandbox/faults' JSON body):
         ValueError says what is wrong and what is accepted."""
