@@ -149,7 +149,7 @@ class _Run:
         self.pool: ThreadPoolExecutor | None = None
         self.in_flight: dict[Future[BatchResult], int] = {}
         self.lost: list[BatchResult] = []
-        self.last_turn: float | None = None  # time.monotonic() of the last request's turn
+        self.last_turn: float | None = None  # the sender's clock at the last request's turn
         self.record_seconds = 0.0  # how long the journal's last "pending" record took
 
     def go(self) -> BatchRun:
@@ -248,7 +248,7 @@ class _Run:
             self.journal.sending(index)
             self.record_seconds = min(MAX_RECORD_ALLOWANCE, time.monotonic() - began)
         self.sender.pace()  # this request's turn at the rate: the pacer gates its start
-        self.last_turn = time.monotonic()
+        self.last_turn = self.sender.now()
         self.in_flight[self.pool.submit(attempt, self.sender, self.plan, index, paced=True)] = index
         # The answers that came meanwhile are settled now, while the request is out: the
         # journal's writes take none of the next request's turn.
@@ -258,11 +258,16 @@ class _Run:
         """Until this request's turn, watch the requests in flight: an answer that stops the send
         or was lost is settled before the request starts (so a stop costs no extra request when
         the answers are quicker than the rate); other answers wait until it has left."""
-        deadline = time.monotonic() + self._until_next_turn()
+        deadline = self.sender.now() + self._until_next_turn()
         while not self._settle_halting():
             out = [f for f in self.in_flight if not f.done()]
-            left = deadline - time.monotonic()
-            if not out or left <= 0:
+            left = deadline - self.sender.now()
+            if left <= 0:
+                return
+            if not out:
+                # Nothing to watch: wait here, not in the pacer, so that the batch is recorded
+                # pending just before its turn (a try killed meanwhile leaves it unrecorded).
+                self.sender.pause(left)
                 return
             wait(out, timeout=left, return_when=FIRST_COMPLETED)
 
@@ -294,7 +299,7 @@ class _Run:
         if rate <= 0 or self.last_turn is None:
             return 0.0
         # less the time the journal's record took last time: it is written just before the turn
-        return max(0.0, self.last_turn + 1.0 / rate - self.record_seconds - time.monotonic())
+        return max(0.0, self.last_turn + 1.0 / rate - self.record_seconds - self.sender.now())
 
     def _collect(self, *, block: bool, timeout: float | None = None) -> None:
         """Take the answers that have arrived (when ``block``: at least one, or wait ``timeout``

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
-from sandbox_helpers import frozen_clock, linked
+from sandbox_helpers import SandboxTime, frozen_clock, linked
 
 from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
 from airflow_provider_kwtsms.ledger import (
@@ -234,6 +234,36 @@ def test_a_lost_answer_is_judged_without_the_batch_that_waits_its_turn(sandbox):
     assert [b.state for b in result.batches] == [SENT] * len(plan.batches)
     assert result.batches[0].msg_id is None  # known only from the balance
     assert_each_once(sandbox, plan)
+
+
+def test_a_batch_is_recorded_pending_just_before_its_turn_not_an_interval_ahead(sandbox, monkeypatch):
+    # At 1 request a second with quick answers nothing is in flight while the next batch waits its
+    # turn. It was recorded pending at once, a whole interval before its request: a worker killed
+    # then left it pending beside the one that went, and the next try's balance could not tell the
+    # two apart (the deployment's scenario d failed). Times on the sandbox's clock.
+    from airflow_provider_kwtsms.batch_loop import MAX_RECORD_ALLOWANCE
+    from airflow_provider_kwtsms.ledger_journal import LedgerJournal
+
+    recorded: dict[int, float] = {}
+    sending = LedgerJournal.sending
+
+    def spy(self, index):
+        recorded[index] = sandbox.now()
+        return sending(self, index)
+
+    monkeypatch.setattr(LedgerJournal, "sending", spy)
+    vt = SandboxTime(sandbox)
+    client = KwtSMSClient(
+        "sandbox_user", "sandbox_pass", base_url=sandbox.url, rate=1, clock=vt.clock, sleep=vt.sleep,
+        pacer=vt.pacer(1),
+    )  # fmt: skip
+    assert client.max_in_flight > 1
+    plan = make_plan(800)
+    resume_send(client, plan, MemoryStore(), try_number=1)
+    starts = sorted(r["time"] for r in sandbox.requests() if r["endpoint"] == "send")
+    assert len(starts) == len(recorded) == len(plan.batches)
+    ahead = [start - recorded[i] for i, start in enumerate(starts)]
+    assert all(0 <= a <= MAX_RECORD_ALLOWANCE + 0.05 for a in ahead), ahead
 
 
 def test_answer_lost_and_account_unreachable_pending_is_resolved_next_try(sandbox):
