@@ -409,6 +409,11 @@ class KwtSMSClient(Channel):
         within ``SEND_ANSWER_ALLOWANCE`` s (the pacer still gates every start)."""
         return min(MAX_IN_FLIGHT, math.ceil(self.rate * SEND_ANSWER_ALLOWANCE) + 1)
 
+    def _started(self) -> None:
+        started = getattr(self._bucket, "started", None)  # a pacer of the user's may not have it
+        if started is not None:
+            started()
+
     def pace(self) -> None:
         self._transport.session  # noqa: B018  (import requests and open the session in this thread, once)
         self._bucket.acquire()
@@ -430,6 +435,7 @@ class KwtSMSClient(Channel):
             if not paced:
                 self._bucket.acquire()
             paced = False
+            self._started()  # a late start (a busy CPU since the turn) pushes the next turns back
             try:
                 reply = self._transport.post_body(endpoint, body)
             except RateLimitedError as exc:

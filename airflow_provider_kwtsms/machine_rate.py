@@ -23,6 +23,9 @@ it is the default pacer of ``KwtSMSClient`` and of the SMTP sender.
   TAT further ahead than ``QUEUE_AHEAD`` plus one (the slowest) interval, which is what makes
   ``MAX_AHEAD`` a safe bound. The lock is held for the read and the write only, never a sleep;
   the kernel releases it when a process dies.
+- Late starts: when the request really starts (``started()``, just before its bytes are
+  written), the TAT is moved to that moment plus one interval if it was earlier, so the turns
+  handed out afterwards count from the real start.
 
 A missing or unusable folder, or an OS without ``fcntl``, falls back to this process's own
 :class:`~airflow_provider_kwtsms.pacing.TokenBucket`, with one WARNING.
@@ -55,7 +58,13 @@ log = logging.getLogger(__name__)
 
 ENV_DIR = "KWTSMS_RATE_DIR"
 MAGIC = "kwtsms-rate/1"
-QUEUE_AHEAD = 1.0  # seconds: the furthest ahead a process reserves a start
+# Seconds: the furthest ahead a process reserves a start. Short, so that a request that starts
+# late (a busy CPU between the turn and the socket: ten task processes starting at once on two
+# cores) is confirmed (``started``) before the next few turns are handed out: those turns then
+# count from its real start, and six arrivals never fall within one second. With a horizon of a
+# second, five turns were already given when a late start was known (deploy scenario g: blocked).
+QUEUE_AHEAD = 0.05
+_SLACK = 1e-6  # float rounding: a sleep of exactly the horizon's difference must reserve
 MAX_AHEAD = QUEUE_AHEAD + (1.0 + RATE_GUARD) / MIN_RATE  # the furthest ahead a stored TAT can be
 _RECORD_BYTES = 128
 
@@ -198,6 +207,28 @@ class MachineBucket:
             if reserved:
                 return waited
 
+    def started(self) -> None:
+        """The request of the last turn starts now: the turns not handed out yet count from now
+        (a late start must not bring the next one closer than one interval)."""
+        with self._lock:
+            if self._fallback is not None:
+                self._fallback.started()
+                return
+            now = self._clock()
+            self._local_tat = max(self._local_tat, now + self._interval)
+            assert fcntl is not None  # the constructor fell back otherwise
+            try:
+                fd = self._open()
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    stored = parse_record(os.pread(fd, _RECORD_BYTES, 0))
+                    if stored is None or stored < now + self._interval:
+                        self._write(fd, now + self._interval)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self._fall_back(exc)
+
     def pause(self, seconds: float) -> None:
         """Hold this process's requests back for ``seconds`` (a 429's Retry-After; the documented
         gateway has none, so the hold is not written to the shared file)."""
@@ -212,14 +243,14 @@ class MachineBucket:
         sleep ``wait`` and try again."""
         with self._lock:
             now = self._clock()
-            if self._local_tat - now > QUEUE_AHEAD:
+            if self._local_tat - now > QUEUE_AHEAD + _SLACK:
                 return False, self._local_tat - now - QUEUE_AHEAD
             try:
                 start = self._reserve(now)
             except OSError as exc:
                 self._fall_back(exc)
                 return False, 0.0
-            if start - now > QUEUE_AHEAD:
+            if start - now > QUEUE_AHEAD + _SLACK:
                 return False, start - now - QUEUE_AHEAD
             self._local_tat = start + self._interval
             return True, start - now
@@ -233,7 +264,7 @@ class MachineBucket:
             stored = parse_record(os.pread(fd, _RECORD_BYTES, 0))
             tat = float("-inf") if stored is None else min(stored, now + MAX_AHEAD)
             start = max(now, tat, self._local_tat)
-            if start - now <= QUEUE_AHEAD:
+            if start - now <= QUEUE_AHEAD + _SLACK:
                 self._write(fd, start + self._interval)
             elif stored is not None and stored > tat:
                 self._write(fd, tat)  # cut once, in the file: the bound holds from now on, not from each read

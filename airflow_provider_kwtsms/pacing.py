@@ -32,6 +32,10 @@ class Pacer(Protocol):
 
     def acquire(self) -> float: ...
 
+    def started(self) -> None:
+        """The request of the last turn starts now (a late start pushes the next turns back).
+        Optional: the client calls it when the pacer has it."""
+
     def pause(self, seconds: float) -> None: ...
 
 
@@ -77,6 +81,11 @@ class TokenBucket:
         if wait > 0:
             self._sleep(wait)
         return max(wait, 0.0)
+
+    def started(self) -> None:
+        """The request of the last token starts now: the next token is one interval after it."""
+        with self._lock:
+            self._tat = max(self._tat, self._clock() + self._interval)
 
     def pause(self, seconds: float) -> None:
         """Hold every request back for ``seconds`` from now (the server said Retry-After)."""

@@ -276,6 +276,15 @@ class SharedBucket:
             self._sleep(wait)
         return max(wait, 0.0)
 
+    def started(self) -> None:
+        """The request of the last turn starts now: a late start pushes the turns not handed out
+        yet back, here and in the store."""
+        self._local.started()
+        try:
+            self._store.hold(self.key, self._interval, self._now())
+        except Exception as exc:
+            self._failed(exc)
+
     def pause(self, seconds: float) -> None:
         """Hold every process's requests back for ``seconds`` (a 429's Retry-After)."""
         self._local.pause(seconds)

@@ -101,9 +101,26 @@ def test_a_process_reserves_at_most_queue_ahead_then_sleeps_and_asks_again(tmp_p
     origin = fake.now
     waits = [pacer._step() for pacer in pacers]
     reserved = [wait for ok, wait in waits if ok]
-    assert reserved == pytest.approx([k * interval(5) for k in range(5)])  # 0 to 0.816 s ahead
+    # Only turns within QUEUE_AHEAD are handed out (here the first, at once): a late start is then
+    # known (started()) before the next turns are given, which count from it.
+    assert reserved == pytest.approx([k * interval(5) for k in range(len(reserved))])
+    assert len(reserved) == 1 + int(QUEUE_AHEAD / interval(5))
     assert (stored_tat(pacers[0]) or 0) - origin <= QUEUE_AHEAD + interval(5)
     assert all(wait > 0 for ok, wait in waits if not ok)
+
+
+def test_a_late_start_pushes_back_the_turns_not_handed_out_yet(tmp_path):
+    # Process A's turn comes at t; its request starts 0.1 s late (a busy CPU). Without started(),
+    # B's turn stayed at t + interval, 0.1 s closer to A's real start than the rate allows: six
+    # arrivals could then fall within one second at the firewall (deploy scenario g was blocked).
+    fake = FakeTime(5000.0)
+    a, b = bucket(tmp_path, fake), bucket(tmp_path, fake)
+    a.acquire()
+    turn = fake.now
+    fake.now += 0.1  # A's request really starts now
+    a.started()
+    b.acquire()
+    assert fake.now - (turn + 0.1) == pytest.approx(interval(MAX_RATE))
 
 
 # --- the file's safety ------------------------------------------------------------------------
