@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
+from airflow_provider_kwtsms.pacing import interval
 from airflow_provider_kwtsms.results import (
     FAILED,
     SENT,
@@ -299,7 +300,7 @@ class _Run:
         if rate <= 0 or self.last_turn is None:
             return 0.0
         # less the time the journal's record took last time: it is written just before the turn
-        return max(0.0, self.last_turn + 1.0 / rate - self.record_seconds - self.sender.now())
+        return max(0.0, self.last_turn + interval(rate) - self.record_seconds - self.sender.now())
 
     def _collect(self, *, block: bool, timeout: float | None = None) -> None:
         """Take the answers that have arrived (when ``block``: at least one, or wait ``timeout``

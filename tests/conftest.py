@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,35 @@ def _own_temporary_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     folder = str(tmp_path_factory.mktemp("systmp"))
     monkeypatch.setattr(tempfile, "tempdir", folder)
     monkeypatch.setenv("TMPDIR", folder)
+
+
+@pytest.fixture
+def full_backlog_port() -> Iterator[int]:
+    """Listens, never accepts, its backlog filled: a new connect gets no SYN-ACK."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.settimeout(0.2)
+    try:
+        probe.connect(("127.0.0.1", port))
+    except OSError:
+        pass  # blocked: the backlog is full
+    else:
+        probe.close()
+        for filler in fillers:
+            filler.close()
+        server.close()
+        pytest.skip("this kernel completes connects past a full backlog")
+    probe.close()
+    yield port
+    for filler in fillers:
+        filler.close()
+    server.close()

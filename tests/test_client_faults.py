@@ -8,7 +8,6 @@ every network fault and 5xx.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
@@ -193,36 +192,21 @@ def test_connection_refused_is_certainly_not_processed_and_retried(caplog):
     assert result.uncertain == []
 
 
-def test_connect_timeout_is_certainly_not_processed(caplog):
+def test_connect_timeout_is_certainly_not_processed(caplog, full_backlog_port):
     # A listening socket whose accept queue is full: the kernel drops new SYNs, so connecting times out.
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            filler.connect(("127.0.0.1", port))
-        fillers.append(filler)
-    time.sleep(0.1)
+    port = full_backlog_port
     vt = SandboxTime()
-    try:
-        client = KwtSMSClient(
-            USER,
-            PASSWORD,
-            base_url=f"http://127.0.0.1:{port}",
-            timeout=(0.2, 1.0),
-            clock=vt.clock,
-            sleep=vt.sleep,
-            max_retries=1,
-        )
-        with pytest.raises(KwtSMSNetworkError) as info:
-            client.send_batch(numbers(1), "hi", sender="KWT-SMS", test=True)
-    finally:
-        for sock in [*fillers, server]:
-            sock.close()
+    client = KwtSMSClient(
+        USER,
+        PASSWORD,
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=(0.2, 1.0),
+        clock=vt.clock,
+        sleep=vt.sleep,
+        max_retries=1,
+    )
+    with pytest.raises(KwtSMSNetworkError) as info:
+        client.send_batch(numbers(1), "hi", sender="KWT-SMS", test=True)
     assert info.value.may_have_reached_server is False
     assert "could not connect within 0.2 s" in info.value.description
     assert retries_logged(caplog) == 1

@@ -49,38 +49,6 @@ def silent_tls_port() -> Iterator[int]:
     server.close()
 
 
-@pytest.fixture
-def full_backlog_port() -> Iterator[int]:
-    """Listens, never accepts, its backlog filled: a new connect gets no SYN-ACK."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    port = server.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    probe = socket.socket()
-    probe.settimeout(0.2)
-    try:
-        probe.connect(("127.0.0.1", port))
-    except OSError:
-        pass  # blocked: the backlog is full
-    else:
-        probe.close()
-        for filler in fillers:
-            filler.close()
-        server.close()
-        pytest.skip("this kernel completes connects past a full backlog")
-    probe.close()
-    yield port
-    for filler in fillers:
-        filler.close()
-    server.close()
-
-
 def _post(url: str) -> KwtSMSNetworkError:
     transport = Transport(
         url, "user", "secret-pass", timeout=(CONNECT_TIMEOUT, CONNECT_TIMEOUT), deadline=0.3
