@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
+from airflow_provider_kwtsms.ledger_fence import SupersededError
 from airflow_provider_kwtsms.pacing import interval
 from airflow_provider_kwtsms.results import (
     FAILED,
@@ -78,7 +79,8 @@ class Journal(Protocol):
         """The batch's outcome when already decided (sent by an earlier try, ...); None: send it."""
 
     def sending(self, index: int) -> None:
-        """Just before the batch's request."""
+        """Just before the batch's request. May raise ``SupersededError``: a newer try owns the
+        send, and this one starts no request more (``ledger_fence``)."""
 
     def settle(self, index: int, result: BatchResult) -> BatchResult | None:
         """The batch's final outcome from what the request gave; None: send it again now."""
@@ -224,9 +226,9 @@ class _Run:
         if refused is not None:
             return self._settle(index, refused)
         if self.pool is None:
-            if self.journal is not None:
-                self.journal.sending(index)  # recorded before the request goes out
-            return self._answer(index, attempt(self.sender, self.plan, index))
+            if self.journal is not None and not self._record_sending(index, again):
+                return None
+            return self._answer(index, attempt(self.sender, self.plan, index, guard=self._guard()))
         self._await_turn()
         if self.stop is None and not self._may_send():  # asked once per batch, just before its turn
             return self._drop(index, again, _paused(self.sender, index, numbers))
@@ -246,14 +248,43 @@ class _Run:
         # the next turn.
         if self.journal is not None:
             began = time.monotonic()
-            self.journal.sending(index)
+            if not self._record_sending(index, again):
+                return None
             self.record_seconds = min(MAX_RECORD_ALLOWANCE, time.monotonic() - began)
         self.sender.pace()  # this request's turn at the rate: the pacer gates its start
         self.last_turn = self.sender.now()
-        self.in_flight[self.pool.submit(attempt, self.sender, self.plan, index, paced=True)] = index
+        launching = getattr(self.journal, "launching", None)
+        if launching is not None:
+            launching()  # the fence's lease outlasts the hand-over to a thread (a read when short)
+        future = self.pool.submit(attempt, self.sender, self.plan, index, paced=True, guard=self._guard())
+        self.in_flight[future] = index
         # The answers that came meanwhile are settled now, while the request is out: the
         # journal's writes take none of the next request's turn.
         self._collect(block=False)
+
+    def _record_sending(self, index: int, again: bool) -> bool:
+        """The journal records the batch pending; False when a newer try owns the send (it then
+        stops here: nothing more starts, the answers in flight are still settled)."""
+        assert self.journal is not None
+        try:
+            self.journal.sending(index)
+        except SupersededError as exc:
+            cause = self.sender.result_type(
+                index=index,
+                numbers=list(self.plan.batches[index]),
+                state=FAILED,
+                error_code=exc.code,
+                error_description=exc.description,
+                attempted=False,
+            )
+            self.stop = self.stop or cause
+            self._drop(index, again, cause)
+            return False
+        return True
+
+    def _guard(self) -> Callable[[], None] | None:
+        """What the channel calls right before each request of a batch (the fence's lease)."""
+        return getattr(self.journal, "guard", None)
 
     def _await_turn(self) -> None:
         """Until this request's turn, watch the requests in flight: an answer that stops the send
@@ -371,10 +402,19 @@ def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_unce
     return batch.error_code not in BATCH_LEVEL_CODES
 
 
-def attempt(sender: Channel, plan: SendPlan, index: int, *, paced: bool = False) -> BatchResult:
-    """One batch through ``sender``; whatever it raises becomes the batch's result."""
+def attempt(
+    sender: Channel,
+    plan: SendPlan,
+    index: int,
+    *,
+    paced: bool = False,
+    guard: Callable[[], None] | None = None,
+) -> BatchResult:
+    """One batch through ``sender``; whatever it raises becomes the batch's result. ``guard`` is
+    called right before each request of the batch (the ledger's fence)."""
     numbers = plan.batches[index]
     make = sender.result_type
+    extra = {} if guard is None else {"guard": guard}
     try:
         return sender.send_batch(
             numbers,
@@ -384,6 +424,7 @@ def attempt(sender: Channel, plan: SendPlan, index: int, *, paced: bool = False)
             index=index,
             wait_same_number=False,
             paced=paced,
+            **extra,
         )
     except KwtSMSNetworkError as exc:
         return make(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 from airflow_provider_kwtsms.batch_loop import OnBatch, run_batches
@@ -143,6 +144,12 @@ class Channel(ABC):
         """Requests a bulk send keeps in flight (``batch_loop``); 1: one after another."""
         return 1
 
+    @property
+    def request_seconds(self) -> float:
+        """The longest one request can stay in the air (its deadline): how long a newer try waits
+        for the requests of a try that stopped without a word (``ledger_fence``)."""
+        return 60.0
+
     def pace(self) -> None:  # noqa: B027 (only channels with max_in_flight > 1 are paced by the loop)
         """Wait for the next request's turn at the rate; the loop then calls ``send_batch(paced=True)``."""
 
@@ -163,7 +170,10 @@ class Channel(ABC):
         index: int = 0,
         wait_same_number: bool = True,
         paced: bool = False,
-    ) -> BatchResult: ...
+        guard: Callable[[], None] | None = None,
+    ) -> BatchResult:
+        """One request for one batch. ``guard`` is called right before each request written for
+        it (a retry's too): the ledger's fence raises there when this try may no longer send."""
 
     @abstractmethod
     def balance(self) -> Balance: ...

@@ -310,6 +310,7 @@ class KwtSMSClient(Channel):
         index: int = 0,
         wait_same_number: bool = True,
         paced: bool = False,
+        guard: Callable[[], None] | None = None,
     ) -> BatchResult:
         """One ``send`` request for at most 200 normalised numbers, paced by the token bucket.
 
@@ -345,7 +346,7 @@ class KwtSMSClient(Channel):
         while True:
             try:
                 turn_taken, paced = paced, False  # a retry waits for its own turn
-                data = self._post("send", fields, paced=turn_taken)
+                data = self._post("send", fields, paced=turn_taken, guard=guard)
             except KwtSMSNetworkError as exc:
                 if exc.may_have_reached_server:
                     return BatchResult(
@@ -414,6 +415,10 @@ class KwtSMSClient(Channel):
         if started is not None:
             started()
 
+    @property
+    def request_seconds(self) -> float:
+        return self._transport.deadline
+
     def pace(self) -> None:
         self._transport.session  # noqa: B018  (import requests and open the session in this thread, once)
         self._bucket.acquire()
@@ -425,9 +430,16 @@ class KwtSMSClient(Channel):
         self._sleep(seconds)
 
     # -- internals --------------------------------------------------------------------------
-    def _post(self, endpoint: str, fields: dict[str, Any], *, paced: bool = False) -> dict[str, Any]:
+    def _post(
+        self,
+        endpoint: str,
+        fields: dict[str, Any],
+        *,
+        paced: bool = False,
+        guard: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
         """One paced request (``paced``: its turn is taken already); HTTP 429 waited out; an error
-        answer raised as ``KwtSMSError``."""
+        answer raised as ``KwtSMSError``. ``guard`` is called right before the request is written."""
         limited = 0
         body = self._transport.encode(fields)
         self._transport.session  # noqa: B018  (import requests and open the session before the token)
@@ -436,6 +448,8 @@ class KwtSMSClient(Channel):
                 self._bucket.acquire()
             paced = False
             self._started()  # a late start (a busy CPU since the turn) pushes the next turns back
+            if guard is not None:
+                guard()  # the ledger's fence: raises when this try may no longer send
             try:
                 reply = self._transport.post_body(endpoint, body)
             except RateLimitedError as exc:

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from airflow_provider_kwtsms.batch_loop import run_batches
+from airflow_provider_kwtsms.batch_loop import BatchRun, run_batches
 from airflow_provider_kwtsms.constants import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.ledger_codec import (
@@ -48,6 +48,14 @@ from airflow_provider_kwtsms.ledger_codec import (
     encode_chunk,
     encode_head,
     fingerprint,
+)
+from airflow_provider_kwtsms.ledger_fence import (
+    FENCE_LEASE,
+    SUPERSEDED,
+    Fence,
+    SupersededError,
+    forget_owners,
+    late_outcome_is_final,
 )
 from airflow_provider_kwtsms.ledger_journal import LedgerJournal, judge_by_balance
 from airflow_provider_kwtsms.results import FAILED, UNCERTAIN, BatchResult, SendResult
@@ -68,6 +76,7 @@ __all__ = [
     "Ledger",
     "LedgerMismatchError",
     "MemoryStore",
+    "SupersededError",
     "UncertainBatchesError",
     "delete_ledger",
     "fingerprint",
@@ -210,6 +219,7 @@ class Ledger:
         self.store = store
         self.head = head
         self.entries = entries
+        self.fence: Fence | None = None  # the try's hold on the send: writes only while it owns it
 
     @property
     def batches(self) -> int:
@@ -241,7 +251,11 @@ class Ledger:
         return cls(store, head, {})
 
     def record(self, index: int, entry: Entry) -> None:
-        """Write one batch's entry (and so its chunk) through to the store."""
+        """Write one batch's entry (and so its chunk) through to the store; once a newer try owns
+        the send, keep it for this try's yield record instead (``ledger_fence``)."""
+        if self.fence is not None and not self.fence.write_allowed():
+            self.fence.keep_late(index, entry)
+            return
         self.entries[index] = entry
         size = self.head.chunk_size
         first = index // size * size
@@ -267,6 +281,7 @@ def delete_ledger(store: KeyValueStore) -> None:
     ledger = Ledger.load(store)
     if ledger is not None:
         ledger.delete()
+    forget_owners(store)
 
 
 BatchCallback = Callable[[BatchResult, int], None]
@@ -282,8 +297,13 @@ def resume_send(
     on_batch: BatchCallback | None = None,
     try_number: int | None = None,
     keep_going: Callable[[], bool] | None = None,
+    fence_lease: float = FENCE_LEASE,
 ) -> SendResult:
     """Send ``plan`` through ``client`` batch by batch, resuming whatever an earlier try left.
+
+    One try owns the send at a time (``ledger_fence``): this call first claims it (waiting
+    ``fence_lease`` and a margin), and stops with ``SupersededError`` as soon as a newer call
+    claims it, sending nothing more; the newer call accounts for what this one sent.
 
     ``keep_going`` (a send window) is asked before each batch; when it says no, the send stops at
     that batch boundary and ``SendPaused`` is raised: a later call resumes from the ledger.
@@ -297,25 +317,25 @@ def resume_send(
     """
     if on_uncertain not in ON_UNCERTAIN:
         raise ValueError(f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}")
-    fp = fingerprint(plan)
-    ledger = Ledger.load(store)
-    if ledger is not None and ledger.head.digest != fp.digest:
-        ledger = _changed_send(store, ledger, fp)
-    if ledger is None:
-        ledger = Ledger.create(store, fp, len(plan.batches), try_number)
-    elif any(e.state.sent for e in ledger.entries.values()):
-        done = sum(1 for e in ledger.entries.values() if e.state.sent)
-        log.info("Resuming the send: %d of %d batches already sent by earlier tries", done, ledger.batches)
-    journal = LedgerJournal(client, plan, ledger, on_uncertain=on_uncertain, try_number=try_number)
-    run = run_batches(
-        client,
-        plan,
-        journal=journal,
-        on_batch=None if on_batch is None else lambda batch, done, total: on_batch(batch, total),
-        keep_going=keep_going,
+    fence = Fence(
+        store,
+        now=client.now,
+        pause=client.pause,
+        request_seconds=client.request_seconds,
+        try_number=try_number,
+        lease=fence_lease,
     )
+    fence.claim()  # a newer try that claimed meanwhile wins: SupersededError, nothing sent
+    try:
+        run, journal = _run_owned(client, plan, store, fence, on_uncertain, on_batch, try_number, keep_going)
+    finally:
+        fence.close()  # nothing of this try's is in the air now: a newer try need not wait for it
     result = SendResult(plan=plan, batches=run.batches, dry_run=False)
     total = len(plan.batches)
+    if run.stopped_by is not None and run.stopped_by.error_code == SUPERSEDED:
+        raise SupersededError(
+            f"{run.stopped_by.error_description} What this try sent is recorded for the newer try."
+        )
     if run.paused and run.stopped_by is None and not journal.unresolved:
         raise SendPaused(result)
     if run.stopped_by is not None and not (run.stopped_by.state == UNCERTAIN and journal.unresolved):
@@ -330,6 +350,61 @@ def resume_send(
             raise BatchesFailedError(failed, total, result)
         raise _stop_error(failed[0], total)
     return result
+
+
+def _run_owned(
+    client: Channel,
+    plan: SendPlan,
+    store: KeyValueStore,
+    fence: Fence,
+    on_uncertain: str,
+    on_batch: BatchCallback | None,
+    try_number: int | None,
+    keep_going: Callable[[], bool] | None,
+) -> tuple[BatchRun, LedgerJournal]:
+    """The send, once this try owns it: load the ledger, settle what other tries left, run."""
+    fp = fingerprint(plan)
+    ledger = Ledger.load(store)
+    if ledger is not None and ledger.head.digest != fp.digest:
+        ledger = _changed_send(store, ledger, fp)
+    if ledger is None:
+        ledger = Ledger.create(store, fp, len(plan.batches), try_number)
+    ledger.fence = fence
+    if ledger.entries:
+        _take_over(ledger, fence, len(plan.batches))
+        if any(e.state.sent for e in ledger.entries.values()):
+            done = sum(1 for e in ledger.entries.values() if e.state.sent)
+            log.info(
+                "Resuming the send: %d of %d batches already sent by earlier tries", done, ledger.batches
+            )
+    journal = LedgerJournal(
+        client, plan, ledger, on_uncertain=on_uncertain, try_number=try_number, fence=fence
+    )
+    run = run_batches(
+        client,
+        plan,
+        journal=journal,
+        on_batch=None if on_batch is None else lambda batch, done, total: on_batch(batch, total),
+        keep_going=keep_going,
+    )
+    return run, journal
+
+
+def _take_over(ledger: Ledger, fence: Fence, batches: int) -> None:
+    """Batches other tries left pending: wait until their requests have ended (``ledger_fence``),
+    then take what those tries learnt late; the rest are judged from the balance as before."""
+    pending = {i: e for i, e in ledger.entries.items() if e.state == PENDING}
+    if not pending:
+        return
+    for index, late in fence.settle_writers(pending, batches).items():
+        if late_outcome_is_final(late):
+            log.info(
+                "batch %d/%d: %s, as the try that sent it learnt after it stopped",
+                index + 1,
+                batches,
+                "sent" if late.state.sent else "not sent",
+            )
+            ledger.record(index, late)
 
 
 def _stop_error(batch: BatchResult, total: int) -> KwtSMSError:

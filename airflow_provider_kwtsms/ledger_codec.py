@@ -61,6 +61,7 @@ class Entry:
     balance_before: float | None = None
     charge: int | None = None
     error_code: str | None = None
+    owner: str | None = None  # a pending batch's writer: the fence token of its try (ledger_fence)
 
 
 # Stored key of each Entry field (the format of version 1).
@@ -74,6 +75,7 @@ _KEYS = {
     "balance_before": "bb",
     "charge": "c",
     "error_code": "e",
+    "owner": "o",
 }
 _FIELDS = {key: name for name, key in _KEYS.items()}
 

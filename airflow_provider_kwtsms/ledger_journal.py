@@ -4,10 +4,12 @@ each batch, and how it settles a lost answer from the account's balance. See ``l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from airflow_provider_kwtsms.ledger_codec import BatchState, Entry
+from airflow_provider_kwtsms.ledger_fence import FENCE_LAPSED, SUPERSEDED, Fence
 from airflow_provider_kwtsms.results import FAILED, SENT, SKIPPED, UNCERTAIN, BatchResult
 
 if TYPE_CHECKING:
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from airflow_provider_kwtsms.results import SendPlan
 
 log = logging.getLogger("airflow_provider_kwtsms.ledger")
+
+# The lease left, at least, when a request is handed to its thread (else it is renewed first).
+LEASE_FOR_HANDOVER = 0.1
 
 # A send of this many batches (1,000 numbers) or more reads the balance once before its first
 # request, so that a lost first answer is judged by the balance like every later one (their
@@ -79,8 +84,10 @@ class LedgerJournal:
         *,
         on_uncertain: str,
         try_number: int | None,
+        fence: Fence | None = None,
     ) -> None:
         self.sender = sender
+        self.fence = fence
         self.plan = plan
         self.ledger = ledger
         self.on_uncertain = on_uncertain
@@ -192,13 +199,32 @@ class LedgerJournal:
         return self._by_policy(index, entry, "it was pending when an earlier try stopped")
 
     def sending(self, index: int) -> None:
-        entry = Entry(PENDING, self.try_number, balance_before=self.balance, charge=self.charge(index))
+        owner = None
+        if self.fence is not None:
+            self.fence.confirm()  # one read: still the send's owner? (raises SupersededError)
+            owner = self.fence.token
+        entry = Entry(
+            PENDING, self.try_number, balance_before=self.balance, charge=self.charge(index), owner=owner
+        )
         self.ledger.record(index, entry)
         self._in_flight.add(index)
+
+    def launching(self) -> None:
+        """Right before a request is handed to a thread: a lease that outlasts the hand-over."""
+        if self.fence is not None:
+            self.fence.ensure_lease(LEASE_FOR_HANDOVER)
+
+    @property
+    def guard(self) -> Callable[[], None] | None:
+        return None if self.fence is None else self.fence.guard
 
     def settle(self, index: int, result: BatchResult) -> BatchResult | None:
         result.try_number = self.try_number
         self._in_flight.discard(index)
+        if self.fence is not None and result.error_code == FENCE_LAPSED and self.fence.still_owner():
+            return None  # not written: its turn again, under a renewed lease
+        if self.fence is not None and self.fence.superseded:
+            return self._after_superseded(index, result)
         if result.state == SENT or (result.state == UNCERTAIN and result.msg_id):
             # An answer with a msg-id is proof enough that it went out.
             points = result.points_charged if result.state == SENT else self.charge(index)
@@ -224,6 +250,23 @@ class LedgerJournal:
         return result
 
     # -- internals --------------------------------------------------------------------------
+    def _after_superseded(self, index: int, result: BatchResult) -> BatchResult:
+        """An outcome learnt after a newer try took the send over: for the yield record (the
+        newer try reads it), never judged here (the newer try judges from the balance)."""
+        assert self.fence is not None
+        if result.state == SENT or (result.state == UNCERTAIN and result.msg_id):
+            late = Entry(DONE, self.try_number, msg_id=result.msg_id, points=result.points_charged or None)
+            result.state = SENT
+        elif result.state == UNCERTAIN:
+            pending = self.ledger.entries.get(index)
+            late = pending if pending is not None else Entry(PENDING, self.try_number, owner=self.fence.token)
+        else:
+            late = Entry(BatchState.FAILED, self.try_number, error_code=result.error_code)
+            if result.error_code == FENCE_LAPSED:
+                result = replace(result, error_code=SUPERSEDED, attempted=False)
+        self.ledger.record(index, late)  # kept for the yield: the fence refuses the store
+        return result
+
     def _result(self, index: int, state: str, entry: Entry) -> BatchResult:
         return self.sender.result_type(
             index=index,

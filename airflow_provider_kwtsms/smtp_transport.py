@@ -284,6 +284,10 @@ class KwtSMSSmtpSender(Channel):
     def same_number_wait(self) -> float:
         return self._same_number_wait
 
+    @property
+    def request_seconds(self) -> float:
+        return 4 * self.timeout  # connect, TLS, login, the message: each bounded by ``timeout``
+
     def now(self) -> float:
         return self._clock()
 
@@ -365,6 +369,7 @@ class KwtSMSSmtpSender(Channel):
         index: int = 0,
         wait_same_number: bool = True,
         paced: bool = False,  # never True: max_in_flight is 1, one relay session sends one e-mail at a time
+        guard: Callable[[], None] | None = None,
     ) -> SmtpBatchResult:
         """One e-mail for at most 200 normalised numbers, paced by the token bucket.
 
@@ -405,6 +410,8 @@ class KwtSMSSmtpSender(Channel):
         tries = 0
         while True:
             self._bucket.acquire()
+            if guard is not None:
+                guard()  # the ledger's fence: raises when this try may no longer send
             try:
                 lost = self._relay.deliver(body, self.from_address, self.to_address)
                 break

@@ -60,7 +60,7 @@ class DyingStore(MemoryStore):
         self.state, self.left = state, nth
 
     def set(self, key: str, value: str) -> None:
-        if key != HEAD_KEY:
+        if key.startswith(f"{HEAD_KEY}.c"):
             written = decode_chunk(value, 0)
             old = decode_chunk(self.data.get(key, "{}"), 0)
             changed = [e for k, e in written.items() if old.get(k) != e]
@@ -81,7 +81,7 @@ class HookedStore(MemoryStore):
 
     def set(self, key: str, value: str) -> None:
         super().set(key, value)
-        entries = decode_chunk(value, 0) if key != HEAD_KEY else {}
+        entries = decode_chunk(value, 0) if key.startswith(f"{HEAD_KEY}.c") else {}
         old = getattr(self, "_seen", {})
         fresh = [e for i, e in entries.items() if old.get(i) != e and e.state == self.state]
         self._seen = {**old, **entries}
