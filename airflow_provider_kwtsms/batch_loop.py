@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
-from airflow_provider_kwtsms.ledger_fence import SupersededError
+from airflow_provider_kwtsms.ledger_fence import FenceError
 from airflow_provider_kwtsms.pacing import interval
 from airflow_provider_kwtsms.results import (
     FAILED,
@@ -79,8 +79,8 @@ class Journal(Protocol):
         """The batch's outcome when already decided (sent by an earlier try, ...); None: send it."""
 
     def sending(self, index: int) -> None:
-        """Just before the batch's request. May raise ``SupersededError``: a newer try owns the
-        send, and this one starts no request more (``ledger_fence``)."""
+        """Just before the batch's request. May raise ``FenceError``: a newer try owns the send
+        (or the store cannot prove this one does), and it starts no request more (``ledger_fence``)."""
 
     def settle(self, index: int, result: BatchResult) -> BatchResult | None:
         """The batch's final outcome from what the request gave; None: send it again now."""
@@ -263,12 +263,12 @@ class _Run:
         self._collect(block=False)
 
     def _record_sending(self, index: int, again: bool) -> bool:
-        """The journal records the batch pending; False when a newer try owns the send (it then
-        stops here: nothing more starts, the answers in flight are still settled)."""
+        """The journal records the batch pending; False when this try no longer holds the send (it
+        then stops here: nothing more starts, the answers in flight are still settled)."""
         assert self.journal is not None
         try:
             self.journal.sending(index)
-        except SupersededError as exc:
+        except FenceError as exc:
             cause = self.sender.result_type(
                 index=index,
                 numbers=list(self.plan.batches[index]),

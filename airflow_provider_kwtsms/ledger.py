@@ -51,7 +51,6 @@ from airflow_provider_kwtsms.ledger_codec import (
 )
 from airflow_provider_kwtsms.ledger_fence import (
     FENCE_LEASE,
-    SUPERSEDED,
     Fence,
     SupersededError,
     forget_owners,
@@ -332,10 +331,9 @@ def resume_send(
         fence.close()  # nothing of this try's is in the air now: a newer try need not wait for it
     result = SendResult(plan=plan, batches=run.batches, dry_run=False)
     total = len(plan.batches)
-    if run.stopped_by is not None and run.stopped_by.error_code == SUPERSEDED:
-        raise SupersededError(
-            f"{run.stopped_by.error_description} What this try sent is recorded for the newer try."
-        )
+    if fence.lost is not None:
+        # It stopped holding the send: what it sent is in the ledger or its yield record.
+        raise fence.lost
     if run.paused and run.stopped_by is None and not journal.unresolved:
         raise SendPaused(result)
     if run.stopped_by is not None and not (run.stopped_by.state == UNCERTAIN and journal.unresolved):

@@ -57,8 +57,11 @@ FENCE_VERSION = 1
 
 # How long a confirmed ownership lets a try start requests. Short, because every try waits it
 # out once at its claim; long enough that the pace of a batch (0.2 s at 5 a second) rarely needs
-# a second read.
-FENCE_LEASE = 0.5
+# a second read, and that a store read through Airflow's API server ends well within it.
+FENCE_LEASE = 1.0
+# Reads in a row that may end after their own lease (a store slower than the lease) before the
+# try gives up with a retryable error.
+MAX_SLOW_READS = 3
 # Added to every wait for an older try's lease: clock-rate differences and thread scheduling.
 FENCE_MARGIN = 0.25
 # How often a claimant looks for the yield of a try whose pending batches it must judge.
@@ -72,7 +75,11 @@ SUPERSEDED = "SUPERSEDED"
 FENCE_LAPSED = "FENCE_LAPSED"
 
 
-class SupersededError(KwtSMSError):
+class FenceError(KwtSMSError):
+    """This try no longer holds the send: it starts no request and writes no ledger entry more."""
+
+
+class SupersededError(FenceError):
     """A newer try owns this send: this one stopped, sending nothing more; the newer try accounts
     for what this one sent."""
 
@@ -86,13 +93,13 @@ class SupersededError(KwtSMSError):
         self.retryable = False
 
 
-class FenceLapsedError(KwtSMSError):
+class FenceLapsedError(FenceError):
     """The lease ran out between a batch's turn and its request: the request was not written."""
 
-    def __init__(self) -> None:
+    def __init__(self, description: str | None = None) -> None:
         super().__init__(
             FENCE_LAPSED,
-            "the ownership lease ran out before the request was written; it was not sent",
+            description or "the ownership lease ran out before the request was written; it was not sent",
             action="Nothing to do: the send checks its ownership again and sends the batch.",
         )
         self.permanent = False
@@ -177,6 +184,7 @@ class Fence:
         self.try_number = try_number
         self.token = secrets.token_hex(8)
         self.superseded = False
+        self.lost: FenceError | None = None  # why this try no longer holds the send
         self.claimed_at: float | None = None
         self.late: dict[int, Entry] = {}  # outcomes learnt after losing the send: for the yield
         self._confirmed_at: float | None = None  # start of the last read that showed us as owner
@@ -193,18 +201,33 @@ class Fence:
         self.store.set(OWNER_KEY, json.dumps(record, separators=(",", ":")))
         self.claimed_at = self.now()
         self.pause(self.lease + FENCE_MARGIN)
-        self.confirm()
+        self.renew()
+
+    def renew(self) -> None:
+        """Confirm until the lease holds when the read ends (a slow read can outlast its lease)."""
+        for _ in range(MAX_SLOW_READS):
+            self.confirm()
+            if self._within_lease():
+                return
+        self.lost = FenceLapsedError(
+            f"{MAX_SLOW_READS} reads of the send ledger's store in a row took longer than the ownership "
+            f"lease ({self.lease:g} s): the store is too slow to prove this try still owns the send; "
+            "it stopped, and the next try resumes it"
+        )
+        raise self.lost
 
     def confirm(self) -> None:
-        """Read the owner record; good for ``lease`` seconds. Raises ``SupersededError``."""
-        if self.superseded:
-            raise self._superseded_error(None)
+        """Read the owner record; good for ``lease`` seconds from the read's start. Raises
+        ``SupersededError``."""
+        if self.lost is not None:
+            raise self.lost
         began = self.now()
         owner = _owner_token(self.store.get(OWNER_KEY))
         if owner != self.token:
             self.superseded = True
             self._confirmed_at = None
-            raise self._superseded_error(owner)
+            self.lost = self._superseded_error(owner)
+            raise self.lost
         self._confirmed_at = began
 
     def _superseded_error(self, owner: str | None) -> SupersededError:
@@ -219,7 +242,7 @@ class Fence:
 
     def _within_lease(self) -> bool:
         return (
-            not self.superseded
+            self.lost is None
             and self._confirmed_at is not None
             and self.now() - self._confirmed_at < self.lease
         )
@@ -230,25 +253,26 @@ class Fence:
         store is not for threads), so it gives the batch back unsent (``FenceLapsedError``)."""
         if self._within_lease():
             return
-        if threading.get_ident() == self._thread and not self.superseded:
-            self.confirm()  # raises SupersededError when lost
+        if threading.get_ident() == self._thread and self.lost is None:
+            self.renew()  # raises SupersededError when lost
             return
         raise FenceLapsedError()
 
     def still_owner(self) -> bool:
-        """From the owner's thread: renew the lease when needed; False once superseded."""
+        """From the owner's thread: renew the lease when needed; False once the hold is lost
+        (superseded, or a store too slow to prove it)."""
         if self._within_lease():
             return True
         try:
-            self.confirm()
-        except SupersededError:
+            self.renew()
+        except FenceError:
             return False
         return True
 
     def ensure_lease(self, needed: float) -> None:
         """Before handing a request to a thread: renew when less than ``needed`` s of lease is left."""
         if self._confirmed_at is None or self.now() - self._confirmed_at > self.lease - needed:
-            self.confirm()
+            self.renew()
 
     # -- the writers of pending batches --------------------------------------------------------
     def settle_writers(self, pending: dict[int, Entry], plan_batches: int) -> dict[int, Entry]:

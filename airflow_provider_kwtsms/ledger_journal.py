@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from airflow_provider_kwtsms.ledger_codec import BatchState, Entry
-from airflow_provider_kwtsms.ledger_fence import FENCE_LAPSED, SUPERSEDED, Fence
+from airflow_provider_kwtsms.ledger_fence import FENCE_LAPSED, Fence
 from airflow_provider_kwtsms.results import FAILED, SENT, SKIPPED, UNCERTAIN, BatchResult
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ class LedgerJournal:
     def sending(self, index: int) -> None:
         owner = None
         if self.fence is not None:
-            self.fence.confirm()  # one read: still the send's owner? (raises SupersededError)
+            self.fence.renew()  # one read: still the send's owner? (raises SupersededError)
             owner = self.fence.token
         entry = Entry(
             PENDING, self.try_number, balance_before=self.balance, charge=self.charge(index), owner=owner
@@ -223,7 +223,7 @@ class LedgerJournal:
         self._in_flight.discard(index)
         if self.fence is not None and result.error_code == FENCE_LAPSED and self.fence.still_owner():
             return None  # not written: its turn again, under a renewed lease
-        if self.fence is not None and self.fence.superseded:
+        if self.fence is not None and self.fence.lost is not None:
             return self._after_superseded(index, result)
         if result.state == SENT or (result.state == UNCERTAIN and result.msg_id):
             # An answer with a msg-id is proof enough that it went out.
@@ -262,8 +262,8 @@ class LedgerJournal:
             late = pending if pending is not None else Entry(PENDING, self.try_number, owner=self.fence.token)
         else:
             late = Entry(BatchState.FAILED, self.try_number, error_code=result.error_code)
-            if result.error_code == FENCE_LAPSED:
-                result = replace(result, error_code=SUPERSEDED, attempted=False)
+            if result.error_code == FENCE_LAPSED and self.fence.lost is not None:
+                result = replace(result, error_code=self.fence.lost.code, attempted=False)
         self.ledger.record(index, late)  # kept for the yield: the fence refuses the store
         return result
 
