@@ -209,3 +209,36 @@ def test_a_try_that_yielded_costs_the_next_no_wait_and_the_ledger_deletes_every_
     delete_ledger(store)
     assert [k for k in store.data if k.startswith(HEAD_KEY)] == []
     assert OWNER_KEY not in store.data
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.1])
+def test_two_tries_racing_over_the_email_channel_send_every_number_once(kwtsms_sandbox_factory, delay):
+    """The same fence for the SMTP channel: one e-mail per batch, at most once."""
+    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+
+    sb = kwtsms_sandbox_factory(smtp_port=0, balance=1_000_000, duplicate_window=0, firewall=False)
+
+    def sender() -> KwtSMSSmtpSender:
+        return KwtSMSSmtpSender(
+            "sandbox_user",
+            "sandbox_pass",
+            smtp_host="127.0.0.1",
+            smtp_port=sb.smtp_port,
+            from_address="alerts@example.com",
+            timeout=2.0,
+        )
+
+    plan = sender().plan_send([f"9655{i:07d}" for i in range(1000)], "Fence by e-mail")
+    store = MemoryStore()
+    older, newer = Try(sender(), plan, store, 1), Try(sender(), plan, store, 2)
+    older.start()
+    threading.Event().wait(delay)
+    newer.start()
+    older.join(60)
+    newer.join(60)
+    assert sorted(type(t.error).__name__ if t.error else "done" for t in (older, newer)) == [
+        "SupersededError",
+        "done",
+    ]
+    counts = Counter(n for email in sb.emails() if email["outcome"] == "accepted" for n in email["mobile"])
+    assert sorted(set(counts.values())) == [1] and len(counts) == 1000
