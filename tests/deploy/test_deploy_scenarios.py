@@ -9,6 +9,7 @@ begun within any one second, which must be 5 at most) in test-artifacts/deploy-r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -230,6 +231,57 @@ def test_d_answer_dropped_after_accept(deploy: Site) -> None:
     assert any(r["fault"] == "drop_after_accept" for r in sandbox.requests())
     assert (delivery.once, delivery.twice, delivery.missing) == (2000, 0, 0), delivery
     record(deploy, "d answer dropped", delivery, time.monotonic() - started)
+
+
+# --- (h) a try frozen mid-send (SIGSTOP past the heartbeat timeout), its retry, then SIGCONT ------
+
+
+def _freeze(d: Deployment, pid: int, executor: str, sig: int) -> list[int]:
+    """Send ``sig`` to the task's process group and, under Celery, its worker's: a machine paused."""
+    groups = [os.getpgid(pid)]
+    worker = _owner(d, pid) if executor == "celery" else None
+    if worker is not None:
+        groups.append(os.getpgid(worker.pid))
+    for group in groups:
+        os.killpg(group, sig)
+    return groups
+
+
+def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
+    """The older try is frozen mid-send past the heartbeat timeout; Airflow runs the retry (under
+    Celery, on the other worker) to success; then the frozen one is resumed. It must send nothing
+    more: every recipient once, none twice (the resumed try's requests are counted too, so the
+    sandbox's 15 s same-number rule cannot hide one), none missing."""
+    started = time.monotonic()
+    d, sandbox = deploy.deployment, deploy.sandbox
+    d.wait_dag("deploy_bulk_send")
+    run = d.trigger("deploy_bulk_send")
+    wait_for("3 of 10 batches accepted", lambda: len(sandbox.messages()) >= 3, 120, interval=0.2)
+    ti = d.task_instances("deploy_bulk_send", run)[0]
+    assert ti["state"] == "running", ti
+    groups = _freeze(d, ti["pid"], deploy.executor, signal.SIGSTOP)
+    frozen_at = len(sandbox.messages())
+    try:
+        wait_for(
+            "the retry to start",
+            lambda: d.task_instances("deploy_bulk_send", run)[0]["try_number"] >= 2,
+            120,
+        )
+        assert d.wait_run("deploy_bulk_send", run, timeout=300) == "success"
+    finally:
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGCONT)
+    sends_at_resume = sum(1 for r in sandbox.requests() if r["endpoint"] == "send")
+    time.sleep(15)  # the resumed try's next batch would come within its 1 s pace: give it time
+    sends_after = sum(1 for r in sandbox.requests() if r["endpoint"] == "send") - sends_at_resume
+    delivery = Delivery.of(numbers(0, 2000), sandbox.messages(), sandbox.requests())
+    record(
+        deploy, "h try frozen then resumed", delivery, time.monotonic() - started,
+        batches_before_freeze=frozen_at, sends_after_resume=sends_after,
+    )  # fmt: skip
+    assert sends_after == 0, f"the resumed try sent {sends_after} request(s)"
+    assert (delivery.once, delivery.twice, delivery.missing) == (2000, 0, 0), delivery
 
 
 # --- (e) one account, many workers -----------------------------------------------------------------
