@@ -236,15 +236,17 @@ def test_d_answer_dropped_after_accept(deploy: Site) -> None:
 # --- (h) a try frozen mid-send (SIGSTOP past the heartbeat timeout), its retry, then SIGCONT ------
 
 
-def _freeze(d: Deployment, pid: int, executor: str, sig: int) -> list[int]:
-    """Send ``sig`` to the task's process group and, under Celery, its worker's: a machine paused."""
-    groups = [os.getpgid(pid)]
+def _freeze(d: Deployment, pid: int, executor: str) -> list[int]:
+    """SIGSTOP the task's process group and its supervisor (who heartbeats for it) and, under
+    Celery, its whole worker: a machine paused. Returns the process groups and pids stopped."""
+    supervisor = _ancestors(pid)[1]
+    targets = [-os.getpgid(pid), supervisor]
     worker = _owner(d, pid) if executor == "celery" else None
     if worker is not None:
-        groups.append(os.getpgid(worker.pid))
-    for group in groups:
-        os.killpg(group, sig)
-    return groups
+        targets.append(-os.getpgid(worker.pid))
+    for target in targets:
+        os.kill(target, signal.SIGSTOP)  # a negative pid: the whole group
+    return targets
 
 
 def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
@@ -259,7 +261,7 @@ def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
     wait_for("3 of 10 batches accepted", lambda: len(sandbox.messages()) >= 3, 120, interval=0.2)
     ti = d.task_instances("deploy_bulk_send", run)[0]
     assert ti["state"] == "running", ti
-    groups = _freeze(d, ti["pid"], deploy.executor, signal.SIGSTOP)
+    frozen = _freeze(d, ti["pid"], deploy.executor)
     frozen_at = len(sandbox.messages())
     try:
         wait_for(
@@ -269,9 +271,9 @@ def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
         )
         assert d.wait_run("deploy_bulk_send", run, timeout=300) == "success"
     finally:
-        for group in groups:
+        for target in frozen:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGCONT)
+                os.kill(target, signal.SIGCONT)
     sends_at_resume = sum(1 for r in sandbox.requests() if r["endpoint"] == "send")
     time.sleep(15)  # the resumed try's next batch would come within its 1 s pace: give it time
     sends_after = sum(1 for r in sandbox.requests() if r["endpoint"] == "send") - sends_at_resume
