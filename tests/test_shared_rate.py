@@ -21,6 +21,7 @@ from airflow_provider_kwtsms.shared_rate import (
     gcra_hold,
     gcra_reserve,
     open_store,
+    shared_key,
 )
 
 
@@ -126,7 +127,7 @@ def test_a_store_that_is_down_falls_back_to_the_machine_pacer(tmp_path, monkeypa
     monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
     from airflow_provider_kwtsms import shared_rate
 
-    monkeypatch.setattr(shared_rate, "open_store", lambda url: BrokenStore())
+    monkeypatch.setattr(shared_rate, "open_store", lambda url, **options: BrokenStore())
     bucket = shared_rate.shared_bucket(
         "redis://127.0.0.1:9/0", username="acct", base_url="http://127.0.0.1:9", rate=5
     )
@@ -141,7 +142,7 @@ def test_describe_hides_the_store_password() -> None:
 
 
 def test_an_unknown_store_scheme_is_refused_with_what_to_give() -> None:
-    with pytest.raises(ValueError, match="redis://host:port/db") as error:
+    with pytest.raises(ValueError, match="unknown scheme 'mysql'.*redis://host:6379/0") as error:
         open_store("mysql://u:s3cret@db/x")
     assert "s3cret" not in str(error.value)
 
@@ -195,7 +196,7 @@ def test_the_connection_extra_rate_store_gives_the_client_a_shared_bucket() -> N
     client = build_client(settings)
     pacer = client._bucket
     assert isinstance(pacer, SharedBucket)
-    assert pacer.key == "kwtsms:rate:acct@127.0.0.1:9" and pacer.rate == 2.0
+    assert pacer.key == shared_key("acct", "http://127.0.0.1:9") and pacer.rate == 2.0
     assert "store-pw" not in repr(vars(pacer))  # only scheme, host, port and database kept
     assert isinstance(pacer._local, MachineBucket) and pacer._local.target == "127.0.0.1:9"
 
