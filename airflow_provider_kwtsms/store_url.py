@@ -20,7 +20,6 @@ Every rule here is one pass over the text: linear.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
@@ -29,11 +28,36 @@ from airflow_provider_kwtsms.redact import Redactor
 
 SCHEMES = {"redis": "redis", "rediss": "rediss", "postgresql": "postgresql", "postgres": "postgresql"}
 EXAMPLES = "redis://host:6379/0 (e.g. the Celery broker) or postgresql://user@host:5432/database"
-_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,30}")
-_HOST = re.compile(r"[A-Za-z0-9_.-]{1,253}|/[A-Za-z0-9_./-]{0,250}")  # a name, an address, a socket folder
-_IPV6 = re.compile(r"[0-9A-Fa-f:.]{2,45}")
-_DATABASE = re.compile(r"[A-Za-z0-9_.$-]{1,63}")
-_QUERY_KEY = re.compile(r"[a-z_]{1,40}")
+# The plain forms a piece must have to be shown or used: sets of characters and a length (no
+# regular expression: a check of each character once).
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") | _LOWER
+
+
+def _plain(text: str, allowed: frozenset[str], most: int) -> bool:
+    return 0 < len(text) <= most and all(char in allowed for char in text)
+
+
+def _is_scheme(text: str) -> bool:
+    return _plain(text, _LOWER | frozenset("0123456789+.-"), 31) and text[0] in _LOWER
+
+
+def _is_host(text: str) -> bool:  # a name or address, or a socket folder
+    return _plain(text, _NAME, 253) or (text[:1] == "/" and _plain(text, _NAME | {"/"}, 251))
+
+
+def _is_ipv6(text: str) -> bool:
+    return _plain(text, frozenset("0123456789abcdefABCDEF:."), 45)
+
+
+def _is_database(text: str) -> bool:
+    return _plain(text, _NAME | {"$"}, 63)
+
+
+def _is_query_key(text: str) -> bool:
+    return _plain(text, _LOWER | {"_"}, 40)
+
+
 # Python-level arguments of the drivers' connect(): a query key may never reach them.
 _NOT_LIBPQ = frozenset({"dsn", "conninfo", "connection_factory", "cursor_factory", "autocommit", "context"})
 
@@ -57,11 +81,11 @@ class StoreURL:
         host = self.host or ""
         if ":" in host:
             host = f"[{host}]"
-        elif host and not _HOST.fullmatch(host):
+        elif host and not _is_host(host):
             host = "(host)"
         port = f":{self.port}" if self.port else ""
         database = self.database or ""
-        if database and not _DATABASE.fullmatch(database):
+        if database and not _is_database(database):
             database = f"({len(database)}-character database name)"
         return f"{self.scheme}://{host}{port}/{database}" if database else f"{self.scheme}://{host}{port}"
 
@@ -94,7 +118,7 @@ def parse_store_url(url: object, *, password: str | None = None, what: str = "ra
     if not sep:
         raise _refuse(what, f"is not a URL ({len(text)} characters, not shown: it may hold a password)")
     scheme = head.lower()
-    if not _SCHEME.fullmatch(scheme):
+    if not _is_scheme(scheme):
         raise _refuse(what, f"has no readable scheme ({len(head)} characters before ://)")
     base = SCHEMES.get(scheme.split("+", 1)[0])
     if base is None:
@@ -138,12 +162,12 @@ def _split_authority(authority: str, what: str, scheme: str) -> tuple[str | None
     if authority.startswith("["):  # [IPv6]:port
         end = authority.find("]")
         host, after = authority[1:end], authority[end + 1 :]
-        if end < 0 or not _IPV6.fullmatch(host) or (after and not after.startswith(":")):
+        if end < 0 or not _is_ipv6(host) or (after and not after.startswith(":")):
             raise _refuse(what, f"{scheme}://...: the host in [ ] is not an IPv6 address")
         return host, after[1:]
     host_text, _, port_text = authority.partition(":")
     host = unquote(host_text)
-    if host and not _HOST.fullmatch(host):
+    if host and not _is_host(host):
         problem = f"the host is not a host name ({len(host)} characters, not shown)"
         raise _refuse(what, f"{scheme}://...: {problem}")
     return host or None, port_text
@@ -164,8 +188,8 @@ def _query(text: str, what: str, scheme: str) -> tuple[tuple[str, str], ...]:
         return ()
     pairs = tuple(parse_qsl(text, keep_blank_values=True))
     for key, _value in pairs:
-        if not _QUERY_KEY.fullmatch(key) or key in _NOT_LIBPQ:
-            shown = repr(key) if _QUERY_KEY.fullmatch(key) else f"of {len(key)} characters"
+        if not _is_query_key(key) or key in _NOT_LIBPQ:
+            shown = repr(key) if _is_query_key(key) else f"of {len(key)} characters"
             raise _refuse(what, f"{scheme}://...: the query has a key {shown} that is not a driver option")
     return pairs
 
@@ -176,4 +200,4 @@ def describe(url: str) -> str:
         return parse_store_url(url).shown
     except KwtSMSInputError:
         scheme = url.partition("://")[0].lower() if isinstance(url, str) else ""
-        return f"{scheme}://(unreadable)" if _SCHEME.fullmatch(scheme) else "(an unreadable rate_store URL)"
+        return f"{scheme}://(unreadable)" if _is_scheme(scheme) else "(an unreadable rate_store URL)"
