@@ -2,7 +2,7 @@
 
 A Postgres and a Redis of this machine (the deploy prerequisites: ``.ci/install-deploy.sh``),
 started as tests/deploy/harness.py starts them; skipped where they are not installed. A stopped
-server is its whole process group stopped with SIGSTOP (a frozen host: the kernel still accepts
+server is every process of it stopped with SIGSTOP (a frozen host: the kernel still accepts
 and acknowledges, no process answers); a held row lock is another connection's SELECT ... FOR
 UPDATE; a silent server is a loopback socket that accepts and never answers. The store's call
 timeout is injected small (0.3 s) and the breaker's clock is a fake one, so nothing here asserts
