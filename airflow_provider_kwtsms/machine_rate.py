@@ -81,10 +81,17 @@ def rate_dir() -> str:
 
 
 def gateway_target(base_url: str) -> str:
-    """The gateway as ``host:port``: lower case, the scheme's port filled in (what one firewall guards)."""
+    """The gateway as ``host:port`` (what one firewall guards), one spelling for every way of
+    writing its URL: scheme and host in any case, a trailing dot, the default port written or not,
+    any path. The key of its pace file here and of its row in a shared rate store (shared_rate)."""
     parts = urlsplit(base_url.strip())
-    port = parts.port or (80 if parts.scheme.lower() == "http" else 443)
-    return f"{(parts.hostname or '').lower()}:{port}"
+    default = 80 if parts.scheme.lower() == "http" else 443
+    try:
+        port: int | str = parts.port or default
+    except ValueError:  # not a port: the request fails on its own; the key stays distinct
+        port = parts.netloc.rpartition(":")[2]
+    host = (parts.hostname or "").lower().rstrip(".")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def file_name(target: str) -> str:

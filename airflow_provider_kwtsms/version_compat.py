@@ -76,3 +76,19 @@ __all__ = [
     "TaskDeferred",
     "aget_connection",
 ]
+
+
+def mask_secret(secret: str) -> None:
+    """Register ``secret`` with Airflow's secrets masker, so task logs show it as ``***``: the
+    SDK's (3.1+; it also tells the task's supervisor), else 3.0's. Imported when called: the
+    masker is not needed on the DAG-parse path."""
+    try:
+        from airflow.sdk.log import mask_secret as mask
+    except ImportError:  # 3.0
+        try:
+            from airflow.sdk.execution_time.secrets_masker import (  # type: ignore[no-redef,unused-ignore]
+                mask_secret as mask,
+            )
+        except ImportError:  # no masker in this installation: nothing to register with
+            return
+    mask(secret)

@@ -106,7 +106,7 @@ def test_no_warning_with_a_rate_store(connection, warnings, monkeypatch):
     # The store's driver is not what is tested (the compatibility lanes install no redis client).
     from airflow_provider_kwtsms import shared_rate
 
-    monkeypatch.setattr(shared_rate, "open_store", lambda url: shared_rate.MemoryRateStore())
+    monkeypatch.setattr(shared_rate, "open_store", lambda url, **options: shared_rate.MemoryRateStore())
     connection(rate_store="redis://127.0.0.1:9/0")  # built, never reached: no request is made
     with set_current_context(task()):
         build_clients()

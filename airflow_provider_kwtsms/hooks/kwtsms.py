@@ -64,6 +64,7 @@ class KwtSMSSettings:
     smtp_to: str = SMS_ADDRESS
     balance_over_http: bool = False
     rate_store: str | None = field(default=None, repr=False)  # may hold a password: never shown
+    rate_store_password: str | None = field(default=None, repr=False)  # masked by Airflow (its name)
 
     def client_kwargs(self) -> dict[str, Any]:
         return {
@@ -162,6 +163,9 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
             else False
         ),
         rate_store=str(_extra(extras, "rate_store")).strip() if _extra(extras, "rate_store") else None,
+        rate_store_password=(
+            str(_extra(extras, "rate_store_password")) if _extra(extras, "rate_store_password") else None
+        ),
     )
 
 
@@ -171,9 +175,20 @@ def build_client(settings: KwtSMSSettings) -> KwtSMSClient:
     pacer = None
     if settings.rate_store:  # one account's rate shared by every worker (docs/deploying.md)
         from airflow_provider_kwtsms.shared_rate import shared_bucket
+        from airflow_provider_kwtsms.store_url import parse_store_url
+        from airflow_provider_kwtsms.version_compat import mask_secret
 
+        what = f"Connection {settings.conn_id!r} extra 'rate_store'"
+        where = parse_store_url(settings.rate_store, password=settings.rate_store_password, what=what)
+        for secret in (settings.rate_store, where.password):  # task logs never show them
+            if secret:
+                mask_secret(secret)
         pacer = shared_bucket(
-            settings.rate_store, username=settings.username, base_url=settings.base_url, rate=settings.rate
+            settings.rate_store,
+            username=settings.username,
+            base_url=settings.base_url,
+            rate=settings.rate,
+            password=settings.rate_store_password,
         )
     return KwtSMSClient(settings.username, settings.password, **settings.client_kwargs(), pacer=pacer)
 

@@ -1,0 +1,277 @@
+"""The shared limiter against real, misbehaving stores on loopback: never a wait without limit.
+
+A Postgres and a Redis of this machine (the deploy prerequisites: ``.ci/install-deploy.sh``),
+started as tests/deploy/harness.py starts them; skipped where they are not installed. A stopped
+server is every process of it stopped with SIGSTOP (a frozen host: the kernel still accepts
+and acknowledges, no process answers); a held row lock is another connection's SELECT ... FOR
+UPDATE; a silent server is a loopback socket that accepts and never answers. The store's call
+timeout is injected small (0.3 s) and the breaker's clock is a fake one, so nothing here asserts
+elapsed time: what is counted is the calls begun on the store and the warnings logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy"))
+from harness import Postgres, Redis, SetupError
+
+from airflow_provider_kwtsms.machine_rate import MachineBucket
+from airflow_provider_kwtsms.shared_rate import (
+    SharedBucket,
+    max_wait,
+    open_store,
+    shared_bucket,
+    shared_key,
+)
+from airflow_provider_kwtsms.store_url import parse_store_url
+
+TIMEOUT = 0.3
+LOGGER = "airflow_provider_kwtsms.shared_rate"
+
+
+class FakeClock:
+    def __init__(self, now: float = 10_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    root = tmp_path_factory.mktemp("stores")
+    started: dict[str, object] = {}
+    try:
+        try:
+            import psycopg  # noqa: F401
+
+            started["postgres"] = Postgres(root / "pg", root / "logs").start()
+        except (SetupError, ImportError) as exc:
+            started["postgres"] = exc
+        try:
+            import redis  # noqa: F401
+
+            started["redis"] = Redis(root / "redis", root / "logs").start()
+        except (SetupError, ImportError) as exc:
+            started["redis"] = exc
+        yield started
+    finally:
+        for server in started.values():
+            if not isinstance(server, BaseException):
+                signal_server(server, signal.SIGCONT)
+                server.stop()  # type: ignore[attr-defined]
+
+
+def _server(servers: dict[str, object], kind: str):
+    server = servers[kind]
+    if isinstance(server, BaseException):
+        pytest.skip(f"{kind}: {server}")
+    return server
+
+
+def store_url(servers: dict[str, object], kind: str) -> str:
+    server = _server(servers, kind)
+    return server.dsn("postgres") if kind == "postgres" else server.url.replace("/0", "/3")
+
+
+class Counted:
+    """Counts the store calls begun through it (the proof that a down store is skipped)."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.begun = 0
+
+    def reserve(self, *args):
+        self.begun += 1
+        return self.store.reserve(*args)
+
+    def hold(self, *args):
+        self.begun += 1
+        return self.store.hold(*args)
+
+    def repair(self, *args):
+        return self.store.repair(*args)
+
+
+def bucket_on(
+    url: str, tmp_path: Path, monotonic: FakeClock, *, key: str = "kwtsms:rate:test"
+) -> SharedBucket:
+    where = parse_store_url(url)
+    return SharedBucket(
+        Counted(open_store(where, timeout=TIMEOUT)),
+        key,
+        5.0,
+        where=where.shown,
+        fallback=MachineBucket("127.0.0.1:9", 5.0, directory=str(tmp_path)),
+        timeout=TIMEOUT,
+        monotonic=monotonic,
+        scrub=where.scrub,
+    )
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process under it (Postgres's backends run in sessions of their own, so
+    a signal to the server's process group does not reach them)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = [root]
+    for pid in found:  # grows while it is walked: breadth first
+        found += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def signal_server(server, sig: signal.Signals) -> None:
+    for pid in process_tree(server.proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
+
+
+def wait_until(check, limit: float = 10.0) -> bool:
+    done = threading.Event()
+    for _ in range(int(limit / 0.05)):
+        if check():
+            return True
+        done.wait(0.05)
+    return check()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_a_stopped_store_costs_one_timeout_then_is_skipped_with_one_warning(
+    kind: str, servers, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = _server(servers, kind)
+    monotonic = FakeClock()
+    bucket = bucket_on(store_url(servers, kind), tmp_path, monotonic)
+    bucket.acquire()  # connected, shared
+    bucket.started()
+    assert not bucket._down
+    signal_server(server, signal.SIGSTOP)
+    try:
+        for _ in range(20):  # a 20-request send
+            bucket.acquire()
+            bucket.started()
+        begun = bucket._store.begun
+        assert begun == 3  # the two calls before the stop, and the one that got no answer
+        (line,) = warnings(caplog)
+        assert f"unavailable (no answer within {TIMEOUT:g} s)" in line or "Timeout" in line
+        monotonic.now += 31.0  # the breaker's time is over: one probe, still stopped
+        bucket.acquire()
+        assert bucket._store.begun <= begun + 1 and len(warnings(caplog)) == 1
+    finally:
+        signal_server(server, signal.SIGCONT)
+    assert wait_until(lambda: bucket._stuck is None or not bucket._stuck.is_alive())
+    monotonic.now += 31.0
+    bucket.acquire()  # back
+    assert not bucket._down
+
+
+def test_a_held_row_lock_is_given_up_by_the_server_too(servers, tmp_path: Path, caplog) -> None:
+    import psycopg
+
+    url = store_url(servers, "postgres")
+    monotonic = FakeClock()
+    bucket = bucket_on(url, tmp_path, monotonic, key="kwtsms:rate:locked")
+    bucket.acquire()
+    with psycopg.connect(url) as holder:  # a transaction: the row stays locked until it ends
+        holder.execute("SELECT tat FROM kwtsms_rate WHERE key = 'kwtsms:rate:locked' FOR UPDATE")
+        bucket.acquire()
+        assert bucket._down and len(warnings(caplog)) == 1
+        # The call that waited on the lock ended on the server's lock_timeout while the lock is
+        # still held (before: it waited for the lock without limit).
+        assert wait_until(lambda: bucket._stuck is None or not bucket._stuck.is_alive())
+        holder.rollback()
+    monotonic.now += 31.0
+    bucket.acquire()
+    assert not bucket._down
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_a_silent_server_costs_one_timeout_not_one_per_request(kind: str, tmp_path: Path, caplog) -> None:
+    pytest.importorskip("psycopg" if kind == "postgres" else "redis")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts (the kernel does), never answers
+    try:
+        port = silent.getsockname()[1]
+        url = f"postgresql://u@127.0.0.1:{port}/x" if kind == "postgres" else f"redis://127.0.0.1:{port}/0"
+        bucket = bucket_on(url, tmp_path, FakeClock())
+        for _ in range(20):
+            bucket.acquire()
+        assert bucket._store.begun == 1
+        assert len(warnings(caplog)) == 1
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_any_user_name_shares_the_cap(kind: str, servers, tmp_path: Path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
+    rng = random.Random(21)
+    noisy = "".join(chr(rng.randrange(1, 0xD800)) for _ in range(10_000))
+    for username in ("acct\x00nul", noisy):
+        bucket = shared_bucket(
+            store_url(servers, kind), username=username, base_url="https://h.example", rate=5
+        )
+        bucket.acquire()
+        bucket.started()
+        assert not bucket._down, warnings(caplog)
+        other = shared_bucket(
+            store_url(servers, kind), username=username, base_url="https://H.example.:443/", rate=5
+        )
+        assert other.key == bucket.key and other.acquire() > 0.1  # one cap: the same row
+    assert warnings(caplog) == []
+
+
+@pytest.mark.parametrize("kind", ["postgres", "redis"])
+def test_a_store_clock_stepped_back_is_reset_in_the_store(kind: str, servers, tmp_path: Path, caplog) -> None:
+    url = store_url(servers, kind)
+    store = open_store(url, timeout=TIMEOUT)
+    key = shared_key(f"clock-{kind}", "https://h.example")
+    store_clock = FakeClock()
+    monotonic = FakeClock()
+    slept: list[float] = []
+    bucket = SharedBucket(
+        store, key, 5.0, clock=store_clock, sleep=slept.append, monotonic=monotonic, timeout=TIMEOUT,
+        fallback=MachineBucket("127.0.0.1:9", 5.0, directory=str(tmp_path)),
+    )  # fmt: skip
+    bucket.acquire()
+    store_clock.now -= 3600.0
+    bucket.acquire()
+    assert max(slept, default=0.0) < max_wait(5.0)
+    (line,) = warnings(caplog)
+    assert "answered a wait of 3600" in line
+    assert store.reserve(key, 0.2, store_clock()) == pytest.approx(0.0)  # the row was reset
+
+
+def test_a_driver_error_in_the_warning_shows_no_user_or_password(servers, tmp_path: Path, caplog) -> None:
+    server = _server(servers, "postgres")
+    url = f"postgresql://kwtsms_Sup3r:p%zz/W#0rd@x@127.0.0.1:{server.port}/rates"
+    bucket = bucket_on(url, tmp_path, FakeClock())
+    bucket.acquire()
+    (line,) = warnings(caplog)
+    assert "does not exist" in line  # the driver's own words are kept...
+    for piece in ("Sup3r", "kwtsms_", "p%zz", "W#0rd", "0rd@x"):  # ...not the URL's secrets
+        assert piece not in line
+    assert f"postgresql://127.0.0.1:{server.port}/rates unavailable" in line
