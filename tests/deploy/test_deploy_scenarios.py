@@ -278,9 +278,16 @@ def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
     time.sleep(15)  # the resumed try's next batch would come within its 1 s pace: give it time
     sends_after = sum(1 for r in sandbox.requests() if r["endpoint"] == "send") - sends_at_resume
     delivery = Delivery.of(numbers(0, 2000), sandbox.messages(), sandbox.requests())
+    # What ended the older try once resumed: the fence (its log says SUPERSEDED) or Airflow (its
+    # supervisor, refused a heartbeat, stopped it first). Either way it must send nothing.
+    try:
+        older_log = d.task_log("deploy_bulk_send", run, "send", 1)
+    except Exception as exc:  # the log of a try whose worker was frozen may not be served
+        older_log = f"log unavailable: {exc}"
+    ended_by = "fence (SUPERSEDED)" if "SUPERSEDED" in older_log else "Airflow (no SUPERSEDED in its log)"
     record(
         deploy, "h try frozen then resumed", delivery, time.monotonic() - started,
-        batches_before_freeze=frozen_at, sends_after_resume=sends_after,
+        batches_before_freeze=frozen_at, sends_after_resume=sends_after, older_try_ended_by=ended_by,
     )  # fmt: skip
     assert sends_after == 0, f"the resumed try sent {sends_after} request(s)"
     assert (delivery.once, delivery.twice, delivery.missing) == (2000, 0, 0), delivery
