@@ -17,6 +17,9 @@ EXAMPLES = {
     ),
     transport.RateLimitedError: lambda: transport.RateLimitedError("slow down", retry_after=1.5),
     ledger.LedgerMismatchError: lambda: ledger.LedgerMismatchError("the text changed", action="start afresh"),
+    ledger.LedgerDamagedError: lambda: ledger.LedgerDamagedError(
+        "kwtsms_ledger.c3", "is null", keys="'kwtsms_ledger' and 'kwtsms_ledger.c0' to 'kwtsms_ledger.c3'"
+    ),
     ledger.UncertainBatchesError: lambda: ledger.UncertainBatchesError([0, 3], 5, 400),
     ledger.BatchNotSentError: lambda: ledger.BatchNotSentError(2, 5, "ERR013", "queue full"),
     ledger.SendPaused: lambda: ledger.SendPaused(),
