@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,8 +40,6 @@ CHUNK_SIZE = 100
 MAX_LEDGER_BATCHES = 100_000
 # The most points one batch may be recorded to cost (200 numbers x 7 pages is 1,400 at 1 point).
 MAX_BATCH_POINTS = 1_000_000
-_HASH = re.compile(r"[0-9a-f]{16}")  # a fingerprint part: _h's 16 hex digits
-_OFFSET = re.compile(r"0|[1-9][0-9]{0,5}")  # an entry's key in its chunk, as str(int) writes it
 
 
 class DamagedValue(ValueError):
@@ -197,7 +194,7 @@ def decode_chunk(
         raise DamagedValue(f"is {show(raw)}, not a chunk of entries (an object)")
     entries: dict[int, Entry] = {}
     for offset, value in raw.items():
-        if not _OFFSET.fullmatch(offset) or int(offset) >= size:
+        if not _is_offset(offset, size):
             raise DamagedValue(f"has the key {show(offset)}: an entry's key is its offset, 0 to {size - 1}")
         index = first + int(offset)
         if end is not None and index >= end:
@@ -207,6 +204,16 @@ def decode_chunk(
         except DamagedValue as exc:
             raise DamagedValue(f"has an entry for batch {index + 1} (key {offset!r}) that {exc}") from None
     return entries
+
+
+def _is_offset(key: str, size: int) -> bool:
+    """An entry's key as ``str(int)`` writes it ("0", "17"; not "01", "-1", "١"), below ``size``."""
+    return key.isascii() and key.isdigit() and len(key) <= 6 and str(int(key)) == key and int(key) < size
+
+
+def _is_hash(value: Any) -> bool:
+    """A fingerprint part as ``_h`` writes it: 16 lower-case hex digits."""
+    return isinstance(value, str) and len(value) == 16 and all(c in "0123456789abcdef" for c in value)
 
 
 def parse(text: Any) -> Any:
@@ -290,7 +297,7 @@ def decode_head(text: str) -> Head:
     if not isinstance(parts, dict):
         raise DamagedValue(f"has the fingerprint's parts 'parts' {show(parts)}, not an object")
     for name in ("sender", "message", "recipients"):
-        if not isinstance(parts.get(name), str) or not _HASH.fullmatch(parts[name]):
+        if not _is_hash(parts.get(name)):
             raise DamagedValue(
                 f"has the fingerprint part {name!r} {show(parts.get(name))}, not 16 hex digits"
             )
