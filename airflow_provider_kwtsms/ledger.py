@@ -266,9 +266,8 @@ class Ledger:
         def damaged(key: str, problem: str, chunks: int | None = None) -> LedgerDamagedError:
             keys = f"'{HEAD_KEY}' and every '{HEAD_KEY}.c<n>'"
             if chunks is not None:  # the stored ledger's own chunks are known
-                keys = f"'{HEAD_KEY}'" + (
-                    f" and '{chunk_key(0)}' to '{chunk_key(chunks - 1)}'" if chunks else ""
-                )
+                named = [f"'{chunk_key(0)}'", f"'{chunk_key(chunks - 1)}'"][: min(chunks, 2)]
+                keys = " and ".join([f"'{HEAD_KEY}'", " to ".join(named)] if named else [f"'{HEAD_KEY}'"])
             return LedgerDamagedError(key, problem, keys=keys)
 
         try:

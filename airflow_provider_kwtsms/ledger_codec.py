@@ -11,9 +11,10 @@ left by a running version stay readable.
 
 Every stored value is untrusted: the decoders accept exactly what this format writes (types,
 ranges, offsets inside their chunk) and raise ``DamagedValue`` saying what is wrong for anything
-else; ``Ledger.load`` names the key. Keys they do not know are ignored, not refused: version 1
-has gained fields before (``bb``, ``c``, ``e``) without a new version, and a reader must not call
-a newer writer's ledger damaged. An unknown key cannot change what a known one means.
+else; ``Ledger.load`` names the key. Keys they do not know are ignored, not refused: a later
+release may add an optional field to version 1 (an owner in the head, say), and an older worker
+resuming that ledger must not call it damaged. An unknown key cannot change what a known one
+means; a field that would must come with a new version, which is refused as another version.
 """
 
 from __future__ import annotations
@@ -224,8 +225,8 @@ def parse(text: Any) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        where = f"{exc.msg} at character {exc.pos} of {len(text)}"
-        raise DamagedValue(f"is not valid JSON ({where}): cut short or overwritten") from None
+        where = f"at character {exc.pos} of {len(text)} ({exc.msg.removesuffix(' at')})"
+        raise DamagedValue(f"is not valid JSON {where}: cut short or overwritten") from None
     except (ValueError, RecursionError) as exc:  # NaN, a 5,000-digit number, nesting too deep
         raise DamagedValue(f"is not valid JSON: {one_line(str(exc), 80)}") from None
 
