@@ -339,3 +339,36 @@ def test_every_field_at_its_limits_round_trips():
     for state in BatchState:
         entries = {7: replace(limits, state=state), 8: Entry(state)}
         assert decode_chunk(encode_chunk(entries, 0), 0) == entries
+
+
+def test_any_corruption_of_a_stored_value_loads_or_raises_our_error_never_a_raw_one():
+    # Seeded random damage (a character replaced, dropped or doubled, or the value cut): whatever
+    # it gives, loading ends in a ledger or a LedgerMismatchError (damaged, another version).
+    import random
+
+    rng = random.Random(21)
+    plan = make_plan(BIG)
+    pristine = recorded_ledger(plan, done=120).data
+    outcomes: Counter[str] = Counter()
+    for _ in range(600):
+        store = CountingStore()
+        store.data = dict(pristine)
+        key = rng.choice([HEAD_KEY, C0, C1])
+        text = store.data[key]
+        at = rng.randrange(len(text))
+        kind = rng.choice(["replace", "drop", "double", "cut"])
+        char = rng.choice('0123456789-.eE"{}[],:nulltrfasNI ')
+        store.data[key] = {
+            "replace": text[:at] + char + text[at + 1 :],
+            "drop": text[:at] + text[at + 1 :],
+            "double": text[:at] + text[at] + text[at:],
+            "cut": text[:at],
+        }[kind]
+        try:
+            Ledger.load(store, expected_batches=BIG, expected_digest=fingerprint(plan).digest)
+            outcomes["loaded"] += 1
+        except LedgerMismatchError as exc:
+            outcomes[exc.code] += 1
+        assert store.gets <= 1 + 2 + 1  # bounded by the plan whatever the damage
+    print(f"600 random corruptions: {dict(outcomes)}")
+    assert outcomes["LEDGER_DAMAGED"] > 300, outcomes
