@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from airflow_provider_kwtsms.answer import number_text
 from airflow_provider_kwtsms.batch_loop import BatchRun, run_batches
 from airflow_provider_kwtsms.constants import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
@@ -38,10 +39,13 @@ from airflow_provider_kwtsms.ledger_codec import (
     CHUNK_SIZE,
     HEAD_KEY,
     LEDGER_VERSION,
+    MAX_LEDGER_BATCHES,
     BatchState,
+    DamagedValue,
     Entry,
     Fingerprint,
     Head,
+    OtherVersion,
     chunk_key,
     decode_chunk,
     decode_head,
@@ -73,6 +77,7 @@ __all__ = [
     "Entry",
     "KeyValueStore",
     "Ledger",
+    "LedgerDamagedError",
     "LedgerMismatchError",
     "MemoryStore",
     "SupersededError",
@@ -131,6 +136,26 @@ class LedgerMismatchError(KwtSMSError):
         super().__init__("LEDGER_MISMATCH", description, action=action)
         self.permanent = True
         self.retryable = False
+
+
+class LedgerDamagedError(LedgerMismatchError):
+    """A stored ledger value is not one this provider writes, or does not fit the send: the ledger
+    cannot tell which batches went out, so nothing is sent. A ``LedgerMismatchError`` (the stored
+    ledger does not fit this send), with its own code."""
+
+    def __init__(self, key: str, problem: str, *, keys: str) -> None:
+        KwtSMSError.__init__(
+            self,
+            "LEDGER_DAMAGED",
+            f"The stored send ledger is damaged: {key!r} {problem}. It can no longer tell which "
+            "batches of this send went out, so nothing was sent.",
+            action="Check the messages your kwtSMS account sent for this send. Then either restore the "
+            f"ledger keys ({keys}) from a backup and clear the task, or delete them and send only to the "
+            "numbers not reached yet (deleting them and clearing the task sends to every number again).",
+        )
+        self.permanent = True
+        self.retryable = False
+        self.key = key
 
 
 class UncertainBatchesError(KwtSMSError):
@@ -225,22 +250,97 @@ class Ledger:
         return self.head.batches
 
     @classmethod
-    def load(cls, store: KeyValueStore) -> Ledger | None:
+    def load(
+        cls,
+        store: KeyValueStore,
+        *,
+        expected_batches: int | None = None,
+        expected_digest: str | None = None,
+    ) -> Ledger | None:
+        """The stored ledger, every value checked, or None when there is none.
+
+        ``expected_batches`` and ``expected_digest`` are the plan's (``resume_send`` passes
+        both): a head with the plan's fingerprint must count the plan's batches, and then only
+        the plan's chunks are read. A head of another send (another fingerprint: the caller's
+        "changed send"), or any head when the plan is not given, is read up to its own count,
+        which must be at most ``MAX_LEDGER_BATCHES``.
+        Raises ``LedgerDamagedError`` naming the key for a value this provider never writes, a
+        count that does not fit the plan, an empty chunk or one without its first batch, a chunk
+        missing before a stored one, or a chunk or entry past the send's last batch.
+        """
         raw = store.get(HEAD_KEY)
         if raw is None:
             return None
-        head = decode_head(raw)
-        if head.version != LEDGER_VERSION:
+
+        def damaged(key: str, problem: str, chunks: int | None = None) -> LedgerDamagedError:
+            keys = f"'{HEAD_KEY}' and every '{HEAD_KEY}.c<n>'"
+            if chunks is not None:  # the stored ledger's own chunks are known
+                named = [f"'{chunk_key(0)}'", f"'{chunk_key(chunks - 1)}'"][: min(chunks, 2)]
+                keys = " and ".join([f"'{HEAD_KEY}'", " to ".join(named)] if named else [f"'{HEAD_KEY}'"])
+            return LedgerDamagedError(key, problem, keys=keys)
+
+        try:
+            head = decode_head(raw)
+        except OtherVersion as exc:
             raise LedgerMismatchError(
-                f"The stored send ledger has version {head.version!r}; this provider reads version "
+                f"The stored send ledger has version {exc.version}; this provider reads version "
                 f"{LEDGER_VERSION}.",
                 action="Finish the send with the provider version that started it, or delete the ledger.",
+            ) from None
+        except DamagedValue as exc:
+            raise damaged(HEAD_KEY, str(exc)) from None
+        same_send = expected_digest is None or head.digest == expected_digest
+        if same_send and expected_batches is not None and head.batches != expected_batches:
+            raise damaged(
+                HEAD_KEY,
+                f"counts {head.batches} batches, but this send (the same sender, text, test flag and "
+                f"recipients, by its fingerprint) has {expected_batches}",
+                -(-expected_batches // CHUNK_SIZE),
             )
+        size, batches = head.chunk_size, head.batches
+        if not (same_send and expected_batches is not None) and batches > MAX_LEDGER_BATCHES:
+            raise damaged(
+                HEAD_KEY,
+                f"counts {number_text(batches)} batches; a send has at most {MAX_LEDGER_BATCHES:,}",
+            )
+        # Now bounded: by the plan, or for another send's ledger by MAX_LEDGER_BATCHES.
+        chunks = -(-batches // size)
         entries: dict[int, Entry] = {}
-        for chunk in range(-(-head.batches // head.chunk_size)):
-            raw_chunk = store.get(chunk_key(chunk))
-            if raw_chunk is not None:
-                entries.update(decode_chunk(raw_chunk, chunk * head.chunk_size))
+        missing: int | None = None
+        # A chunk is written when one of its batches is first recorded, and batches are recorded
+        # in order: the stored chunks are c0 up to some cN, each holding its first batch. The
+        # chunks after cN are missing as a rule (none of their batches recorded yet).
+        for chunk in range(chunks + 1):  # one past the last: a chunk there is damage
+            key = chunk_key(chunk)
+            text = store.get(key)
+            if text is None:
+                missing = chunk if missing is None else missing
+                continue
+            if chunk == chunks:
+                last = f"'{chunk_key(chunks - 1)}'" if chunks else "none"
+                raise damaged(
+                    key, f"is stored, but the head counts {batches} batches (last chunk {last})", chunks
+                )
+            if missing is not None:
+                raise damaged(
+                    chunk_key(missing),
+                    f"is missing while a later chunk, {key!r}, is stored (a chunk is written when the "
+                    "first of its batches is recorded, and batches are recorded in order)",
+                    chunks,
+                )
+            first = chunk * size
+            try:
+                found = decode_chunk(text, first, size=size, end=batches)
+            except DamagedValue as exc:
+                raise damaged(key, str(exc), chunks) from None
+            if first not in found:
+                raise damaged(
+                    key,
+                    f"has no entry for its first batch, {first + 1} (key '0'), which was recorded "
+                    "when the chunk was written",
+                    chunks,
+                )
+            entries.update(found)
         return cls(store, head, entries)
 
     @classmethod
@@ -276,10 +376,17 @@ class Ledger:
 
 
 def delete_ledger(store: KeyValueStore) -> None:
-    """Remove a send's ledger (after success, or to start a changed send deliberately)."""
-    ledger = Ledger.load(store)
-    if ledger is not None:
-        ledger.delete()
+    """Remove a send's ledger (after success, or to start a changed send deliberately). A damaged
+    one too: every key it may have, since its head cannot say how many (a deliberate step)."""
+    try:
+        ledger = Ledger.load(store)
+    except LedgerDamagedError:
+        for chunk in range(-(-MAX_LEDGER_BATCHES // CHUNK_SIZE)):
+            store.delete(chunk_key(chunk))
+        store.delete(HEAD_KEY)
+    else:
+        if ledger is not None:
+            ledger.delete()
     forget_owners(store)
 
 
@@ -312,7 +419,8 @@ def resume_send(
     every batch the stop policy allows (``batch_loop``): the error that stopped the send
     (permanent: bad credentials, sender, balance; passing: ``BatchNotSentError``, network
     errors, which a retry resumes), ``UncertainBatchesError``, or ``BatchesFailedError`` for
-    batches refused for their numbers. ``LedgerMismatchError`` before anything is sent.
+    batches refused for their numbers. ``LedgerMismatchError`` (``LedgerDamagedError`` for a
+    damaged stored ledger) before anything is sent.
     """
     if on_uncertain not in ON_UNCERTAIN:
         raise ValueError(f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}")
@@ -362,7 +470,7 @@ def _run_owned(
 ) -> tuple[BatchRun, LedgerJournal]:
     """The send, once this try owns it: load the ledger, settle what other tries left, run."""
     fp = fingerprint(plan)
-    ledger = Ledger.load(store)
+    ledger = Ledger.load(store, expected_batches=len(plan.batches), expected_digest=fp.digest)
     if ledger is not None and ledger.head.digest != fp.digest:
         ledger = _changed_send(store, ledger, fp)
     if ledger is None:

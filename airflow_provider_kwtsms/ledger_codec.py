@@ -8,6 +8,13 @@ module knows those letters: the rest of the code reads ``Entry`` and ``BatchStat
 
 The format is version ``LEDGER_VERSION`` (1), the one the provider has always written: ledgers
 left by a running version stay readable.
+
+Every stored value is untrusted: the decoders accept exactly what this format writes (types,
+ranges, offsets inside their chunk) and raise ``DamagedValue`` saying what is wrong for anything
+else; ``Ledger.load`` names the key. Keys they do not know are ignored, not refused: a later
+release may add an optional field to version 1 (an owner in the head, say), and an older worker
+resuming that ledger must not call it damaged. An unknown key cannot change what a known one
+means; a field that would must come with a new version, which is refused as another version.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_kwtsms.answer import MAX_NUMBER, error_code, msg_id, number_text, one_line
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.results import SendPlan
@@ -25,6 +35,24 @@ if TYPE_CHECKING:
 LEDGER_VERSION = 1
 HEAD_KEY = "kwtsms_ledger"
 CHUNK_SIZE = 100
+# The most batches the head of an earlier, different send may count: 20 million numbers, 4 times a
+# send to every mobile in Kuwait. The current send's own ledger must count its plan's batches; this
+# bounds reading any other, so a damaged count cannot make a load or a delete endless.
+MAX_LEDGER_BATCHES = 100_000
+# The most points one batch may be recorded to cost (200 numbers x 7 pages is 1,400 at 1 point).
+MAX_BATCH_POINTS = 1_000_000
+
+
+class DamagedValue(ValueError):
+    """A stored value this format never writes; the message says what is wrong with it."""
+
+
+class OtherVersion(ValueError):
+    """A head of another format version (a whole number other than ``LEDGER_VERSION``)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"ledger version {version}")
+        self.version = version
 
 
 class BatchState(StrEnum):
@@ -92,10 +120,65 @@ def encode_entry(entry: Entry) -> dict[str, Any]:
     return out
 
 
-def decode_entry(raw: dict[str, Any]) -> Entry:
-    values = {_FIELDS[key]: value for key, value in raw.items() if key in _FIELDS}
-    values["state"] = BatchState(str(values.get("state")))
+def decode_entry(raw: Any) -> Entry:
+    """One stored entry, checked field by field (``DamagedValue`` names the field)."""
+    if not isinstance(raw, dict):
+        raise DamagedValue(f"is {show(raw)}, not an entry (an object with a state 's')")
+    if "s" not in raw:
+        raise DamagedValue("has no state 's'")
+    state = raw["s"]
+    if not isinstance(state, str) or state not in _STATES:
+        raise DamagedValue(f"has the state 's' {show(state)}: not one of {', '.join(sorted(_STATES))}")
+    values: dict[str, Any] = {"state": BatchState(state)}
+    for key, check in _CHECKS.items():
+        if key in raw and raw[key] is not None:
+            value = raw[key]
+            wrong = check(value)
+            if wrong:
+                raise DamagedValue(f"has {_FIELDS[key]} {key!r} {show(value)}: {wrong}")
+            values[_FIELDS[key]] = float(value) if key in ("b", "bb") else value
     return Entry(**values)
+
+
+def _whole(low: int, high: float) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return None
+        return f"not a whole number from {low} to {number_text(int(high))}"
+
+    return check
+
+
+def _balance(value: Any) -> str | None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and math.isfinite(value) and abs(value) <= MAX_NUMBER:
+        return None
+    return f"not a finite number within {number_text(int(MAX_NUMBER))} either side of 0"
+
+
+def _msg_id(value: Any) -> str | None:
+    if isinstance(value, str) and msg_id(value) == value:
+        return None
+    return "not a message ID (1 to 100 letters, digits and _.:-)"
+
+
+def _error_code(value: Any) -> str | None:
+    if isinstance(value, str) and error_code(value) == value:
+        return None
+    return "not an error code (1 to 40 letters, digits and _)"
+
+
+_STATES = frozenset(state.value for state in BatchState)
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "t": _whole(0, MAX_NUMBER),
+    "m": _msg_id,
+    "p": _whole(0, MAX_BATCH_POINTS),
+    "b": _balance,
+    "ts": _whole(0, MAX_NUMBER),
+    "bb": _balance,
+    "c": _whole(0, MAX_BATCH_POINTS),
+    "e": _error_code,
+}
 
 
 def encode_chunk(entries: dict[int, Entry], first: int) -> str:
@@ -104,8 +187,71 @@ def encode_chunk(entries: dict[int, Entry], first: int) -> str:
     return json.dumps(stored, separators=(",", ":"))
 
 
-def decode_chunk(text: str, first: int) -> dict[int, Entry]:
-    return {first + int(offset): decode_entry(raw) for offset, raw in json.loads(text).items()}
+def decode_chunk(
+    text: str, first: int, *, size: int = CHUNK_SIZE, end: int | None = None
+) -> dict[int, Entry]:
+    """The entries of the chunk that starts at batch ``first``: offsets below ``size`` and, when
+    ``end`` (the send's batch count) is given, batches below it."""
+    raw = parse(text)
+    if not isinstance(raw, dict):
+        raise DamagedValue(f"is {show(raw)}, not a chunk of entries (an object)")
+    entries: dict[int, Entry] = {}
+    for offset, value in raw.items():
+        if not _is_offset(offset, size):
+            raise DamagedValue(f"has the key {show(offset)}: an entry's key is its offset, 0 to {size - 1}")
+        index = first + int(offset)
+        if end is not None and index >= end:
+            raise DamagedValue(f"has an entry for batch {index + 1} (key {offset!r}); the send has {end}")
+        try:
+            entries[index] = decode_entry(value)
+        except DamagedValue as exc:
+            raise DamagedValue(f"has an entry for batch {index + 1} (key {offset!r}) that {exc}") from None
+    return entries
+
+
+def _is_offset(key: str, size: int) -> bool:
+    """An entry's key as ``str(int)`` writes it ("0", "17"; not "01", "-1", "١"), below ``size``."""
+    return key.isascii() and key.isdigit() and len(key) <= 6 and str(int(key)) == key and int(key) < size
+
+
+def _is_hash(value: Any) -> bool:
+    """A fingerprint part as ``_h`` writes it: 16 lower-case hex digits."""
+    return isinstance(value, str) and len(value) == 16 and all(c in "0123456789abcdef" for c in value)
+
+
+def parse(text: Any) -> Any:
+    """The JSON value of one stored value; ``DamagedValue`` for anything that is not JSON text
+    (NaN and Infinity literals included: this format never writes them)."""
+    if not isinstance(text, str):
+        raise DamagedValue(f"is a {type(text).__name__}, not text")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        where = f"at character {exc.pos} of {len(text)} ({exc.msg.removesuffix(' at')})"
+        raise DamagedValue(f"is not valid JSON {where}: cut short or overwritten") from None
+    except (ValueError, RecursionError) as exc:  # NaN, a 5,000-digit number, nesting too deep
+        raise DamagedValue(f"is not valid JSON: {one_line(str(exc), 80)}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def show(value: Any) -> str:
+    """A stored value as a short, printable JSON-ish phrase for an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return number_text(value)
+    if isinstance(value, str):
+        return repr(one_line(value, 40)) + (f" ({len(value)} characters)" if len(value) > 40 else "")
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object" if value else "an empty object"
+    return f"a {type(value).__name__}"
 
 
 @dataclass(frozen=True)
@@ -133,14 +279,42 @@ def encode_head(head: Head) -> str:
 
 
 def decode_head(text: str) -> Head:
-    raw = json.loads(text)
+    """The stored head, checked: ``OtherVersion`` for another format version, ``DamagedValue``
+    for anything version 1 never writes, a fingerprint that does not match its parts included."""
+    raw = parse(text)
+    if not isinstance(raw, dict):
+        raise DamagedValue(f"is {show(raw)}, not a ledger head (an object)")
+    version = raw.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DamagedValue(f"has the version 'v' {show(version)}, not a whole number")
+    if version != LEDGER_VERSION:
+        raise OtherVersion(version)
+    batches, size, first_try = raw.get("n"), raw.get("k"), raw.get("t0")
+    if not isinstance(batches, int) or _whole(0, MAX_NUMBER)(batches):
+        raise DamagedValue(f"has the batch count 'n' {show(batches)}, not a whole number")
+    if type(size) is not int or size != CHUNK_SIZE:
+        raise DamagedValue(f"has the chunk size 'k' {show(size)}: version 1 always writes {CHUNK_SIZE}")
+    if first_try is not None and _whole(0, MAX_NUMBER)(first_try):
+        raise DamagedValue(f"has the first try 't0' {show(first_try)}: not a whole number or null")
+    digest, parts = raw.get("fp"), raw.get("parts")
+    if not isinstance(parts, dict):
+        raise DamagedValue(f"has the fingerprint's parts 'parts' {show(parts)}, not an object")
+    for name in ("sender", "message", "recipients"):
+        if not _is_hash(parts.get(name)):
+            raise DamagedValue(
+                f"has the fingerprint part {name!r} {show(parts.get(name))}, not 16 hex digits"
+            )
+    if not isinstance(parts.get("test"), bool):
+        raise DamagedValue(f"has the fingerprint part 'test' {show(parts.get('test'))}, not true or false")
+    if digest != _digest(parts["sender"], parts["message"], parts["recipients"], parts["test"]):
+        raise DamagedValue(f"has the fingerprint 'fp' {show(digest)}, which does not match its parts")
     return Head(
-        version=raw.get("v"),
-        digest=raw.get("fp", ""),
-        parts=raw.get("parts") or {},
-        batches=int(raw.get("n", 0)),
-        chunk_size=int(raw.get("k", CHUNK_SIZE)),
-        first_try=raw.get("t0"),
+        version=version,
+        digest=digest,
+        parts=parts,
+        batches=batches,
+        chunk_size=size,
+        first_try=first_try,
     )
 
 
@@ -190,5 +364,10 @@ def fingerprint(plan: SendPlan) -> Fingerprint:
     sender = _h(plan.sender)
     message = _h(plan.message)
     recipients = _h("|".join(",".join(batch) for batch in plan.batches))
-    digest = _h(json.dumps([sender, message, recipients, bool(plan.test)]))
+    digest = _digest(sender, message, recipients, bool(plan.test))
     return Fingerprint(digest, sender, message, recipients, bool(plan.test))
+
+
+def _digest(sender: str, message: str, recipients: str, test: bool) -> str:
+    """The fingerprint of its parts: a stored head's own digest is checked with it too."""
+    return _h(json.dumps([sender, message, recipients, test]))

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from airflow_provider_kwtsms import ledger, smtp_transport, transport
+from airflow_provider_kwtsms import ledger, ledger_fence, smtp_transport, transport
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.results import BatchResult
 
@@ -17,12 +17,17 @@ EXAMPLES = {
     ),
     transport.RateLimitedError: lambda: transport.RateLimitedError("slow down", retry_after=1.5),
     ledger.LedgerMismatchError: lambda: ledger.LedgerMismatchError("the text changed", action="start afresh"),
+    ledger.LedgerDamagedError: lambda: ledger.LedgerDamagedError(
+        "kwtsms_ledger.c3", "is null", keys="'kwtsms_ledger' and 'kwtsms_ledger.c0' to 'kwtsms_ledger.c3'"
+    ),
     ledger.UncertainBatchesError: lambda: ledger.UncertainBatchesError([0, 3], 5, 400),
     ledger.BatchNotSentError: lambda: ledger.BatchNotSentError(2, 5, "ERR013", "queue full"),
     ledger.SendPaused: lambda: ledger.SendPaused(),
     ledger.BatchesFailedError: lambda: ledger.BatchesFailedError(
         [BatchResult(index=1, numbers=["971500000001"], state="failed", error_code="ERR026")], 3
     ),
+    ledger_fence.SupersededError: lambda: ledger_fence.SupersededError("a newer try took the send over"),
+    ledger_fence.FenceLapsedError: lambda: ledger_fence.FenceLapsedError("the store was too slow"),
     smtp_transport.SmtpSendError: lambda: smtp_transport.SmtpSendError("SMTP_TEMPORARY", "421 busy"),
 }
 

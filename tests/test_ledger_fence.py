@@ -242,3 +242,12 @@ def test_two_tries_racing_over_the_email_channel_send_every_number_once(kwtsms_s
     ]
     counts = Counter(n for email in sb.emails() if email["outcome"] == "accepted" for n in email["mobile"])
     assert sorted(set(counts.values())) == [1] and len(counts) == 1000
+
+
+def test_a_damaged_ledger_is_deleted_whole_with_its_fence_keys(sandbox):
+    plan = make_plan(400)
+    store = MemoryStore()
+    resume_send(client_for(sandbox), plan, store, try_number=1)
+    store.data[HEAD_KEY] = "{not json"
+    delete_ledger(store)
+    assert store.data == {}
