@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.answer import number_text
@@ -270,6 +271,12 @@ class Ledger:
         """
         raw = store.get(HEAD_KEY)
         if raw is None:
+            if store.get(chunk_key(0)) is not None:  # entries without their head: not a fresh send
+                raise LedgerDamagedError(
+                    HEAD_KEY,
+                    f"is missing while '{chunk_key(0)}' is stored (the head is written before any entry)",
+                    keys=f"every '{HEAD_KEY}.c<n>'",
+                )
             return None
 
         def damaged(key: str, problem: str, chunks: int | None = None) -> LedgerDamagedError:
@@ -305,6 +312,9 @@ class Ledger:
             )
         # Now bounded: by the plan, or for another send's ledger by MAX_LEDGER_BATCHES.
         chunks = -(-batches // size)
+        if head.written > chunks:
+            problem = f"says {head.written} chunks were written; {batches} batches make {chunks}"
+            raise damaged(HEAD_KEY, problem)
         entries: dict[int, Entry] = {}
         missing: int | None = None
         # A chunk is written when one of its batches is first recorded, and batches are recorded
@@ -313,6 +323,11 @@ class Ledger:
         for chunk in range(chunks + 1):  # one past the last: a chunk there is damage
             key = chunk_key(chunk)
             text = store.get(key)
+            if text is None and chunk < head.written:
+                last = chunk_key(head.written - 1)
+                raise damaged(
+                    key, f"is missing, but the head says chunks up to '{last}' were written", chunks
+                )
             if text is None:
                 missing = chunk if missing is None else missing
                 continue
@@ -360,6 +375,11 @@ class Ledger:
         first = index // size * size
         chunk = {i: e for i, e in self.entries.items() if first <= i < min(first + size, self.batches)}
         self.store.set(chunk_key(index // size), encode_chunk(chunk, first))
+        if index // size >= self.head.written:
+            # After the chunk (a crash between leaves a chunk the head does not count, never the
+            # reverse): once per chunk, so a chunk lost later reads as damage, not as a fresh start.
+            self.head = replace(self.head, written=index // size + 1)
+            self.store.set(HEAD_KEY, encode_head(self.head))
 
     def state(self, index: int) -> BatchState | None:
         entry = self.entries.get(index)

@@ -140,6 +140,11 @@ def decode_entry(raw: Any) -> Entry:
     return Entry(**values)
 
 
+def is_token(value: Any) -> bool:
+    """A try's fence token (``ledger_fence``): 16 lower-case hex digits."""
+    return isinstance(value, str) and len(value) == 16 and all(c in "0123456789abcdef" for c in value)
+
+
 def _whole(low: int, high: float) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
@@ -178,6 +183,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "bb": _balance,
     "c": _whole(0, MAX_BATCH_POINTS),
     "e": _error_code,
+    "o": lambda value: None if is_token(value) else "not a try's token (16 hex digits)",
 }
 
 
@@ -262,6 +268,7 @@ class Head:
     batches: int
     chunk_size: int = CHUNK_SIZE
     first_try: int | None = None
+    written: int = 0  # chunks c0.. known written: one missing or emptied below it is damage
 
 
 def encode_head(head: Head) -> str:
@@ -273,6 +280,7 @@ def encode_head(head: Head) -> str:
             "n": head.batches,
             "k": head.chunk_size,
             "t0": head.first_try,
+            "w": head.written,
         },
         separators=(",", ":"),
     )
@@ -296,6 +304,9 @@ def decode_head(text: str) -> Head:
         raise DamagedValue(f"has the chunk size 'k' {show(size)}: version 1 always writes {CHUNK_SIZE}")
     if first_try is not None and _whole(0, MAX_NUMBER)(first_try):
         raise DamagedValue(f"has the first try 't0' {show(first_try)}: not a whole number or null")
+    written = raw.get("w", 0)  # absent in heads written before it was added: nothing known
+    if type(written) is not int or not 0 <= written <= -(-MAX_LEDGER_BATCHES // CHUNK_SIZE):
+        raise DamagedValue(f"has the chunks written 'w' {show(written)}, not a whole number of chunks")
     digest, parts = raw.get("fp"), raw.get("parts")
     if not isinstance(parts, dict):
         raise DamagedValue(f"has the fingerprint's parts 'parts' {show(parts)}, not an object")
@@ -315,6 +326,7 @@ def decode_head(text: str) -> Head:
         batches=batches,
         chunk_size=size,
         first_try=first_try,
+        written=written,
     )
 
 

@@ -37,14 +37,21 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.ledger_codec import HEAD_KEY, BatchState, Entry, decode_entry, encode_entry
+from airflow_provider_kwtsms.ledger_codec import (
+    HEAD_KEY,
+    BatchState,
+    Entry,
+    decode_entry,
+    encode_entry,
+    is_token,
+    parse,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.ledger import KeyValueStore
@@ -70,7 +77,6 @@ YIELD_POLL = 0.1
 MAX_LATE_ENTRIES = 1000
 # Earlier owners an owner record remembers (their yield records are deleted with the ledger).
 MAX_TOKENS = 32
-_TOKEN = re.compile(r"[0-9a-f]{16}")
 SUPERSEDED = "SUPERSEDED"
 FENCE_LAPSED = "FENCE_LAPSED"
 
@@ -115,7 +121,7 @@ def _owner_token(raw: str | None) -> str | None:
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
+        value = parse(raw)
     except ValueError:
         return "<unreadable>"
     token = value.get("t") if isinstance(value, dict) else None
@@ -127,14 +133,14 @@ def _owner_tokens(raw: str | None) -> list[str]:
     if raw is None:
         return []
     try:
-        value = json.loads(raw)
+        value = parse(raw)
     except ValueError:
         return []
     if not isinstance(value, dict):
         return []
     earlier = value.get("y")
     tokens = [*(earlier[-MAX_TOKENS:] if isinstance(earlier, list) else []), value.get("t")]
-    return [t for t in tokens if isinstance(t, str) and _TOKEN.fullmatch(t)]
+    return [t for t in tokens if is_token(t)]
 
 
 def _read_yield(raw: str | None, token: str, plan_batches: int) -> dict[int, Entry] | None:
@@ -143,7 +149,7 @@ def _read_yield(raw: str | None, token: str, plan_batches: int) -> dict[int, Ent
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
+        value = parse(raw)
         entries = value.get("e", {}) if isinstance(value, dict) and value.get("t") == token else {}
         late: dict[int, Entry] = {}
         for offset, stored in list(entries.items())[:MAX_LATE_ENTRIES]:

@@ -26,6 +26,7 @@ EXAMPLES = {
     ledger.BatchesFailedError: lambda: ledger.BatchesFailedError(
         [BatchResult(index=1, numbers=["971500000001"], state="failed", error_code="ERR026")], 3
     ),
+    ledger_fence.FenceError: lambda: ledger_fence.FenceError("FENCE", "no longer holds the send"),
     ledger_fence.SupersededError: lambda: ledger_fence.SupersededError("a newer try took the send over"),
     ledger_fence.FenceLapsedError: lambda: ledger_fence.FenceLapsedError("the store was too slow"),
     smtp_transport.SmtpSendError: lambda: smtp_transport.SmtpSendError("SMTP_TEMPORARY", "421 busy"),
