@@ -81,7 +81,7 @@ def as_country(value: Any, what: str = "default_country") -> str | None:
             f"{what} is {_shown(value)}: write an ISO country code such as 'KW' or a calling code "
             "such as '965'."
         )
-    from airflow_provider_kwtsms.phone import resolve_country
+    from airflow_provider_kwtsms.phone.recipients import resolve_country
 
     try:
         return resolve_country(value)

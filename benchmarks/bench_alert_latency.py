@@ -135,7 +135,7 @@ import airflow.sdk  # a task process has it
 from bench_alert_latency import context, _point_seed_at
 client, number, _, url, mode = sys.argv[1:6]
 if mode == "cold_preloaded":  # as a worker that imports them at start would
-    import requests, phonenumbers, airflow_provider_kwtsms.client, airflow_provider_kwtsms.phone
+    import requests, phonenumbers, airflow_provider_kwtsms.gateway.client, airflow_provider_kwtsms.phone
 if client == "ours":
     from airflow_provider_kwtsms.notifications.kwtsms import KwtSMSNotifier
     callback = KwtSMSNotifier(target=number)

@@ -51,7 +51,7 @@ def _sandbox(rate: float, latency: float):
 
 
 def _ours(url: str, numbers: list[str], rate: float) -> dict:
-    from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 
     with KwtSMSClient(USER, PASSWORD, base_url=url, rate=rate, test_mode=True) as client:
         # Warm-up, as the seed client gets by importing its module: our client imports requests and

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from airflow_provider_kwtsms.message import clean_message, contains_html
+from airflow_provider_kwtsms.text.message import clean_message, contains_html
 
 MEGABYTE = 1 << 20
 

@@ -97,7 +97,7 @@ def _child(mode: str, count: int, url: str | None) -> dict:
         import phonenumbers  # noqa: F401  (loaded lazily by phone.py; load it before the baseline)
         import requests  # noqa: F401
 
-        from airflow_provider_kwtsms.client import KwtSMSClient
+        from airflow_provider_kwtsms.gateway.client import KwtSMSClient
         from airflow_provider_kwtsms.phone import prepare_recipients
 
         prepare_recipients(["96598765432", "+44 7911 123456"])  # compiles the metadata it uses

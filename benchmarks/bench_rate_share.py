@@ -46,7 +46,7 @@ def _store(write_seconds: float):
 def _run(
     sandbox, *, batches: int, rate: float, latency: float, write_seconds: float, sequential: bool
 ) -> dict:
-    from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.gateway.client import KwtSMSClient
     from airflow_provider_kwtsms.ledger import resume_send
 
     class OneAtATime(KwtSMSClient):

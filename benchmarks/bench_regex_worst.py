@@ -24,8 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_clean_worst import best_seconds, repeated  # benchmarks/ is the script's folder
 
-from airflow_provider_kwtsms import _numbering, _phone_input, answer, message, send_window, smtp_email
+from airflow_provider_kwtsms.gateway import answer
+from airflow_provider_kwtsms.phone import entries as _phone_input
+from airflow_provider_kwtsms.phone import numbering as _numbering
 from airflow_provider_kwtsms.sandbox import faults, http_base, rules, smtp
+from airflow_provider_kwtsms.send import window as send_window
+from airflow_provider_kwtsms.smtp import body as smtp_email
+from airflow_provider_kwtsms.text import message
 
 KILOBYTE = 1024
 SIZES = (100 * KILOBYTE, 200 * KILOBYTE, 400 * KILOBYTE)
@@ -71,98 +76,98 @@ def _run_all(matchers: list[Callable[[str], object]]) -> Callable[[str], object]
 
 def cases() -> list[Case]:
     return [
-        Case(("message._TAG_OPENING",), "search", '"<" * n', lambda n: "<" * n, message._TAG_OPENING.search),
+        Case(("text.message._TAG_OPENING",), "search", '"<" * n', lambda n: "<" * n, message._TAG_OPENING.search),
         Case(
-            ("message._ANGLES",), "split", '"<>" repeated', lambda n: repeated("<>", n), message._ANGLES.split
+            ("text.message._ANGLES",), "split", '"<>" repeated', lambda n: repeated("<>", n), message._ANGLES.split
         ),
         Case(
-            ("message._TAG_BODY",),
+            ("text.message._TAG_BODY",),
             "fullmatch",
             '"a" * n + "!"',
             lambda n: "a" * n + "!",
             message._TAG_BODY.fullmatch,
         ),
         Case(
-            ("message._BREAK_BODY",),
+            ("text.message._BREAK_BODY",),
             "fullmatch",
             '"br" + " " * n + "x"',
             lambda n: "br" + " " * n + "x",
             message._BREAK_BODY.fullmatch,
         ),
         Case(
-            ("message._ASCII_CONTROLS",),
+            ("text.message._ASCII_CONTROLS",),
             "sub",
             '"a\\x01" repeated',
             lambda n: repeated("a\x01", n),
             lambda t: message._ASCII_CONTROLS.sub("", t),
         ),
-        Case(("answer._MSG_ID",), "fullmatch", '"a" * n', lambda n: "a" * n, answer._MSG_ID.fullmatch),
-        Case(("answer._CODE",), "fullmatch", '"A" * n', lambda n: "A" * n, answer._CODE.fullmatch),
+        Case(("gateway.answer._MSG_ID",), "fullmatch", '"a" * n', lambda n: "a" * n, answer._MSG_ID.fullmatch),
+        Case(("gateway.answer._CODE",), "fullmatch", '"A" * n', lambda n: "A" * n, answer._CODE.fullmatch),
         Case(
-            ("answer._NOT_ONE_LINE",),
+            ("gateway.answer._NOT_ONE_LINE",),
             "sub",
             '"a\\n" repeated',
             lambda n: repeated("a\n", n),
             lambda t: answer._NOT_ONE_LINE.sub(" ", t),
         ),
         Case(
-            ("_phone_input._SEPARATORS",),
+            ("phone.entries._SEPARATORS",),
             "search",
             '"9" * n',
             lambda n: "9" * n,
             _phone_input._SEPARATORS.search,
         ),
         Case(
-            ("_phone_input.SPLIT",),
+            ("phone.entries.SPLIT",),
             "split",
             '"1,a" + " " * n + "b"',
             lambda n: "1,a" + " " * n + "b",
             _phone_input.SPLIT.split,
         ),
         Case(
-            ("_phone_input._NOT_KEPT",),
+            ("phone.entries._NOT_KEPT",),
             "sub",
             '"a9" repeated',
             lambda n: repeated("a9", n),
             lambda t: _phone_input._NOT_KEPT.sub("", t),
         ),
         Case(
-            ("_phone_input._OTHER_DIGIT",),
+            ("phone.entries._OTHER_DIGIT",),
             "sub",
             '"\\u0967" (Devanagari 1) * n',
             lambda n: "\u0967" * n,
             lambda t: _phone_input._OTHER_DIGIT.sub(_phone_input.as_latin_digit, t),
         ),
         Case(
-            ("_phone_input._FOREIGN_DIGIT",),
+            ("phone.entries._FOREIGN_DIGIT",),
             "search",
             '"0123456789" repeated',
             lambda n: repeated("0123456789", n),
             _phone_input._FOREIGN_DIGIT.search,
         ),
         Case(
-            ("smtp_email.NOT_ON_A_LINE",),
+            ("smtp.body.NOT_ON_A_LINE",),
             "sub",
             '"a\\n" repeated',
             lambda n: repeated("a\n", n),
             lambda t: smtp_email.NOT_ON_A_LINE.sub(" ", t),
         ),
         Case(
-            ("smtp_email._NOT_IN_TEXT",),
+            ("smtp.body._NOT_IN_TEXT",),
             "search",
             '"a\\t" repeated',
             lambda n: repeated("a\t", n),
             smtp_email._NOT_IN_TEXT.search,
         ),
         Case(
-            ("send_window._HOURS",),
+            ("send.window._HOURS",),
             "fullmatch",
             '"09:00-21:00" + "0" * n',
             lambda n: "09:00-21:00" + "0" * n,
             send_window._HOURS.fullmatch,
         ),
         Case(
-            ("_numbering._fullmatcher", "_numbering.Region", "_numbering.CallingCode"),
+            ("phone.numbering._fullmatcher", "phone.numbering.Region", "phone.numbering.CallingCode"),
             "match, fullmatch",
             '"0" * n, every calling code',
             lambda n: "0" * n,

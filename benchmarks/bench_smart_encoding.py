@@ -16,8 +16,8 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from airflow_provider_kwtsms.message import clean_message, measure_message
-from airflow_provider_kwtsms.smart_encoding import smart_encode
+from airflow_provider_kwtsms.text.message import clean_message, measure_message
+from airflow_provider_kwtsms.text.smart_encoding import smart_encode
 
 # (kind, text): copy-pasted marketing text, OTPs, alerts, Arabic, mixed.
 CORPUS = [

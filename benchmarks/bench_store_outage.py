@@ -10,7 +10,7 @@ frozen host: the kernel still accepts and acknowledges, no process answers) and 
 with the store healthy; the difference is what the outage costs.
 
 ``--module`` measures another ``shared_rate.py`` (e.g. the one before issue 21:
-``git show e70e7ac:airflow_provider_kwtsms/shared_rate.py > /tmp/old_shared_rate.py``). A send
+``git show e70e7ac:airflow_provider_kwtsms/rate/shared.py > /tmp/old_shared_rate.py``). A send
 that has not finished after ``--cap`` seconds is reported as such and left behind (its thread
 waits on the stopped server). Takes about 15 s at the defaults.
 """
@@ -40,7 +40,7 @@ USER, PASSWORD = "bench_user", "bench_pass"
 
 def _module(path: str | None):
     if path is None:
-        from airflow_provider_kwtsms import shared_rate
+        from airflow_provider_kwtsms.rate import shared as shared_rate
 
         return shared_rate
     spec = importlib.util.spec_from_file_location("measured_shared_rate", path)
@@ -72,7 +72,7 @@ def _signal(server: Postgres, sig: signal.Signals) -> None:
 def _send(
     module, sandbox, url: str, requests: int, cap: float, stop: Postgres | None
 ) -> tuple[float | None, int]:
-    from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 
     pacer = module.shared_bucket(url, username=USER, base_url=sandbox.url, rate=5)
     client = KwtSMSClient(USER, PASSWORD, base_url=sandbox.url, rate=5, pacer=pacer)

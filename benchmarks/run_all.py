@@ -720,7 +720,7 @@ def _warm_bytecode() -> None:
         "import airflow.sdk, requests, phonenumbers, kwtsms, jinja2\n"
         "import airflow.providers.slack.operators.slack\n"
         "import airflow_provider_kwtsms.operators.sms, airflow_provider_kwtsms.sensors.balance\n"
-        "import airflow_provider_kwtsms.notifications.kwtsms, airflow_provider_kwtsms.client\n"
+        "import airflow_provider_kwtsms.notifications.kwtsms, airflow_provider_kwtsms.gateway.client\n"
         "import airflow_provider_kwtsms.sandbox.__main__\n"
         "from airflow_provider_kwtsms.phone import prepare_recipients\n"
         "prepare_recipients(['96598765432'])\n"

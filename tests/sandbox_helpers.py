@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_kwtsms.constants import MAX_RATE
-from airflow_provider_kwtsms.pacing import TokenBucket
+from airflow_provider_kwtsms.rate.bucket import TokenBucket
 from airflow_provider_kwtsms.sandbox import Sandbox
 
 FROZEN_AT = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -15,11 +15,11 @@ from collections import Counter
 import pytest
 from sandbox_helpers import frozen_clock, linked, logged, logged_sends
 
-from airflow_provider_kwtsms.channel import Channel
-from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.ledger import HEAD_KEY, MemoryStore, fingerprint, resume_send
-from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
+from airflow_provider_kwtsms.ledger.resume import HEAD_KEY, MemoryStore, fingerprint, resume_send
+from airflow_provider_kwtsms.send.channel import Channel
+from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
 KW = "96598765432"
@@ -148,7 +148,7 @@ def test_a_batch_with_some_covered_numbers_goes_and_the_gateway_leaves_the_other
 
 
 def test_coverage_is_read_once_per_machine_for_an_hour(sb, tmp_path):
-    from airflow_provider_kwtsms.coverage_cache import CoverageCache
+    from airflow_provider_kwtsms.gateway.coverage_cache import CoverageCache
 
     assert http(sb).covered_prefixes() == frozenset({"965"})
     assert http(sb).covered_prefixes() == frozenset({"965"})  # another client: the shared file
@@ -180,7 +180,7 @@ def test_coverage_is_read_once_per_machine_for_an_hour(sb, tmp_path):
 def test_a_cache_file_that_is_not_exactly_what_the_provider_writes_is_ignored(sb, content):
     import time
 
-    from airflow_provider_kwtsms.coverage_cache import CoverageCache
+    from airflow_provider_kwtsms.gateway.coverage_cache import CoverageCache
 
     cache = CoverageCache(USER, sb.url)
     cache.path.write_bytes(content.replace(b"NOW", str(time.time()).encode()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from browser_support import chromium, page, save_screenshot  # noqa: F401  (fixtures)
 
-from airflow_provider_kwtsms.client import KwtSMSClient
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 from airflow_provider_kwtsms.sandbox import Sandbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]

@@ -16,10 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sandbox_helpers import SandboxTime, logged
 
-from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.results import Balance, DeliveryReport, MessageStatus, ValidationResult
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.sandbox import Sandbox
+from airflow_provider_kwtsms.send.results import Balance, DeliveryReport, MessageStatus, ValidationResult
 
 USER = "sandbox_user"
 PASSWORD = "pw-Zq8#not-in-logs"
@@ -44,7 +44,7 @@ def client_for(sb: Sandbox, password: str = PASSWORD, **options) -> KwtSMSClient
 
 def test_importing_the_client_does_not_import_requests():
     code = (
-        "import sys; import airflow_provider_kwtsms.client; "
+        "import sys; import airflow_provider_kwtsms.gateway.client; "
         "print('requests' in sys.modules, 'phonenumbers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

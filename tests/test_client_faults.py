@@ -19,8 +19,8 @@ from typing import ClassVar
 import pytest
 from sandbox_helpers import MAX_RATE, SandboxTime, frozen_clock, logged, logged_sends
 
-from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSNetworkError
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.sandbox import Sandbox
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
@@ -166,7 +166,9 @@ def _dead_port() -> int:
 
 def retries_logged(caplog) -> int:
     return sum(
-        1 for r in caplog.records if r.name == "airflow_provider_kwtsms.client" and "retry" in r.getMessage()
+        1
+        for r in caplog.records
+        if r.name == "airflow_provider_kwtsms.gateway.client" and "retry" in r.getMessage()
     )
 
 

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sandbox_helpers import SandboxTime
 
-from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
-from airflow_provider_kwtsms.redact import FRAGMENT, is_escape_machinery, secret_forms
-from airflow_provider_kwtsms.results import SENT, UNCERTAIN
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient, RetryPolicy
+from airflow_provider_kwtsms.gateway.redact import FRAGMENT, is_escape_machinery, secret_forms
+from airflow_provider_kwtsms.send.results import SENT, UNCERTAIN
 
 USER = "hostile_user_15"  # 15 characters: the longest username v4.1 allows
 PASSWORD = 'Zq"7\\x wörd\tK+%/9j'  # quote, backslash, non-ASCII, tab, URL-special characters

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sandbox_helpers import SandboxTime, frozen_clock, logged, logged_sends
 
-from airflow_provider_kwtsms.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.constants import MAX_RATE, RATE_GUARD
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient, RetryPolicy
 from airflow_provider_kwtsms.sandbox import Sandbox
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"

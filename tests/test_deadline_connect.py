@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_kwtsms import http_limits
 from airflow_provider_kwtsms.errors import KwtSMSNetworkError
-from airflow_provider_kwtsms.transport import Transport
+from airflow_provider_kwtsms.gateway import http_limits
+from airflow_provider_kwtsms.gateway.transport import Transport
 
 CONNECT_TIMEOUT = 10.0
 

@@ -43,7 +43,7 @@ def test_readme_links_to_existing_files():
 
 
 def test_the_smart_encoding_table_in_the_docs_lists_every_lookalike():
-    from airflow_provider_kwtsms.smart_encoding import _FULLWIDTH, LOOKALIKES
+    from airflow_provider_kwtsms.text.smart_encoding import _FULLWIDTH, LOOKALIKES
 
     page = (REPO / "docs" / "message-text.md").read_text(encoding="utf-8")
     missing = [f"U+{ord(c):04X}" for c in LOOKALIKES if c not in _FULLWIDTH and f"U+{ord(c):04X}" not in page]
@@ -145,7 +145,7 @@ def test_every_libphonenumber_pattern_reads_a_bounded_number_of_characters():
     # fullmatch, a pattern that consumes at most a few characters does bounded work.
     import re._parser as sre
 
-    from airflow_provider_kwtsms import _numbering as nb
+    from airflow_provider_kwtsms.phone import numbering as nb
 
     widest = {}
     for cc in nb.known_codes():

@@ -6,9 +6,12 @@ import pickle
 
 import pytest
 
-from airflow_provider_kwtsms import ledger, ledger_fence, smtp_transport, transport
+from airflow_provider_kwtsms import ledger
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.results import BatchResult
+from airflow_provider_kwtsms.gateway import transport
+from airflow_provider_kwtsms.ledger import fence as ledger_fence
+from airflow_provider_kwtsms.send.results import BatchResult
+from airflow_provider_kwtsms.smtp import sender as smtp_transport
 
 EXAMPLES = {
     KwtSMSError: lambda: KwtSMSError("ERR013", "queue full", http_status=200),

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sandbox_helpers import frozen_clock, linked, logged, logged_sends
 
-from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.constants import FIELD_LIMITS, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import ERRORS, KwtSMSInputError
-from airflow_provider_kwtsms.planning import split_batches
-from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
+from airflow_provider_kwtsms.send.planning import split_batches
+from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
 USER15 = "u" * 15  # the longest username and password the documentation allows
 PASSWORD30 = "p@ss-" + "w" * 25

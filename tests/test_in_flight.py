@@ -15,9 +15,9 @@ from collections import Counter
 import pytest
 from sandbox_helpers import SandboxTime, logged_sends
 
-from airflow_provider_kwtsms.batch_loop import PAUSED, run_batches
-from airflow_provider_kwtsms.client import KwtSMSClient
-from airflow_provider_kwtsms.results import FAILED, SENT, BatchResult
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
+from airflow_provider_kwtsms.send.batch_loop import PAUSED, run_batches
+from airflow_provider_kwtsms.send.results import FAILED, SENT, BatchResult
 
 USER, PASSWORD = "flight_user", "flight_pass"
 HOLD = 10.0  # seconds a gate waits at most (a test that deadlocks fails instead of hanging)

@@ -61,3 +61,112 @@ def test_every_core_module_is_type_checked_strictly():
     # As mypy reads them: "pkg.*" covers pkg itself and everything under it.
     loose = [name for name in modules if not any(fnmatch(name, p) or f"{name}.*" == p for p in strict)]
     assert loose == [], "add these to the strict list in pyproject.toml's [tool.mypy.overrides]"
+
+
+# -- the layout (issue 22): subpackages, no cycle, no reading of another module's private names --
+def all_modules() -> dict[str, ast.Module]:
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = ".".join(("airflow_provider_kwtsms", *parts)).removesuffix(".__init__")
+        modules[name] = ast.parse(path.read_text(encoding="utf-8"))
+    return modules
+
+
+def package_imports(name: str, tree: ast.Module, known: set[str]) -> set[str]:
+    """Every module of the package that ``name`` imports, anywhere in it (in a function, or only
+    for type checking, too): each is an edge of the design, wherever Python runs it."""
+    found = set()
+    for node in ast.walk(tree):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name and target != "airflow_provider_kwtsms":
+                found.add(target)
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected parts of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on, stack, found = set(), [], []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on.add(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                    break
+                if nxt in on:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    part = []
+                    while True:
+                        top = stack.pop()
+                        on.discard(top)
+                        part.append(top)
+                        if top == node:
+                            break
+                    if len(part) > 1:
+                        found.append(sorted(part))
+    return found
+
+
+def test_no_import_cycle():
+    modules = all_modules()
+    # A package's own __init__ re-exporting its modules lazily is not an edge back to them.
+    graph = {
+        name: {t for t in package_imports(name, tree, set(modules)) if not name.startswith(t + ".")}
+        for name, tree in modules.items()
+    }
+    graph = {name: {t for t in targets if not t.startswith(name + ".")} for name, targets in graph.items()}
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_one():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_reads_another_modules_private_names():
+    modules = all_modules()
+    offenders = []
+    for name, tree in modules.items():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("airflow_provider_kwtsms")
+            ):
+                offenders += [
+                    f"{name}: from {node.module} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__") and a.name != "_lazy"
+                ]
+    assert offenders == []
+
+
+def test_the_top_level_keeps_at_most_eight_modules():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 8, top

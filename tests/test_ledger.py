@@ -13,8 +13,10 @@ from dataclasses import replace
 import pytest
 from sandbox_helpers import SandboxTime, frozen_clock, linked
 
-from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
-from airflow_provider_kwtsms.ledger import (
+from airflow_provider_kwtsms.gateway.client import MAX_BATCH, KwtSMSClient
+from airflow_provider_kwtsms.ledger.codec import decode_chunk
+from airflow_provider_kwtsms.ledger.journal import BASELINE_MIN_BATCHES
+from airflow_provider_kwtsms.ledger.resume import (
     CHUNK_SIZE,
     DONE,
     HEAD_KEY,
@@ -28,10 +30,8 @@ from airflow_provider_kwtsms.ledger import (
     judge_by_balance,
     resume_send,
 )
-from airflow_provider_kwtsms.ledger_codec import decode_chunk
-from airflow_provider_kwtsms.ledger_journal import BASELINE_MIN_BATCHES
-from airflow_provider_kwtsms.message import measure_message
-from airflow_provider_kwtsms.results import FAILED, SENT, SKIPPED, UNCERTAIN, SendPlan
+from airflow_provider_kwtsms.send.results import FAILED, SENT, SKIPPED, UNCERTAIN, SendPlan
+from airflow_provider_kwtsms.text.message import measure_message
 
 
 class Died(BaseException):
@@ -241,8 +241,8 @@ def test_a_batch_is_recorded_pending_just_before_its_turn_not_an_interval_ahead(
     # turn. It was recorded pending at once, a whole interval before its request: a worker killed
     # then left it pending beside the one that went, and the next try's balance could not tell the
     # two apart (the deployment's scenario d failed). Times on the sandbox's clock.
-    from airflow_provider_kwtsms.batch_loop import MAX_RECORD_ALLOWANCE
-    from airflow_provider_kwtsms.ledger_journal import LedgerJournal
+    from airflow_provider_kwtsms.ledger.journal import LedgerJournal
+    from airflow_provider_kwtsms.send.batch_loop import MAX_RECORD_ALLOWANCE
 
     recorded: dict[int, float] = {}
     sending = LedgerJournal.sending
@@ -405,7 +405,7 @@ def test_balance_judgement():
 def test_the_balance_before_a_batch_counts_the_answers_that_came_after_its_figure(sandbox):
     # With requests in flight, a batch's recorded figure may predate answers that spent after it:
     # a batch answered with a lower balance spent after the figure, and is subtracted.
-    from airflow_provider_kwtsms.ledger_journal import LedgerJournal
+    from airflow_provider_kwtsms.ledger.journal import LedgerJournal
 
     plan, store = make_plan(600), MemoryStore()
     ledger = Ledger.create(store, fingerprint(plan), 3, 1)
@@ -420,7 +420,7 @@ def test_the_balance_before_a_batch_counts_the_answers_that_came_after_its_figur
 
 def test_a_closing_send_window_pauses_at_a_batch_boundary_and_the_next_opening_finishes(sandbox):
     # The window is a question asked before each batch; here it closes after two batches.
-    from airflow_provider_kwtsms.ledger import SendPaused
+    from airflow_provider_kwtsms.ledger.resume import SendPaused
 
     plan, store = make_plan(1000), MemoryStore()
     answers = iter([True, True, False])

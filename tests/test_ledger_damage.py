@@ -17,8 +17,16 @@ from dataclasses import replace
 import pytest
 from sandbox_helpers import frozen_clock, linked
 
-from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
-from airflow_provider_kwtsms.ledger import (
+from airflow_provider_kwtsms.gateway.client import MAX_BATCH, KwtSMSClient
+from airflow_provider_kwtsms.ledger.codec import (
+    MAX_BATCH_POINTS,
+    MAX_LEDGER_BATCHES,
+    BatchState,
+    chunk_key,
+    decode_chunk,
+    encode_chunk,
+)
+from airflow_provider_kwtsms.ledger.resume import (
     DONE,
     HEAD_KEY,
     Entry,
@@ -29,16 +37,8 @@ from airflow_provider_kwtsms.ledger import (
     fingerprint,
     resume_send,
 )
-from airflow_provider_kwtsms.ledger_codec import (
-    MAX_BATCH_POINTS,
-    MAX_LEDGER_BATCHES,
-    BatchState,
-    chunk_key,
-    decode_chunk,
-    encode_chunk,
-)
-from airflow_provider_kwtsms.message import measure_message
-from airflow_provider_kwtsms.results import SENT, SKIPPED, SendPlan
+from airflow_provider_kwtsms.send.results import SENT, SKIPPED, SendPlan
+from airflow_provider_kwtsms.text.message import measure_message
 
 C0, C1 = chunk_key(0), chunk_key(1)
 SMALL, BIG = 5, 150  # batches: one chunk (3 recorded), or two chunks (120 recorded)
@@ -255,7 +255,7 @@ class CountingStore(MemoryStore):
         self.gets = 0
 
     def get(self, key: str) -> str | None:
-        from airflow_provider_kwtsms.ledger_fence import OWNER_KEY
+        from airflow_provider_kwtsms.ledger.fence import OWNER_KEY
 
         self.gets += key != OWNER_KEY  # the ledger's reads, not the fence's claim
         return super().get(key)
@@ -381,6 +381,6 @@ def test_any_corruption_of_a_stored_value_loads_or_raises_our_error_never_a_raw_
 
 
 def ledger_keys(store) -> dict[str, str]:
-    from airflow_provider_kwtsms.ledger_fence import OWNER_KEY, YIELD_PREFIX
+    from airflow_provider_kwtsms.ledger.fence import OWNER_KEY, YIELD_PREFIX
 
     return {k: v for k, v in store.data.items() if k != OWNER_KEY and not k.startswith(YIELD_PREFIX)}

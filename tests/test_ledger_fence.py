@@ -19,8 +19,9 @@ from collections import Counter
 
 import pytest
 
-from airflow_provider_kwtsms.client import MAX_BATCH, KwtSMSClient
-from airflow_provider_kwtsms.ledger import (
+from airflow_provider_kwtsms.gateway.client import MAX_BATCH, KwtSMSClient
+from airflow_provider_kwtsms.ledger.fence import OWNER_KEY, YIELD_PREFIX
+from airflow_provider_kwtsms.ledger.resume import (
     HEAD_KEY,
     PENDING,
     Ledger,
@@ -29,9 +30,8 @@ from airflow_provider_kwtsms.ledger import (
     delete_ledger,
     resume_send,
 )
-from airflow_provider_kwtsms.ledger_fence import OWNER_KEY, YIELD_PREFIX
-from airflow_provider_kwtsms.message import measure_message
-from airflow_provider_kwtsms.results import SENT, SKIPPED, SendPlan
+from airflow_provider_kwtsms.send.results import SENT, SKIPPED, SendPlan
+from airflow_provider_kwtsms.text.message import measure_message
 
 RACES = int(os.environ.get("KWTSMS_FENCE_RACES", "1"))
 
@@ -214,7 +214,7 @@ def test_a_try_that_yielded_costs_the_next_no_wait_and_the_ledger_deletes_every_
 @pytest.mark.parametrize("delay", [0.0, 0.1])
 def test_two_tries_racing_over_the_email_channel_send_every_number_once(kwtsms_sandbox_factory, delay):
     """The same fence for the SMTP channel: one e-mail per batch, at most once."""
-    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+    from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
     sb = kwtsms_sandbox_factory(smtp_port=0, balance=1_000_000, duplicate_window=0, firewall=False)
 

@@ -28,11 +28,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.ledger import MemoryStore, resume_send
-from airflow_provider_kwtsms.message import measure_message
-from airflow_provider_kwtsms.results import SENT, Balance, BatchResult, SendPlan
+from airflow_provider_kwtsms.send.channel import Channel
+from airflow_provider_kwtsms.send.results import SENT, Balance, BatchResult, SendPlan
+from airflow_provider_kwtsms.text.message import measure_message
 
 BATCH = 3  # numbers per batch: small plans, many batches
 
@@ -347,7 +347,7 @@ def test_damaged_stored_values_never_twice_never_lost_silently(seed, batches):
 @pytest.mark.parametrize("seed", range(3))
 def test_the_model_finds_a_double_send_when_the_fence_is_off(seed, monkeypatch):
     """The harness can fail: without the claim's wait and the checks, two tries send twice."""
-    from airflow_provider_kwtsms import ledger_fence
+    from airflow_provider_kwtsms.ledger import fence as ledger_fence
 
     monkeypatch.setattr(ledger_fence.Fence, "claim", lambda self: setattr(self, "claimed_at", self.now()))
     monkeypatch.setattr(ledger_fence.Fence, "renew", lambda self: None)

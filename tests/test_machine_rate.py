@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from sandbox_helpers import FakeTime, logged
 
-from airflow_provider_kwtsms import machine_rate
-from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.constants import MAX_RATE
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.machine_rate import (
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
+from airflow_provider_kwtsms.rate import machine as machine_rate
+from airflow_provider_kwtsms.rate.bucket import TokenBucket, interval
+from airflow_provider_kwtsms.rate.machine import (
     MAX_AHEAD,
     QUEUE_AHEAD,
     MachineBucket,
@@ -32,7 +33,6 @@ from airflow_provider_kwtsms.machine_rate import (
     gateway_target,
     parse_record,
 )
-from airflow_provider_kwtsms.pacing import TokenBucket, interval
 
 TARGET = "gw.example:443"
 
@@ -263,7 +263,7 @@ def test_the_client_uses_the_machine_pacer_unless_its_clock_is_injected(tmp_path
 
 
 def test_the_smtp_sender_uses_the_machine_pacer_too(tmp_path, monkeypatch):
-    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+    from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
     monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
     sender = KwtSMSSmtpSender("u", "p", smtp_host="127.0.0.1", from_address="ops@example.com", rate=5)
@@ -279,9 +279,9 @@ def test_the_smtp_sender_uses_the_machine_pacer_too(tmp_path, monkeypatch):
 
 CHILD = r"""
 import sys, time
-from airflow_provider_kwtsms.client import KwtSMSClient
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.pacing import TokenBucket
+from airflow_provider_kwtsms.rate.bucket import TokenBucket
 
 url, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 pacer = TokenBucket(5) if mode == "own" else None  # "own": the old default, a bucket per process

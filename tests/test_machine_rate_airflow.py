@@ -17,7 +17,7 @@ import pytest
 from airflow.sdk import DAG
 from airflow_support import kwtsms_conn_json
 
-from airflow_provider_kwtsms.machine_rate import file_name, gateway_target, parse_record
+from airflow_provider_kwtsms.rate.machine import file_name, gateway_target, parse_record
 
 pytestmark = pytest.mark.compat
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_kwtsms.message import (
+from airflow_provider_kwtsms.text.message import (
     DEFAULT_MAX_PAGES,
     GSM7_BASIC,
     GSM7_EXTENDED,
@@ -156,7 +156,7 @@ class _CountingPattern:
 def test_tag_scan_reads_each_character_a_bounded_number_of_times(name, monkeypatch):
     # Deterministic linearity: the characters handed to the tag-body patterns, for n and 2n
     # characters of input. A scan that rescans from every "<" reads about n*n/2 of them.
-    from airflow_provider_kwtsms import message
+    from airflow_provider_kwtsms.text import message
 
     work = {}
     for size in (20_000, 40_000):
@@ -181,7 +181,7 @@ def test_contains_html_finds_exactly_the_tags_of_the_reference_pattern(text):
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(html_like, st.text()))
 def test_cleaned_html_holds_no_tag_is_stable_and_never_longer(text):
-    from airflow_provider_kwtsms.message import _strip_tags
+    from airflow_provider_kwtsms.text.message import _strip_tags
 
     stripped = _strip_tags(text)
     assert REFERENCE_TAG.search(stripped) is None and not contains_html(stripped)
@@ -300,7 +300,7 @@ def test_trim_rejects_zero_pages():
 
 def test_ascii_fast_path_drops_exactly_what_the_per_character_rule_drops():
     # clean_message takes a regex short cut for ASCII text; it must agree with _keep() everywhere.
-    from airflow_provider_kwtsms import message
+    from airflow_provider_kwtsms.text import message
 
     for code in range(128):
         char = chr(code)
@@ -314,7 +314,7 @@ def test_ascii_fast_path_drops_exactly_what_the_per_character_rule_drops():
 
 
 def test_an_emoji_between_words_leaves_one_space_and_is_counted():
-    from airflow_provider_kwtsms.message import clean_text
+    from airflow_provider_kwtsms.text.message import clean_text
 
     assert clean_text("Hi 👋 there") == clean_text("Hi 👋 there")  # deterministic
     cleaned = clean_text("Hi 👋 there, rate us ⭐ today")
@@ -327,7 +327,7 @@ def test_the_object_replacement_character_is_stripped():
 
 
 def test_a_plan_says_what_was_removed():
-    from airflow_provider_kwtsms.planning import build_plan
+    from airflow_provider_kwtsms.send.planning import build_plan
 
     plan = build_plan("96598765432", "Sale today 🎉🎉", sender="KWT-SMS", test=True)
     assert plan.message == "Sale today" and plan.removed_characters == 2

@@ -9,12 +9,12 @@ import pytest
 from airflow.sdk import DAG
 from airflow_support import kwtsms_conn_uri
 
-from airflow_provider_kwtsms.message import measure_message
 from airflow_provider_kwtsms.notifications.kwtsms import (
     KwtSMSNotifier,
     default_alert,
     send_kwtsms_notification,
 )
+from airflow_provider_kwtsms.text.message import measure_message
 from airflow_provider_kwtsms.version_compat import (
     AIRFLOW_V_3_3_PLUS,
     HAS_ASYNC_NOTIFIER,

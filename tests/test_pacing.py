@@ -12,7 +12,7 @@ from sandbox_helpers import FakeTime
 
 from airflow_provider_kwtsms.constants import MAX_RATE, MAX_RATE_REASON, RATE_GUARD
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.pacing import TokenBucket, interval
+from airflow_provider_kwtsms.rate.bucket import TokenBucket, interval
 
 HALF = interval(2.0)  # 0.5 s and the jitter guard
 

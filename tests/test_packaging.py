@@ -25,7 +25,7 @@ AIRFLOW = "apache-airflow==3.3.2"
 
 SEND = """
 import json, sys
-from airflow_provider_kwtsms.client import KwtSMSClient
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 with KwtSMSClient("sandbox_user", "sandbox_pass", base_url=sys.argv[1]) as client:
     print(json.dumps(client.send("96598765432", "Installed from the wheel").to_dict()))
 """

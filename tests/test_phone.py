@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_kwtsms._pattern_depth import deciding_depth
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.phone import (
+from airflow_provider_kwtsms.phone.pattern_depth import deciding_depth
+from airflow_provider_kwtsms.phone.recipients import (
     DuplicateInput,
     InvalidInput,
     PhoneCheck,
@@ -543,7 +543,7 @@ def test_leading_digits_depth_analysis():
 
 
 def test_full_verdict_tables_keep_judging_exactly(monkeypatch):
-    from airflow_provider_kwtsms import _phone_engine
+    from airflow_provider_kwtsms.phone import engine as _phone_engine
 
     monkeypatch.setattr(_phone_engine, "_TABLE_CAP", 0)  # nothing more is kept: every miss judged afresh
     raws = _bulk_inputs()[::3]

@@ -208,7 +208,7 @@ REFERENCE_SPLIT = re.compile(r"\s*[,;]\s*|\s*[\r\n]\s*")
 @settings(max_examples=1000, deadline=None)
 @given(st.text(st.sampled_from(list(" \t\n\r,;a1\x85\xa0\u2028\x0b")), max_size=25))
 def test_splitting_gives_the_same_entries_as_the_reference_pattern(text):
-    from airflow_provider_kwtsms._phone_input import SPLIT
+    from airflow_provider_kwtsms.phone.entries import SPLIT
 
     assert SPLIT.split(text) == REFERENCE_SPLIT.split(text)
 

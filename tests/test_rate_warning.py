@@ -104,7 +104,7 @@ def test_which_executors_are_remote(connection, warnings, monkeypatch, executor,
 def test_no_warning_with_a_rate_store(connection, warnings, monkeypatch):
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
     # The store's driver is not what is tested (the compatibility lanes install no redis client).
-    from airflow_provider_kwtsms import shared_rate
+    from airflow_provider_kwtsms.rate import shared as shared_rate
 
     monkeypatch.setattr(shared_rate, "open_store", lambda url, **options: shared_rate.MemoryRateStore())
     connection(rate_store="redis://127.0.0.1:9/0")  # built, never reached: no request is made

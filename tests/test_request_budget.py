@@ -12,7 +12,7 @@ import pytest
 from airflow_support import kwtsms_conn_uri
 from sandbox_helpers import frozen_clock, linked, logged
 
-from airflow_provider_kwtsms.client import KwtSMSClient
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 from airflow_provider_kwtsms.ledger import MemoryStore, resume_send
 
 USER, PASSWORD = "budget_user", "budget_pass"

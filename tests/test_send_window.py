@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.send_window import SendWindow
+from airflow_provider_kwtsms.send.window import SendWindow
 
 
 def kuwait(day: int, hour: int, minute: int = 0) -> datetime:

@@ -15,7 +15,7 @@ from functools import cache
 import pytest
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.send_window import SendWindow
+from airflow_provider_kwtsms.send.window import SendWindow
 
 REFUSED = {"localtime", "posixrules", "Factory"}
 

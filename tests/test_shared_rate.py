@@ -14,11 +14,11 @@ import threading
 
 import pytest
 
-from airflow_provider_kwtsms.client import KwtSMSClient
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.machine_rate import MachineBucket, gateway_target
-from airflow_provider_kwtsms.pacing import interval
-from airflow_provider_kwtsms.shared_rate import (
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
+from airflow_provider_kwtsms.rate.bucket import interval
+from airflow_provider_kwtsms.rate.machine import MachineBucket, gateway_target
+from airflow_provider_kwtsms.rate.shared import (
     MemoryRateStore,
     SharedBucket,
     describe,
@@ -79,7 +79,7 @@ def test_ten_processes_sharing_one_store_never_exceed_the_rate() -> None:
 
 def test_separate_buckets_without_a_store_would_go_over() -> None:
     """Why the shared store: ten TokenBuckets (one per process) allow ten requests at once."""
-    from airflow_provider_kwtsms.pacing import TokenBucket
+    from airflow_provider_kwtsms.rate.bucket import TokenBucket
 
     clock = FakeClock()
     buckets = [TokenBucket(2.0, clock=clock, sleep=lambda s: None) for _ in range(10)]
@@ -130,7 +130,7 @@ def test_a_store_that_is_down_falls_back_to_this_process_pace(caplog: pytest.Log
 def test_a_store_that_is_down_falls_back_to_the_machine_pacer(tmp_path, monkeypatch) -> None:
     # Not a bucket per process: the processes of this machine still share one pace.
     monkeypatch.setenv("KWTSMS_RATE_DIR", str(tmp_path))
-    from airflow_provider_kwtsms import shared_rate
+    from airflow_provider_kwtsms.rate import shared as shared_rate
 
     monkeypatch.setattr(shared_rate, "open_store", lambda url, **options: BrokenStore())
     bucket = shared_rate.shared_bucket(
@@ -243,7 +243,7 @@ def shared(store, clock, **options) -> SharedBucket:
 
 
 def test_a_failing_store_is_skipped_for_a_while_then_probed_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="airflow_provider_kwtsms.shared_rate")
+    caplog.set_level(logging.INFO, logger="airflow_provider_kwtsms.rate.shared")
     clock = FakeClock()
     store = CountingStore(clock)
     bucket = shared(store, clock, pause_for=30.0)
@@ -390,8 +390,8 @@ def test_the_hook_masks_the_store_password_in_task_logs(monkeypatch) -> None:
 def test_the_masked_extra_rate_store_password_reaches_the_store(monkeypatch) -> None:
     from airflow.sdk import Connection
 
-    from airflow_provider_kwtsms import shared_rate
     from airflow_provider_kwtsms.hooks.kwtsms import build_client, settings_from_connection
+    from airflow_provider_kwtsms.rate import shared as shared_rate
 
     opened: list = []
     monkeypatch.setattr(

@@ -27,18 +27,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy"))
 from harness import Postgres, Redis, SetupError
 
-from airflow_provider_kwtsms.machine_rate import MachineBucket
-from airflow_provider_kwtsms.shared_rate import (
+from airflow_provider_kwtsms.rate.machine import MachineBucket
+from airflow_provider_kwtsms.rate.shared import (
     SharedBucket,
     max_wait,
     open_store,
     shared_bucket,
     shared_key,
 )
-from airflow_provider_kwtsms.store_url import parse_store_url
+from airflow_provider_kwtsms.rate.store_url import parse_store_url
 
 TIMEOUT = 0.3
-LOGGER = "airflow_provider_kwtsms.shared_rate"
+LOGGER = "airflow_provider_kwtsms.rate.shared"
 
 
 class FakeClock:

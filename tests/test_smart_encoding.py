@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sandbox_helpers import frozen_clock, linked
 
-from airflow_provider_kwtsms.client import KwtSMSClient
-from airflow_provider_kwtsms.message import GSM7, UCS2, contains_html, encoding_of, measure_message
-from airflow_provider_kwtsms.smart_encoding import LOOKALIKES, smart_encode
+from airflow_provider_kwtsms.gateway.client import KwtSMSClient
+from airflow_provider_kwtsms.text.message import GSM7, UCS2, contains_html, encoding_of, measure_message
+from airflow_provider_kwtsms.text.smart_encoding import LOOKALIKES, smart_encode
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
 NUMBERS = ["96598765432", "96550001111", "96566002222"]

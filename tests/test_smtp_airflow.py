@@ -7,7 +7,7 @@ import json
 import pytest
 
 from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
-from airflow_provider_kwtsms.smtp_transport import SUBMITTED_UNCONFIRMED, KwtSMSSmtpSender
+from airflow_provider_kwtsms.smtp.sender import SUBMITTED_UNCONFIRMED, KwtSMSSmtpSender
 
 USER, PASSWORD = "smtp_user", "Body-Pa55word"
 

@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 from sandbox_helpers import SandboxTime
 
 from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.redact import secret_forms
-from airflow_provider_kwtsms.results import SENT
-from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender, SmtpFieldError, SmtpSendError
+from airflow_provider_kwtsms.gateway.redact import secret_forms
+from airflow_provider_kwtsms.send.results import SENT
+from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender, SmtpFieldError, SmtpSendError
 
 USER = "smtp_user"
 PASSWORD = 'Pa55"wörd/+&<x>=1'  # one that JSON, URL, HTML and quoted-printable all write differently

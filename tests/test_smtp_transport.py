@@ -14,7 +14,7 @@ from sandbox_helpers import SandboxTime
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.hooks.kwtsms import relay_settings
 from airflow_provider_kwtsms.ledger import MemoryStore, resume_send
-from airflow_provider_kwtsms.smtp_transport import (
+from airflow_provider_kwtsms.smtp.sender import (
     SUBMITTED_UNCONFIRMED,
     KwtSMSSmtpSender,
     SmtpSendError,
@@ -356,7 +356,7 @@ def test_relay_settings_read_an_smtp_connection_like_the_smtp_provider():
 
 def test_a_sender_with_a_separator_injects_no_text_into_the_gateway(sb):
     """str.splitlines() (the sandbox's reader) ends a line at \\x1c: the old body carried a second text."""
-    from airflow_provider_kwtsms.smtp_transport import SmtpFieldError
+    from airflow_provider_kwtsms.smtp.sender import SmtpFieldError
 
     with make(sb) as sender, pytest.raises(SmtpFieldError) as caught:
         sender.send("96598765432", "Hello", sender="K\x1ctext:pwn")  # within the 11 characters

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.shared_rate import describe
-from airflow_provider_kwtsms.store_url import parse_store_url
+from airflow_provider_kwtsms.rate.shared import describe
+from airflow_provider_kwtsms.rate.store_url import parse_store_url
 
 SECRET = "Sup3rS3cr3t"
 

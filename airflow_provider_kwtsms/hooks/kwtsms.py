@@ -26,15 +26,15 @@ from airflow_provider_kwtsms.constants import (
     SMS_ADDRESS,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.field_limits import check_field
+from airflow_provider_kwtsms.gateway.field_limits import check_field
 from airflow_provider_kwtsms.version_compat import BaseHook, aget_connection
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_kwtsms.channel import Channel
-    from airflow_provider_kwtsms.client import KwtSMSClient
-    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+    from airflow_provider_kwtsms.gateway.client import KwtSMSClient
+    from airflow_provider_kwtsms.send.channel import Channel
+    from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
 DEFAULT_SENDER = "KWT-SMS"
 CONNECT_TIMEOUT, READ_TIMEOUT = DEFAULT_TIMEOUT
@@ -170,12 +170,12 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
 
 
 def build_client(settings: KwtSMSSettings) -> KwtSMSClient:
-    from airflow_provider_kwtsms.client import KwtSMSClient  # imports requests: only when used
+    from airflow_provider_kwtsms.gateway.client import KwtSMSClient  # imports requests: only when used
 
     pacer = None
     if settings.rate_store:  # one account's rate shared by every worker (docs/deploying.md)
-        from airflow_provider_kwtsms.shared_rate import shared_bucket
-        from airflow_provider_kwtsms.store_url import parse_store_url
+        from airflow_provider_kwtsms.rate.shared import shared_bucket
+        from airflow_provider_kwtsms.rate.store_url import parse_store_url
         from airflow_provider_kwtsms.version_compat import mask_secret
 
         what = f"Connection {settings.conn_id!r} extra 'rate_store'"
@@ -195,7 +195,7 @@ def build_client(settings: KwtSMSSettings) -> KwtSMSClient:
 
 def build_smtp_sender(settings: KwtSMSSettings, smtp_conn: Connection) -> KwtSMSSmtpSender:
     """The sender for ``transport="smtp"``: the relay from the SMTP connection, the rest as for HTTP."""
-    from airflow_provider_kwtsms.smtp_transport import KwtSMSSmtpSender
+    from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
     return KwtSMSSmtpSender(
         settings.username,
@@ -243,7 +243,7 @@ def relay_settings(conn: Any, *, from_address: str | None = None) -> dict[str, A
 
 def check_timezone(name: Any, what: str) -> str:
     """An IANA time zone name, checked (``KwtSMSInputError`` naming ``what`` otherwise)."""
-    from airflow_provider_kwtsms.send_window import zone
+    from airflow_provider_kwtsms.send.window import zone
 
     text = as_text(name, what, "an IANA time zone such as 'Asia/Kuwait'")
     try:
@@ -267,7 +267,7 @@ def explain_error(error: Exception, settings: KwtSMSSettings | None = None) -> s
     def scrubbed(text: str) -> str:
         if settings is None:
             return text
-        from airflow_provider_kwtsms.redact import Redactor
+        from airflow_provider_kwtsms.gateway.redact import Redactor
 
         return Redactor(settings.password).scrub(text)
 

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
-    from airflow_provider_kwtsms.channel import Channel
     from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
-    from airflow_provider_kwtsms.results import SendResult
+    from airflow_provider_kwtsms.send.channel import Channel
+    from airflow_provider_kwtsms.send.results import SendResult
 
 DATA_OPTIONS = (
     "sender",
@@ -173,7 +173,7 @@ class KwtSMSNotifier(BaseNotifier):
     def _window(hours: Any, days: Any, timezone: Any) -> Any:
         if hours is None:
             return None
-        from airflow_provider_kwtsms.send_window import SendWindow
+        from airflow_provider_kwtsms.send.window import SendWindow
 
         return SendWindow.parse(hours, days, timezone)
 
@@ -199,7 +199,7 @@ class KwtSMSNotifier(BaseNotifier):
 
     def compose(self, context: Context | dict[str, Any]) -> str:
         """The text to send: title and message (or the default alert), cut to max_pages."""
-        from airflow_provider_kwtsms.message import clean_message, trim_to_pages
+        from airflow_provider_kwtsms.text.message import clean_message, trim_to_pages
 
         body = str(self.message).strip() if self.message else default_alert(context)
         text = f"{str(self.title).strip()}: {body}" if self.title else body

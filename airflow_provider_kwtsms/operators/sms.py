@@ -15,8 +15,8 @@ from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID, DEFAULT_ON_UNCERT
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_kwtsms.results import SendPlan, SendResult
-    from airflow_provider_kwtsms.send_window import SendWindow
+    from airflow_provider_kwtsms.send.results import SendPlan, SendResult
+    from airflow_provider_kwtsms.send.window import SendWindow
 
 ON_INVALID = ("skip", "fail")
 _SHOWN_INVALID = 20  # invalid inputs quoted in an on_invalid="fail" error
@@ -31,7 +31,7 @@ def recipients_from(value: Any) -> list[str]:
     go to ``phone.split_recipients``, which accounts for every entry (an unusable one becomes an
     invalid input with its reason, never a bare error).
     """
-    from airflow_provider_kwtsms.phone import split_recipients
+    from airflow_provider_kwtsms.phone.recipients import split_recipients
 
     if value is None:
         return []
@@ -131,7 +131,7 @@ class SendSMSOperator(BaseOperator):
         self.smart_encoding = smart_encoding
         self.send_window, self.send_days, self.timezone = send_window, send_days, timezone
         if send_window is not None:
-            from airflow_provider_kwtsms.send_window import SendWindow  # stdlib only: cheap at parse
+            from airflow_provider_kwtsms.send.window import SendWindow  # stdlib only: cheap at parse
 
             SendWindow.parse(send_window, send_days, timezone)  # a bad window fails the DAG's parse
 
@@ -139,15 +139,15 @@ class SendSMSOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
         from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
-        from airflow_provider_kwtsms.ledger import (
+        from airflow_provider_kwtsms.ledger.resume import (
             BatchesFailedError,
             LedgerMismatchError,
             SendPaused,
             UncertainBatchesError,
             resume_send,
         )
-        from airflow_provider_kwtsms.planning import check_credits
-        from airflow_provider_kwtsms.results import SendResult
+        from airflow_provider_kwtsms.send.planning import check_credits
+        from airflow_provider_kwtsms.send.results import SendResult
         from airflow_provider_kwtsms.version_compat import AirflowFailException
 
         try:
@@ -231,7 +231,7 @@ class SendSMSOperator(BaseOperator):
         )
         if store.kind == "Variable":
             # The fallback store is visible to everyone in the Variables list: tidy it away.
-            from airflow_provider_kwtsms.ledger import delete_ledger
+            from airflow_provider_kwtsms.ledger.resume import delete_ledger
 
             delete_ledger(store)
         return summary
@@ -244,7 +244,7 @@ class SendSMSOperator(BaseOperator):
     def _window(self, hook: Any) -> SendWindow | None:
         if self.send_window is None:
             return None
-        from airflow_provider_kwtsms.send_window import SendWindow
+        from airflow_provider_kwtsms.send.window import SendWindow
 
         return SendWindow.parse(self.send_window, self.send_days, self.timezone or hook.settings.timezone)
 
@@ -297,12 +297,12 @@ class SendSMSOperator(BaseOperator):
         return store
 
     def _summary(self, result: SendResult, store: Any, client: Any) -> dict[str, Any]:
-        from airflow_provider_kwtsms.results import SKIPPED
+        from airflow_provider_kwtsms.send.results import SKIPPED
 
         summary = result.to_dict()
         summary["transport"] = client.transport
         if summary["transport"] == "smtp":
-            from airflow_provider_kwtsms.smtp_transport import UNCONFIRMED_NOTE
+            from airflow_provider_kwtsms.smtp.sender import UNCONFIRMED_NOTE
 
             # E-mail gets no answer: say so where people read the outcome, not only per batch.
             summary.update(confirmed=False, note=UNCONFIRMED_NOTE)

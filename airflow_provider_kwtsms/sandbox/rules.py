@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_provider_kwtsms.constants import FIELD_LIMITS, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import ERRORS
-from airflow_provider_kwtsms.message import MessageInfo, contains_html, measure_message
+from airflow_provider_kwtsms.text.message import MessageInfo, contains_html, measure_message
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 

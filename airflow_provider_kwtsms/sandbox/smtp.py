@@ -34,9 +34,9 @@ import re
 import socketserver
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.message import encoding_of
 from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
 from airflow_provider_kwtsms.sandbox.rules import ApiError, has_lone_surrogate, one_line
+from airflow_provider_kwtsms.text.message import encoding_of
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.sandbox.state import Gateway

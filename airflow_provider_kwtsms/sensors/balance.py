@@ -20,7 +20,7 @@ from airflow_provider_kwtsms.version_compat import AirflowException, AirflowFail
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_kwtsms.client import Balance
+    from airflow_provider_kwtsms.gateway.client import Balance
     from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
 
 TOP_UP_URL = "https://www.kwtsms.com"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from harness import Postgres, Redis
 
-from airflow_provider_kwtsms.pacing import interval
-from airflow_provider_kwtsms.shared_rate import PostgresRateStore, RateStore, RedisRateStore, SharedBucket
+from airflow_provider_kwtsms.rate.bucket import interval
+from airflow_provider_kwtsms.rate.shared import PostgresRateStore, RateStore, RedisRateStore, SharedBucket
 
 
 @pytest.fixture(scope="module")

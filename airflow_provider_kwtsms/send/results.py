@@ -16,8 +16,8 @@ from airflow_provider_kwtsms.constants import MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.message import MessageInfo
-    from airflow_provider_kwtsms.phone import Recipients
+    from airflow_provider_kwtsms.phone.recipients import Recipients
+    from airflow_provider_kwtsms.text.message import MessageInfo
 
 # Batch states.
 SENT = "sent"

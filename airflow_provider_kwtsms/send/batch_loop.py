@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
-from airflow_provider_kwtsms.ledger_fence import FenceError
-from airflow_provider_kwtsms.pacing import interval
-from airflow_provider_kwtsms.results import (
+from airflow_provider_kwtsms.ledger.fence import FenceError
+from airflow_provider_kwtsms.rate.bucket import interval
+from airflow_provider_kwtsms.send.results import (
     FAILED,
     SENT,
     UNCERTAIN,
@@ -50,9 +50,9 @@ from airflow_provider_kwtsms.results import (
 )
 
 if TYPE_CHECKING:  # a channel (channel.Channel) calls run_batches with itself: types only here
-    from airflow_provider_kwtsms.channel import Channel
+    from airflow_provider_kwtsms.send.channel import Channel
 
-logger = logging.getLogger("airflow_provider_kwtsms.batch_loop")
+logger = logging.getLogger("airflow_provider_kwtsms.send.batch_loop")
 
 # Error codes that depend on the numbers in one batch, not on the account, sender or text: the
 # batch fails alone and the send goes on. ERR028 (same number within 15 s) is one of them too,

@@ -1,6 +1,6 @@
 """One account's request rate shared by every process that sends for it: a GCRA in Redis or Postgres.
 
-Each client paces itself with a :class:`~airflow_provider_kwtsms.pacing.TokenBucket`, which knows
+Each client paces itself with a :class:`~airflow_provider_kwtsms.rate.bucket.TokenBucket`, which knows
 only its own process. Ten mapped sends of one account on two Celery workers are ten buckets, and
 together they go ten times over the account's cap. A :class:`SharedBucket` keeps the same GCRA
 state (the theoretical arrival time, TAT) in a store every worker reaches: the Celery broker
@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import MIN_RATE
-from airflow_provider_kwtsms.pacing import interval as pacing_interval
-from airflow_provider_kwtsms.store_url import StoreURL, describe, parse_store_url
+from airflow_provider_kwtsms.rate.bucket import interval as pacing_interval
+from airflow_provider_kwtsms.rate.store_url import StoreURL, describe, parse_store_url
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.pacing import Pacer
+    from airflow_provider_kwtsms.rate.bucket import Pacer
 
 __all__ = ["SharedBucket", "describe", "max_wait", "open_store", "shared_bucket", "shared_key"]
 
@@ -72,7 +72,7 @@ def shared_key(username: str, base_url: str) -> str:
     """The store key of one account at one gateway: a hash, so any user name (NUL, 10 KB of text)
     is a valid key, and the gateway as ``machine_rate.gateway_target`` spells it (one key for
     ``https://host``, ``https://HOST.:443/``...)."""
-    from airflow_provider_kwtsms.machine_rate import gateway_target
+    from airflow_provider_kwtsms.rate.machine import gateway_target
 
     account = username.encode("utf-8", "surrogatepass")
     digest = hashlib.sha256(b"%d:%s@%s" % (len(account), account, gateway_target(base_url).encode()))
@@ -354,7 +354,7 @@ class SharedBucket:
         monotonic: Callable[[], float] | None = None,
         scrub: Callable[[str], str] = lambda text: text,
     ) -> None:
-        from airflow_provider_kwtsms.pacing import TokenBucket
+        from airflow_provider_kwtsms.rate.bucket import TokenBucket
 
         self.rate = as_rate(rate)
         self.key = key
@@ -517,7 +517,7 @@ def shared_bucket(
     """The SharedBucket for one account at one gateway, from the connection's ``rate_store``
     (``password``: the extra ``rate_store_password``); when the store fails, the machine-wide
     pacer of that gateway takes over."""
-    from airflow_provider_kwtsms.machine_rate import MachineBucket, gateway_target
+    from airflow_provider_kwtsms.rate.machine import MachineBucket, gateway_target
 
     where = parse_store_url(url, password=password)
     return SharedBucket(

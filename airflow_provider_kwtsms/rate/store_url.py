@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.redact import Redactor
+from airflow_provider_kwtsms.gateway.redact import Redactor
 
 SCHEMES = {"redis": "redis", "rediss": "rediss", "postgresql": "postgresql", "postgres": "postgresql"}
 EXAMPLES = "redis://host:6379/0 (e.g. the Celery broker) or postgresql://user@host:5432/database"

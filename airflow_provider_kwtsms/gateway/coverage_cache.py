@@ -27,7 +27,7 @@ from pathlib import Path
 
 from airflow_provider_kwtsms.constants import COVERAGE_TTL
 
-logger = logging.getLogger("airflow_provider_kwtsms.coverage_cache")
+logger = logging.getLogger("airflow_provider_kwtsms.gateway.coverage_cache")
 
 FORMAT = 1
 MAX_FILE_BYTES = 16_384  # ~2,000 prefixes of up to 4 digits; the gateway lists a few dozen

@@ -27,10 +27,11 @@ from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
 
-from airflow_provider_kwtsms import _numbering as nb
-from airflow_provider_kwtsms._country_names import country_label as country_label  # re-exported
-from airflow_provider_kwtsms._phone_engine import sort_inputs
-from airflow_provider_kwtsms._phone_input import (
+from airflow_provider_kwtsms.errors import KwtSMSInputError
+from airflow_provider_kwtsms.phone import numbering as nb
+from airflow_provider_kwtsms.phone.country_names import country_label as country_label  # re-exported
+from airflow_provider_kwtsms.phone.engine import sort_inputs
+from airflow_provider_kwtsms.phone.entries import (
     Refused,
     as_entry,
     bulk_entries,
@@ -39,7 +40,7 @@ from airflow_provider_kwtsms._phone_input import (
     single_entry,
     split_entries,
 )
-from airflow_provider_kwtsms._phone_verdict import (  # MAX_DIGITS, MIN_DIGITS: re-exported
+from airflow_provider_kwtsms.phone.verdict import (  # MAX_DIGITS, MIN_DIGITS: re-exported
     EMPTY,
     EMPTY_MESSAGE,
     MAX_DIGITS,  # noqa: F401
@@ -49,7 +50,6 @@ from airflow_provider_kwtsms._phone_verdict import (  # MAX_DIGITS, MIN_DIGITS: 
     key_verdict,
     message,
 )
-from airflow_provider_kwtsms.errors import KwtSMSInputError
 
 __all__ = [
     "DuplicateInput",

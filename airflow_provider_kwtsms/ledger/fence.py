@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.ledger_codec import (
+from airflow_provider_kwtsms.ledger.codec import (
     HEAD_KEY,
     BatchState,
     Entry,
@@ -54,9 +54,9 @@ from airflow_provider_kwtsms.ledger_codec import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.ledger import KeyValueStore
+    from airflow_provider_kwtsms.ledger.resume import KeyValueStore
 
-log = logging.getLogger("airflow_provider_kwtsms.ledger")
+log = logging.getLogger("airflow_provider_kwtsms.ledger.resume")
 
 OWNER_KEY = f"{HEAD_KEY}.owner"
 YIELD_PREFIX = f"{HEAD_KEY}.y."

@@ -14,8 +14,8 @@ import ssl
 from email import quoprimime
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
-from airflow_provider_kwtsms.redact import Redactor
-from airflow_provider_kwtsms.smtp_email import NOT_ON_A_LINE, mime_message
+from airflow_provider_kwtsms.gateway.redact import Redactor
+from airflow_provider_kwtsms.smtp.body import NOT_ON_A_LINE, mime_message
 
 MAX_REPLY_TEXT = 300  # characters of a relay's reply kept in an error, after scrubbing
 

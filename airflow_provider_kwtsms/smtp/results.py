@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.results import SENT, BatchResult, SendResult
-from airflow_provider_kwtsms.smtp_relay import RELAY_ACTIONS, SmtpSendError
+from airflow_provider_kwtsms.send.results import SENT, BatchResult, SendResult
+from airflow_provider_kwtsms.smtp.relay import RELAY_ACTIONS, SmtpSendError
 
 SUBMITTED_UNCONFIRMED = "submitted_unconfirmed"  # the batch state shown in summaries
 UNCONFIRMED_NOTE = (

@@ -32,11 +32,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from airflow_provider_kwtsms.answer import number_text
-from airflow_provider_kwtsms.batch_loop import BatchRun, run_batches
 from airflow_provider_kwtsms.constants import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
-from airflow_provider_kwtsms.ledger_codec import (
+from airflow_provider_kwtsms.gateway.answer import number_text
+from airflow_provider_kwtsms.ledger.codec import (
     CHUNK_SIZE,
     HEAD_KEY,
     LEDGER_VERSION,
@@ -54,19 +53,20 @@ from airflow_provider_kwtsms.ledger_codec import (
     encode_head,
     fingerprint,
 )
-from airflow_provider_kwtsms.ledger_fence import (
+from airflow_provider_kwtsms.ledger.fence import (
     FENCE_LEASE,
     Fence,
     SupersededError,
     forget_owners,
     late_outcome_is_final,
 )
-from airflow_provider_kwtsms.ledger_journal import LedgerJournal, judge_by_balance
-from airflow_provider_kwtsms.results import FAILED, UNCERTAIN, BatchResult, SendResult
+from airflow_provider_kwtsms.ledger.journal import LedgerJournal, judge_by_balance
+from airflow_provider_kwtsms.send.batch_loop import BatchRun, run_batches
+from airflow_provider_kwtsms.send.results import FAILED, UNCERTAIN, BatchResult, SendResult
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.channel import Channel
-    from airflow_provider_kwtsms.results import SendPlan
+    from airflow_provider_kwtsms.send.channel import Channel
+    from airflow_provider_kwtsms.send.results import SendPlan
 
 __all__ = [
     "CHUNK_SIZE",

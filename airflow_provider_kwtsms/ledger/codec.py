@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.answer import MAX_NUMBER, error_code, msg_id, number_text, one_line
+from airflow_provider_kwtsms.gateway.answer import MAX_NUMBER, error_code, msg_id, number_text, one_line
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.results import SendPlan
+    from airflow_provider_kwtsms.send.results import SendPlan
 
 LEDGER_VERSION = 1
 HEAD_KEY = "kwtsms_ledger"

@@ -18,9 +18,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms import answer
-from airflow_provider_kwtsms.batch_loop import BATCH_LEVEL_CODES
-from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
@@ -32,13 +29,18 @@ from airflow_provider_kwtsms.constants import (
     MAX_MOBILE_CHARS,
     SEND_ANSWER_ALLOWANCE,
 )
-from airflow_provider_kwtsms.coverage_cache import CoverageCache, valid_prefix
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
-from airflow_provider_kwtsms.machine_rate import default_pacer, gateway_target
-from airflow_provider_kwtsms.pacing import Pacer
-from airflow_provider_kwtsms.planning import check_credits, split_batches
-from airflow_provider_kwtsms.results import (
+from airflow_provider_kwtsms.gateway import answer
+from airflow_provider_kwtsms.gateway.coverage_cache import CoverageCache, valid_prefix
+from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
+from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy, worth_retrying
+from airflow_provider_kwtsms.gateway.transport import RateLimitedError, Transport
+from airflow_provider_kwtsms.rate.bucket import Pacer
+from airflow_provider_kwtsms.rate.machine import default_pacer, gateway_target
+from airflow_provider_kwtsms.send.batch_loop import BATCH_LEVEL_CODES
+from airflow_provider_kwtsms.send.channel import Channel
+from airflow_provider_kwtsms.send.planning import check_credits, split_batches
+from airflow_provider_kwtsms.send.results import (
     UNCERTAIN,
     Balance,
     BatchResult,
@@ -48,8 +50,6 @@ from airflow_provider_kwtsms.results import (
     SendResult,
     ValidationResult,
 )
-from airflow_provider_kwtsms.retry_policy import RetryPolicy, worth_retrying
-from airflow_provider_kwtsms.transport import RateLimitedError, Transport
 
 if TYPE_CHECKING:
     import requests
@@ -71,7 +71,7 @@ __all__ = [
     "check_credits",
 ]
 
-logger = logging.getLogger("airflow_provider_kwtsms.client")
+logger = logging.getLogger("airflow_provider_kwtsms.gateway.client")
 
 
 class KwtSMSClient(Channel):
@@ -90,9 +90,9 @@ class KwtSMSClient(Channel):
     machine (``coverage_cache``), and is read only when it can save requests (``batch_loop``);
     without it, the gateway decides as before. ``clock`` and ``sleep`` (real by
     default) and ``rng`` can be injected for tests. Requests are paced by ``pacer``; by default a
-    :class:`~airflow_provider_kwtsms.machine_rate.MachineBucket` that every process of this machine
+    :class:`~airflow_provider_kwtsms.rate.machine.MachineBucket` that every process of this machine
     shares for this gateway, or, when ``clock`` or ``sleep`` is injected, a TokenBucket of this
-    client on that clock. A :class:`~airflow_provider_kwtsms.shared_rate.SharedBucket` shares the
+    client on that clock. A :class:`~airflow_provider_kwtsms.rate.shared.SharedBucket` shares the
     rate across machines.
     """
 
@@ -243,7 +243,7 @@ class KwtSMSClient(Channel):
         without being sent; the rest are normalised and asked about in requests of at most 200
         numbers and 2,500 characters (``planning.split_batches``).
         """
-        from airflow_provider_kwtsms.phone import normalize_phone, split_recipients
+        from airflow_provider_kwtsms.phone.recipients import normalize_phone, split_recipients
 
         ok: list[str] = []
         er: list[str] = []

@@ -53,16 +53,16 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms import http_limits
-from airflow_provider_kwtsms.answer import (
+from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED, KwtSMSNetworkError
+from airflow_provider_kwtsms.gateway import http_limits
+from airflow_provider_kwtsms.gateway.answer import (
     UnreadableAnswer,
     error_code,
     finite_number,
     one_line,
     parse_json,
 )
-from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED, KwtSMSNetworkError
-from airflow_provider_kwtsms.redact import Redactor
+from airflow_provider_kwtsms.gateway.redact import Redactor
 
 if TYPE_CHECKING:
     import requests

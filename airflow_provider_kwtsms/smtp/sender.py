@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from airflow_provider_kwtsms.channel import Channel
 from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import (
     DEFAULT_MAX_PAGES,
@@ -41,11 +40,12 @@ from airflow_provider_kwtsms.constants import (
     SMS_ADDRESS,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
-from airflow_provider_kwtsms.machine_rate import default_pacer
-from airflow_provider_kwtsms.pacing import Pacer
-from airflow_provider_kwtsms.results import SENT, Balance, SendPlan
-from airflow_provider_kwtsms.smtp_email import (
+from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
+from airflow_provider_kwtsms.rate.bucket import Pacer
+from airflow_provider_kwtsms.rate.machine import default_pacer
+from airflow_provider_kwtsms.send.channel import Channel
+from airflow_provider_kwtsms.send.results import SENT, Balance, SendPlan
+from airflow_provider_kwtsms.smtp.body import (
     HINTS,
     SmtpFieldError,
     check_address,
@@ -55,12 +55,12 @@ from airflow_provider_kwtsms.smtp_email import (
     lang_for,
     one_line,
 )
-from airflow_provider_kwtsms.smtp_relay import (
+from airflow_provider_kwtsms.smtp.relay import (
     SmtpRelay,
     SmtpSendError,
     relay_redactors,
 )
-from airflow_provider_kwtsms.smtp_results import (
+from airflow_provider_kwtsms.smtp.results import (
     SUBMITTED_UNCONFIRMED,
     UNCONFIRMED_NOTE,
     SmtpBatchResult,
@@ -68,7 +68,7 @@ from airflow_provider_kwtsms.smtp_results import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.client import KwtSMSClient
+    from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 
 __all__ = [
     "SMS_ADDRESS",
@@ -83,7 +83,7 @@ __all__ = [
     "lang_for",
 ]
 
-logger = logging.getLogger("airflow_provider_kwtsms.smtp_transport")
+logger = logging.getLogger("airflow_provider_kwtsms.smtp.sender")
 
 
 class KwtSMSSmtpSender(Channel):
@@ -178,7 +178,7 @@ class KwtSMSSmtpSender(Channel):
         # read the balance, the sender IDs and the coverage before sending.
         self._http: KwtSMSClient | None = None
         if balance_over_http:
-            from airflow_provider_kwtsms.client import DEFAULT_BASE_URL, KwtSMSClient
+            from airflow_provider_kwtsms.gateway.client import DEFAULT_BASE_URL, KwtSMSClient
 
             self._http = KwtSMSClient(
                 username,
@@ -307,7 +307,7 @@ class KwtSMSSmtpSender(Channel):
 
     def _text_to_plan(self, message: str, *, test: bool) -> str:
         """The text on one line (the e-mail needs it so); ``test=True`` refused: no test mode here."""
-        from airflow_provider_kwtsms.message import clean_message
+        from airflow_provider_kwtsms.text.message import clean_message
 
         if test:
             raise _no_test_mode()

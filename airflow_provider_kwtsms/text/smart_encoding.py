@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_provider_kwtsms.message import GSM7_BASIC, GSM7_EXTENDED, contains_html, measure_message
+from airflow_provider_kwtsms.text.message import GSM7_BASIC, GSM7_EXTENDED, contains_html, measure_message
 
 _QUOTES = {
     "\u2018": "'",  # left single quotation mark

@@ -16,7 +16,7 @@ from numbers import Number
 from operator import not_
 from typing import Any
 
-from airflow_provider_kwtsms._phone_verdict import MAX_DIGITS
+from airflow_provider_kwtsms.phone.verdict import MAX_DIGITS
 
 # Inputs are first reduced to a "key": their digits (made Latin), "+" and "@", nothing else.
 _TO_LATIN = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹０１２３４５６７８９＋＠", "0123456789" * 3 + "+@")

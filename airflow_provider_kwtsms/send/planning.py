@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.field_limits import check_field, check_max_pages
-from airflow_provider_kwtsms.results import SendPlan
+from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
+from airflow_provider_kwtsms.send.results import SendPlan
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.phone import Recipients
+    from airflow_provider_kwtsms.phone.recipients import Recipients
 
 
 def build_plan(
@@ -36,9 +36,9 @@ def build_plan(
 
     Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a bad
     sender, or no valid number."""
-    from airflow_provider_kwtsms.message import clean_text, measure_message
-    from airflow_provider_kwtsms.phone import prepare_recipients
-    from airflow_provider_kwtsms.smart_encoding import SmartText, smart_encode
+    from airflow_provider_kwtsms.phone.recipients import prepare_recipients
+    from airflow_provider_kwtsms.text.message import clean_text, measure_message
+    from airflow_provider_kwtsms.text.smart_encoding import SmartText, smart_encode
 
     if not isinstance(message, str):
         raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")

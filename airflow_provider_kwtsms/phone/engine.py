@@ -12,9 +12,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from airflow_provider_kwtsms import _numbering as nb
-from airflow_provider_kwtsms._pattern_depth import deciding_depth, is_plain, parse_pattern
-from airflow_provider_kwtsms._phone_verdict import (
+from airflow_provider_kwtsms.phone import numbering as nb
+from airflow_provider_kwtsms.phone.pattern_depth import deciding_depth, is_plain, parse_pattern
+from airflow_provider_kwtsms.phone.verdict import (
     ACCEPTED_TYPES,
     EMAIL,
     KUWAIT,

@@ -28,7 +28,7 @@ it is the default pacer of ``KwtSMSClient`` and of the SMTP sender.
   handed out afterwards count from the real start.
 
 A missing or unusable folder, or an OS without ``fcntl``, falls back to this process's own
-:class:`~airflow_provider_kwtsms.pacing.TokenBucket`, with one WARNING.
+:class:`~airflow_provider_kwtsms.rate.bucket.TokenBucket`, with one WARNING.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import MAX_RATE, MIN_RATE, RATE_GUARD
-from airflow_provider_kwtsms.pacing import Pacer, TokenBucket, interval
+from airflow_provider_kwtsms.rate.bucket import Pacer, TokenBucket, interval
 
 try:
     import fcntl

@@ -14,11 +14,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
-from airflow_provider_kwtsms.batch_loop import OnBatch, run_batches
-from airflow_provider_kwtsms.planning import build_plan, check_credits
-from airflow_provider_kwtsms.results import Balance, BatchResult, SendPlan, SendResult
+from airflow_provider_kwtsms.send.batch_loop import OnBatch, run_batches
+from airflow_provider_kwtsms.send.planning import build_plan, check_credits
+from airflow_provider_kwtsms.send.results import Balance, BatchResult, SendPlan, SendResult
 
-logger = logging.getLogger("airflow_provider_kwtsms.channel")
+logger = logging.getLogger("airflow_provider_kwtsms.send.channel")
 
 
 class Channel(ABC):

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.redact import Redactor
-    from airflow_provider_kwtsms.results import BatchResult
+    from airflow_provider_kwtsms.gateway.redact import Redactor
+    from airflow_provider_kwtsms.send.results import BatchResult
 
 # Far above anything real (a balance of a billion credits), far below where float arithmetic
 # stops being exact for whole numbers (2**53).
@@ -150,7 +150,7 @@ def _whole(value: float | None) -> int | None:
 def send_result(index: int, numbers: list[str], data: dict[str, Any]) -> BatchResult:
     """The batch of a send's OK answer: "sent" when the answer reads, else "uncertain" (the gateway
     said OK, so it may well have sent, but a charge or msg-id we cannot read is no record)."""
-    from airflow_provider_kwtsms.results import SENT, UNCERTAIN, BatchResult
+    from airflow_provider_kwtsms.send.results import SENT, UNCERTAIN, BatchResult
 
     msg_id_ = msg_id(data.get("msg-id"))
     points = finite_number(data.get("points-charged"), int)

@@ -72,7 +72,7 @@ def check_one_line(field: str, value: str, hint: str, *, secret: bool = False, t
 
 def lang_for(text: str) -> str:
     """The body's ``lang``: 1 (English) for GSM-7 text, else 3 (UTF-8, the body's charset)."""
-    from airflow_provider_kwtsms.message import encoding_of
+    from airflow_provider_kwtsms.text.message import encoding_of
 
     return LANG_ENGLISH if encoding_of(text) == "GSM-7" else LANG_UTF8
 

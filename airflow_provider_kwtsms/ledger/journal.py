@@ -8,16 +8,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from airflow_provider_kwtsms.ledger_codec import BatchState, Entry
-from airflow_provider_kwtsms.ledger_fence import FENCE_LAPSED, Fence
-from airflow_provider_kwtsms.results import FAILED, SENT, SKIPPED, UNCERTAIN, BatchResult
+from airflow_provider_kwtsms.ledger.codec import BatchState, Entry
+from airflow_provider_kwtsms.ledger.fence import FENCE_LAPSED, Fence
+from airflow_provider_kwtsms.send.results import FAILED, SENT, SKIPPED, UNCERTAIN, BatchResult
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.channel import Channel
-    from airflow_provider_kwtsms.ledger import Ledger
-    from airflow_provider_kwtsms.results import SendPlan
+    from airflow_provider_kwtsms.ledger.resume import Ledger
+    from airflow_provider_kwtsms.send.channel import Channel
+    from airflow_provider_kwtsms.send.results import SendPlan
 
-log = logging.getLogger("airflow_provider_kwtsms.ledger")
+log = logging.getLogger("airflow_provider_kwtsms.ledger.resume")
 
 # The lease left, at least, when a request is handed to its thread (else it is renewed first).
 LEASE_FOR_HANDOVER = 0.1
