@@ -152,7 +152,7 @@ def test_every_libphonenumber_pattern_reads_a_bounded_number_of_characters():
         code = nb.calling_code(cc)
         for region in code.regions if code is not None else []:
             meta = region.meta
-            descs = [meta.general_desc] + [getattr(meta, field) for field, _ in nb._TYPE_FIELDS]
+            descs = [meta.general_desc] + [getattr(meta, field) for field, _ in nb.TYPE_FIELDS]
             patterns = [d.national_number_pattern for d in descs if d is not None]
             patterns += [meta.leading_digits, meta.national_prefix_for_parsing]
             for pattern in filter(None, patterns):

@@ -10,6 +10,7 @@ from airflow_provider_kwtsms import ledger
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.gateway import transport
 from airflow_provider_kwtsms.ledger import fence as ledger_fence
+from airflow_provider_kwtsms.send import batch_loop
 from airflow_provider_kwtsms.send.results import BatchResult
 from airflow_provider_kwtsms.smtp import sender as smtp_transport
 
@@ -29,6 +30,7 @@ EXAMPLES = {
     ledger.BatchesFailedError: lambda: ledger.BatchesFailedError(
         [BatchResult(index=1, numbers=["971500000001"], state="failed", error_code="ERR026")], 3
     ),
+    batch_loop.StopSending: lambda: batch_loop.StopSending("STOP", "no request more"),
     ledger_fence.FenceError: lambda: ledger_fence.FenceError("FENCE", "no longer holds the send"),
     ledger_fence.SupersededError: lambda: ledger_fence.SupersededError("a newer try took the send over"),
     ledger_fence.FenceLapsedError: lambda: ledger_fence.FenceLapsedError("the store was too slow"),

@@ -164,7 +164,29 @@ def test_no_module_reads_another_modules_private_names():
                     for a in node.names
                     if a.name.startswith("_") and not a.name.startswith("__") and a.name != "_lazy"
                 ]
+        aliases = module_aliases(tree, set(modules))
+        offenders += [
+            f"{name}: {node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ]
     assert offenders == []
+
+
+def module_aliases(tree: ast.Module, known: set[str]) -> set[str]:
+    """The names a module binds to other modules of the package (``from pkg.phone import
+    numbering as nb``, ``import pkg.x as y``)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {a.asname or a.name for a in node.names if f"{node.module}.{a.name}" in known}
+        elif isinstance(node, ast.Import):
+            found |= {a.asname for a in node.names if a.asname and a.name in known}
+    return found
 
 
 def test_the_top_level_keeps_at_most_eight_modules():

@@ -18,9 +18,8 @@ from airflow_provider_kwtsms.ledger.codec import decode_chunk
 from airflow_provider_kwtsms.ledger.journal import BASELINE_MIN_BATCHES
 from airflow_provider_kwtsms.ledger.resume import (
     CHUNK_SIZE,
-    DONE,
     HEAD_KEY,
-    PENDING,
+    BatchState,
     Entry,
     Ledger,
     LedgerMismatchError,
@@ -32,6 +31,9 @@ from airflow_provider_kwtsms.ledger.resume import (
 )
 from airflow_provider_kwtsms.send.results import FAILED, SENT, SKIPPED, UNCERTAIN, SendPlan
 from airflow_provider_kwtsms.text.message import measure_message
+
+DONE = BatchState.DONE
+PENDING = BatchState.PENDING
 
 
 class Died(BaseException):

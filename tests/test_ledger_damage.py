@@ -27,7 +27,6 @@ from airflow_provider_kwtsms.ledger.codec import (
     encode_chunk,
 )
 from airflow_provider_kwtsms.ledger.resume import (
-    DONE,
     HEAD_KEY,
     Entry,
     Ledger,
@@ -39,6 +38,8 @@ from airflow_provider_kwtsms.ledger.resume import (
 )
 from airflow_provider_kwtsms.send.results import SENT, SKIPPED, SendPlan
 from airflow_provider_kwtsms.text.message import measure_message
+
+DONE = BatchState.DONE
 
 C0, C1 = chunk_key(0), chunk_key(1)
 SMALL, BIG = 5, 150  # batches: one chunk (3 recorded), or two chunks (120 recorded)

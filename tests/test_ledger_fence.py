@@ -23,7 +23,7 @@ from airflow_provider_kwtsms.gateway.client import MAX_BATCH, KwtSMSClient
 from airflow_provider_kwtsms.ledger.fence import OWNER_KEY, YIELD_PREFIX
 from airflow_provider_kwtsms.ledger.resume import (
     HEAD_KEY,
-    PENDING,
+    BatchState,
     Ledger,
     MemoryStore,
     SupersededError,
@@ -32,6 +32,8 @@ from airflow_provider_kwtsms.ledger.resume import (
 )
 from airflow_provider_kwtsms.send.results import SENT, SKIPPED, SendPlan
 from airflow_provider_kwtsms.text.message import measure_message
+
+PENDING = BatchState.PENDING
 
 RACES = int(os.environ.get("KWTSMS_FENCE_RACES", "1"))
 

@@ -42,7 +42,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.errors import KwtSMSError
 from airflow_provider_kwtsms.ledger.codec import (
     HEAD_KEY,
     BatchState,
@@ -52,11 +51,12 @@ from airflow_provider_kwtsms.ledger.codec import (
     is_token,
     parse,
 )
+from airflow_provider_kwtsms.send.batch_loop import StopSending
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.ledger.resume import KeyValueStore
+    from airflow_provider_kwtsms.ledger.store import KeyValueStore
 
-log = logging.getLogger("airflow_provider_kwtsms.ledger.resume")
+log = logging.getLogger("airflow_provider_kwtsms.ledger")
 
 OWNER_KEY = f"{HEAD_KEY}.owner"
 YIELD_PREFIX = f"{HEAD_KEY}.y."
@@ -81,7 +81,7 @@ SUPERSEDED = "SUPERSEDED"
 FENCE_LAPSED = "FENCE_LAPSED"
 
 
-class FenceError(KwtSMSError):
+class FenceError(StopSending):
     """This try no longer holds the send: it starts no request and writes no ledger entry more."""
 
 

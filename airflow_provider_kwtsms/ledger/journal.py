@@ -13,11 +13,11 @@ from airflow_provider_kwtsms.ledger.fence import FENCE_LAPSED, Fence
 from airflow_provider_kwtsms.send.results import FAILED, SENT, SKIPPED, UNCERTAIN, BatchResult
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.ledger.resume import Ledger
-    from airflow_provider_kwtsms.send.channel import Channel
+    from airflow_provider_kwtsms.ledger.stored import Ledger
+    from airflow_provider_kwtsms.send.batch_loop import BatchChannel
     from airflow_provider_kwtsms.send.results import SendPlan
 
-log = logging.getLogger("airflow_provider_kwtsms.ledger.resume")
+log = logging.getLogger("airflow_provider_kwtsms.ledger")
 
 # The lease left, at least, when a request is handed to its thread (else it is renewed first).
 LEASE_FOR_HANDOVER = 0.1
@@ -78,7 +78,7 @@ class LedgerJournal:
 
     def __init__(
         self,
-        sender: Channel,
+        sender: BatchChannel,
         plan: SendPlan,
         ledger: Ledger,
         *,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from airflow_provider_kwtsms.ledger.resume import KeyValueStore
+from airflow_provider_kwtsms.ledger.store import KeyValueStore
 
 VARIABLE_PREFIX = "kwtsms_ledger"
 _MAX_VARIABLE_KEY = 250  # the variable table's key column

@@ -65,7 +65,7 @@ _UNBUILT: Any = object()
 def _plan(head: str, n: int, strict: bool) -> _Plan | None:
     """The plan for numbers of n digits (country code included) starting with ``head``, or None
     when no calling code starts them; registers the hot-path shape of the head too."""
-    cc = (nb._prefixes or nb.prefix_table()).get(head)
+    cc = (nb.prefixes or nb.prefix_table()).get(head)
     if cc is None or nb.calling_code(cc) is None:
         return None
     plan, shape = _code_plan(cc, n, strict)
@@ -118,8 +118,8 @@ def _code_plan(cc: str, n: int, strict: bool) -> tuple[_Plan, _Shape | None]:
             desc.national_number_pattern
             for region in code.regions
             for desc in [region.meta.general_desc]
-            + [getattr(region.meta, field) for field, _ in nb._TYPE_FIELDS]
-            if nb._desc_allows(desc, size)
+            + [getattr(region.meta, field) for field, _ in nb.TYPE_FIELDS]
+            if nb.desc_allows(desc, size)
         ]  # the others decide nothing at this length
         depth = deciding_depth(patterns, size)
         if not code.single:  # region_code_for_number also reads the regions' leading digits
@@ -204,7 +204,7 @@ def _lean_trunk(
     """_lean for a number whose national part starts with its country's one-digit national prefix
     (966 0 559123456): parse() strips the prefix when CallingCode.national_number would."""
     cc = digits[:cut]
-    code = nb._codes[cc]
+    code = nb.codes[cc]
     assert code is not None  # _lean built a plan for cc, so its calling code is known and loaded
     nsn = digits[cut:]
     national = code.national_number(nsn)

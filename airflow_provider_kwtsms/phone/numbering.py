@@ -26,7 +26,7 @@ FIXED_LINE_OR_MOBILE = "FIXED_LINE_OR_MOBILE"
 UNKNOWN = "UNKNOWN"
 
 # The order of phonenumbers' _number_type_helper: the special types win over fixed line and mobile.
-_TYPE_FIELDS = (
+TYPE_FIELDS = (
     ("premium_rate", "PREMIUM_RATE"),
     ("toll_free", "TOLL_FREE"),
     ("shared_cost", "SHARED_COST"),
@@ -57,9 +57,9 @@ Matcher: TypeAlias = Callable[[str], "re.Match[str] | None"]
 Classifier: TypeAlias = tuple[Matcher, dict[str, str], Matcher | None]
 
 _lock = threading.Lock()
-_codes: dict[str, CallingCode | None] = {}
+codes: dict[str, CallingCode | None] = {}
 _known: frozenset[str] | None = None
-_prefixes: dict[str, str] | None = None
+prefixes: dict[str, str] | None = None
 
 
 def allowed_pattern(desc: PhoneNumberDesc | None, length: int) -> str | None:
@@ -71,7 +71,7 @@ def allowed_pattern(desc: PhoneNumberDesc | None, length: int) -> str | None:
     return desc.national_number_pattern if not lengths or length in lengths else None
 
 
-def _desc_allows(desc: PhoneNumberDesc | None, length: int) -> bool:
+def desc_allows(desc: PhoneNumberDesc | None, length: int) -> bool:
     """phonenumbers' _is_number_matching_desc without the pattern: present, patterned, length allowed."""
     return allowed_pattern(desc, length) is not None
 
@@ -101,7 +101,7 @@ class Region:
         same = bool(m.same_mobile_and_fixed_line_pattern)
         parts: list[str] = []
         names: dict[str, str] = {}
-        for i, (field, kind) in enumerate(_TYPE_FIELDS):
+        for i, (field, kind) in enumerate(TYPE_FIELDS):
             if kind == MOBILE and same:
                 continue  # phonenumbers never reports MOBILE when the two patterns are the same
             pattern = allowed_pattern(getattr(m, field), length)
@@ -143,7 +143,7 @@ class Region:
 
     def general_allows(self, length: int) -> bool:
         """Whether the general pattern is there and its possible lengths include this one."""
-        return self.general is not None and _desc_allows(self.general_desc, length)
+        return self.general is not None and desc_allows(self.general_desc, length)
 
     def matches_general(self, nsn: str) -> bool:
         general = self.general
@@ -261,15 +261,15 @@ def known_codes() -> frozenset[str]:
 def calling_code(cc: str) -> CallingCode | None:
     """The compiled plan of a calling code ("965"), or None if libphonenumber does not know it."""
     try:
-        return _codes[cc]
+        return codes[cc]
     except KeyError:
         pass
     if cc not in known_codes():
         return None
     with _lock:
-        if cc not in _codes:
-            _codes[cc] = _load(cc)
-    return _codes[cc]
+        if cc not in codes:
+            codes[cc] = _load(cc)
+    return codes[cc]
 
 
 def _load(cc: str) -> CallingCode | None:
@@ -289,8 +289,8 @@ def _load(cc: str) -> CallingCode | None:
 
 def prefix_table() -> dict[str, str]:
     """Every three-digit start ("965", "120", "201") -> the calling code it begins with."""
-    global _prefixes
-    if _prefixes is None:
+    global prefixes
+    if prefixes is None:
         known = known_codes()
         table = {}
         for value in range(100, 1000):
@@ -299,8 +299,8 @@ def prefix_table() -> dict[str, str]:
                 if head[:size] in known:
                     table[head] = head[:size]
                     break
-        _prefixes = table
-    return _prefixes
+        prefixes = table
+    return prefixes
 
 
 def split_calling_code(digits: str) -> tuple[str, str] | None:

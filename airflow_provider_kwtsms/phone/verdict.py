@@ -121,8 +121,8 @@ def _judge(digits: str, strict: bool) -> Verdict:
         return False, digits, reason_tail("short", n=n)
     if n > MAX_DIGITS:
         return False, digits, reason_tail("long", n=n)
-    cc = (nb._prefixes or nb.prefix_table()).get(digits[:3])
-    code = (nb._codes.get(cc) or nb.calling_code(cc)) if cc else None
+    cc = (nb.prefixes or nb.prefix_table()).get(digits[:3])
+    code = (nb.codes.get(cc) or nb.calling_code(cc)) if cc else None
     if code is None:
         return False, digits, reason_tail("code", head=digits[:3])
     if cc == KUWAIT:

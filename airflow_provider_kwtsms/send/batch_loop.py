@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
-from airflow_provider_kwtsms.ledger.fence import FenceError
 from airflow_provider_kwtsms.rate.bucket import interval
 from airflow_provider_kwtsms.send.results import (
     FAILED,
@@ -49,8 +48,8 @@ from airflow_provider_kwtsms.send.results import (
     SendPlan,
 )
 
-if TYPE_CHECKING:  # a channel (channel.Channel) calls run_batches with itself: types only here
-    from airflow_provider_kwtsms.send.channel import Channel
+if TYPE_CHECKING:
+    from airflow_provider_kwtsms.send.results import Balance
 
 logger = logging.getLogger("airflow_provider_kwtsms.send.batch_loop")
 
@@ -69,6 +68,58 @@ MAX_RECORD_ALLOWANCE = 0.2
 OnBatch = Callable[[BatchResult, int, int], None]  # (batch, batches done, total)
 
 
+class BatchChannel(Protocol):
+    """What the loop needs of a channel (``send.channel.Channel`` is one): a batch per call, the
+    channel's clock and pace, and what the account covers. The seam is here, not the class, so
+    that the loop knows no channel and a channel only delivers what the loop hands it."""
+
+    @property
+    def transport(self) -> str: ...
+
+    @property
+    def result_type(self) -> type[BatchResult]: ...
+
+    @property
+    def same_number_wait(self) -> float: ...
+
+    @property
+    def max_consecutive_uncertain(self) -> int: ...
+
+    @property
+    def max_in_flight(self) -> int: ...
+
+    @property
+    def request_seconds(self) -> float: ...
+
+    def now(self) -> float: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def pace(self) -> None: ...
+
+    def send_batch(
+        self,
+        numbers: list[str],
+        message: str,
+        *,
+        sender: str,
+        test: bool,
+        index: int = 0,
+        wait_same_number: bool = True,
+        paced: bool = False,
+        guard: Callable[[], None] | None = None,
+    ) -> BatchResult: ...
+
+    def balance(self) -> Balance: ...
+
+    def covered_prefixes(self, *, read: bool = True, fresh: bool = False) -> frozenset[str] | None: ...
+
+
+class StopSending(KwtSMSError):
+    """Raised by a journal before a batch: this run may start no request more (a newer try owns
+    the send: ``ledger.fence``). The answers in flight are still settled."""
+
+
 class Journal(Protocol):
     """What the resume ledger does around each batch (see ``ledger.LedgerJournal``)."""
 
@@ -79,7 +130,7 @@ class Journal(Protocol):
         """The batch's outcome when already decided (sent by an earlier try, ...); None: send it."""
 
     def sending(self, index: int) -> None:
-        """Just before the batch's request. May raise ``FenceError``: a newer try owns the send
+        """Just before the batch's request. May raise ``StopSending``: a newer try owns the send
         (or the store cannot prove this one does), and it starts no request more (``ledger_fence``)."""
 
     def settle(self, index: int, result: BatchResult) -> BatchResult | None:
@@ -96,7 +147,7 @@ class BatchRun:
 
 
 def run_batches(
-    sender: Channel,
+    sender: BatchChannel,
     plan: SendPlan,
     *,
     journal: Journal | None = None,
@@ -130,7 +181,7 @@ class _Run:
 
     def __init__(
         self,
-        sender: Channel,
+        sender: BatchChannel,
         plan: SendPlan,
         journal: Journal | None,
         on_batch: OnBatch | None,
@@ -268,7 +319,7 @@ class _Run:
         assert self.journal is not None
         try:
             self.journal.sending(index)
-        except FenceError as exc:
+        except StopSending as exc:
             cause = self.sender.result_type(
                 index=index,
                 numbers=list(self.plan.batches[index]),
@@ -403,7 +454,7 @@ def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_unce
 
 
 def attempt(
-    sender: Channel,
+    sender: BatchChannel,
     plan: SendPlan,
     index: int,
     *,
@@ -461,7 +512,7 @@ def attempt(
 PAUSED = "PAUSED"  # the error code of a batch left for the next opening of a send window
 
 
-def _paused(sender: Channel, index: int, numbers: list[str]) -> BatchResult:
+def _paused(sender: BatchChannel, index: int, numbers: list[str]) -> BatchResult:
     return sender.result_type(
         index=index,
         numbers=list(numbers),
@@ -472,7 +523,7 @@ def _paused(sender: Channel, index: int, numbers: list[str]) -> BatchResult:
     )
 
 
-def not_attempted(sender: Channel, index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
+def not_attempted(sender: BatchChannel, index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
     return sender.result_type(
         index=index,
         numbers=list(numbers),
@@ -491,7 +542,7 @@ class _Coverage:
     on a list this client did not read itself, or when the gateway refused a batch with ERR026
     (the rest may be refused too); otherwise the gateway decides, as without the check."""
 
-    def __init__(self, sender: Channel) -> None:
+    def __init__(self, sender: BatchChannel) -> None:
         self._sender = sender
         self._prefixes: tuple[str, ...] | None = None
         self._known = False  # asked the channel without a request
