@@ -71,6 +71,9 @@ def _now() -> datetime:
 class SendSMSOperator(BaseOperator):
     """Send one text to many numbers through kwtSMS, in batches of 200, resuming across retries.
 
+    The task returns a JSON-serialisable summary (pushed to XCom): msg-ids, counts, credits,
+    balance, invalid inputs with reasons, duplicates, per-batch states, the estimate and the tries.
+
     :param mobile: the numbers (templated): a comma/semicolon/newline separated string, one
         number, a list, nested lists (from mapped tasks), or a string holding a JSON or Python list
         (what ``{{ ti.xcom_pull(...) }}`` renders to without ``render_template_as_native_obj``).
@@ -101,9 +104,6 @@ class SendSMSOperator(BaseOperator):
         every day.
     :param timezone: the window's zone (e.g. ``"Asia/Riyadh"``); default: the connection's
         ``timezone``, else ``Asia/Kuwait``.
-
-    The task returns a JSON-serialisable summary (pushed to XCom): msg-ids, counts, credits,
-    balance, invalid inputs with reasons, duplicates, per-batch states, the estimate and the tries.
     """
 
     template_fields: Sequence[str] = ("mobile", "message", "sender", "max_credits", "kwtsms_conn_id")
