@@ -8,8 +8,10 @@ anchors and API references fail); these checks need no extra packages.
 from __future__ import annotations
 
 import ast
+import os
 import re
 
+import pytest
 from airflow_support import REPO
 
 README = REPO / "README.md"
@@ -160,3 +162,118 @@ def test_every_libphonenumber_pattern_reads_a_bounded_number_of_characters():
     assert len(widest) > 1000
     unbounded = {p: w for p, w in widest.items() if w > nb.MAX_NSN}
     assert not unbounded, f"wider than {nb.MAX_NSN} characters (docs/message-text.md's audit): {unbounded}"
+
+
+# --- the API reference: one docstring style, parameters as a table ------------------------------
+
+# The public constructors whose parameters the reference must list, each in one table.
+DOCUMENTED_CONSTRUCTORS = {
+    "operators/sms.py": "SendSMSOperator",
+    "hooks/kwtsms.py": "KwtSMSHook",
+    "sensors/balance.py": "BalanceSensor",
+    "triggers/balance.py": "BalanceTrigger",
+    "notifications/kwtsms.py": "KwtSMSNotifier",
+    "gateway/client.py": "KwtSMSClient",
+    "smtp/sender.py": "KwtSMSSmtpSender",
+}
+
+
+def _mkdocstrings_options() -> dict[str, str]:
+    text = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    return dict(re.findall(r"^\s+(docstring_style|docstring_section_style):\s*(\S+)", text, flags=re.M))
+
+
+def test_mkdocstrings_reads_the_docstrings_in_the_style_they_are_written():
+    # Sphinx style (`:param x:`) read as Google style renders as run-on prose (issue 22).
+    assert _mkdocstrings_options() == {"docstring_style": "sphinx", "docstring_section_style": "table"}
+    section = re.compile(r"^\s+(Args|Arguments|Parameters|Returns|Raises):\s*$", re.M)
+    google = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if section.search(path.read_text(encoding="utf-8"))
+    ]
+    assert google == [], "these docstrings use Google-style sections: write `:param name:` lines"
+
+
+def _class_and_init(path: str, name: str) -> tuple[str, list[str]]:
+    tree = ast.parse((PACKAGE / path).read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    params = [a.arg for a in init.args.posonlyargs + init.args.args + init.args.kwonlyargs][1:]  # no self
+    return ast.get_docstring(cls) or "", params
+
+
+def test_every_parameter_of_a_public_constructor_has_its_line_in_the_docstring():
+    problems = {}
+    for path, name in DOCUMENTED_CONSTRUCTORS.items():
+        doc, params = _class_and_init(path, name)
+        documented = re.findall(r"^:param (\w+):", doc, flags=re.M)
+        # The parameters end the docstring: a line after them, not indented, would be read as
+        # the last parameter's meaning (it was: the sensor's "Other arguments ..." line).
+        after = doc.split("\n:param ", 1)[-1].splitlines()
+        glued = [line for line in after[1:] if line and not line.startswith((" ", ":param "))]
+        missing = [p for p in params if p not in documented]
+        unknown = [p for p in documented if p not in params]
+        twice = sorted({p for p in documented if documented.count(p) > 1})
+        if missing or unknown or twice or glued:
+            problems[name] = {"missing": missing, "not a parameter": unknown, "twice": twice, "glued": glued}
+    assert problems == {}
+
+
+def test_the_built_reference_shows_the_operators_parameters_in_a_table(tmp_path):
+    """Build the site as `make docs` does and read the operator's page: the strict build passed
+    while every parameter rendered as run-on prose, so the HTML itself is what is checked."""
+    import subprocess
+    import sys
+    from html.parser import HTMLParser
+
+    pytest.importorskip("mkdocstrings", reason="the docs extra (make docs installs it)")
+    site = tmp_path / "site"
+    run = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    class Tables(HTMLParser):
+        """The first column's text of every table row (the parameter names)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables: list[list[str]] = []
+            self.cell: int | None = None
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.cell = -1
+            elif tag == "td" and self.cell is not None:
+                self.cell += 1
+                if self.cell == 0:
+                    self.tables[-1].append("")
+
+        def handle_data(self, data: str) -> None:
+            if self.cell == 0 and self.tables:
+                self.tables[-1][-1] += data.strip()
+
+    page = Tables()
+    page.feed((site / "reference" / "operators" / "index.html").read_text(encoding="utf-8"))
+    _, params = _class_and_init("operators/sms.py", "SendSMSOperator")
+    expected = [p for p in params if p != "kwargs"]
+    assert expected in page.tables, f"no table of {expected} on the operator's page: {page.tables}"
+    assert ":param" not in (site / "reference" / "operators" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_stop_policy_table_has_one_home():
+    header = re.compile(r"batch outcome\s*\|?\s*this batch\s*\|?\s*the other batches")
+    homes = [
+        str(path.relative_to(REPO))
+        for path in sorted([*PACKAGE.rglob("*.py"), *(REPO / "docs").rglob("*.md"), REPO / "README.md"])
+        if header.search(path.read_text(encoding="utf-8"))
+    ]
+    assert homes == ["docs/client.md"], "link to docs/client.md#when-a-batch-fails instead of copying it"

@@ -81,19 +81,34 @@ class KwtSMSClient(Channel):
     >>> result = client.send(["96598765432", "+965 5123 4567"], "Hello")  # doctest: +SKIP
     >>> result.msg_ids, result.points_charged  # doctest: +SKIP
 
-    ``timeout`` is ``(connect, read)`` seconds (one number sets both) for each socket operation;
-    ``deadline`` bounds a whole call, retries apart (default: connect + read). ``rate`` is the account's
-    request rate in requests per second, at most 5 (the gateway's firewall blocks the IP above it).
-    ``check_coverage`` (on by default): a batch whose numbers
-    are all in countries the account does not cover fails with ERR026 without a request, judged
-    on the coverage list; the list costs one request per account and gateway per hour on this
-    machine (``coverage_cache``), and is read only when it can save requests (``batch_loop``);
-    without it, the gateway decides as before. ``clock`` and ``sleep`` (real by
-    default) and ``rng`` can be injected for tests. Requests are paced by ``pacer``; by default a
-    :class:`~airflow_provider_kwtsms.rate.machine.MachineBucket` that every process of this machine
-    shares for this gateway, or, when ``clock`` or ``sleep`` is injected, a TokenBucket of this
-    client on that clock. A :class:`~airflow_provider_kwtsms.rate.shared.SharedBucket` shares the
-    rate across machines.
+    :param username: the API username from the account's API settings (at most 15 characters).
+    :param password: the API password (at most 30 characters); never in a URL, log line or repr.
+    :param base_url: where ``/API/<endpoint>/`` lives; the sandbox's ``url`` in tests.
+    :param sender: the default sender ID (case-sensitive; ``KWT-SMS`` is for testing only).
+    :param test_mode: send with ``test=1``: queued, never delivered.
+    :param timeout: ``(connect, read)`` seconds for each socket operation (one number sets both).
+    :param deadline: seconds one whole call may take, retries apart; default: connect + read.
+    :param rate: the account's requests a second, 0.1 to 5 (above 5 the gateway's firewall blocks
+        the IP: refused); shared by every process of this machine that uses the gateway.
+    :param default_country: ``"KW"`` or ``"965"``: local numbers such as ``98765432`` get that
+        country code.
+    :param max_retries: extra tries on network errors.
+    :param max_pages: the longest message allowed, in pages: 1 to 7 (6 is v4.1's ERR012 limit).
+    :param smart_encoding: send look-alike characters as GSM-7 when every non-GSM-7 character has
+        a faithful form.
+    :param check_coverage: a batch whose numbers are all in countries the account does not cover
+        fails with ERR026 without a request, judged on the coverage list (one request per account
+        and gateway per hour on this machine, read only when it can save requests); ``False``:
+        the gateway decides.
+    :param session: a ``requests.Session`` of your own (proxies, certificates).
+    :param retry_policy: every other retry knob (``gateway.retry_policy.RetryPolicy``).
+    :param clock: the clock (real by default; tests inject one).
+    :param sleep: the sleep (real by default; tests inject one).
+    :param rng: the random source of the back-off's jitter (tests inject one).
+    :param pacer: paces the requests; default: a ``rate.machine.MachineBucket`` that every
+        process of this machine shares for this gateway, or, when ``clock`` or ``sleep`` is
+        injected, a ``TokenBucket`` of this client on that clock. A ``rate.shared.SharedBucket``
+        shares the rate across machines.
     """
 
     transport = "http"  # the SMTP sender says "smtp": summaries name the channel

@@ -71,22 +71,39 @@ def _now() -> datetime:
 class SendSMSOperator(BaseOperator):
     """Send one text to many numbers through kwtSMS, in batches of 200, resuming across retries.
 
-    :param mobile: numbers: a comma/semicolon/newline separated string, a list, or a list pulled
-        from XCom (templated). Numbers need their country code unless ``default_country`` is set.
-    :param message: the text (templated). Cleaned (invisible characters, emoji) before sending.
-    :param sender: the sender ID (templated); default: the connection's, else ``KWT-SMS``.
-    :param kwtsms_conn_id: the kwtSMS connection.
-    :param test_mode: True queues the messages without delivering them; default: the connection's.
-    :param default_country: country code added to local numbers (e.g. ``"965"``).
-    :param max_credits: fail before sending when the estimate (numbers x pages) is above this.
-    :param dry_run: plan and estimate only: nothing is sent, no credentials are used.
-    :param on_invalid: ``"skip"`` (default) sends to the valid numbers and reports the others;
-        ``"fail"`` fails before anything is sent when any input is invalid.
+    The task returns a JSON-serialisable summary (pushed to XCom): msg-ids, counts, credits,
+    balance, invalid inputs with reasons, duplicates, per-batch states, the estimate and the tries.
+
+    :param mobile: the numbers (templated): a comma/semicolon/newline separated string, one
+        number, a list, nested lists (from mapped tasks), or a string holding a JSON or Python list
+        (what ``{{ ti.xcom_pull(...) }}`` renders to without ``render_template_as_native_obj``).
+        Numbers need their country code unless ``default_country`` is set.
+    :param message: the text (templated); emoji, invisible characters and HTML are removed
+        before sending.
+    :param sender: the sender ID (templated, case-sensitive); default: the connection's, else
+        ``KWT-SMS``.
+    :param kwtsms_conn_id: the kwtSMS connection (templated).
+    :param test_mode: ``True`` queues the messages without delivering them; default: the
+        connection's.
+    :param default_country: calling code added to local numbers (e.g. ``"965"``); default: the
+        connection's.
+    :param max_credits: fail before anything is sent when the estimate (numbers x pages) is
+        above this (templated).
+    :param dry_run: plan and estimate only: no request to kwtSMS, no credentials used.
+    :param on_invalid: ``"skip"`` sends to the valid numbers and reports the others with their
+        reasons; ``"fail"`` fails before anything is sent when any input is invalid.
     :param on_uncertain: what to do with a batch whose answer was lost and whose outcome the
-        account balance cannot tell: ``"fail"`` (default), ``"skip"`` (at most once) or
-        ``"resend"`` (at least once).
-    :return: a JSON-serialisable summary (pushed to XCom): msg-ids, counts, credits, balance,
-        invalid inputs with reasons, duplicates, per-batch states, the estimate and the tries.
+        account balance cannot tell: ``"fail"``, ``"skip"`` (at most once) or ``"resend"`` (at
+        least once).
+    :param smart_encoding: send look-alike characters (curly quotes, dashes...) as GSM-7 when
+        every non-GSM-7 character has a faithful form; default: the connection's (on).
+    :param send_window: ``"HH:MM-HH:MM"`` (24-hour; ``"22:00-06:00"`` crosses midnight): outside
+        it the task defers until it opens, and a send still running when it closes stops at a
+        batch boundary and resumes at the next opening.
+    :param send_days: the days the window opens (``"Sun-Thu"``, ``"fri,sat"``, a list); default:
+        every day.
+    :param timezone: the window's zone (e.g. ``"Asia/Riyadh"``); default: the connection's
+        ``timezone``, else ``Asia/Kuwait``.
     """
 
     template_fields: Sequence[str] = ("mobile", "message", "sender", "max_credits", "kwtsms_conn_id")

@@ -78,6 +78,8 @@ class PhoneCheck:
 
 @dataclass(frozen=True, slots=True)
 class InvalidInput:
+    """An input that is not a number that can receive SMS, with the ``reason`` (what to fix)."""
+
     input: str
     reason: str
 
@@ -92,6 +94,9 @@ class DuplicateInput:
 
 @dataclass
 class Recipients:
+    """Every input sorted into exactly one list: valid unique numbers (first-seen order), invalid
+    inputs with their reasons, duplicates."""
+
     valid: list[str]
     invalid: list[InvalidInput]
     duplicates: list[DuplicateInput]

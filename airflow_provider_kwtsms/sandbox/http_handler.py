@@ -27,7 +27,7 @@ from airflow_provider_kwtsms.sandbox.http_base import HTML, JSON, TEXT, AnswerHa
 from airflow_provider_kwtsms.sandbox.rules import ApiError
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.sandbox.server import Sandbox
+    from airflow_provider_kwtsms.sandbox.view import SandboxView
 
 BLOCKED = "BLOCKED"  # the request log's code for a request the firewall refused
 
@@ -43,7 +43,7 @@ class Server(TracksOpenConnections, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
-    sandbox: Sandbox
+    sandbox: SandboxView
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,7 +85,7 @@ class Handler(AnswerHandler):
         return self.sandbox.max_body
 
     @property
-    def sandbox(self) -> Sandbox:
+    def sandbox(self) -> SandboxView:
         return self.server.sandbox
 
     # --- methods ------------------------------------------------------------------------------

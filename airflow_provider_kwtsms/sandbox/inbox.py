@@ -12,7 +12,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_kwtsms.sandbox.server import Sandbox
+    from airflow_provider_kwtsms.sandbox.view import SandboxView
 
 MAX_ROWS = 300
 KUWAIT = timezone(timedelta(hours=3), "Asia/Kuwait")
@@ -66,7 +66,7 @@ def _block(block: dict[str, Any]) -> str:
     )
 
 
-def _firewall(sandbox: Sandbox) -> str:
+def _firewall(sandbox: SandboxView) -> str:
     """The firewall's line: its rule, and each block in force with a button that lifts it."""
     state = sandbox.firewall_state()
     if not state["enabled"]:
@@ -80,7 +80,7 @@ def _firewall(sandbox: Sandbox) -> str:
     return f'<p class="firewall">{rule}</p>' + (f'<ul class="blocks">{blocks}</ul>' if blocks else "")
 
 
-def render_inbox(sandbox: Sandbox) -> str:
+def render_inbox(sandbox: SandboxView) -> str:
     messages = sandbox.messages()
     rows = "".join(_row(m) for m in reversed(messages[-MAX_ROWS:]))
     if not rows:

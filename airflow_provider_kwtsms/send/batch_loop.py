@@ -5,25 +5,8 @@ A channel (``channel.Channel``: the HTTP client, the SMTP sender) plugs in with 
 request or e-mail per batch, and the account's balance. The resume ledger plugs in as a
 ``Journal`` (before a batch: "already decided, skip"; just before its request: "pending"; after
 it: the final word, or "send it again"). The loop itself owns what must not differ between paths:
-
-===========================================  ==================  =============================
-batch outcome                                this batch          the other batches
-===========================================  ==================  =============================
-sent                                         sent                go on
-refused for its numbers (``BATCH_LEVEL``:    failed              go on; the caller reports the
-ERR006, ERR025, ERR026), also when the                           failed batches at the end
-coverage list shows no number is covered
-ERR028 (same number within 15 s)             sent again last,    go on
-                                             once; then failed
-any other error answer (login, sender,       failed              stop: the rest fail with
-balance, IP, text, queue still full,                             ``attempted=False``
-unknown code), SMTP relay refusals
-server unreachable after the retries         failed              stop
-answer lost (``uncertain``)                  uncertain (the      go on; stop after
-                                             journal may settle  ``max_consecutive_uncertain``
-                                             it from the         in a row
-                                             balance)
-===========================================  ==================  =============================
+the stop policy, whose one home is the table in docs/client.md ("When a batch fails"); ``stops_send``
+below is its code.
 
 No Airflow import here.
 """

@@ -45,7 +45,8 @@ def parse_min_balance(value: Any) -> float:
 class BalanceSensor(BaseSensorOperator):
     """Check that the kwtSMS balance is at least ``min_balance`` credits.
 
-    Returns (and so pushes to XCom) ``{"available", "purchased", "min_balance"}``.
+    Returns (and so pushes to XCom) ``{"available", "purchased", "min_balance"}``. Other
+    arguments (``mode``, ``poke_interval``, ``timeout``, ...) are BaseSensorOperator's.
 
     :param min_balance: minimum available balance in credits (templated), e.g. an upstream
         dry run's estimate: ``"{{ ti.xcom_pull(task_ids='plan')['estimate'] }}"``.
@@ -53,7 +54,6 @@ class BalanceSensor(BaseSensorOperator):
     :param wait_for_top_up: False (default) fails the task at once when the balance is low;
         True waits for a top-up, checking every ``poke_interval`` seconds until ``timeout``.
     :param deferrable: when waiting, wait in the triggerer (frees the worker slot).
-    Other arguments (``mode``, ``poke_interval``, ``timeout``, ...) are BaseSensorOperator's.
     """
 
     template_fields: Sequence[str] = ("min_balance", "kwtsms_conn_id")

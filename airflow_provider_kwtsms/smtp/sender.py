@@ -94,13 +94,42 @@ class KwtSMSSmtpSender(Channel):
     >>> sender.send("96598765432", "Disk full").to_dict()["confirmed"]  # doctest: +SKIP
     False
 
-    ``smtp_ssl`` connects with TLS from the start (port 465); ``smtp_starttls`` upgrades a plain
-    connection (port 587). ``smtp_login``/``smtp_password`` log in to the relay when given.
-    ``balance_over_http``: also use the JSON API at ``base_url`` (when reachable) to check the
-    balance and the sender ID before sending, since the e-mail channel reports neither.
-    ``rate`` (e-mails per second, at most 5) is shared by every process of this machine that
-    e-mails ``to_address`` through this relay (``machine_rate``) unless ``clock``/``sleep`` (tests) or
-    ``pacer`` is given.
+    :param username: the kwtSMS API username (a line of each e-mail).
+    :param password: the kwtSMS API password; never in a log line or repr.
+    :param smtp_host: the SMTP relay.
+    :param smtp_port: the relay's port; default: 465 with ``smtp_ssl``, 587 with
+        ``smtp_starttls``, else 25.
+    :param smtp_ssl: connect with TLS from the start (port 465).
+    :param smtp_starttls: upgrade a plain connection with STARTTLS (port 587); not with
+        ``smtp_ssl``.
+    :param smtp_login: the relay's login, when it needs one.
+    :param smtp_password: the relay's password, with ``smtp_login``.
+    :param from_address: the envelope and header sender the relay lets you send from.
+    :param to_address: kwtSMS's address.
+    :param sender: the default sender ID, as ``KwtSMSClient``.
+    :param test_mode: must stay ``False``: the e-mail channel has no test mode (every e-mail is a
+        live send), so ``True`` is refused with KwtSMSInputError.
+    :param default_country: calling code added to local numbers, as ``KwtSMSClient``.
+    :param rate: e-mails a second, at most 5, shared by every process of this machine that
+        e-mails ``to_address`` through this relay (``machine_rate``) unless ``clock``/``sleep``
+        (tests) or ``pacer`` is given.
+    :param max_pages: the longest message allowed, in pages, as ``KwtSMSClient``.
+    :param timeout: seconds for each exchange with the relay.
+    :param max_retries: retries when the relay is unreachable or answers 4xx (nothing was sent).
+    :param same_number_wait: seconds to wait before e-mailing a number again (kwtSMS would drop
+        it within 15 s).
+    :param balance_over_http: also use the JSON API at ``base_url`` (when reachable) to check the
+        balance, the sender ID and the coverage before sending, since the e-mail channel reports
+        none of them.
+    :param base_url: the JSON API for ``balance_over_http``; default: kwtsms.com.
+    :param spaces_as_plus: write spaces as ``+`` (docs/smtp.md says why).
+    :param smart_encoding: send look-alike characters as GSM-7 when every non-GSM-7 character has
+        a faithful form.
+    :param ssl_context: the TLS context for ``smtp_ssl``/``smtp_starttls``; default: the
+        system's, verifying the relay's certificate.
+    :param clock: the clock (real by default; tests inject one).
+    :param sleep: the sleep (real by default; tests inject one).
+    :param pacer: paces the e-mails instead of the machine-wide bucket.
     """
 
     transport = "smtp"
