@@ -76,9 +76,19 @@ def _run_all(matchers: list[Callable[[str], object]]) -> Callable[[str], object]
 
 def cases() -> list[Case]:
     return [
-        Case(("text.message._TAG_OPENING",), "search", '"<" * n', lambda n: "<" * n, message._TAG_OPENING.search),
         Case(
-            ("text.message._ANGLES",), "split", '"<>" repeated', lambda n: repeated("<>", n), message._ANGLES.split
+            ("text.message._TAG_OPENING",),
+            "search",
+            '"<" * n',
+            lambda n: "<" * n,
+            message._TAG_OPENING.search,
+        ),
+        Case(
+            ("text.message._ANGLES",),
+            "split",
+            '"<>" repeated',
+            lambda n: repeated("<>", n),
+            message._ANGLES.split,
         ),
         Case(
             ("text.message._TAG_BODY",),
@@ -101,7 +111,9 @@ def cases() -> list[Case]:
             lambda n: repeated("a\x01", n),
             lambda t: message._ASCII_CONTROLS.sub("", t),
         ),
-        Case(("gateway.answer._MSG_ID",), "fullmatch", '"a" * n', lambda n: "a" * n, answer._MSG_ID.fullmatch),
+        Case(
+            ("gateway.answer._MSG_ID",), "fullmatch", '"a" * n', lambda n: "a" * n, answer._MSG_ID.fullmatch
+        ),
         Case(("gateway.answer._CODE",), "fullmatch", '"A" * n', lambda n: "A" * n, answer._CODE.fullmatch),
         Case(
             ("gateway.answer._NOT_ONE_LINE",),
