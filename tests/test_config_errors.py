@@ -13,12 +13,14 @@ import asyncio
 import json
 
 import pytest
+from airflow_support import kwtsms_conn_json
+from doc_samples import assert_sample_in
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSConfigurationError, KwtSMSHook
 from airflow_provider_kwtsms.notifications.kwtsms import KwtSMSNotifier
 from airflow_provider_kwtsms.triggers.balance import BalanceTrigger
-from airflow_provider_kwtsms.version_compat import AirflowFailException
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_3_PLUS, AirflowFailException
 
 pytestmark = pytest.mark.compat
 
@@ -79,15 +81,30 @@ def test_the_balance_trigger_answers_a_permanent_error_naming_the_connection(san
 
 
 @pytest.mark.airflow
-def test_a_connection_without_login_fails_each_task_once_without_retrying(airflow, sandbox):
-    run = airflow.run(
-        "dags",
-        "test",
-        "kwtsms_test_config_error",
-        env={"AIRFLOW_CONN_KWTSMS_NOLOGIN": no_login_conn(sandbox.url)},
-    )
-    states = airflow.task_states("kwtsms_test_config_error")
-    # retries=2 with no delay: a retried error would show try 3.
-    assert states == {"send": ("failed", 1), "gate": ("failed", 1), "wait": ("failed", 1)}, run.output[-4000:]
+def test_the_operator_page_in_a_real_run(airflow, kwtsms_sandbox_factory):
+    """A connection without login fails each task once, no retry spent; and the task log of a send
+    and of its retry is the one docs/operator.md shows."""
+    sandbox = kwtsms_sandbox_factory(balance=10_000)
+    env = {
+        # Half a request a second: each batch answered before the next leaves, so the lines come
+        # in the page's order (a faster rate keeps two in flight, whose answers may cross).
+        "AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_json(
+            sandbox.url, "sandbox_user", "sandbox_pass", rate="0.5"
+        ),
+        "AIRFLOW_CONN_KWTSMS_NOLOGIN": no_login_conn(sandbox.url),
+    }
+    run = airflow.run("dags", "test", "kwtsms_test_operator_page", env=env)
+    states = airflow.task_states("kwtsms_test_operator_page")
+    # retries=2 with no delay: a configuration error retried would show try 3.
+    nologin = {task: states.get(task) for task in ("send_nologin", "gate_nologin", "wait_nologin")}
+    assert nologin == dict.fromkeys(nologin, ("failed", 1)), run.output[-4000:]
     assert run.flat_output.count(NO_LOGIN) >= 3, run.output[-4000:]
-    assert sandbox.requests() == []
+
+    assert states["campaign"] == ("success", 2), run.output[-4000:]
+    # The page shows Airflow 3.3's lines. Before 3.3 the ledger lives in Variables, removed when
+    # execute succeeds, so a retry after a later step failed sends again (docs/operator.md).
+    if AIRFLOW_V_3_3_PLUS:
+        assert_sample_in(run.output, "docs/operator.md", "operator-send-log")
+        assert_sample_in(run.output, "docs/operator.md", "operator-retry-log")
+        assert sandbox.delivery_counts() == dict.fromkeys(sandbox.delivery_counts(), 1)
+        assert len(sandbox.delivery_counts()) == 998

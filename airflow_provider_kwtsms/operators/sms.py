@@ -222,10 +222,12 @@ class SendSMSOperator(BaseOperator):
             client.close()
 
         summary = self._summary(result, store, client)
+        earlier = summary["resume"]["batches_from_earlier_tries"]
         self.log.info(
-            "Sent %s in %s, %s, balance after %s%s.",
+            "Sent %s in %s%s, %s, balance after %s%s.",
             plural(result.numbers_sent, "number"),
             plural(len(result.batches), "batch", "batches"),
+            f" ({earlier} by earlier tries)" if earlier else "",
             plural(result.points_charged, "credit"),
             credits_text(result.balance_after),
             " (test mode: queued, not delivered)" if plan.test else "",
