@@ -7,11 +7,13 @@ the API password never shows in the output, the XComs or the rendered template f
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter
 
 import pytest
 from airflow_support import REPO
+from doc_samples import assert_sample_in
 
 from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_3_PLUS, HAS_TASK_STATE_STORE
 
@@ -159,17 +161,37 @@ def test_failure_alerts(airflow, sandbox):
     assert all(m["pages"] == 1 for m in sandbox.messages())
 
 
-def test_quickstart(airflow, sandbox):
-    """The README's DAG: the gate passes, the send arrives, the run's success alert arrives."""
+def readme_connection(sandbox) -> str:
+    """The README's first-try connection (``kwtsms://http://sandbox_user:...@127.0.0.1:8765?...``),
+    pointed at this sandbox's port."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (uri,) = re.findall(
+        r"^export AIRFLOW_CONN_KWTSMS_DEFAULT='(kwtsms://http://[^']*127\.0\.0\.1:8765[^']*)'", readme, re.M
+    )
+    return uri.replace("127.0.0.1:8765", sandbox.url.removeprefix("http://"))
+
+
+def test_quickstart(airflow, kwtsms_sandbox_factory):
+    """The README's DAG, run as the README says (the sandbox as ``kwtsms-sandbox`` starts it, the
+    README's connection): the gate passes, the send arrives, the run's success alert arrives, and
+    the log lines the README shows are the ones printed."""
+    sandbox = kwtsms_sandbox_factory()  # kwtsms-sandbox's defaults: sandbox_user, 1000 credits
     run = airflow.run(
-        "dags", "test", "kwtsms_quickstart", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES
+        "dags",
+        "test",
+        "kwtsms_quickstart",
+        "2025-04-01",
+        env={"AIRFLOW_CONN_KWTSMS_DEFAULT": readme_connection(sandbox)},
+        dags_folder=EXAMPLES,
     )
     run.check()
     by_number = {tuple(m["mobile"]): m for m in sandbox.messages()}
     assert set(by_number) == {("96598765432", "96550123456", "96560001234"), (ON_CALL,)}, by_number
     welcome = by_number["96598765432", "96550123456", "96560001234"]
     assert welcome["message"] == "Welcome to our shop! Your account is ready."
-    assert welcome["points"] == 3
+    assert welcome["pages"] == 1 and welcome["test"]  # the README's connection is in test mode
     assert by_number[(ON_CALL,)]["message"] == "kwtsms_quickstart: welcome texts sent."
-    assert sandbox.account()["available"] == 5000 - 3 - 1
-    assert PASSWORD not in run.output_to_check_for_secrets  # Airflow 3.0 prints it in one debug line
+    assert sandbox.account()["available"] == 1000  # test sends are not charged
+    # The README shows Airflow 3.3's lines; 3.0 to 3.2 print the same messages in another form.
+    assert_sample_in(run.output, "README.md", "quickstart-log", whole_lines=AIRFLOW_V_3_3_PLUS)
+    assert "sandbox_pass" not in run.output_to_check_for_secrets  # Airflow 3.0 prints it in one debug line

@@ -13,6 +13,8 @@ the notifier.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,7 +29,7 @@ from airflow_provider_kwtsms.constants import (
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.gateway.field_limits import check_field
-from airflow_provider_kwtsms.version_compat import BaseHook, aget_connection
+from airflow_provider_kwtsms.version_compat import AirflowFailException, BaseHook, aget_connection
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -41,6 +43,26 @@ CONNECT_TIMEOUT, READ_TIMEOUT = DEFAULT_TIMEOUT
 TRANSPORTS = ("http", "smtp")  # smtp: the 2009 e-mail channel through a relay (docs/smtp.md)
 DEFAULT_SMTP_CONN_ID = "smtp_default"
 OVERRIDABLE = ("sender", "test_mode", "default_country", "timeout", "rate", "base_url", "smart_encoding")
+
+
+class KwtSMSConfigurationError(KwtSMSInputError, AirflowFailException):
+    """A connection or an argument that no retry can fix (no login, a bad extra, an unknown time
+    zone...): Airflow fails the task at once, as for a wrong password, instead of spending its
+    retries. Still a :class:`KwtSMSInputError` (a ``ValueError``) for code that catches those."""
+
+
+@contextmanager
+def configuration_errors_are_permanent() -> Iterator[None]:
+    """Turn a :class:`KwtSMSInputError` raised inside into :class:`KwtSMSConfigurationError`, same
+    message. Every adapter reads the connection and its own arguments inside it, so a
+    configuration error fails the task once on every path (operator, sensor, notifier, a task of
+    your own that calls the hook)."""
+    try:
+        yield
+    except KwtSMSConfigurationError:
+        raise
+    except KwtSMSInputError as error:
+        raise KwtSMSConfigurationError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -342,14 +364,16 @@ class KwtSMSHook(BaseHook):
         """The connection's values with this hook's overrides applied (read once)."""
         if self._settings is None:
             conn = self.get_connection(self.kwtsms_conn_id)
-            self._settings = settings_from_connection(conn, **self.overrides)
+            with configuration_errors_are_permanent():
+                self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
 
     async def aget_settings(self) -> KwtSMSSettings:
         """As :attr:`settings`, for the triggerer's event loop (reads the connection asynchronously)."""
         if self._settings is None:
             conn = await aget_connection(self, self.kwtsms_conn_id)
-            self._settings = settings_from_connection(conn, **self.overrides)
+            with configuration_errors_are_permanent():
+                self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
 
     def get_client(self) -> Channel:
@@ -361,9 +385,12 @@ class KwtSMSHook(BaseHook):
         if self._client is None:
             settings = self.settings
             if settings.transport == "smtp":
-                self._client = build_smtp_sender(settings, self.get_connection(settings.smtp_conn_id))
+                smtp_conn = self.get_connection(settings.smtp_conn_id)
+                with configuration_errors_are_permanent():
+                    self._client = build_smtp_sender(settings, smtp_conn)
             else:
-                self._client = build_client(settings)
+                with configuration_errors_are_permanent():
+                    self._client = build_client(settings)
                 if not settings.rate_store:
                     from airflow_provider_kwtsms.hooks.rate_warning import warn_if_paced_alone
 
@@ -374,11 +401,12 @@ class KwtSMSHook(BaseHook):
         """As :meth:`get_client`, reading the connection without blocking the event loop."""
         if self._client is None:
             settings = await self.aget_settings()
-            if settings.transport == "smtp":
-                smtp_conn = await aget_connection(self, settings.smtp_conn_id)
-                self._client = build_smtp_sender(settings, smtp_conn)
-            else:
-                self._client = build_client(settings)
+            with configuration_errors_are_permanent():
+                if settings.transport == "smtp":
+                    smtp_conn = await aget_connection(self, settings.smtp_conn_id)
+                    self._client = build_smtp_sender(settings, smtp_conn)
+                else:
+                    self._client = build_client(settings)
         return self._client
 
     def get_conn(self) -> Channel:

@@ -192,7 +192,9 @@ class KwtSMSNotifier(BaseNotifier):
         except (TypeError, ValueError):
             pages = 0
         if pages < 1 or str(raw).strip() not in (str(pages), f"{pages}.0"):
-            raise ValueError(
+            from airflow_provider_kwtsms.errors import KwtSMSInputError
+
+            raise KwtSMSInputError(
                 f"KwtSMSNotifier data['max_pages'] is {raw!r}: give a whole number of pages, 1 or more."
             )
         return pages
@@ -225,10 +227,13 @@ class KwtSMSNotifier(BaseNotifier):
         for bad in result.plan.recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
         result.raise_for_status()
+        from airflow_provider_kwtsms.send.batch_loop import plural
+
         self.log.info(
-            "kwtSMS alert sent to %d number(s), %s credit(s), msg-id(s) %s",
-            len(result.plan.recipients.valid),
-            result.points_charged,
+            "kwtSMS alert sent to %s, %s, %s %s",
+            plural(len(result.plan.recipients.valid), "number"),
+            plural(result.points_charged, "credit"),
+            "msg-id" if len(result.msg_ids) == 1 else "msg-ids",
             ", ".join(result.msg_ids),
         )
         return result
@@ -248,16 +253,23 @@ class KwtSMSNotifier(BaseNotifier):
         return super(KwtSMSNotifier, copy.copy(self)).__call__(*args)
 
     def notify(self, context: Context) -> None:
-        self._send(self.hook.get_client(), self.compose(context))
+        from airflow_provider_kwtsms.hooks.kwtsms import configuration_errors_are_permanent
+
+        # A bad connection, target or data option fails as configuration (AirflowFailException).
+        with configuration_errors_are_permanent():
+            self._send(self.hook.get_client(), self.compose(context))
 
     async def async_notify(self, context: Context) -> None:
         """For the triggerer (deadline alerts): the connection is read without blocking the loop."""
-        client = await self.hook.aget_client()
-        text = self.compose(context)
-        try:
-            await asyncio.to_thread(self._send, client, text)
-        finally:
-            await asyncio.to_thread(self.hook.close)
+        from airflow_provider_kwtsms.hooks.kwtsms import configuration_errors_are_permanent
+
+        with configuration_errors_are_permanent():
+            client = await self.hook.aget_client()
+            text = self.compose(context)
+            try:
+                await asyncio.to_thread(self._send, client, text)
+            finally:
+                await asyncio.to_thread(self.hook.close)
 
 
 send_kwtsms_notification = KwtSMSNotifier

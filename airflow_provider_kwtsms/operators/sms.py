@@ -163,6 +163,7 @@ class SendSMSOperator(BaseOperator):
             UncertainBatchesError,
             resume_send,
         )
+        from airflow_provider_kwtsms.send.batch_loop import credits_text, plural
         from airflow_provider_kwtsms.send.planning import check_credits
         from airflow_provider_kwtsms.send.results import SendResult
         from airflow_provider_kwtsms.version_compat import AirflowFailException
@@ -238,12 +239,14 @@ class SendSMSOperator(BaseOperator):
             client.close()
 
         summary = self._summary(result, store, client)
+        earlier = summary["resume"]["batches_from_earlier_tries"]
         self.log.info(
-            "Sent %d numbers in %d batches, %d credits, balance after %s%s.",
-            result.numbers_sent,
-            len(result.batches),
-            result.points_charged,
-            result.balance_after,
+            "Sent %s in %s%s, %s, balance after %s%s.",
+            plural(result.numbers_sent, "number"),
+            plural(len(result.batches), "batch", "batches"),
+            f" ({earlier} by earlier tries)" if earlier else "",
+            plural(result.points_charged, "credit"),
+            credits_text(result.balance_after),
             " (test mode: queued, not delivered)" if plan.test else "",
         )
         if store.kind == "Variable":

@@ -576,53 +576,63 @@ class _Coverage:
         )
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 number``, ``3 numbers``, ``2 batches``: the log lines' counts, in words that agree."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"
+
+
+def credits_text(value: float | None) -> str:
+    """A balance as people read it: ``1000``, ``12.5`` (no ``1000.0``, no exponent); ``unknown``."""
+    return "unknown" if value is None else f"{value:.15g}"
+
+
 def log_batch(batch: BatchResult, done: int, total: int, transport: str) -> None:
     """The one per-batch log line. Never the numbers, the text or the credentials."""
     unit = "e-mail" if transport == "smtp" else "batch"
+    numbers = plural(len(batch.numbers), "number")
     if batch.state == SENT and transport == "smtp":
         lost = " (the relay's reply was lost)" if getattr(batch, "relay_reply_lost", False) else ""
         logger.info(
-            "kwtSMS %s %d/%d (#%d): %d numbers handed to the relay%s; unconfirmed: kwtSMS answers "
-            "nothing by e-mail",
+            "kwtSMS %s %d/%d (#%d): %s handed to the relay%s; unconfirmed: kwtSMS answers nothing by e-mail",
             unit,
             done,
             total,
             batch.index + 1,
-            len(batch.numbers),
+            numbers,
             lost,
         )
     elif batch.state == SENT:
         logger.info(
-            "kwtSMS %s %d/%d (#%d): sent %d numbers, msg-id %s, %d points, balance after %s",
+            "kwtSMS %s %d/%d (#%d): sent %s, msg-id %s, %s, balance after %s",
             unit,
             done,
             total,
             batch.index + 1,
-            len(batch.numbers),
+            numbers,
             batch.msg_id,
-            batch.points_charged,
-            batch.balance_after,
+            plural(batch.points_charged, "credit"),
+            credits_text(batch.balance_after),
         )
     elif batch.state == "skipped":
         logger.info(
-            "kwtSMS %s %d/%d (#%d): %d numbers already sent by try %s, msg-id %s; not sent again",
+            "kwtSMS %s %d/%d (#%d): %s already sent by try %s, msg-id %s; not sent again",
             unit,
             done,
             total,
             batch.index + 1,
-            len(batch.numbers),
+            numbers,
             batch.try_number,
             batch.msg_id or "unknown",
         )
     else:
         logger.warning(
-            "kwtSMS %s %d/%d (#%d): %s, %d numbers, %s: %s",
+            "kwtSMS %s %d/%d (#%d): %s, %s, %s: %s",
             unit,
             done,
             total,
             batch.index + 1,
             "NOT sent" if batch.state == FAILED else batch.state,
-            len(batch.numbers),
+            numbers,
             batch.error_code,
             batch.error_description,
         )
