@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.rate.bucket import interval
-from airflow_provider_kwtsms.send.engine import Batch, Delivers, send_batch
+from airflow_provider_kwtsms.send.engine import SAME_NUMBER, Batch, Delivers, send_batch
 from airflow_provider_kwtsms.send.results import (
     FAILED,
     SENT,
@@ -65,7 +65,6 @@ logger = logging.getLogger("airflow_provider_kwtsms.send.batch_loop")
 # batch fails alone and the send goes on. ERR028 (same number within 15 s) is one of them too,
 # but it is first waited out (the batch goes again after the others).
 BATCH_LEVEL_CODES = frozenset({"ERR006", "ERR025", "ERR026", "ERR028"})
-SAME_NUMBER = "ERR028"
 NOT_COVERED = "ERR026"
 
 # The most of a turn the wait gives up to the journal's record before it (a slow store only
