@@ -113,3 +113,53 @@ def logged(sb: Sandbox) -> list[dict]:
 def logged_sends(sb: Sandbox) -> list[dict]:
     """The settled log's send requests (a bulk send also reads the coverage first)."""
     return [r for r in logged(sb) if r["endpoint"] == "send"]
+
+
+class TakingTurns:
+    """One virtual clock (the sandbox's) for several threads that run at once, as the processes of
+    a burst do: a thread's ``sleep`` blocks until the clock reaches its wake-up, and the clock jumps
+    to the next wake-up only when every thread of the burst sleeps or has finished. So waits cost
+    no real time, yet each thread sees the others' requests in the order the waits set, as on a
+    real clock (tests/test_notifier.py: four alerts to one number at once)."""
+
+    def __init__(self, sb: Sandbox, threads: int) -> None:
+        self.sb = sb
+        self.sleeps: list[float] = []
+        self._running = threads
+        self._wakes: dict[int, float] = {}  # thread ident -> its wake-up on the sandbox clock
+        self._cond = threading.Condition()
+
+    def clock(self) -> float:
+        return self.sb.now()
+
+    def sleep(self, seconds: float) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            self.sleeps.append(seconds)
+            self._wakes[me] = self.sb.now() + max(seconds, 0.0)
+            self._running -= 1
+            self._advance()
+            if not self._cond.wait_for(lambda: me not in self._wakes, timeout=60):
+                raise AssertionError("TakingTurns: a thread of the burst never slept or finished")
+
+    def pacer(self, rate: float = MAX_RATE) -> TokenBucket:
+        """One pacer for every thread of the burst, on this clock (the account's shared rate)."""
+        return TokenBucket(rate, clock=self.clock, sleep=self.sleep)
+
+    def finished(self) -> None:
+        """Called by each thread of the burst as its last step."""
+        with self._cond:
+            self._running -= 1
+            self._advance()
+
+    def _advance(self) -> None:
+        if self._running > 0 or not self._wakes:
+            return
+        earliest = min(self._wakes.values())
+        if earliest > self.sb.now():
+            self.sb.advance(earliest - self.sb.now())
+        for ident, wake in list(self._wakes.items()):
+            if wake <= earliest:
+                del self._wakes[ident]
+                self._running += 1
+        self._cond.notify_all()

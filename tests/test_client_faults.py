@@ -168,7 +168,7 @@ def retries_logged(caplog) -> int:
     return sum(
         1
         for r in caplog.records
-        if r.name == "airflow_provider_kwtsms.gateway.client" and "retry" in r.getMessage()
+        if r.name == "airflow_provider_kwtsms.send.engine" and "retry" in r.getMessage()
     )
 
 

@@ -295,30 +295,31 @@ def test_queue_that_never_drains_gives_up_after_the_bounded_retries(kwtsms_sandb
 def test_err028_is_waited_out_once_for_a_single_batch(sb):
     vt = SandboxTime(sb)
     client = client_for(sb, vt)
-    client.send_batch([KW1], "one", sender="KWT-SMS", test=True)
-    batch = client.send_batch([KW1], "two", sender="KWT-SMS", test=True)
-    assert batch.state == "sent"
+    client.send(KW1, "one", test=True)
+    result = client.send(KW1, "two", test=True)
+    assert result.ok
     assert [r["code"] for r in logged(sb)] == ["OK", "ERR028", "OK"]
     assert 15.0 < max(vt.sleeps) < 16.5
 
 
 def test_an_alert_that_loses_the_race_to_other_alerts_waits_again(sb):
     # A burst to one on-call number from several processes: while this alert waits out ERR028,
-    # another process's alert takes the number's next slot, then another's. It waits its turn.
+    # another process's alert takes the number's next slot, then another's. It waits its turn
+    # (client.send: the path the notifier takes; tests/test_notifier.py sends four at once).
     vt = SandboxTime(sb)
     rival = client_for(sb, vt)
     client = client_for(sb, vt)
-    client.send_batch([KW1], "first", sender="KWT-SMS", test=True)
+    client.send(KW1, "first", test=True)
     rivals = iter(["second", "third"])
 
     def sleep(seconds: float) -> None:
         vt.sleep(seconds)
         if (text := next(rivals, None)) is not None:
-            rival.send_batch([KW1], text, sender="KWT-SMS", test=True, wait_same_number=False)
+            rival.send_batch([KW1], text, sender="KWT-SMS", test=True)
 
     client._sleep = sleep
-    batch = client.send_batch([KW1], "fourth", sender="KWT-SMS", test=True)
-    assert batch.state == "sent"
+    result = client.send(KW1, "fourth", test=True)
+    assert result.ok
     assert [m["message"] for m in sb.messages()] == ["first", "second", "third", "fourth"]
     assert [r["code"] for r in logged(sb)] == ["OK", "ERR028", "OK", "ERR028", "OK", "ERR028", "OK"]
 
@@ -331,11 +332,22 @@ def test_err028_waits_are_bounded(sb):
     client = KwtSMSClient(
         USER, PASSWORD, base_url=sb.url, clock=vt.clock, sleep=waits.append, pacer=vt.pacer()
     )
+    client.send(KW1, "first", test=True)
+    result = client.send(KW1, "second", test=True)
+    assert [(b.state, b.error_code) for b in result.batches] == [("failed", "ERR028")]
+    assert result.first_error.code == "ERR028" and result.first_error.retryable
+    assert len(waits) == client.policy.same_number_retries == 3
+    assert [r["code"] for r in logged(sb)] == ["OK"] + ["ERR028"] * 4
+
+
+def test_send_batch_alone_does_not_wait_err028_out(sb):
+    # send_batch is one batch through the engine's step; the wait of ERR028 is the send's.
+    vt = SandboxTime(sb)
+    client = client_for(sb, vt)
     client.send_batch([KW1], "first", sender="KWT-SMS", test=True)
     with pytest.raises(KwtSMSError) as info:
         client.send_batch([KW1], "second", sender="KWT-SMS", test=True)
-    assert info.value.code == "ERR028" and info.value.retryable
-    assert len(waits) == client.policy.same_number_retries == 3
+    assert info.value.code == "ERR028" and vt.sleeps == []
 
 
 def test_err028_batches_go_last_so_the_others_do_not_wait(sb):

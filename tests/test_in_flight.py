@@ -42,7 +42,8 @@ class Gated(KwtSMSClient):
         self.order: list[int] = []
         self._lock = threading.Lock()
 
-    def send_batch(self, numbers, message, *, index=0, **kw):
+    def deliver(self, batch):
+        index = batch.index
         with self._lock:
             self.out += 1
             self.most_out = max(self.most_out, self.out)
@@ -51,7 +52,7 @@ class Gated(KwtSMSClient):
                 assert self.release.wait(HOLD), "the loop never started the request that releases this one"
             with self._lock:
                 self.order.append(index)
-            return super().send_batch(numbers, message, index=index, **kw)
+            return super().deliver(batch)
         finally:
             with self._lock:
                 self.out -= 1
@@ -170,9 +171,9 @@ class Recorded(KwtSMSClient):
 
     journal: Journal
 
-    def send_batch(self, numbers, message, *, index=0, **kw):
-        assert index in self.journal.pending, f"batch {index + 1} went out before it was recorded"
-        return super().send_batch(numbers, message, index=index, **kw)
+    def deliver(self, batch):
+        assert batch.index in self.journal.pending, f"batch {batch.index + 1} went out before it was recorded"
+        return super().deliver(batch)
 
 
 def test_every_batch_is_recorded_before_its_request_and_the_journal_is_called_from_one_thread(sb):

@@ -101,10 +101,10 @@ class DyingClient(KwtSMSClient):
 
     die_at: int = -1
 
-    def send_batch(self, numbers, message, *, sender, test, index=0, **kw):
-        if index == self.die_at:
-            raise Died(f"worker died before sending batch {index}")
-        return super().send_batch(numbers, message, sender=sender, test=test, index=index, **kw)
+    def deliver(self, batch):
+        if batch.index == self.die_at:
+            raise Died(f"worker died before sending batch {batch.index}")
+        return super().deliver(batch)
 
 
 @pytest.fixture

@@ -167,12 +167,19 @@ class FrozenBeforeRequest(KwtSMSClient):
         super().__init__(*args, **kwargs)
         self.frozen = threading.Event()
         self.thaw = threading.Event()
+        self.delivered = 0
 
-    def send_batch(self, numbers, message, *, index=0, **kw):
-        if index == self.at and not self.thaw.is_set():
+    def pace(self) -> None:
+        super().pace()
+        # The turn of batch ``at`` (one request at a time, no read between): frozen before the
+        # engine calls the fence's guard.
+        if self.delivered == self.at and not self.thaw.is_set():
             self.frozen.set()
             self.thaw.wait(60)
-        return super().send_batch(numbers, message, index=index, **kw)
+
+    def deliver(self, batch):
+        self.delivered += 1
+        return super().deliver(batch)
 
 
 def test_a_try_frozen_past_its_lease_sends_nothing_when_it_wakes(sandbox):

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.ledger import MemoryStore, resume_send
 from airflow_provider_kwtsms.send.channel import Channel
+from airflow_provider_kwtsms.send.engine import Batch
 from airflow_provider_kwtsms.send.results import SENT, Balance, BatchResult, SendPlan
 from airflow_provider_kwtsms.text.message import measure_message
 
@@ -166,8 +167,6 @@ class ModelChannel(Channel):
     def __init__(self, sched: Scheduler, gateway: Gateway) -> None:
         self.sched, self.gateway = sched, gateway
 
-    same_number_wait = 15.0
-    max_consecutive_uncertain = 3
     max_in_flight = 1
 
     @property
@@ -180,10 +179,12 @@ class ModelChannel(Channel):
     def pause(self, seconds: float) -> None:
         self.sched.sleep(seconds)
 
-    def send_batch(self, numbers, message, *, sender, test, index=0, guard=None, **kw) -> BatchResult:
+    def pace(self) -> None:
         self.sched.step()  # the turn: another try may run, this one may be killed or frozen
-        if guard is not None:
-            guard()  # the guard and the request's first byte: one step
+
+    def deliver(self, batch: Batch) -> BatchResult:
+        # The engine's guard just before, and the request's first byte: one step.
+        numbers, index = batch.numbers, batch.index
         msg_id, balance, lost = self.gateway.send(list(numbers))
         self.sched.step()  # the answer travels (a frozen try reads it late)
         if lost:

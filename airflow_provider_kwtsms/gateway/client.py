@@ -3,9 +3,11 @@
 No Airflow in here. One client holds one ``requests.Session`` and one token bucket: every request
 it makes (reads and sends, from any thread) shares the account's request rate.
 
-Retries (``retry_policy``, docs/client.md): reads on network errors and 5xx, with jittered backoff;
-a send only when it certainly did not reach the server, on ERR013 and ERR028. A lost answer makes
-the batch ``uncertain``, never sent again here. Bulk sends walk ``batch_loop.run_batches``.
+The client delivers a batch once (``deliver``: one request); every wait and retry is the engine's
+(``send.engine``, with ``retry_policy``'s numbers; docs/client.md): reads on network errors and
+5xx, a send only when it certainly did not reach the server, HTTP 429, ERR013; ERR028 by the
+batch loop. A lost answer makes the batch ``uncertain``, never sent again. Sends walk
+``batch_loop.run_batches``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_PAGES,
@@ -32,16 +32,16 @@ from airflow_provider_kwtsms.constants import (
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.gateway import answer
 from airflow_provider_kwtsms.gateway.coverage_cache import CoverageCache, valid_prefix
-from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
-from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy, worth_retrying
-from airflow_provider_kwtsms.gateway.transport import RateLimitedError, Transport
+from airflow_provider_kwtsms.gateway.field_limits import check_field
+from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy
+from airflow_provider_kwtsms.gateway.transport import Transport
 from airflow_provider_kwtsms.rate.bucket import Pacer
 from airflow_provider_kwtsms.rate.machine import default_pacer, gateway_target
+from airflow_provider_kwtsms.send import engine
 from airflow_provider_kwtsms.send.batch_loop import BATCH_LEVEL_CODES
 from airflow_provider_kwtsms.send.channel import Channel
 from airflow_provider_kwtsms.send.planning import check_credits, split_batches
 from airflow_provider_kwtsms.send.results import (
-    UNCERTAIN,
     Balance,
     BatchResult,
     DeliveryReport,
@@ -149,29 +149,24 @@ class KwtSMSClient(Channel):
             timeout = (float(timeout), float(timeout))
         if len(timeout) != 2 or min(timeout) <= 0:
             raise KwtSMSInputError(f"timeout must be seconds > 0 or (connect, read), got {timeout!r}")
-        rate = as_rate(rate)
-        check_max_pages(max_pages)
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise KwtSMSInputError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        self._take_settings(
+            rate=rate, max_pages=max_pages, max_retries=max_retries, policy=retry_policy, rng=rng
+        )
 
         self.username = username
         self.base_url = base_url.rstrip("/")
         self.sender = sender
         self.test_mode = bool(test_mode)
         self.timeout = (float(timeout[0]), float(timeout[1]))
-        self.rate = float(rate)
         self.default_country = default_country
-        self.max_pages = max_pages
         self.smart_encoding = bool(smart_encoding)
         self.check_coverage = bool(check_coverage)
         self._coverage: frozenset[str] | None = None
         self._coverage_asked = False
         self._coverage_cache = CoverageCache(username, self.base_url)
-        self.policy = replace(retry_policy or RetryPolicy(), max_retries=max_retries)
         self.last_balance: float | None = None  # refreshed by balance() and every accepted send
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng or random.Random()
         self._bucket: Pacer = pacer or default_pacer(
             gateway_target(self.base_url), self.rate, clock=clock, sleep=sleep
         )
@@ -314,33 +309,16 @@ class KwtSMSClient(Channel):
                 reports.append(DeliveryReport(number=number, status=status))
         return reports
 
-    # -- sending (plan_send, send, send_plan: channel.Channel) ----------------------------
-    def send_batch(
-        self,
-        numbers: list[str],
-        message: str,
-        *,
-        sender: str,
-        test: bool,
-        index: int = 0,
-        wait_same_number: bool = True,
-        paced: bool = False,
-        guard: Callable[[], None] | None = None,
-    ) -> BatchResult:
-        """One ``send`` request for at most 200 normalised numbers, paced by the token bucket.
+    # -- the engine's seam (channel.Channel; plan_send, send, send_plan, send_batch there) -----
+    def deliver(self, batch: engine.Batch) -> BatchResult:
+        """One ``send`` request for at most 200 normalised numbers, once, right now (the engine has
+        taken its turn and called the ledger's guard).
 
-        ``paced``: the caller has taken this request's turn already (``pace()``), so the first
-        request goes at once; a retry waits for its own turn.
-
-        Returns a ``BatchResult`` in state "sent", or "uncertain" when the request may have
-        reached the server but its answer was lost (it is then NOT sent again). Retries only
-        what is safe: no connection / HTTP 429 (nothing processed), ERR013 (bounded backoff),
-        ERR028 (waits ``same_number_wait``, up to ``same_number_retries`` times, unless
-        ``wait_same_number`` is False).
-        Raises ``KwtSMSError`` for an error answer that retrying did not fix, and
-        ``KwtSMSNetworkError`` (``may_have_reached_server=False``) when the server could not be
-        reached within ``max_retries``.
+        Returns a ``BatchResult`` in state "sent". Raises ``KwtSMSError`` for an error answer and
+        ``KwtSMSNetworkError`` when no answer could be read, saying whether the request may have
+        reached the server (``transport``); the engine decides what follows (``send.engine``).
         """
+        numbers = batch.numbers
         mobile = ",".join(numbers)
         if not numbers or len(numbers) > MAX_BATCH or len(mobile) > MAX_MOBILE_CHARS:
             raise KwtSMSInputError(
@@ -348,77 +326,21 @@ class KwtSMSClient(Channel):
                 f"once joined by commas, got {len(numbers)} numbers and {len(mobile)} characters: "
                 "cut it with planning.split_batches"
             )
-        check_field("sender", sender)
-        fields = {
-            "sender": sender,
-            "mobile": mobile,
-            "message": message,
-            "test": "1" if test else "0",
-        }
-        policy = self.policy
-        network_tries = queue_full_tries = 0
-        same_number_waits = 0
-        while True:
-            try:
-                turn_taken, paced = paced, False  # a retry waits for its own turn
-                data = self._post("send", fields, paced=turn_taken, guard=guard)
-            except KwtSMSNetworkError as exc:
-                if exc.may_have_reached_server:
-                    return BatchResult(
-                        index=index,
-                        numbers=list(numbers),
-                        state=UNCERTAIN,
-                        error_code=exc.code,
-                        error_description=exc.description,
-                        may_have_reached_server=True,
-                    )
-                if not worth_retrying(exc) or network_tries >= policy.max_retries:
-                    raise
-                self._backoff(network_tries, policy.backoff_base, policy.backoff_cap, "send", exc)
-                network_tries += 1
-                continue
-            except KwtSMSError as exc:
-                if exc.code == "ERR013" and queue_full_tries < policy.queue_full_retries:
-                    delay = min(policy.queue_full_cap, policy.queue_full_base * 2**queue_full_tries)
-                    delay = delay / 2 + self._rng.uniform(0, delay / 2)
-                    logger.warning(
-                        "kwtSMS send: queue full (ERR013), retry %d/%d in %.1f s",
-                        queue_full_tries + 1,
-                        policy.queue_full_retries,
-                        delay,
-                    )
-                    self._sleep(delay)
-                    queue_full_tries += 1
-                    continue
-                if (
-                    exc.code == "ERR028"
-                    and wait_same_number
-                    and same_number_waits < policy.same_number_retries
-                ):
-                    same_number_waits += 1
-                    logger.warning(
-                        "kwtSMS send: ERR028 (same number within 15 s), waiting %.1f s (%d/%d)",
-                        policy.same_number_wait,
-                        same_number_waits,
-                        policy.same_number_retries,
-                    )
-                    self._sleep(policy.same_number_wait)
-                    continue
-                raise
-            batch = answer.send_result(index, numbers, data)
-            if batch.balance_after is not None:
-                self.last_balance = batch.balance_after
-            return batch
+        check_field("sender", batch.sender)
+        body = self._transport.encode(
+            {
+                "sender": batch.sender,
+                "mobile": mobile,
+                "message": batch.message,
+                "test": "1" if batch.test else "0",
+            }
+        )
+        result = answer.send_result(batch.index, numbers, self._answer("send", body))
+        if result.balance_after is not None:
+            self.last_balance = result.balance_after
+        return result
 
-    # -- what the send loop needs (channel.Channel, abstract there) ----------------------------------
-    @property
-    def same_number_wait(self) -> float:
-        return self.policy.same_number_wait
-
-    @property
-    def max_consecutive_uncertain(self) -> int:
-        return self.policy.max_consecutive_uncertain
-
+    # -- what the send loop needs (channel.Channel) ---------------------------------------------
     @property
     def max_in_flight(self) -> int:
         """Requests a bulk send keeps in flight: what ``rate`` needs while a send is answered
@@ -438,6 +360,9 @@ class KwtSMSClient(Channel):
         self._transport.session  # noqa: B018  (import requests and open the session in this thread, once)
         self._bucket.acquire()
 
+    def hold(self, seconds: float) -> None:
+        self._bucket.pause(seconds)
+
     def now(self) -> float:
         return self._clock()
 
@@ -445,67 +370,25 @@ class KwtSMSClient(Channel):
         self._sleep(seconds)
 
     # -- internals --------------------------------------------------------------------------
-    def _post(
-        self,
-        endpoint: str,
-        fields: dict[str, Any],
-        *,
-        paced: bool = False,
-        guard: Callable[[], None] | None = None,
-    ) -> dict[str, Any]:
-        """One paced request (``paced``: its turn is taken already); HTTP 429 waited out; an error
-        answer raised as ``KwtSMSError``. ``guard`` is called right before the request is written."""
-        limited = 0
-        body = self._transport.encode(fields)
-        self._transport.session  # noqa: B018  (import requests and open the session before the token)
-        while True:
-            if not paced:
-                self._bucket.acquire()
-            paced = False
-            self._started()  # a late start (a busy CPU since the turn) pushes the next turns back
-            if guard is not None:
-                guard()  # the ledger's fence: raises when this try may no longer send
-            try:
-                reply = self._transport.post_body(endpoint, body)
-            except RateLimitedError as exc:
-                if limited >= self.policy.rate_limited_retries:
-                    raise
-                limited += 1
-                logger.warning(
-                    "kwtSMS %s: rate limited (HTTP 429), waiting %.1f s", endpoint, exc.retry_after
-                )
-                self._bucket.pause(exc.retry_after)
-                continue
-            if reply.ok:
-                return reply.data
-            # The transport has checked the code and made the description one scrubbed line.
-            raise KwtSMSError(
-                reply.code, reply.data.get("description") or None, http_status=reply.http_status
-            )
+    def _answer(self, endpoint: str, body: bytes) -> dict[str, Any]:
+        """One request whose turn is taken: the gateway's OK answer, or its error raised as
+        ``KwtSMSError`` (the transport raises ``KwtSMSNetworkError`` when there is none)."""
+        self._started()  # a late start (a busy CPU since the turn) pushes the next turns back
+        reply = self._transport.post_body(endpoint, body)
+        if reply.ok:
+            return reply.data
+        # The transport has checked the code and made the description one scrubbed line.
+        raise KwtSMSError(reply.code, reply.data.get("description") or None, http_status=reply.http_status)
 
     def _call(self, endpoint: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """A read-only call: retried on network errors and 5xx (it changes nothing)."""
-        tries = 0
-        while True:
-            try:
-                return self._post(endpoint, fields)
-            except KwtSMSNetworkError as exc:
-                if not worth_retrying(exc) or tries >= self.policy.max_retries:
-                    raise
-                self._backoff(tries, self.policy.backoff_base, self.policy.backoff_cap, endpoint, exc)
-                tries += 1
+        """A read-only call, each try paced; its retries are the engine's (``engine.read``)."""
+        body = self._transport.encode(fields)
 
-    def _backoff(self, attempt: int, base: float, cap: float, endpoint: str, exc: KwtSMSError) -> None:
-        delay = self._rng.uniform(0, min(cap, base * 2**attempt))  # full jitter
-        logger.warning(
-            "kwtSMS %s: %s; retry %d/%d in %.2f s",
-            endpoint,
-            exc.code,
-            attempt + 1,
-            self.policy.max_retries,
-            delay,
-        )
-        self._sleep(delay)
+        def once() -> dict[str, Any]:
+            self.pace()
+            return self._answer(endpoint, body)
+
+        return engine.read(self, endpoint, once)
 
 
 def _require_text(name: str, value: object, hint: str) -> None:

@@ -215,7 +215,8 @@ class KwtSMSNotifier(BaseNotifier):
                 "kwtSMS alert held back: outside its send window %s (data['send_window']); not sent", window
             )
             return None
-        # client.send waits out ERR028 (same number within 15 s), so back-to-back alerts both arrive.
+        # client.send waits ERR028 (same number within 15 s) out, up to same_number_retries times
+        # (the batch loop), so a burst of up to four alerts to one number all arrive.
         result = client.send(
             self.target,
             text,

@@ -1,12 +1,13 @@
 """The one batch loop: every send (client, SMTP channel, the operator's resume ledger) walks its
 plan's batches here, under one stop policy.
 
-A channel (``channel.Channel``: the HTTP client, the SMTP sender) plugs in with its half: one
-request or e-mail per batch, and the account's balance. The resume ledger plugs in as a
-``Journal`` (before a batch: "already decided, skip"; just before its request: "pending"; after
-it: the final word, or "send it again"). The loop itself owns what must not differ between paths:
-the stop policy, whose one home is the table in docs/client.md ("When a batch fails"); ``stops_send``
-below is its code.
+A channel (``channel.Channel``: the HTTP client, the SMTP sender) plugs in with its half: it
+delivers a batch once (``BatchChannel``), and says the account's balance. Every wait and retry of
+a request is the engine's step (``send.engine``); the wait of a batch answered ERR028 is here.
+The resume ledger plugs in as a ``Journal`` (before a batch: "already decided, skip"; just
+before its request: "pending"; after it: the final word, or "send it again"). The loop itself
+owns what must not differ between paths: the stop policy, whose one home is the table in
+docs/client.md ("When a batch fails"); ``stops_send`` below is its code.
 
 No Airflow import here.
 """
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
 from airflow_provider_kwtsms.rate.bucket import interval
+from airflow_provider_kwtsms.send.engine import SAME_NUMBER, Batch, Delivers, send_batch
 from airflow_provider_kwtsms.send.results import (
     FAILED,
     SENT,
@@ -38,11 +40,9 @@ logger = logging.getLogger("airflow_provider_kwtsms.send.batch_loop")
 
 # Error codes that depend on the numbers in one batch, not on the account, sender or text: the
 # batch fails alone and the send goes on. ERR028 (same number within 15 s) is one of them too,
-# but it is first waited out (the batch goes again at the end).
+# but it is first waited out (the batch goes again after the others).
 BATCH_LEVEL_CODES = frozenset({"ERR006", "ERR025", "ERR026", "ERR028"})
-SAME_NUMBER = "ERR028"
 NOT_COVERED = "ERR026"
-DEFAULT_MAX_CONSECUTIVE_UNCERTAIN = 3
 
 # The most of a turn the wait gives up to the journal's record before it (a slow store only
 # lowers the rate then, never shortens a gap between starts).
@@ -51,22 +51,14 @@ MAX_RECORD_ALLOWANCE = 0.2
 OnBatch = Callable[[BatchResult, int, int], None]  # (batch, batches done, total)
 
 
-class BatchChannel(Protocol):
-    """What the loop needs of a channel (``send.channel.Channel`` is one): a batch per call, the
-    channel's clock and pace, and what the account covers. The seam is here, not the class, so
-    that the loop knows no channel and a channel only delivers what the loop hands it."""
+class BatchChannel(Delivers, Protocol):
+    """What the loop needs of a channel (``send.channel.Channel`` is one): a batch delivered once
+    per call (``engine.Delivers``: ``deliver``, ``pace``, ``hold``, ``policy``), the channel's
+    clock, and what the account covers. The seam is here, not the class, so that the loop knows
+    no channel and a channel only delivers what the loop hands it."""
 
     @property
     def transport(self) -> str: ...
-
-    @property
-    def result_type(self) -> type[BatchResult]: ...
-
-    @property
-    def same_number_wait(self) -> float: ...
-
-    @property
-    def max_consecutive_uncertain(self) -> int: ...
 
     @property
     def max_in_flight(self) -> int: ...
@@ -75,23 +67,6 @@ class BatchChannel(Protocol):
     def request_seconds(self) -> float: ...
 
     def now(self) -> float: ...
-
-    def pause(self, seconds: float) -> None: ...
-
-    def pace(self) -> None: ...
-
-    def send_batch(
-        self,
-        numbers: list[str],
-        message: str,
-        *,
-        sender: str,
-        test: bool,
-        index: int = 0,
-        wait_same_number: bool = True,
-        paced: bool = False,
-        guard: Callable[[], None] | None = None,
-    ) -> BatchResult: ...
 
     def balance(self) -> Balance: ...
 
@@ -174,11 +149,12 @@ class _Run:
         self.on_batch, self.keep_going = on_batch, keep_going
         self.total = len(plan.batches)
         self.width = max(1, min(int(sender.max_in_flight), self.total))
-        self.max_uncertain = sender.max_consecutive_uncertain
+        self.policy = sender.policy
+        self.max_uncertain = self.policy.max_consecutive_uncertain
         self.done: dict[int, BatchResult] = {}
         self.again: deque[int] = deque()  # the journal said "send it again now"
         self.deferred: deque[tuple[int, float]] = deque()  # ERR028: index, when it may go again
-        self.second_go: set[int] = set()
+        self.same_number_waits: dict[int, int] = {}  # ERR028 waits taken, by batch
         self.stop: BatchResult | None = None
         self.in_a_row = 0
         self.paused = False
@@ -399,9 +375,7 @@ class _Run:
         if settled is None:
             self.again.append(index)  # the journal found it did not go out: again, before the rest
             return
-        if settled.state == FAILED and settled.error_code == SAME_NUMBER and index not in self.second_go:
-            self.second_go.add(index)  # sent again at the end, once its 15 s have passed
-            self.deferred.append((index, self.sender.now() + self.sender.same_number_wait))
+        if settled.state == FAILED and settled.error_code == SAME_NUMBER and self._wait_same_number(index):
             return
         if settled.state == FAILED and settled.error_code == NOT_COVERED:
             self.coverage.saw_not_covered()
@@ -409,6 +383,24 @@ class _Run:
         self.in_a_row = self.in_a_row + 1 if settled.state == UNCERTAIN else 0
         if self.stop is None and stops_send(settled, self.in_a_row, self.max_uncertain):
             self.stop = settled
+
+    def _wait_same_number(self, index: int) -> bool:
+        """ERR028: the batch goes again after the others, once its 15 s have passed, up to
+        ``same_number_retries`` times (an alert in a burst waits its turn); False: it fails."""
+        waits = self.same_number_waits.get(index, 0)
+        if waits >= self.policy.same_number_retries:
+            return False
+        self.same_number_waits[index] = waits + 1
+        logger.info(
+            "kwtSMS batch #%d: ERR028 (a number had an SMS within 15 s); it goes again in %.1f s, "
+            "after the others (wait %d/%d)",
+            index + 1,
+            self.policy.same_number_wait,
+            waits + 1,
+            self.policy.same_number_retries,
+        )
+        self.deferred.append((index, self.sender.now() + self.policy.same_number_wait))
+        return True
 
     def _finish(self, batch: BatchResult) -> None:
         self.done[batch.index] = batch
@@ -444,22 +436,14 @@ def attempt(
     paced: bool = False,
     guard: Callable[[], None] | None = None,
 ) -> BatchResult:
-    """One batch through ``sender``; whatever it raises becomes the batch's result. ``guard`` is
-    called right before each request of the batch (the ledger's fence)."""
+    """One batch through the engine's step (``engine.send_batch``: its retries and waits); whatever
+    it raises becomes the batch's result. ``guard`` is called right before each request of the
+    batch (the ledger's fence)."""
     numbers = plan.batches[index]
     make = sender.result_type
-    extra = {} if guard is None else {"guard": guard}
+    batch = Batch(index=index, numbers=numbers, message=plan.message, sender=plan.sender, test=plan.test)
     try:
-        return sender.send_batch(
-            numbers,
-            plan.message,
-            sender=plan.sender,
-            test=plan.test,
-            index=index,
-            wait_same_number=False,
-            paced=paced,
-            **extra,
-        )
+        return send_batch(sender, batch, paced=paced, guard=guard)
     except KwtSMSNetworkError as exc:
         return make(
             index=index,

@@ -1,19 +1,26 @@
 """What both channels share: a send is a plan, a credit check, a dry run or the one batch loop.
 
-``KwtSMSClient`` (the JSON API) and ``KwtSMSSmtpSender`` (e-mail) inherit ``Channel``: each says
-how one batch goes (the abstract half below, what ``batch_loop`` calls) and may adjust the text
-before planning, check the plan, check the account before sending and tidy up after. The order of
-the steps, the credit cap and the dry run live here once. ``KwtSMSHook.get_client()`` returns a
-``Channel``.
+``KwtSMSClient`` (the JSON API) and ``KwtSMSSmtpSender`` (e-mail) inherit ``Channel``: each
+delivers one batch once (the abstract half below, the seam ``batch_loop`` and ``engine`` call)
+and may adjust the text before planning, check the plan, check the account before sending and
+tidy up after. The order of the steps, the credit cap, the dry run and the checks of the
+settings both take (rate, pages, retries) live here once; every wait and retry is the engine's
+(``send.engine``, ``send.batch_loop``). ``KwtSMSHook.get_client()`` returns a ``Channel``.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar, Self
 
+from airflow_provider_kwtsms.coerce import as_rate
+from airflow_provider_kwtsms.gateway.field_limits import check_max_pages
+from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy
+from airflow_provider_kwtsms.send import engine
 from airflow_provider_kwtsms.send.batch_loop import OnBatch, run_batches
 from airflow_provider_kwtsms.send.planning import build_plan, check_credits
 from airflow_provider_kwtsms.send.results import Balance, BatchResult, SendPlan, SendResult
@@ -35,6 +42,26 @@ class Channel(ABC):
     default_country: str | None
     max_pages: int
     smart_encoding: bool
+    # Set by ``_take_settings``: how fast and how hard it sends.
+    rate: float
+    policy: RetryPolicy = RetryPolicy()
+    rng: random.Random = random.Random()  # the jitter of the back-off waits (a channel may give its own)
+
+    def _take_settings(
+        self,
+        *,
+        rate: float,
+        max_pages: int,
+        max_retries: int,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        """The one check of the settings every channel takes (each raises ``KwtSMSInputError``
+        naming the setting): the rate, the page limit and the retries (``RetryPolicy``)."""
+        self.rate = float(as_rate(rate))
+        self.max_pages = check_max_pages(max_pages)
+        self.policy = replace(policy or RetryPolicy(), max_retries=max_retries)
+        self.rng = rng or random.Random()
 
     def plan_send(
         self,
@@ -128,17 +155,27 @@ class Channel(ABC):
     def _after_send(self) -> None:  # noqa: B027 (an optional step: nothing by default)
         """After the last batch, sent or not."""
 
-    # -- each channel's own: one batch (what batch_loop calls), the account -----------------
-    @property
-    @abstractmethod
-    def same_number_wait(self) -> float:
-        """Seconds to wait before sending again to a number the gateway saw within 15 s."""
+    def send_batch(
+        self,
+        numbers: list[str],
+        message: str,
+        *,
+        sender: str,
+        test: bool,
+        index: int = 0,
+        guard: Callable[[], None] | None = None,
+    ) -> BatchResult:
+        """One batch on its own through the engine's step (``engine.send_batch``): paced, tried
+        again only when the request certainly did not reach the server (network, 429, ERR013).
 
-    @property
-    @abstractmethod
-    def max_consecutive_uncertain(self) -> int:
-        """Batches in a row whose answer was lost before the send stops (the service is failing)."""
+        Returns the result ("sent", or "uncertain" when the answer was lost: never sent again).
+        Raises the ``KwtSMSError`` no retry fixed, ERR028 (same number within 15 s) at once: a
+        send (``send``, ``send_plan``) waits that out, after its other batches.
+        """
+        batch = engine.Batch(index=index, numbers=list(numbers), message=message, sender=sender, test=test)
+        return engine.send_batch(self, batch, guard=guard)
 
+    # -- each channel's own: one batch delivered once (what the engine calls), the account -----
     @property
     def max_in_flight(self) -> int:
         """Requests a bulk send keeps in flight (``batch_loop``); 1: one after another."""
@@ -150,8 +187,11 @@ class Channel(ABC):
         for the requests of a try that stopped without a word (``ledger_fence``)."""
         return 60.0
 
-    def pace(self) -> None:  # noqa: B027 (only channels with max_in_flight > 1 are paced by the loop)
-        """Wait for the next request's turn at the rate; the loop then calls ``send_batch(paced=True)``."""
+    def pace(self) -> None:  # noqa: B027 (a channel without a pacer is not paced)
+        """Wait for the next request's turn at the rate (the engine calls it before each try)."""
+
+    def hold(self, seconds: float) -> None:  # noqa: B027 (a channel without a pacer is not paced)
+        """Hold every request's turn back for ``seconds`` (the server said Retry-After)."""
 
     @abstractmethod
     def now(self) -> float: ...
@@ -160,20 +200,11 @@ class Channel(ABC):
     def pause(self, seconds: float) -> None: ...
 
     @abstractmethod
-    def send_batch(
-        self,
-        numbers: list[str],
-        message: str,
-        *,
-        sender: str,
-        test: bool,
-        index: int = 0,
-        wait_same_number: bool = True,
-        paced: bool = False,
-        guard: Callable[[], None] | None = None,
-    ) -> BatchResult:
-        """One request for one batch. ``guard`` is called right before each request written for
-        it (a retry's too): the ledger's fence raises there when this try may no longer send."""
+    def deliver(self, batch: engine.Batch) -> BatchResult:
+        """Write one batch's request once, right now (the engine has taken its turn and called
+        the ledger's guard), and say what came back: the result, or the error as raised
+        (``KwtSMSNetworkError`` says whether the request may have reached the server). Never
+        retries and never waits: the engine does (``send.engine``)."""
 
     @abstractmethod
     def balance(self) -> Balance: ...

@@ -12,8 +12,11 @@ silence. So this sender:
 - reports every batch as ``submitted_unconfirmed`` (no msg-id; ``"confirmed": False``);
 - delivers at most once: an e-mail whose relay reply was lost is never sent again (it is
   reported with ``relay_reply_lost``), since no answer will ever tell whether it went out;
-- keeps the 15-second rule itself, by waiting; walks its batches through the one batch loop
-  (``batch_loop``), under the same stop policy as the HTTP client.
+- answers for the gateway where the gateway cannot: a batch to a number e-mailed within the
+  15 s rule is refused here with ERR028 (kwtSMS would drop it in silence), and the batch loop
+  waits it out as it does the gateway's ERR028;
+- delivers each batch once (``deliver``) and leaves every wait and retry to the engine
+  (``send.engine``, ``send.batch_loop``), under the same policy and stop policy as the HTTP client.
 
 The API password travels in the e-mail body: that is the document's design, not a choice made
 here. The body is never logged, ``repr`` masks both passwords, and the relay's replies are
@@ -24,13 +27,11 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.constants import (
     DEFAULT_MAX_PAGES,
     DEFAULT_RATE,
@@ -40,10 +41,12 @@ from airflow_provider_kwtsms.constants import (
     SMS_ADDRESS,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
+from airflow_provider_kwtsms.gateway.field_limits import check_field
+from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy
 from airflow_provider_kwtsms.rate.bucket import Pacer
 from airflow_provider_kwtsms.rate.machine import default_pacer
 from airflow_provider_kwtsms.send.channel import Channel
+from airflow_provider_kwtsms.send.engine import SAME_NUMBER, Batch
 from airflow_provider_kwtsms.send.results import SENT, Balance, SendPlan
 from airflow_provider_kwtsms.smtp.body import (
     HINTS,
@@ -115,9 +118,11 @@ class KwtSMSSmtpSender(Channel):
         (tests) or ``pacer`` is given.
     :param max_pages: the longest message allowed, in pages, as ``KwtSMSClient``.
     :param timeout: seconds for each exchange with the relay.
-    :param max_retries: retries when the relay is unreachable or answers 4xx (nothing was sent).
-    :param same_number_wait: seconds to wait before e-mailing a number again (kwtSMS would drop
-        it within 15 s).
+    :param max_retries: retries when the relay is unreachable or answers 4xx (nothing was sent),
+        by the same engine and back-off as the HTTP client.
+    :param same_number_wait: seconds before e-mailing a number again (kwtSMS would drop it within
+        15 s): such a batch is refused with ERR028 here and goes again after the others, up to 3
+        times, as over HTTP.
     :param balance_over_http: also use the JSON API at ``base_url`` (when reachable) to check the
         balance, the sender ID and the coverage before sending, since the e-mail channel reports
         none of them.
@@ -199,10 +204,12 @@ class KwtSMSSmtpSender(Channel):
             raise KwtSMSInputError(f"smtp_port must be a port number 1-65535, got {smtp_port!r}")
         if timeout is None or timeout <= 0:
             raise KwtSMSInputError(f"timeout must be seconds > 0, got {timeout!r}")
-        rate = as_rate(rate)
-        check_max_pages(max_pages)
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise KwtSMSInputError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        self._take_settings(
+            rate=rate,
+            max_pages=max_pages,
+            max_retries=max_retries,
+            policy=RetryPolicy(same_number_wait=same_number_wait),
+        )
         # Planning is pure (``planning.build_plan``); the JSON API is used only when allowed, to
         # read the balance, the sender IDs and the coverage before sending.
         self._http: KwtSMSClient | None = None
@@ -214,7 +221,7 @@ class KwtSMSSmtpSender(Channel):
                 password,
                 base_url=base_url or DEFAULT_BASE_URL,
                 sender=sender,
-                rate=rate,
+                rate=self.rate,
                 timeout=(min(5.0, timeout), timeout),
                 max_retries=max_retries,
                 clock=clock,
@@ -232,18 +239,14 @@ class KwtSMSSmtpSender(Channel):
         self.sender = sender
         self.test_mode = False
         self.default_country = default_country
-        self.rate = float(rate)
-        self.max_pages = max_pages
         self.smart_encoding = bool(smart_encoding)
         self.timeout = float(timeout)
         self.max_retries = max_retries
-        self._same_number_wait = same_number_wait
         self.balance_over_http = balance_over_http
         self.spaces_as_plus = spaces_as_plus
         self.last_balance: float | None = None
         self._clock = clock
         self._sleep = sleep
-        self._rng = random.Random()
         # E-mails through one relay to one address are paced machine-wide, as the client paces
         # its gateway.
         target = f"smtp://{self.smtp_host.lower()}:{self.smtp_port}/{to_address.strip().lower()}"
@@ -307,11 +310,6 @@ class KwtSMSSmtpSender(Channel):
 
     # -- what the send loop needs (channel.Channel, abstract there) ----------------------------------
     result_type = SmtpBatchResult
-    max_consecutive_uncertain = 3  # an e-mail is never uncertain: a lost reply counts as sent
-
-    @property
-    def same_number_wait(self) -> float:
-        return self._same_number_wait
 
     @property
     def request_seconds(self) -> float:
@@ -322,6 +320,12 @@ class KwtSMSSmtpSender(Channel):
 
     def pause(self, seconds: float) -> None:
         self._sleep(seconds)
+
+    def pace(self) -> None:
+        self._bucket.acquire()
+
+    def hold(self, seconds: float) -> None:
+        self._bucket.pause(seconds)
 
     def check_relay(self) -> str:
         """Open a session with the relay (TLS and login as configured), then close it.
@@ -388,26 +392,19 @@ class KwtSMSSmtpSender(Channel):
     def _after_send(self) -> None:
         self._relay.disconnect()  # leave the relay: the next send opens a session again
 
-    def send_batch(
-        self,
-        numbers: list[str],
-        message: str,
-        *,
-        sender: str,
-        test: bool,
-        index: int = 0,
-        wait_same_number: bool = True,
-        paced: bool = False,  # never True: max_in_flight is 1, one relay session sends one e-mail at a time
-        guard: Callable[[], None] | None = None,
-    ) -> SmtpBatchResult:
-        """One e-mail for at most 200 normalised numbers, paced by the token bucket.
+    def deliver(self, batch: Batch) -> SmtpBatchResult:
+        """One e-mail for at most 200 normalised numbers, once, right now (the engine has taken its
+        turn and called the ledger's guard).
 
         Returns state "sent" (shown as ``submitted_unconfirmed``) once the relay took it, also
         when its reply was lost after the body went out (``relay_reply_lost``: never resent).
-        Raises ``SmtpSendError`` when the relay refused it and ``KwtSMSNetworkError``
-        (``may_have_reached_server=False``) when the relay stayed unreachable: nothing was sent.
+        Raises ``KwtSMSError`` ERR028 when a number of the batch had an e-mail within
+        ``same_number_wait`` (kwtSMS would drop it in silence), ``SmtpSendError`` when the relay
+        refused it and ``KwtSMSNetworkError`` (``may_have_reached_server=False``) when the relay
+        could not be reached: nothing was sent.
         """
-        if test:
+        numbers = batch.numbers
+        if batch.test:
             raise _no_test_mode()
         if (
             not numbers
@@ -418,51 +415,29 @@ class KwtSMSSmtpSender(Channel):
                 f"a batch holds 1 to {MAX_BATCH} numbers and at most {MAX_MOBILE_CHARS} characters on "
                 f"the mobile: line, got {len(numbers)} numbers: cut it with planning.split_batches"
             )
-        check_field("sender", sender)
-        # The addresses are public attributes: checked again, before the wait and the connection.
+        check_field("sender", batch.sender)
+        # The addresses are public attributes: checked again, before the connection.
         check_address("from_address", self.from_address)
         check_address("to_address", self.to_address)
-        if not isinstance(message, str):
-            raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
-        text = one_line(message)  # the lang is the joined text's, as the gateway will read it
-        lang = lang_for(text)
+        if not isinstance(batch.message, str):
+            raise KwtSMSInputError(f"message must be text (str), got {type(batch.message).__name__}")
+        text = one_line(batch.message)  # the lang is the joined text's, as the gateway will read it
         body = email_body(
             username=self.username,
             password=self._password,
-            sender=sender,
+            sender=batch.sender,
             numbers=numbers,
             text=text,
-            lang=lang,
+            lang=lang_for(text),
             spaces_as_plus=self.spaces_as_plus,
         )
-        self._wait_same_numbers(numbers, wait_same_number)
-        tries = 0
-        while True:
-            self._bucket.acquire()
-            if guard is not None:
-                guard()  # the ledger's fence: raises when this try may no longer send
-            try:
-                lost = self._relay.deliver(body, self.from_address, self.to_address)
-                break
-            except KwtSMSError as exc:
-                certain = not getattr(exc, "may_have_reached_server", False)
-                if not (certain and exc.retryable) or tries >= self.max_retries:
-                    raise
-                delay = self._rng.uniform(0, min(10.0, 0.5 * 2**tries))
-                logger.warning(
-                    "kwtSMS by e-mail: %s; retry %d/%d in %.2f s",
-                    exc.code,
-                    tries + 1,
-                    self.max_retries,
-                    delay,
-                )
-                self._sleep(delay)
-                tries += 1
+        self._refuse_same_numbers(numbers)
+        lost = self._relay.deliver(body, self.from_address, self.to_address)
         now = self._clock()
         for number in numbers:
             self._last_sent[number] = now
         return SmtpBatchResult(
-            index=index,
+            index=batch.index,
             numbers=list(numbers),
             state=SENT,
             relay_reply_lost=lost,
@@ -472,22 +447,19 @@ class KwtSMSSmtpSender(Channel):
         )
 
     # -- internals --------------------------------------------------------------------------
-    def _wait_same_numbers(self, numbers: list[str], wait: bool) -> None:
-        """kwtSMS drops a send to a number within 15 s of the last one, and by e-mail says nothing."""
-        if not self._last_sent or self.same_number_wait <= 0:
+    def _refuse_same_numbers(self, numbers: list[str]) -> None:
+        """kwtSMS drops a send to a number within 15 s of the last one, and by e-mail says nothing:
+        ERR028 here, as the gateway would answer over HTTP (the engine waits it out)."""
+        wait = self.policy.same_number_wait
+        if not self._last_sent or wait <= 0:
             return
         latest = max((self._last_sent.get(n, -math.inf) for n in numbers), default=-math.inf)
-        remaining = latest + self.same_number_wait - self._clock()
-        if remaining <= 0:
-            return
-        if not wait:
+        if latest + wait - self._clock() > 0:
             raise KwtSMSError(
-                "ERR028",
-                f"A number of this batch had an e-mail {self.same_number_wait:g} s "
-                "ago or less; kwtSMS would drop this one without a word.",
+                SAME_NUMBER,
+                f"A number of this batch had an e-mail {wait:g} s ago or less; kwtSMS would drop "
+                "this one without a word.",
             )
-        logger.info("kwtSMS by e-mail: waiting %.1f s (same number within 15 s)", remaining)
-        self._sleep(remaining)
 
 
 def _no_test_mode() -> KwtSMSInputError:
