@@ -18,7 +18,6 @@ from sandbox_helpers import frozen_clock, linked, logged, logged_sends
 from airflow_provider_kwtsms.errors import KwtSMSError
 from airflow_provider_kwtsms.gateway.client import KwtSMSClient
 from airflow_provider_kwtsms.ledger.resume import HEAD_KEY, MemoryStore, fingerprint, resume_send
-from airflow_provider_kwtsms.send.channel import Channel
 from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
@@ -198,20 +197,6 @@ def test_when_the_coverage_cannot_be_read_the_gateway_decides(sb, caplog):
     assert [b.error_code for b in result.batches] == ["ERR026", "ERR026", None]
     assert [r["code"] for r in logged_sends(sb)] == ["ERR026", "ERR026", "OK"]
     assert "coverage not checked" in caplog.text
-
-
-def test_both_channels_are_channels(sb):
-    assert isinstance(http(sb), Channel)
-    with smtp(sb) as sender:
-        assert isinstance(sender, Channel)
-
-
-def test_a_channel_that_misses_a_step_cannot_be_made():
-    class Half(Channel):  # plans, but says nothing of how a batch goes
-        transport = "http"
-
-    with pytest.raises(TypeError, match="abstract"):
-        Half()  # type: ignore[abstract]
 
 
 def test_a_ledger_written_by_the_running_version_is_read_and_resumed(sb):

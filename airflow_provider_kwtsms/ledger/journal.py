@@ -78,7 +78,7 @@ class LedgerJournal:
 
     def __init__(
         self,
-        sender: BatchChannel,
+        channel: BatchChannel,
         plan: SendPlan,
         ledger: Ledger,
         *,
@@ -86,7 +86,7 @@ class LedgerJournal:
         try_number: int | None,
         fence: Fence | None = None,
     ) -> None:
-        self.sender = sender
+        self.channel = channel
         self.fence = fence
         self.plan = plan
         self.ledger = ledger
@@ -104,7 +104,7 @@ class LedgerJournal:
         return 0 if self.plan.test else len(self.plan.batches[index]) * self.plan.info.pages
 
     def read_balance(self) -> float:
-        self.balance = float(self.sender.balance().available)
+        self.balance = float(self.channel.balance().available)
         return self.balance
 
     def before(self, entry: Entry) -> float | None:
@@ -268,7 +268,7 @@ class LedgerJournal:
         return result
 
     def _result(self, index: int, state: str, entry: Entry) -> BatchResult:
-        return self.sender.result_type(
+        return self.channel.result_type(
             index=index,
             numbers=list(self.plan.batches[index]),
             state=state,

@@ -105,30 +105,30 @@ class BatchRun:
 
 
 def run_batches(
-    sender: BatchChannel,
+    channel: BatchChannel,
     plan: SendPlan,
     *,
     journal: Journal | None = None,
     on_batch: OnBatch | None = None,
     keep_going: Callable[[], bool] | None = None,
 ) -> BatchRun:
-    """Send every batch of ``plan`` through ``sender`` under the stop policy (module docstring).
+    """Send every batch of ``plan`` through ``channel`` under the stop policy (module docstring).
 
-    Up to ``sender.max_in_flight`` requests are in flight at once (``_Run``); the results come
+    Up to ``channel.max_in_flight`` requests are in flight at once (``_Run``); the results come
     back in plan order whatever order the answers arrive in.
 
     ``keep_going`` (a send window) is asked before each batch that would make a request; when it
     says no, the send pauses at that batch boundary: the rest are reported not attempted
     (``PAUSED``), recorded as not sent at most (the batch recorded just before its turn), and a
     later run (through the ledger) sends them."""
-    return _Run(sender, plan, journal, on_batch, keep_going).go()
+    return _Run(channel, plan, journal, on_batch, keep_going).go()
 
 
 class _Run:
     """One walk over a plan's batches, with up to ``max_in_flight`` requests in flight.
 
     One thread (the caller's) decides everything: it takes each request's turn at the rate
-    (``sender.pace()``), asks the stop policy and the send window, records the batch with the
+    (``channel.pace()``), asks the stop policy and the send window, records the batch with the
     journal, and only then hands the request to a worker thread; it settles every answer (the
     journal, the stop policy, ``on_batch``) as it collects them. So the journal and the callbacks
     are never called from two threads, no request starts once an outcome has stopped the send
@@ -139,17 +139,17 @@ class _Run:
 
     def __init__(
         self,
-        sender: BatchChannel,
+        channel: BatchChannel,
         plan: SendPlan,
         journal: Journal | None,
         on_batch: OnBatch | None,
         keep_going: Callable[[], bool] | None,
     ) -> None:
-        self.sender, self.plan, self.journal = sender, plan, journal
+        self.channel, self.plan, self.journal = channel, plan, journal
         self.on_batch, self.keep_going = on_batch, keep_going
         self.total = len(plan.batches)
-        self.width = max(1, min(int(sender.max_in_flight), self.total))
-        self.policy = sender.policy
+        self.width = max(1, min(int(channel.max_in_flight), self.total))
+        self.policy = channel.policy
         self.max_uncertain = self.policy.max_consecutive_uncertain
         self.done: dict[int, BatchResult] = {}
         self.again: deque[int] = deque()  # the journal said "send it again now"
@@ -158,11 +158,11 @@ class _Run:
         self.stop: BatchResult | None = None
         self.in_a_row = 0
         self.paused = False
-        self.coverage = _Coverage(sender)
+        self.coverage = _Coverage(channel)
         self.pool: ThreadPoolExecutor | None = None
         self.in_flight: dict[Future[BatchResult], int] = {}
         self.lost: list[BatchResult] = []
-        self.last_turn: float | None = None  # the sender's clock at the last request's turn
+        self.last_turn: float | None = None  # the channel's clock at the last request's turn
         self.record_seconds = 0.0  # how long the journal's last "pending" record took
 
     def go(self) -> BatchRun:
@@ -198,9 +198,9 @@ class _Run:
                     self.deferred.appendleft((index, ready_at))
                     self._collect(block=True)  # the answers first: they may stop the send
                     continue
-                wait = ready_at - self.sender.now()
+                wait = ready_at - self.channel.now()
                 if self.stop is None and wait > 0 and self._may_send():
-                    self.sender.pause(wait)
+                    self.channel.pause(wait)
             elif self.in_flight or self.lost:
                 self._collect(block=True)
                 self._settle_lost()
@@ -213,7 +213,7 @@ class _Run:
         """Before its turn: a batch that needs no request (the send stopped, or already decided)."""
         numbers = self.plan.batches[index]
         if self.stop is not None:
-            self._finish(not_attempted(self.sender, index, numbers, self.stop))
+            self._finish(not_attempted(self.channel, index, numbers, self.stop))
             return True
         recorded = self.journal.recorded(index) if self.journal is not None else None
         if recorded is not None:
@@ -228,9 +228,9 @@ class _Run:
                 self._collect(block=True)
             self._settle_lost()
         if self.stop is not None:
-            return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
+            return self._drop(index, again, not_attempted(self.channel, index, numbers, self.stop))
         if self.pool is None and not self._may_send():  # asked once per batch, just before it goes
-            return self._drop(index, again, _paused(self.sender, index, numbers))
+            return self._drop(index, again, _paused(self.channel, index, numbers))
         remaining = self.total - len(self.done) - len(self.in_flight) - len(self.lost)
         refused = self.coverage.refusal(index, numbers, remaining)
         if refused is not None:
@@ -238,10 +238,10 @@ class _Run:
         if self.pool is None:
             if self.journal is not None and not self._record_sending(index, again):
                 return None
-            return self._answer(index, attempt(self.sender, self.plan, index, guard=self._guard()))
+            return self._answer(index, attempt(self.channel, self.plan, index, guard=self._guard()))
         self._await_turn()
         if self.stop is None and not self._may_send():  # asked once per batch, just before its turn
-            return self._drop(index, again, _paused(self.sender, index, numbers))
+            return self._drop(index, again, _paused(self.channel, index, numbers))
         if self.stop is None and self.coverage.worth_reading:  # an ERR026 answer came meanwhile
             refused = self.coverage.refusal(index, numbers, remaining)
             if refused is not None:
@@ -249,7 +249,7 @@ class _Run:
         if self.stop is None:
             self._settle_halting()  # an answer that came during the wait may stop the send
         if self.stop is not None:
-            return self._drop(index, again, not_attempted(self.sender, index, numbers, self.stop))
+            return self._drop(index, again, not_attempted(self.channel, index, numbers, self.stop))
         # Recorded just before its turn, not a whole interval ahead, and after every lost answer
         # in was judged: a batch pending but not yet sent must never count as in flight, in this
         # try's judgement or in the next try's (a try that dies leaves pending only the requests
@@ -261,12 +261,12 @@ class _Run:
             if not self._record_sending(index, again):
                 return None
             self.record_seconds = min(MAX_RECORD_ALLOWANCE, time.monotonic() - began)
-        self.sender.pace()  # this request's turn at the rate: the pacer gates its start
-        self.last_turn = self.sender.now()
+        self.channel.pace()  # this request's turn at the rate: the pacer gates its start
+        self.last_turn = self.channel.now()
         launching = getattr(self.journal, "launching", None)
         if launching is not None:
             launching()  # the fence's lease outlasts the hand-over to a thread (a read when short)
-        future = self.pool.submit(attempt, self.sender, self.plan, index, paced=True, guard=self._guard())
+        future = self.pool.submit(attempt, self.channel, self.plan, index, paced=True, guard=self._guard())
         self.in_flight[future] = index
         # The answers that came meanwhile are settled now, while the request is out: the
         # journal's writes take none of the next request's turn.
@@ -279,7 +279,7 @@ class _Run:
         try:
             self.journal.sending(index)
         except StopSending as exc:
-            cause = self.sender.result_type(
+            cause = self.channel.result_type(
                 index=index,
                 numbers=list(self.plan.batches[index]),
                 state=FAILED,
@@ -300,16 +300,16 @@ class _Run:
         """Until this request's turn, watch the requests in flight: an answer that stops the send
         or was lost is settled before the request starts (so a stop costs no extra request when
         the answers are quicker than the rate); other answers wait until it has left."""
-        deadline = self.sender.now() + self._until_next_turn()
+        deadline = self.channel.now() + self._until_next_turn()
         while not self._settle_halting():
             out = [f for f in self.in_flight if not f.done()]
-            left = deadline - self.sender.now()
+            left = deadline - self.channel.now()
             if left <= 0:
                 return
             if not out:
                 # Nothing to watch: wait here, not in the pacer, so that the batch is recorded
                 # pending just before its turn (a try killed meanwhile leaves it unrecorded).
-                self.sender.pause(left)
+                self.channel.pause(left)
                 return
             wait(out, timeout=left, return_when=FIRST_COMPLETED)
 
@@ -337,11 +337,11 @@ class _Run:
 
     def _until_next_turn(self) -> float:
         """Real seconds until the rate gives the next request its turn (about: the pacer decides)."""
-        rate = getattr(self.sender, "rate", 0.0) or 0.0
+        rate = getattr(self.channel, "rate", 0.0) or 0.0
         if rate <= 0 or self.last_turn is None:
             return 0.0
         # less the time the journal's record took last time: it is written just before the turn
-        return max(0.0, self.last_turn + interval(rate) - self.record_seconds - self.sender.now())
+        return max(0.0, self.last_turn + interval(rate) - self.record_seconds - self.channel.now())
 
     def _collect(self, *, block: bool, timeout: float | None = None) -> None:
         """Take the answers that have arrived (when ``block``: at least one, or wait ``timeout``
@@ -399,12 +399,12 @@ class _Run:
             waits + 1,
             self.policy.same_number_retries,
         )
-        self.deferred.append((index, self.sender.now() + self.policy.same_number_wait))
+        self.deferred.append((index, self.channel.now() + self.policy.same_number_wait))
         return True
 
     def _finish(self, batch: BatchResult) -> None:
         self.done[batch.index] = batch
-        log_batch(batch, len(self.done), self.total, self.sender.transport)
+        log_batch(batch, len(self.done), self.total, self.channel.transport)
         if self.on_batch is not None:
             self.on_batch(batch, len(self.done), self.total)
 
@@ -429,7 +429,7 @@ def stops_send(batch: BatchResult, uncertain_in_a_row: int, max_consecutive_unce
 
 
 def attempt(
-    sender: BatchChannel,
+    channel: BatchChannel,
     plan: SendPlan,
     index: int,
     *,
@@ -440,10 +440,10 @@ def attempt(
     it raises becomes the batch's result. ``guard`` is called right before each request of the
     batch (the ledger's fence)."""
     numbers = plan.batches[index]
-    make = sender.result_type
+    make = channel.result_type
     batch = Batch(index=index, numbers=numbers, message=plan.message, sender=plan.sender, test=plan.test)
     try:
-        return send_batch(sender, batch, paced=paced, guard=guard)
+        return send_batch(channel, batch, paced=paced, guard=guard)
     except KwtSMSNetworkError as exc:
         return make(
             index=index,
@@ -479,8 +479,8 @@ def attempt(
 PAUSED = "PAUSED"  # the error code of a batch left for the next opening of a send window
 
 
-def _paused(sender: BatchChannel, index: int, numbers: list[str]) -> BatchResult:
-    return sender.result_type(
+def _paused(channel: BatchChannel, index: int, numbers: list[str]) -> BatchResult:
+    return channel.result_type(
         index=index,
         numbers=list(numbers),
         state=FAILED,
@@ -490,8 +490,8 @@ def _paused(sender: BatchChannel, index: int, numbers: list[str]) -> BatchResult
     )
 
 
-def not_attempted(sender: BatchChannel, index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
-    return sender.result_type(
+def not_attempted(channel: BatchChannel, index: int, numbers: list[str], cause: BatchResult) -> BatchResult:
+    return channel.result_type(
         index=index,
         numbers=list(numbers),
         state=FAILED,
@@ -509,8 +509,8 @@ class _Coverage:
     on a list this client did not read itself, or when the gateway refused a batch with ERR026
     (the rest may be refused too); otherwise the gateway decides, as without the check."""
 
-    def __init__(self, sender: BatchChannel) -> None:
-        self._sender = sender
+    def __init__(self, channel: BatchChannel) -> None:
+        self._channel = channel
         self._prefixes: tuple[str, ...] | None = None
         self._known = False  # asked the channel without a request
         self._fresh = False  # read by this channel
@@ -526,7 +526,7 @@ class _Coverage:
         self._want_fresh = True
 
     def _ask(self, *, fresh: bool) -> None:
-        prefixes = self._sender.covered_prefixes(read=False, fresh=fresh)
+        prefixes = self._channel.covered_prefixes(read=False, fresh=fresh)
         self._prefixes = tuple(sorted(prefixes)) if prefixes else None
         self._known, self._fresh = True, self._fresh or fresh
 
@@ -549,7 +549,7 @@ class _Coverage:
             self._ask(fresh=True)
             if self._prefixes is None or any(number.startswith(self._prefixes) for number in numbers):
                 return None
-        return self._sender.result_type(
+        return self._channel.result_type(
             index=index,
             numbers=list(numbers),
             state=FAILED,
