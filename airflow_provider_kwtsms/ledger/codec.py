@@ -56,14 +56,14 @@ class OtherVersion(ValueError):
 
 
 class BatchState(StrEnum):
-    """What the ledger knows about one batch (the value is its stored letter)."""
+    """What the ledger knows about one batch (stored as one letter: ``_LETTERS``, this module's)."""
 
-    PENDING = "p"  # written just before the request: it may or may not have reached kwtSMS
-    DONE = "d"  # the gateway answered OK (msg-id known)
-    INFERRED = "i"  # answer lost; the balance shows it was charged, so it went out (no msg-id)
-    FAILED = "f"  # certainly not sent (error answer, connection refused, 5xx before processing)
-    SKIPPED_UNCERTAIN = "s"  # outcome unknown; on_uncertain="skip" chose not to send it again
-    UNRESOLVED = "u"  # outcome unknown; on_uncertain="fail" stopped on it; a later try decides again
+    PENDING = "pending"  # written just before the request: it may or may not have reached kwtSMS
+    DONE = "done"  # the gateway answered OK (msg-id known)
+    INFERRED = "inferred"  # answer lost; the balance shows it was charged, so it went out (no msg-id)
+    FAILED = "failed"  # certainly not sent (error answer, connection refused, 5xx before processing)
+    SKIPPED_UNCERTAIN = "skipped_uncertain"  # outcome unknown; on_uncertain="skip" did not resend it
+    UNRESOLVED = "unresolved"  # outcome unknown; on_uncertain="fail" stopped on it; a later try decides
 
     @property
     def sent(self) -> bool:
@@ -116,7 +116,7 @@ def encode_entry(entry: Entry) -> dict[str, Any]:
             continue
         if isinstance(value, float) and not math.isfinite(value):
             continue  # JSON has no NaN: an unknown balance (the e-mail channel's) is left out
-        out[key] = value.value if isinstance(value, BatchState) else value
+        out[key] = _LETTERS[value] if isinstance(value, BatchState) else value
     return out
 
 
@@ -129,7 +129,7 @@ def decode_entry(raw: Any) -> Entry:
     state = raw["s"]
     if not isinstance(state, str) or state not in _STATES:
         raise DamagedValue(f"has the state 's' {show(state)}: not one of {', '.join(sorted(_STATES))}")
-    values: dict[str, Any] = {"state": BatchState(state)}
+    values: dict[str, Any] = {"state": _STATE_OF[state]}
     for key, check in _CHECKS.items():
         if key in raw and raw[key] is not None:
             value = raw[key]
@@ -173,7 +173,17 @@ def _error_code(value: Any) -> str | None:
     return "not an error code (1 to 40 letters, digits and _)"
 
 
-_STATES = frozenset(state.value for state in BatchState)
+# The stored letter of each state (the format of version 1): only this module knows them.
+_LETTERS = {
+    BatchState.PENDING: "p",
+    BatchState.DONE: "d",
+    BatchState.INFERRED: "i",
+    BatchState.FAILED: "f",
+    BatchState.SKIPPED_UNCERTAIN: "s",
+    BatchState.UNRESOLVED: "u",
+}
+_STATE_OF = {letter: state for state, letter in _LETTERS.items()}
+_STATES = frozenset(_STATE_OF)
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "t": _whole(0, MAX_NUMBER),
     "m": _msg_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_kwtsms.constants import MAX_BATCH, MAX_MOBILE_CHARS
@@ -19,11 +20,22 @@ if TYPE_CHECKING:
     from airflow_provider_kwtsms.phone.recipients import Recipients
     from airflow_provider_kwtsms.text.message import MessageInfo
 
-# Batch states.
-SENT = "sent"
-FAILED = "failed"
-UNCERTAIN = "uncertain"  # the request may have been processed but its answer was lost
-SKIPPED = "skipped"  # already sent by an earlier try (set by the resume ledger)
+
+class Outcome(StrEnum):
+    """A batch's outcome in a send: the one vocabulary of results, summaries and logs (a member
+    is its string, so summaries and XComs read as before). The ledger's own record of a batch is
+    ``ledger.codec.BatchState``; its stored letters live only in the codec."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"  # the request may have been processed but its answer was lost
+    SKIPPED = "skipped"  # already sent by an earlier try (set by the resume ledger)
+    # How a summary shows a batch "sent" by e-mail: the relay took it, kwtSMS confirms nothing.
+    SUBMITTED_UNCONFIRMED = "submitted_unconfirmed"
+
+
+# The outcomes by name, as every module has imported them.
+SENT, FAILED, UNCERTAIN, SKIPPED = Outcome.SENT, Outcome.FAILED, Outcome.UNCERTAIN, Outcome.SKIPPED
 
 # Per-number lists in ``SendResult.to_dict`` stop at this many entries (the counts stay exact):
 # a summary of a million-number send must still fit in an XCom.
@@ -63,7 +75,7 @@ class BatchResult:
 
     index: int
     numbers: list[str]
-    state: str  # "sent" | "failed" | "uncertain" | "skipped"
+    state: str  # an Outcome (a str: summaries and older callers compare strings)
     msg_id: str | None = None
     points_charged: int = 0
     balance_after: float | None = None
@@ -97,7 +109,7 @@ class BatchResult:
     def summary(self) -> dict[str, Any]:
         return {
             "index": self.index,
-            "state": self.state,
+            "state": str(self.state),  # a plain string in XComs, whatever serialiser reads it
             "msg_id": self.msg_id,
             "numbers": len(self.numbers),
             "points": self.points_charged,

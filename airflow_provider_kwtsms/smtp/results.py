@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_kwtsms.errors import KwtSMSError
-from airflow_provider_kwtsms.send.results import SENT, BatchResult, SendResult
+from airflow_provider_kwtsms.send.results import SENT, BatchResult, Outcome, SendResult
 from airflow_provider_kwtsms.smtp.relay import RELAY_ACTIONS, SmtpSendError
 
-SUBMITTED_UNCONFIRMED = "submitted_unconfirmed"  # the batch state shown in summaries
+SUBMITTED_UNCONFIRMED = Outcome.SUBMITTED_UNCONFIRMED  # the batch state shown in summaries
 UNCONFIRMED_NOTE = (
     "Sent by e-mail: kwtSMS answers nothing over e-mail, so there is no msg-id and no "
     "confirmation; a wrong e-mail is dropped in silence. Check the account's message "
@@ -32,7 +32,7 @@ class SmtpBatchResult(BatchResult):
     def summary(self) -> dict[str, Any]:
         out = super().summary()
         if self.state == SENT:
-            out["state"] = SUBMITTED_UNCONFIRMED
+            out["state"] = str(SUBMITTED_UNCONFIRMED)
         out.update(transport="smtp", confirmed=False, relay_reply_lost=self.relay_reply_lost)
         return out
 
