@@ -452,6 +452,7 @@ def attempt(
             error_code=exc.code,
             error_description=exc.description,
             may_have_reached_server=exc.may_have_reached_server,
+            exception=exc,
         )
     except KwtSMSError as exc:
         return make(
@@ -460,6 +461,7 @@ def attempt(
             state=FAILED,
             error_code=exc.code,
             error_description=exc.description,
+            exception=exc,
         )
     except Exception as exc:
         # A defect of ours must not lose the send's account: the request may have gone out,

@@ -190,4 +190,5 @@ def _lost(channel: Delivers, batch: Batch, exc: KwtSMSNetworkError) -> BatchResu
         error_code=exc.code,
         error_description=exc.description,
         may_have_reached_server=True,
+        exception=exc,
     )

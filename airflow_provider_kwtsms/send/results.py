@@ -86,6 +86,8 @@ class BatchResult:
     numbers_accepted: int | None = None  # the gateway's own count ("numbers" in its answer)
     attempted: bool = True  # False: never sent because an earlier batch stopped the send
     may_have_reached_server: bool | None = None  # for "uncertain" and network failures
+    # The error the batch ended on, as raised (its class, flags and action kept); not in summaries.
+    exception: KwtSMSError | None = field(default=None, repr=False, compare=False)
 
     @property
     def count(self) -> int:
@@ -95,9 +97,13 @@ class BatchResult:
         return self.numbers_accepted if self.numbers_accepted is not None else len(self.numbers)
 
     def error(self) -> KwtSMSError | None:
-        """The batch's error as an exception object (None when the batch was sent)."""
+        """The batch's error as an exception object (None when the batch was sent): the one it
+        ended on, or, for a batch read back from the ledger (which keeps only its code), one made
+        from the code."""
         if self.error_code is None:
             return None
+        if self.exception is not None and self.exception.code == self.error_code:
+            return self.exception
         if self.state == UNCERTAIN or self.may_have_reached_server is not None:
             return KwtSMSNetworkError(
                 self.error_description or "No usable answer.",

@@ -25,6 +25,8 @@ class SmtpBatchResult(BatchResult):
     relay_reply_lost: bool = False  # the e-mail went out, the relay's reply did not come back
 
     def error(self) -> KwtSMSError | None:
+        if self.exception is not None and self.exception.code == self.error_code:
+            return self.exception
         if self.error_code in RELAY_ACTIONS and self.may_have_reached_server is None:
             return SmtpSendError(self.error_code, self.error_description)  # keeps "permanent"
         return super().error()
