@@ -47,3 +47,6 @@ SAME_NUMBER_WAIT = 15.5  # the gateway's 15 s rule for one number, plus a margin
 SEND_ANSWER_ALLOWANCE = 1.0
 MAX_IN_FLIGHT = 8
 COVERAGE_TTL = 3600.0  # seconds a coverage list read by one process serves the others (coverage_cache)
+
+# The shared test sender ID every account has: the default where none is set (docs/connection.md).
+DEFAULT_SENDER = "KWT-SMS"

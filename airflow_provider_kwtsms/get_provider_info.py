@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_kwtsms import __version__
+from airflow_provider_kwtsms.constants import DEFAULT_SENDER
 
 _HOOK = "airflow_provider_kwtsms.hooks.kwtsms.KwtSMSHook"
 _INTEGRATION = "kwtSMS"
@@ -61,7 +62,7 @@ def get_provider_info() -> dict[str, Any]:
                         "login": "your kwtSMS API username (not the phone number)",
                         "password": "your kwtSMS API password",
                         "host": "https://www.kwtsms.com",
-                        "sender": "KWT-SMS",
+                        "sender": DEFAULT_SENDER,
                         "default_country": "965",
                         "timeout": "30",
                         "rate": "2",
@@ -80,7 +81,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "sender": {
         "label": "Sender ID",
         "schema": {"type": ["string", "null"]},
-        "description": "Registered sender ID (case-sensitive). Empty means KWT-SMS, the shared test sender.",
+        "description": (
+            f"Registered sender ID (case-sensitive). Empty means {DEFAULT_SENDER}, the shared test sender."
+        ),
     },
     "test_mode": {
         "label": "Test mode",

@@ -327,8 +327,8 @@ def test_the_object_replacement_character_is_stripped():
 
 
 def test_a_plan_says_what_was_removed():
-    from airflow_provider_kwtsms.send.planning import build_plan
+    from airflow_provider_kwtsms.send.planning import PlanOptions, build_plan
 
-    plan = build_plan("96598765432", "Sale today 🎉🎉", sender="KWT-SMS", test=True)
+    plan = build_plan("96598765432", "Sale today 🎉🎉", PlanOptions(sender="KWT-SMS", test=True))
     assert plan.message == "Sale today" and plan.removed_characters == 2
     assert "2 emoji, invisible or control character(s) removed" in plan.describe()

@@ -23,6 +23,7 @@ from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
     DEFAULT_CONN_ID,
     DEFAULT_RATE,
+    DEFAULT_SENDER,
     DEFAULT_TIMEOUT,
     DEFAULT_TIMEZONE,
     SMS_ADDRESS,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from airflow_provider_kwtsms.send.channel import Channel
     from airflow_provider_kwtsms.smtp.sender import KwtSMSSmtpSender
 
-DEFAULT_SENDER = "KWT-SMS"
 CONNECT_TIMEOUT, READ_TIMEOUT = DEFAULT_TIMEOUT
 TRANSPORTS = ("http", "smtp")  # smtp: the 2009 e-mail channel through a relay (docs/smtp.md)
 DEFAULT_SMTP_CONN_ID = "smtp_default"

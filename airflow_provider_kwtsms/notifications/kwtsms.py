@@ -217,14 +217,13 @@ class KwtSMSNotifier(BaseNotifier):
             return None
         # client.send waits ERR028 (same number within 15 s) out, up to same_number_retries times
         # (the batch loop), so a burst of up to four alerts to one number all arrive.
-        result = client.send(
-            self.target,
-            text,
+        plan_options = client.plan_options(
             sender=options["sender"],
             test=options["test"],
             default_country=options["default_country"],
             smart_encoding=options["smart_encoding"],
         )
+        result = client.send(self.target, text, plan_options)
         for bad in result.plan.recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
         result.raise_for_status()

@@ -186,13 +186,10 @@ class SendSMSOperator(BaseOperator):
         client = hook.get_client()
         try:
             try:
-                plan = client.plan_send(
-                    raws,
-                    self.message,
-                    sender=self.sender,
-                    test=self.test_mode,
-                    default_country=self.default_country,
+                options = client.plan_options(
+                    sender=self.sender, test=self.test_mode, default_country=self.default_country
                 )
+                plan = client.plan_send(raws, self.message, options)
                 check_credits(plan, max_credits)  # the one credit cap (planning)
             except (KwtSMSInputError, ValueError) as exc:
                 text = str(exc)

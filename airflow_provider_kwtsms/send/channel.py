@@ -22,7 +22,7 @@ from airflow_provider_kwtsms.gateway.field_limits import check_max_pages
 from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy
 from airflow_provider_kwtsms.send import engine
 from airflow_provider_kwtsms.send.batch_loop import OnBatch, run_batches
-from airflow_provider_kwtsms.send.planning import build_plan, check_credits
+from airflow_provider_kwtsms.send.planning import PlanOptions, build_plan, check_credits
 from airflow_provider_kwtsms.send.results import Balance, BatchResult, SendPlan, SendResult
 
 logger = logging.getLogger("airflow_provider_kwtsms.send.channel")
@@ -63,34 +63,46 @@ class Channel(ABC):
         self.policy = replace(policy or RetryPolicy(), max_retries=max_retries)
         self.rng = rng or random.Random()
 
+    def plan_options(self, options: PlanOptions | None = None, **overrides: Any) -> PlanOptions:
+        """This channel's defaults (sender, test mode, country, page limit, smart encoding), or
+        ``options``, with the ``overrides`` that are not None in their place."""
+        base = options or PlanOptions(
+            sender=self.sender,
+            test=self.test_mode,
+            default_country=self.default_country,
+            max_pages=self.max_pages,
+            smart_encoding=self.smart_encoding,
+        )
+        return base.override(**overrides)
+
     def plan_send(
         self,
         mobile: Any,
         message: str,
+        options: PlanOptions | None = None,
         *,
         sender: str | None = None,
         test: bool | None = None,
         default_country: str | None = None,
-        strict: bool = False,
+        strict: bool | None = None,
         smart_encoding: bool | None = None,
     ) -> SendPlan:
         """Sort the recipients, clean and measure the text, cut the batches: no request made
-        (``planning.build_plan`` with this channel's defaults).
+        (``planning.build_plan`` with ``options``, this channel's by default; a keyword given
+        replaces its one option).
 
         Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a
         bad sender, or no valid number.
         """
-        test = self.test_mode if test is None else bool(test)
-        plan = build_plan(
-            mobile,
-            self._text_to_plan(message, test=test),
-            sender=self.sender if sender is None else sender,
+        chosen = self.plan_options(
+            options,
+            sender=sender,
             test=test,
-            default_country=self.default_country if default_country is None else default_country,
+            default_country=default_country,
             strict=strict,
-            max_pages=self.max_pages,
-            smart_encoding=self.smart_encoding if smart_encoding is None else smart_encoding,
+            smart_encoding=smart_encoding,
         )
+        plan = build_plan(mobile, self._text_to_plan(message, test=chosen.test), chosen)
         self._check_plan(plan)
         return plan
 
@@ -98,11 +110,12 @@ class Channel(ABC):
         self,
         mobile: Any,
         message: str,
+        options: PlanOptions | None = None,
         *,
         sender: str | None = None,
         test: bool | None = None,
         default_country: str | None = None,
-        strict: bool = False,
+        strict: bool | None = None,
         max_credits: int | None = None,
         dry_run: bool = False,
         on_batch: OnBatch | None = None,
@@ -120,6 +133,7 @@ class Channel(ABC):
         plan = self.plan_send(
             mobile,
             message,
+            options,
             sender=sender,
             test=test,
             default_country=default_country,

@@ -7,11 +7,12 @@ give the same plan whichever channel sends it, and ``check_credits`` is the one 
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import dataclass, fields, replace
 from itertools import accumulate
 from operator import add
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, MAX_BATCH, MAX_MOBILE_CHARS
+from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, DEFAULT_SENDER, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
 from airflow_provider_kwtsms.send.results import SendPlan
@@ -20,19 +21,43 @@ if TYPE_CHECKING:
     from airflow_provider_kwtsms.phone.recipients import Recipients
 
 
-def build_plan(
-    mobile: Any,
-    message: str,
-    *,
-    sender: str,
-    test: bool,
-    default_country: str | int | None = None,
-    strict: bool = False,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    smart_encoding: bool = True,
-) -> SendPlan:
-    """Sort the recipients, clean the text (and, with ``smart_encoding``, keep it GSM-7 where a
-    look-alike allows), measure it and cut the batches.
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a send is planned: the one value for the settings that a channel's ``plan_send`` and
+    ``send``, ``build_plan``, the operator and the notifier all take.
+
+    :param sender: the sender ID (registered on the account).
+    :param test: test mode: queued by kwtSMS, not delivered.
+    :param default_country: the country of numbers written without one (name, ISO code or calling code).
+    :param strict: refuse numbers that are valid but not mobiles, instead of sending to them.
+    :param max_pages: the longest message allowed, in pages.
+    :param smart_encoding: send GSM-7 look-alikes as their GSM-7 forms (docs/message-text.md).
+    """
+
+    sender: str = DEFAULT_SENDER
+    test: bool = False
+    default_country: str | int | None = None
+    strict: bool = False
+    max_pages: int = DEFAULT_MAX_PAGES
+    smart_encoding: bool = True
+
+    def override(self, **values: Any) -> PlanOptions:
+        """These options with the given values in place of theirs; a value of None keeps theirs."""
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise KwtSMSInputError(
+                f"unknown plan option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
+        given = {name: value for name, value in values.items() if value is not None}
+        if "test" in given:
+            given["test"] = bool(given["test"])
+        return replace(self, **given)
+
+
+def build_plan(mobile: Any, message: str, options: PlanOptions | None = None) -> SendPlan:
+    """Sort the recipients, clean the text (and, with ``options.smart_encoding``, keep it GSM-7
+    where a look-alike allows), measure it and cut the batches.
 
     Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a bad
     sender, or no valid number."""
@@ -40,6 +65,8 @@ def build_plan(
     from airflow_provider_kwtsms.text.message import clean_text, measure_message
     from airflow_provider_kwtsms.text.smart_encoding import SmartText, smart_encode
 
+    options = options or PlanOptions()
+    sender, default_country, strict = options.sender, options.default_country, options.strict
     if not isinstance(message, str):
         raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
     cleaning = clean_text(message)
@@ -49,8 +76,8 @@ def build_plan(
             "message is empty after cleaning (emoji, invisible characters and HTML tags are "
             "removed because the gateway refuses or mangles them): give it some text"
         )
-    smart = smart_encode(cleaned) if smart_encoding else SmartText(cleaned)
-    info = measure_message(smart.text, check_max_pages(max_pages))
+    smart = smart_encode(cleaned) if options.smart_encoding else SmartText(cleaned)
+    info = measure_message(smart.text, check_max_pages(options.max_pages))
     if info.over_limit:
         unit = "characters" if info.encoding == "GSM-7" else "UTF-16 units"
         raise KwtSMSInputError(
@@ -71,7 +98,7 @@ def build_plan(
         message=smart.text,
         info=info,
         sender=sender,
-        test=bool(test),
+        test=options.test,
         batches=split_batches(valid),
         estimate=len(valid) * info.pages,
         removed_characters=cleaning.removed,

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_kwtsms.constants import (
     DEFAULT_MAX_PAGES,
     DEFAULT_RATE,
+    DEFAULT_SENDER,
     MAX_BATCH,
     MAX_MOBILE_CHARS,
     SAME_NUMBER_WAIT,
@@ -152,7 +153,7 @@ class KwtSMSSmtpSender(Channel):
         smtp_password: str | None = None,
         from_address: str,
         to_address: str = SMS_ADDRESS,
-        sender: str = "KWT-SMS",
+        sender: str = DEFAULT_SENDER,
         test_mode: bool = False,
         default_country: str | None = None,
         rate: float = DEFAULT_RATE,
