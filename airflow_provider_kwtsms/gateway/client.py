@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms.coerce import as_text
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_PAGES,
@@ -138,12 +139,12 @@ class KwtSMSClient(Channel):
         rng: random.Random | None = None,
         pacer: Pacer | None = None,
     ) -> None:
-        _require_text("username", username, "the API username from your kwtSMS account's API settings")
-        _require_text("password", password, "the API password (not the account's phone number)")
-        _require_text("base_url", base_url, f"for example {DEFAULT_BASE_URL!r}")
+        as_text(username, "username", "the API username from your kwtSMS account's API settings")
+        as_text(password, "password", "the API password (not the account's phone number)")
+        as_text(base_url, "base_url", f"for example {DEFAULT_BASE_URL!r}")
         if not base_url.startswith(("http://", "https://")):
             raise KwtSMSInputError(f"base_url must start with http:// or https://, got {base_url!r}")
-        _require_text("sender", sender, "a sender ID registered on the account (KWT-SMS for tests)")
+        as_text(sender, "sender", "a sender ID registered on the account (KWT-SMS for tests)")
         for name, value in (("username", username), ("password", password), ("sender", sender)):
             check_field(name, value)  # the documented sizes (v4.1): refused before any request
         if isinstance(timeout, (int, float)):
@@ -281,7 +282,7 @@ class KwtSMSClient(Channel):
 
     def status(self, msg_id: str) -> MessageStatus:
         """The queue status of a sent message. ERR030 (normal for test messages) is a status here."""
-        _require_text("msg_id", msg_id, "the msg-id returned by the send")
+        as_text(msg_id, "msg_id", "the msg-id returned by the send")
         check_field("msgid", msg_id, what="msg_id")
         try:
             data = self._call("status", {"msgid": msg_id})
@@ -298,7 +299,7 @@ class KwtSMSClient(Channel):
 
     def dlr(self, msg_id: str) -> list[DeliveryReport]:
         """Delivery reports per number (international numbers, ready ~5 minutes after sending)."""
-        _require_text("msg_id", msg_id, "the msg-id returned by the send")
+        as_text(msg_id, "msg_id", "the msg-id returned by the send")
         check_field("msgid", msg_id, what="msg_id")
         data = self._call("dlr", {"msgid": msg_id})
         reports = []
@@ -390,11 +391,3 @@ class KwtSMSClient(Channel):
             return self._answer(endpoint, body)
 
         return engine.read(self, endpoint, once)
-
-
-def _require_text(name: str, value: object, hint: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise KwtSMSInputError(
-            f"{name} must be a non-empty string ({hint}), got {type(value).__name__}"
-            + ("" if name == "password" else f" {value!r}")
-        )

@@ -12,6 +12,7 @@ from itertools import accumulate
 from operator import add
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms.coerce import as_text
 from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, DEFAULT_SENDER, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
@@ -84,10 +85,7 @@ def build_plan(mobile: Any, message: str, options: PlanOptions | None = None) ->
             f"message is too long: {info.pages} pages ({info.length} {unit} as {info.encoding}), "
             f"the limit is {info.max_pages} pages; shorten it (or use message.trim_to_pages)"
         )
-    if not isinstance(sender, str) or not sender.strip():
-        raise KwtSMSInputError(
-            f"sender must be a non-empty string (a sender ID registered on the account), got {sender!r}"
-        )
+    as_text(sender, "sender", "a sender ID registered on the account")
     check_field("sender", sender)
     recipients = prepare_recipients(mobile, default_country=default_country, strict=strict)
     if not recipients.valid:

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from airflow_provider_kwtsms.coerce import as_text
 from airflow_provider_kwtsms.constants import (
     DEFAULT_MAX_PAGES,
     DEFAULT_RATE,
@@ -170,9 +171,9 @@ class KwtSMSSmtpSender(Channel):
         sleep: Callable[[float], None] = time.sleep,
         pacer: Pacer | None = None,
     ) -> None:
-        _require("smtp_host", smtp_host, "the SMTP relay's host name")
-        _require("from_address", from_address, "the e-mail address the relay lets you send from")
-        _require("to_address", to_address, f"kwtSMS's address, {SMS_ADDRESS}")
+        as_text(smtp_host, "smtp_host", "the SMTP relay's host name")
+        as_text(from_address, "from_address", "the e-mail address the relay lets you send from")
+        as_text(to_address, "to_address", f"kwtSMS's address, {SMS_ADDRESS}")
         if "@" not in from_address or "@" not in to_address:
             raise KwtSMSInputError(
                 f"from_address and to_address must be e-mail addresses, got "
@@ -181,8 +182,7 @@ class KwtSMSSmtpSender(Channel):
         if test_mode:
             raise _no_test_mode()
         for name, value in (("username", username), ("password", password)):
-            if not isinstance(value, str) or not value.strip():
-                raise KwtSMSInputError(f"{name} must be a non-empty string: the API {name} of the account")
+            as_text(value, name, f"the API {name} of the account")
         # Everything written on a line of the e-mail, a header or an SMTP command: refused now,
         # before any connection, rather than half-written to the relay.
         check_fields(
@@ -468,8 +468,3 @@ def _no_test_mode() -> KwtSMSInputError:
         "the e-mail channel has no test mode: every e-mail to sms@kwtsms.com is a live send. Turn "
         "test_mode off for this connection, or use the HTTP transport (transport='http') to test"
     )
-
-
-def _require(name: str, value: object, hint: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise KwtSMSInputError(f"{name} must be a non-empty string ({hint}), got {value!r}")
