@@ -435,3 +435,32 @@ def test_a_closing_send_window_pauses_at_a_batch_boundary_and_the_next_opening_f
     result = resume_send(client_for(sandbox), plan, store, try_number=1, keep_going=lambda: True)
     assert [b.state for b in result.batches] == [SKIPPED] * 2 + [SENT] * 3
     assert_each_once(sandbox, plan)
+
+
+def test_a_completed_ledger_keeps_one_value_and_a_retry_sends_nothing(sandbox):
+    """What the operator does on Airflow 3.0 to 3.2 after success (Variables): the ledger shrinks
+    to its head marked complete; a retry (the task failed after execute) sends nothing again."""
+    from airflow_provider_kwtsms.ledger.resume import complete_ledger
+
+    plan = make_plan(1000)
+    store = MemoryStore()
+    resume_send(client_for(sandbox), plan, store, try_number=1)
+    complete_ledger(store)
+    assert list(store.data) == [HEAD_KEY]
+    sends = sum(1 for r in sandbox.requests() if r["endpoint"] == "send")
+    again = resume_send(client_for(sandbox), plan, store, try_number=2)
+    assert [b.state for b in again.batches] == [SKIPPED] * 5
+    assert sum(1 for r in sandbox.requests() if r["endpoint"] == "send") == sends
+    assert_each_once(sandbox, plan)
+
+
+def test_a_ledger_with_a_batch_not_sent_is_not_marked_complete(sandbox):
+    from airflow_provider_kwtsms.ledger.resume import complete_ledger
+
+    plan = make_plan(400)
+    store = MemoryStore()
+    sandbox.inject_fault("drop_after_accept", "send")  # batch 1 unresolved (no balance figure)
+    with pytest.raises(UncertainBatchesError):
+        resume_send(client_for(sandbox), plan, store, try_number=1)
+    complete_ledger(store)
+    assert f"{HEAD_KEY}.c0" in store.data and '"c":true' not in store.data[HEAD_KEY]

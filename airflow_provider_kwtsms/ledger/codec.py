@@ -279,6 +279,7 @@ class Head:
     chunk_size: int = CHUNK_SIZE
     first_try: int | None = None
     written: int = 0  # chunks c0.. known written: one missing or emptied below it is damage
+    completed: bool = False  # every batch sent; the entries were let go (a compact ledger)
 
 
 def encode_head(head: Head) -> str:
@@ -291,6 +292,7 @@ def encode_head(head: Head) -> str:
             "k": head.chunk_size,
             "t0": head.first_try,
             "w": head.written,
+            **({"c": True} if head.completed else {}),
         },
         separators=(",", ":"),
     )
@@ -317,6 +319,9 @@ def decode_head(text: str) -> Head:
     written = raw.get("w", 0)  # absent in heads written before it was added: nothing known
     if type(written) is not int or not 0 <= written <= -(-MAX_LEDGER_BATCHES // CHUNK_SIZE):
         raise DamagedValue(f"has the chunks written 'w' {show(written)}, not a whole number of chunks")
+    completed = raw.get("c", False)
+    if type(completed) is not bool:
+        raise DamagedValue(f"has the completed mark 'c' {show(completed)}, not true or false")
     digest, parts = raw.get("fp"), raw.get("parts")
     if not isinstance(parts, dict):
         raise DamagedValue(f"has the fingerprint's parts 'parts' {show(parts)}, not an object")
@@ -337,6 +342,7 @@ def decode_head(text: str) -> Head:
         chunk_size=size,
         first_try=first_try,
         written=written,
+        completed=completed,
     )
 
 

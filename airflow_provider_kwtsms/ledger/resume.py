@@ -85,6 +85,7 @@ __all__ = [
     "SendPaused",
     "SupersededError",
     "UncertainBatchesError",
+    "complete_ledger",
     "delete_ledger",
     "fingerprint",
     "judge_by_balance",
@@ -92,6 +93,19 @@ __all__ = [
 ]
 
 log = logging.getLogger("airflow_provider_kwtsms.ledger")  # one logger for the ledger's story
+
+
+def complete_ledger(store: KeyValueStore) -> None:
+    """After a successful send: keep only a compact record that every batch went out (one small
+    value), so that a retry of the task, whatever failed after the send, sends nothing again."""
+    ledger = Ledger.load(store)
+    if (
+        ledger is not None
+        and all(e.state.sent for e in ledger.entries.values())
+        and (len(ledger.entries) == ledger.batches)
+    ):
+        ledger.complete()
+    forget_owners(store)
 
 
 def delete_ledger(store: KeyValueStore) -> None:

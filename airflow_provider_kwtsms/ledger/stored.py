@@ -106,6 +106,10 @@ class Ledger:
                 HEAD_KEY,
                 f"counts {number_text(batches)} batches; a send has at most {MAX_LEDGER_BATCHES:,}",
             )
+        if head.completed:
+            # A compact ledger (``complete``): every batch went out; their entries were let go.
+            done = Entry(BatchState.DONE, head.first_try)
+            return cls(store, head, dict.fromkeys(range(batches), done))
         # Now bounded: by the plan, or for another send's ledger by MAX_LEDGER_BATCHES.
         chunks = -(-batches // size)
         if head.written > chunks:
@@ -184,6 +188,14 @@ class Ledger:
     def anything_sent(self) -> bool:
         """True when some batch went out or may have: a fresh start could send it twice."""
         return any(e.state.maybe_sent for e in self.entries.values())
+
+    def complete(self) -> None:
+        """Keep only a head saying every batch went out (the send succeeded): a retry or a clear
+        of the task sends nothing again, and the store keeps one small value, not the entries."""
+        self.head = replace(self.head, completed=True, written=0)
+        self.store.set(HEAD_KEY, encode_head(self.head))
+        for chunk in range(-(-self.batches // self.head.chunk_size)):
+            self.store.delete(chunk_key(chunk))
 
     def delete(self) -> None:
         for chunk in range(-(-self.batches // self.head.chunk_size)):

@@ -247,10 +247,12 @@ class SendSMSOperator(BaseOperator):
             " (test mode: queued, not delivered)" if plan.test else "",
         )
         if store.kind == "Variable":
-            # The fallback store is visible to everyone in the Variables list: tidy it away.
-            from airflow_provider_kwtsms.ledger.resume import delete_ledger
+            # The fallback store is visible to everyone in the Variables list: keep only one small
+            # value saying the send is done. Not deleted: the task can still fail after execute
+            # (post_execute, the XCom push), and its retry must not send everything again.
+            from airflow_provider_kwtsms.ledger.resume import complete_ledger
 
-            delete_ledger(store)
+            complete_ledger(store)
         return summary
 
     def execute_in_window(self, context: Context, event: Any = None) -> dict[str, Any]:
