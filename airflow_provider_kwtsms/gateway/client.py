@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import airflow_provider_kwtsms.gateway.answer as answer
+import airflow_provider_kwtsms.send.engine as engine
 from airflow_provider_kwtsms.coerce import as_text
 from airflow_provider_kwtsms.constants import (
     DEFAULT_BASE_URL,
@@ -32,14 +34,12 @@ from airflow_provider_kwtsms.constants import (
     SEND_ANSWER_ALLOWANCE,
 )
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
-from airflow_provider_kwtsms.gateway import answer
 from airflow_provider_kwtsms.gateway.coverage_cache import CoverageCache, valid_prefix
 from airflow_provider_kwtsms.gateway.field_limits import check_field
 from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy
 from airflow_provider_kwtsms.gateway.transport import Transport
 from airflow_provider_kwtsms.rate.bucket import Pacer
 from airflow_provider_kwtsms.rate.machine import default_pacer, gateway_target
-from airflow_provider_kwtsms.send import engine
 from airflow_provider_kwtsms.send.batch_loop import BATCH_LEVEL_CODES
 from airflow_provider_kwtsms.send.channel import Channel
 from airflow_provider_kwtsms.send.planning import check_credits, split_batches

@@ -53,8 +53,8 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import airflow_provider_kwtsms.gateway.http_limits as http_limits
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED, KwtSMSNetworkError
-from airflow_provider_kwtsms.gateway import http_limits
 from airflow_provider_kwtsms.gateway.answer import (
     UnreadableAnswer,
     error_code,

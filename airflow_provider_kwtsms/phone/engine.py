@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from airflow_provider_kwtsms.phone import numbering as nb
+import airflow_provider_kwtsms.phone.numbering as nb
 from airflow_provider_kwtsms.phone.pattern_depth import deciding_depth, is_plain, parse_pattern
 from airflow_provider_kwtsms.phone.verdict import (
     ACCEPTED_TYPES,

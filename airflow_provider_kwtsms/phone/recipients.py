@@ -27,8 +27,8 @@ from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
 
+import airflow_provider_kwtsms.phone.numbering as nb
 from airflow_provider_kwtsms.errors import KwtSMSInputError
-from airflow_provider_kwtsms.phone import numbering as nb
 from airflow_provider_kwtsms.phone.country_names import country_label as country_label  # re-exported
 from airflow_provider_kwtsms.phone.engine import sort_inputs
 from airflow_provider_kwtsms.phone.entries import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from airflow_provider_kwtsms.phone import numbering as nb
+import airflow_provider_kwtsms.phone.numbering as nb
 from airflow_provider_kwtsms.phone.country_names import country_label
 
 # E.164: at most 15 digits; libphonenumber's shortest mobile number (country code included) has 7.

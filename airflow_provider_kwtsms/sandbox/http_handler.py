@@ -19,8 +19,10 @@ from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import airflow_provider_kwtsms.sandbox.json_body as json_body
+import airflow_provider_kwtsms.sandbox.legacy as legacy
+import airflow_provider_kwtsms.sandbox.rules as rules
 from airflow_provider_kwtsms.errors import ERRORS, RATE_LIMITED
-from airflow_provider_kwtsms.sandbox import json_body, legacy, rules
 from airflow_provider_kwtsms.sandbox.connections import TracksOpenConnections
 from airflow_provider_kwtsms.sandbox.faults import ACCEPTED, ARRIVAL, ENDPOINTS, Fault
 from airflow_provider_kwtsms.sandbox.http_base import HTML, JSON, TEXT, AnswerHandler, json_bytes, text_bytes

@@ -15,8 +15,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import airflow_provider_kwtsms.sandbox.rules as rules
 from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES
-from airflow_provider_kwtsms.sandbox import rules
 from airflow_provider_kwtsms.sandbox.rules import ApiError, SendDraft
 
 KUWAIT_OFFSET = 3 * 3600  # the server's clock is Asia/Kuwait (GMT+3, no daylight saving)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar, Self
 
+import airflow_provider_kwtsms.send.engine as engine
 from airflow_provider_kwtsms.coerce import as_rate
 from airflow_provider_kwtsms.gateway.field_limits import check_max_pages
 from airflow_provider_kwtsms.gateway.retry_policy import RetryPolicy
-from airflow_provider_kwtsms.send import engine
 from airflow_provider_kwtsms.send.batch_loop import OnBatch, run_batches
 from airflow_provider_kwtsms.send.planning import PlanOptions, build_plan, check_credits
 from airflow_provider_kwtsms.send.results import Balance, BatchResult, SendPlan, SendResult
