@@ -196,8 +196,13 @@ def error_info(code: str, description: str | None = None) -> ErrorInfo:
     )
 
 
+# The code of an input error caught before any request (not a gateway code).
+INPUT_ERROR = "INPUT"
+
+
 class KwtSMSError(Exception):
-    """An error answered by the kwtSMS API (``{"result": "ERROR", "code": ...}``).
+    """The root of every error of ours; itself, an error answered by the kwtSMS API
+    (``{"result": "ERROR", "code": ...}``).
 
     Carries ``code``, ``description`` (the server's words), ``action`` (what to do),
     ``retryable`` and ``permanent``. Never carries credentials.
@@ -260,5 +265,19 @@ class KwtSMSNetworkError(KwtSMSError):
         self.permanent = False
 
 
-class KwtSMSInputError(ValueError):
-    """Bad input caught before anything is sent: names the input and says what to do."""
+class KwtSMSInputError(KwtSMSError, ValueError):
+    """Bad input caught before anything is sent: names the input and says what to do.
+
+    In the :class:`KwtSMSError` tree like every error of ours (code ``INPUT``; ``permanent``: no
+    retry fixes it), and still a ``ValueError`` for code that catches those. ``str(error)`` is the
+    message itself, which already says what to do.
+    """
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.code = INPUT_ERROR
+        self.description = message
+        self.action = "Correct the input the message names, then run again."
+        self.retryable = False
+        self.permanent = True
+        self.http_status = None

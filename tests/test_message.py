@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.text.message import (
     DEFAULT_MAX_PAGES,
     GSM7_BASIC,
@@ -73,7 +74,7 @@ def test_contains_html():
 
 
 def test_clean_rejects_non_text_clearly():
-    with pytest.raises(TypeError, match="message must be a str"):
+    with pytest.raises(KwtSMSInputError, match="message must be a str"):
         clean_message(None)  # type: ignore[arg-type]
 
 

@@ -299,12 +299,12 @@ def explain_error(error: Exception, settings: KwtSMSSettings | None = None) -> s
             f"{error.code}: {scrubbed(error.description)}: check the connection's API base URL{where} "
             "and that this machine can reach it"
         )
+    if isinstance(error, KwtSMSInputError):  # our own message: it already says what to do
+        return scrubbed(str(error))
     if isinstance(error, KwtSMSError):
         # The description was scrubbed where it was raised (transport), except a known code's
         # table text, which is the gateway's documented wording and holds no secret.
         return f"{error.code}: {error.description.rstrip('.')}: {error.action}"
-    if isinstance(error, KwtSMSInputError):
-        return scrubbed(str(error))
     return scrubbed(f"Unexpected {type(error).__name__}: {error}")
 
 

@@ -42,6 +42,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.ledger.codec import (
     HEAD_KEY,
     BatchState,
@@ -182,7 +183,7 @@ class Fence:
         lease: float = FENCE_LEASE,
     ) -> None:
         if not 0 < lease < 60:
-            raise ValueError(f"the fence's lease must be 0 to 60 seconds, got {lease!r}")
+            raise KwtSMSInputError(f"the fence's lease must be 0 to 60 seconds, got {lease!r}")
         self.store = store
         self.now, self.pause = now, pause
         self.lease = float(lease)

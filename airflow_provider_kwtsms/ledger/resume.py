@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airflow_provider_kwtsms.constants import DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
-from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSNetworkError
+from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.ledger.codec import (
     CHUNK_SIZE,
     HEAD_KEY,
@@ -156,7 +156,7 @@ def resume_send(
     damaged stored ledger) before anything is sent.
     """
     if on_uncertain not in ON_UNCERTAIN:
-        raise ValueError(f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}")
+        raise KwtSMSInputError(f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}")
     fence = Fence(
         store,
         now=client.now,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseNotifier
 
 from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID
+from airflow_provider_kwtsms.errors import KwtSMSInputError
 
 if TYPE_CHECKING:
     import jinja2
@@ -133,12 +134,12 @@ class KwtSMSNotifier(BaseNotifier):
         super().__init__()
         unknown = sorted(set(data or {}) - set(DATA_OPTIONS))
         if unknown:
-            raise ValueError(
+            raise KwtSMSInputError(
                 f"KwtSMSNotifier data has unknown option(s) {', '.join(unknown)}: "
                 f"use only {', '.join(DATA_OPTIONS)}."
             )
         if not target:
-            raise ValueError(
+            raise KwtSMSInputError(
                 "KwtSMSNotifier target is empty: give the phone number(s) to alert, "
                 "e.g. target='96598765432'."
             )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID, DEFAULT_ON_UNCERTAIN, ON_UNCERTAIN
+from airflow_provider_kwtsms.errors import KwtSMSInputError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -36,9 +37,9 @@ def recipients_from(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, bool):
-        raise ValueError(f"mobile must be phone numbers, got the boolean {value!r}")
+        raise KwtSMSInputError(f"mobile must be phone numbers, got the boolean {value!r}")
     if isinstance(value, dict):
-        raise ValueError(
+        raise KwtSMSInputError(
             "mobile must be phone numbers (a string, or a list of them), got a dict; "
             "pull the list out of it in the template, e.g. {{ ti.xcom_pull('t')['numbers'] }}"
         )
@@ -131,9 +132,11 @@ class SendSMSOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if on_invalid not in ON_INVALID:
-            raise ValueError(f"on_invalid must be one of {', '.join(ON_INVALID)}, got {on_invalid!r}")
+            raise KwtSMSInputError(f"on_invalid must be one of {', '.join(ON_INVALID)}, got {on_invalid!r}")
         if on_uncertain not in ON_UNCERTAIN:
-            raise ValueError(f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}")
+            raise KwtSMSInputError(
+                f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}"
+            )
         self.mobile = mobile
         self.message = message
         self.sender = sender

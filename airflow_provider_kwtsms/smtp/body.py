@@ -44,9 +44,6 @@ class SmtpFieldError(KwtSMSInputError):
         super().__init__(message)
         self.field = field
 
-    def __reduce__(self) -> tuple[object, ...]:  # keeps ``field`` through pickling (Airflow may pickle)
-        return (type(self), (self.field, str(self)))
-
 
 def check_one_line(field: str, value: str, hint: str, *, secret: bool = False, text: bool = False) -> str:
     """``value`` when it can be written on one line; else ``SmtpFieldError`` naming ``field``.

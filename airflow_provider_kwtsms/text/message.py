@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES as DEFAULT_MAX_PAGES  # re-exported
+from airflow_provider_kwtsms.errors import KwtSMSInputError
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -221,7 +222,9 @@ def clean_message(text: str) -> str:
 def clean_text(text: str) -> CleanedText:
     """``clean_message`` with the count of emoji, invisible and control characters removed."""
     if not isinstance(text, str):
-        raise TypeError(f"message must be a str, got {type(text).__name__}")
+        raise KwtSMSInputError(
+            f"message must be a str, got {type(text).__name__}: give the SMS text as a string"
+        )
     text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_DIGITS)
     if text.isascii():
         # The common case, ASCII, needs only its control characters dropped: one regex, not a loop.
@@ -314,7 +317,9 @@ def trim_to_pages(text: str, pages: int) -> str:
     and would switch the whole message to UCS-2 (and so need more pages).
     """
     if pages < 1:
-        raise ValueError(f"pages must be at least 1, got {pages!r}")
+        raise KwtSMSInputError(
+            f"pages must be at least 1, got {pages!r}: give a whole number of pages, 1 or more"
+        )
     if measure_message(text).pages <= pages:
         return text
     ellipsis = "..." if encoding_of(text) == GSM7 else "…"

@@ -1,7 +1,8 @@
 """Fixtures of the deployment tests: one Postgres per session, one deployment per executor.
 
-Every test here is marked ``deploy``. The deployments start once per executor (LocalExecutor,
-then CeleryExecutor) and the scenarios run one after another against the same processes; each
+Every test here is marked ``deploy``. The deployments start once per executor (LocalExecutor
+and CeleryExecutor; side by side under pytest-xdist) and each one's scenarios run one after another
+against the same processes; each
 scenario starts from a reset sandbox. A failed scenario copies every process's log to
 test-artifacts/deploy-<executor>-<test>/.
 """
@@ -24,6 +25,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.deploy)
+            # With pytest-xdist (`-n 2 --dist loadgroup`, as `make test` runs this lane), each
+            # executor's scenarios run in order in one worker, beside the other executor's: two
+            # deployments side by side, each with its own Postgres, sandboxes and ports.
+            params = getattr(item, "callspec", None)
+            group = params.params.get("site", "stores") if params is not None else "stores"
+            item.add_marker(pytest.mark.xdist_group(str(group)))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -10,6 +10,7 @@ begun within any one second, which must be 5 at most) in test-artifacts/deploy-r
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -51,11 +52,14 @@ def record(site: Site, scenario: str, delivery: Delivery | None, seconds: float,
     blocks = sum(w["blocks"] for w in walls.values())
     busiest = max(w["max_in_one_second"] for w in walls.values())
     ARTIFACTS.mkdir(exist_ok=True)
-    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     row = {"seconds": round(seconds, 1), **(vars(delivery) if delivery else {}), **more}
     row.update(blocks=blocks, busiest_second=busiest)
-    rows[f"{scenario}|{site.executor}"] = row
-    RESULTS.write_text(json.dumps(rows, indent=1, sort_keys=True))
+    # Both executors' workers write this file: one at a time (read, add, write).
+    with (ARTIFACTS / "deploy-results.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        rows[f"{scenario}|{site.executor}"] = row
+        RESULTS.write_text(json.dumps(rows, indent=1, sort_keys=True))
     assert blocks == 0, f"the gateway's firewall blocked the deployment's address: {walls}"
     assert busiest <= FIREWALL_LIMIT, f"{busiest} requests begun within one second: {walls}"
 
