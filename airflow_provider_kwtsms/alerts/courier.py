@@ -92,14 +92,23 @@ def _client(spec: dict[str, Any]) -> Any:
     return KwtSMSClient(account["username"], account["password"], **kwargs, pacer=pacer)
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
 def guard_from(spec: dict[str, Any]) -> StormGuard:
     """The StormGuard the spawning notifier used, from its spec."""
-    from airflow_provider_kwtsms.alerts.store import AlertStore, FileAlertStore, GuardedStore, open_alert_store
+    from airflow_provider_kwtsms.alerts.store import (
+        AlertStore,
+        FileAlertStore,
+        GuardedStore,
+        open_alert_store,
+    )
     from airflow_provider_kwtsms.rate.store_url import describe, parse_store_url
     from airflow_provider_kwtsms.text.message import clean_message, trim_to_pages
 
     shared: AlertStore | None = None
-    where, scrub = "the machine's folder", str
+    where, scrub = "the machine's folder", _as_is
     store = spec.get("store")
     if store:
         parsed = parse_store_url(store["url"], password=store.get("password"))
