@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LATE = 0.5  # seconds after the period's end the courier looks (clocks of two machines may differ)
 MAX_STORE_FAILURES = 20  # consecutive failures of every store before the courier gives up
+MAX_SEND_FAILURES = 3  # digests in a row the gateway refused: the counts wait for the next alert
 
 
 def start_courier(spec: dict[str, Any], log_dir: str | None = None) -> bool:
@@ -132,7 +134,13 @@ def guard_from(spec: dict[str, Any]) -> StormGuard:
     )
 
 
-def run(spec: dict[str, Any], *, sleep: Any = time.sleep, client: Any = None) -> int:
+def run(
+    spec: dict[str, Any],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] | None = None,
+    client: Any = None,
+) -> int:
     """Watch the spec's targets until each is idle; returns the number of digests sent.
 
     ``spec``: ``scope``, ``name``, ``quiet``, ``daily_cap``, ``zone``, ``title``, ``max_pages``,
@@ -141,8 +149,10 @@ def run(spec: dict[str, Any], *, sleep: Any = time.sleep, client: Any = None) ->
     ``rate_store_password``) and ``plan`` (the send's sender, test, default_country, smart_encoding).
     """
     guard = guard_from(spec)
+    if clock is not None:
+        guard.clock = clock
     wake: dict[str, float] = {str(k): float(v) for k, v in spec["targets"].items()}
-    sent = failures = 0
+    sent = failures = refused = 0
     channel = client
     while wake:
         target = min(wake, key=wake.__getitem__)
@@ -171,8 +181,13 @@ def run(spec: dict[str, Any], *, sleep: Any = time.sleep, client: Any = None) ->
                 log.warning("courier: the digest to %s was not sent (%s); counted again", out.target, exc)
                 with contextlib.suppress(Exception):
                     guard.not_sent(out)
+                refused += 1
+                if refused >= MAX_SEND_FAILURES:
+                    log.error("courier: the gateway keeps refusing; the next alert of the key sends it")
+                    return sent
             else:
                 sent += 1
+                refused = 0
                 log.info("courier: digest sent to %s: %s", out.target, out.text)
                 with contextlib.suppress(Exception):
                     guard.sent(out, float(result.points_charged))

@@ -223,10 +223,12 @@ def recover(state: KeyState, now: float) -> Verdict:
     return Verdict("recover", report, incident)
 
 
-def give_back(state: KeyState, verdict: Verdict, alert: Alert | None, now: float) -> float | None:
+def give_back(
+    state: KeyState, verdict: Verdict, alert: Alert | None, now: float, *, held: bool = False
+) -> float | None:
     """An SMS the verdict asked for did not go out: count its alerts again (an alert of its own
-    as held back), so the next digest reports them. Returns the courier's wake time when this
-    caller must start one."""
+    too, as held back by the daily cap when ``held``), so the next digest reports them. Returns
+    the courier's wake time when this caller must start one."""
     report = verdict.report
     for label, count in report.labels:
         state.counted[label] = min(state.counted.get(label, 0) + count, MAX_COUNT)
@@ -236,7 +238,7 @@ def give_back(state: KeyState, verdict: Verdict, alert: Alert | None, now: float
         state.since = report.since if state.since is None else min(state.since, report.since)
     if verdict.action == "send" and alert is not None:
         _count_in(state, alert, now)
-        state.held += 1
+        state.held += int(held)
     if verdict.incident is not None:
         since, failures = verdict.incident
         state.incident_since = since if state.incident_since is None else min(state.incident_since, since)

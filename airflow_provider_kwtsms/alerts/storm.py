@@ -143,7 +143,7 @@ class StormGuard:
             out.target,
             self.daily_cap,
         )
-        courier = self.not_sent(out)
+        courier = self.not_sent(out, held=True)
         return Decision(None, courier, "held")
 
     def sent(self, out: Outgoing, credits: float | None) -> None:
@@ -154,9 +154,10 @@ class StormGuard:
         delta = credits - out.credits
         self.store.update(f"cap|{out.target}", lambda raw: guard.spend(raw, day, delta, None))
 
-    def not_sent(self, out: Outgoing) -> float | None:
-        """``out`` did not go out (cap, gateway error): its alerts are counted again and its credits
-        returned; returns the courier's wake time when the caller must start one."""
+    def not_sent(self, out: Outgoing, *, held: bool = False) -> float | None:
+        """``out`` did not go out (``held``: by the daily cap; else a gateway error): its alerts are
+        counted again and its credits returned; returns the courier's wake time when the caller
+        must start one."""
         now = self.clock()
         if out.credits:
             day = self._day(now)
@@ -164,7 +165,7 @@ class StormGuard:
             self.store.update(f"cap|{out.target}", lambda raw: guard.spend(raw, day, refund, None))
             out.credits = 0.0
         courier_at: float | None = self._step(
-            out.target, lambda s: guard.give_back(s, out.verdict, out.alert, now)
+            out.target, lambda s: guard.give_back(s, out.verdict, out.alert, now, held=held)
         )
         return courier_at
 

@@ -404,8 +404,10 @@ class KwtSMSNotifier(BaseNotifier):
             try:
                 result = self._send(client, [o.target for o in outs], message, options)
             except BaseException:
-                for out in outs:  # counted again: the next digest reports what did not go out
-                    guard.not_sent(out)
+                # counted again: the next digest reports what did not go out
+                wake = {o.target: at for o in outs if (at := guard.not_sent(o)) is not None}
+                if wake:
+                    self._start_courier(guard, options, wake)
                 raise
             for out in outs:
                 guard.sent(out, result.points_charged / len(outs))
