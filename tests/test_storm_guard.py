@@ -257,7 +257,7 @@ def test_the_courier_sends_the_digest_when_the_period_ends(kwtsms_sandbox_factor
     clock = Clock()
     guard_ = StormGuard(FileAlertStore(folder), scope="kwtsms_campaign", name="kwtsms_campaign", clock=clock)
     guard_.on_alert(ON_CALL, Alert("a"), 1)
-    wake = [guard_.on_alert(ON_CALL, Alert("send_batch"), 1).courier_at for _ in range(11)][0]
+    wake = next(guard_.on_alert(ON_CALL, Alert("send_batch"), 1).courier_at for _ in range(11))
     sent = run_courier(_spec(sandbox, folder, wake), sleep=clock.sleep, clock=clock)
     assert sent == 1
     assert [m["message"] for m in sandbox.messages()] == [
