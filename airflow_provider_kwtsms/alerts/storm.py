@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow_provider_kwtsms.alerts import guard
+import airflow_provider_kwtsms.alerts.guard as guard
 from airflow_provider_kwtsms.alerts.digest import digest_text, recovery_text
 from airflow_provider_kwtsms.alerts.guard import Alert, KeyState, Verdict
 from airflow_provider_kwtsms.alerts.store import AlertStore
