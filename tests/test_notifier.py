@@ -429,3 +429,10 @@ def test_a_broken_store_never_loses_an_alert(quick_sandbox, monkeypatch, tmp_pat
 def test_bad_guard_options_fail_at_parse_time(data, error):
     with pytest.raises(ValueError, match=error):
         KwtSMSNotifier(target="96550001234", data=data)
+
+
+def test_a_timed_out_run_alert_says_so_whatever_its_last_task_was():
+    context = _context(state="scheduled")  # the task that never ran when dagrun_timeout fired
+    context.pop("exception")
+    context["reason"] = "timed_out"
+    assert default_alert(context).startswith("billing.charge failed: the run timed out (dagrun_timeout)")

@@ -95,10 +95,10 @@ def alert_parts(context: Context | dict[str, Any]) -> tuple[str, str, str]:
     state = _state(ti)
     if exception is not None:
         outcome = "failed"
+    elif reason:  # a DAG-level callback: the run's end decides, not its last task's state
+        outcome = "success" if str(reason) == "success" else "failed"
     elif state:
         outcome = state
-    elif reason:
-        outcome = str(reason)
     else:
         outcome = "alert"
     cause = ""
@@ -108,7 +108,7 @@ def alert_parts(context: Context | dict[str, Any]) -> tuple[str, str, str]:
             if isinstance(exception, BaseException)
             else str(exception)
         )
-    elif reason and outcome != str(reason):
+    elif reason and str(reason) != "success":
         cause = str(_REASONS.get(str(reason), reason))
     details = []
     try_number = _get(ti, "try_number")
