@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from airflow_provider_kwtsms import ledger
+from airflow_provider_kwtsms.alerts.store import AlertStoreUnavailable
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.gateway import transport
 from airflow_provider_kwtsms.ledger import fence as ledger_fence
@@ -35,6 +36,7 @@ EXAMPLES = {
     ledger_fence.SupersededError: lambda: ledger_fence.SupersededError("a newer try took the send over"),
     ledger_fence.FenceLapsedError: lambda: ledger_fence.FenceLapsedError("the store was too slow"),
     smtp_transport.SmtpSendError: lambda: smtp_transport.SmtpSendError("SMTP_TEMPORARY", "421 busy"),
+    AlertStoreUnavailable: lambda: AlertStoreUnavailable("the storm guard's store is unavailable (OSError)"),
 }
 
 
