@@ -29,6 +29,7 @@ INTERNAL_SIGNALS = {
     "rate.shared.StoreTimeout": "rate.shared.SharedBucket: the circuit breaker (pace on this machine)",
     "ledger.codec.DamagedValue": "ledger.stored: LedgerDamagedError",
     "ledger.codec.OtherVersion": "ledger.stored: LedgerDamagedError",
+    "alerts.guard.DamagedRecord": "alerts.guard: a fresh (idle) state",
 }
 
 

@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from airflow_provider_kwtsms import ledger
+from airflow_provider_kwtsms.alerts.store import AlertStoreUnavailable
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMSNetworkError
 from airflow_provider_kwtsms.gateway import transport
 from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSConfigurationError
@@ -40,6 +41,7 @@ EXAMPLES = {
     KwtSMSInputError: lambda: KwtSMSInputError("mobile is empty: give at least one number"),
     smtp_body.SmtpFieldError: lambda: smtp_body.SmtpFieldError("sender", "sender must be one line"),
     KwtSMSConfigurationError: lambda: KwtSMSConfigurationError("Connection 'x' has no login: set it"),
+    AlertStoreUnavailable: lambda: AlertStoreUnavailable("the storm guard's store is unavailable (OSError)"),
 }
 
 

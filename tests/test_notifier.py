@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -20,6 +22,7 @@ from airflow_provider_kwtsms.version_compat import (
     AIRFLOW_V_3_3_PLUS,
     HAS_ASYNC_NOTIFIER,
     NOTIFIER_ERRORS_PROPAGATE,
+    AirflowFailException,
 )
 
 pytestmark = pytest.mark.compat
@@ -45,6 +48,17 @@ def _context(exception: BaseException | None = None, **ti: object) -> dict:
     }
 
 
+@pytest.fixture(autouse=True)
+def couriers(monkeypatch) -> list[dict]:
+    """The couriers the notifier starts, recorded instead of spawned (a real one sleeps for the
+    whole quiet period; tests/test_storm_guard.py runs real ones)."""
+    from airflow_provider_kwtsms.alerts import courier
+
+    started: list[dict] = []
+    monkeypatch.setattr(courier, "start_courier", lambda spec, log_dir=None: started.append(spec) or True)
+    return started
+
+
 @pytest.fixture
 def sandbox(kwtsms_sandbox_factory, monkeypatch):
     sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD)
@@ -54,22 +68,40 @@ def sandbox(kwtsms_sandbox_factory, monkeypatch):
 
 def test_default_alert_names_dag_task_try_run_and_exception():
     text = default_alert(_context(RuntimeError("card processor down")))
-    assert text == (
-        "Airflow billing.charge failed (try 2/4, run manual__2026-01-01): RuntimeError: card processor down"
+    assert (
+        text == "billing.charge failed: RuntimeError: card processor down (try 2/4, run manual__2026-01-01)"
     )
 
 
 def test_default_alert_without_an_exception_uses_the_state():
     assert default_alert(_context(state="success", try_number=1, max_tries=0)) == (
-        "Airflow billing.charge success (try 1, run manual__2026-01-01)"
+        "billing.charge success (try 1, run manual__2026-01-01)"
     )
+
+
+def test_the_cause_comes_first_and_the_run_is_named_by_its_date():
+    """Issue 23, item 7: the alert of issue 23's example, which cut its cause after 50 characters of
+    run id, now says the cause first, the run by its logical date, within its one page."""
+    context = _context(
+        AirflowFailException("kwtSMS balance is 1000 credits, below the 5000 this send needs: top up"),
+        dag_id="newcomer_trial", task_id="gate", try_number=1, max_tries=0,
+        run_id="manual__2026-12-06T13:19:28.866574+00:00",
+    )  # fmt: skip
+    context["logical_date"] = datetime(2026, 12, 6, 13, 19, 28, 866574, tzinfo=UTC)
+    text = KwtSMSNotifier(target="96550001234", title="[trial]").compose(context)
+    assert text == (  # 160 characters: the cause cut by its last words, never the try and run
+        "[trial]: newcomer_trial.gate failed: AirflowFailException: kwtSMS balance is 1000 credits, "
+        "below the 5000 this send needs... (try 1, run 2026-12-06 13:19 UTC)"
+    )
+    assert measure_message(text).pages == 1
 
 
 def test_long_alerts_are_cut_to_one_page_by_default():
     notifier = KwtSMSNotifier(target="96550001234")
     text = notifier.compose(_context(ValueError("x " * 400)))
     assert measure_message(text).pages == 1
-    assert text.startswith("Airflow billing.charge failed (try 2/4, run manual__2026-01-01): ValueError")
+    assert text.startswith("billing.charge failed: ValueError: x x")
+    assert text.endswith("x... (try 2/4, run manual__2026-01-01)")  # the cause is cut, not the try and run
     two = KwtSMSNotifier(target="96550001234", data={"max_pages": 2})
     two = two.compose(_context(ValueError("x " * 400)))
     assert measure_message(two).pages == 2
@@ -144,7 +176,9 @@ def test_four_alerts_to_one_number_at_once_all_arrive(kwtsms_sandbox_factory, mo
 
     def alert(run: int) -> None:
         try:
-            KwtSMSNotifier(target="96550001234", message=f"run {run} failed").notify(_context())
+            KwtSMSNotifier(
+                target="96550001234", message=f"run {run} failed", data={"quiet_period": 0}
+            ).notify(_context())  # the storm guard off: every alert goes out
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -212,10 +246,11 @@ def test_failure_and_success_callbacks_in_a_real_dag_run(airflow, sandbox):
     assert set(by_number) == {"96550001234", "96550001235"}, result.output[-4000:]
 
     alert = by_number["96550001234"]
-    assert alert["message"].startswith("Airflow kwtsms_test_alerts.load_orders failed (try 1, run manual__")
+    assert alert["message"].startswith("kwtsms_test_alerts.load_orders failed")
+    assert re.search(r"\(try 1, run \d{4}-\d\d-\d\d \d\d:\d\d UTC\)$", alert["message"]), alert["message"]
     if AIRFLOW_V_3_3_PLUS:
         assert "ValueError: orders table is locked" in alert["message"]
-        assert alert["message"].endswith("...")  # the long exception text was cut to fit
+        assert "... (try 1" in alert["message"]  # the long exception text was cut to fit
     else:  # `airflow dags test` before 3.3 gives callbacks no exception (apache/airflow#64568)
         assert "ValueError" not in alert["message"]
     assert alert["pages"] == 1 and alert["test"] is True  # cut to one page, test flag from data
@@ -289,5 +324,115 @@ def test_a_dag_level_failure_alert_says_what_failed_in_words():
     context.pop("exception")
     context["reason"] = "task_failure"  # what the DAG processor passes instead of an exception
     text = default_alert(context)
-    assert text.startswith("Airflow billing.charge failed (try 2/4, run manual__2026-01-01): a task failed")
+    assert text.startswith("billing.charge failed: a task failed (its exception is in the task log")
     assert "task_failure" not in text and "task log" in text
+
+
+# -- the storm guard (issue 23) ---------------------------------------------------------------------
+@pytest.fixture
+def quick_sandbox(kwtsms_sandbox_factory, monkeypatch):
+    """The sandbox without its 15 s rule per number (ERR028): a digest right after its alert
+    arrives at once, where the real gateway's wait would cost these tests 15 s each."""
+    sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, duplicate_window=0)
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD))
+    return sandbox
+
+
+def test_a_storm_through_the_notifier_is_one_alert_then_one_digest(quick_sandbox, couriers):
+    """Twelve runs of one DAG fail at once: the first alert goes out, eleven are counted, one courier
+    is started (recorded here) and, run on a fake clock past the quiet period, sends the digest over
+    HTTP to the sandbox. Another target and another DAG each get their own first alert."""
+    from airflow_provider_kwtsms.alerts.courier import run as run_courier
+
+    for i in range(12):
+        task = "send_batch" if i % 2 else "load_rows"
+        KwtSMSNotifier(target="96550001234")(_context(RuntimeError("down"), task_id=task, dag_id="campaign"))
+    KwtSMSNotifier(target="96550001235")(_context(RuntimeError("down"), dag_id="campaign"))
+    KwtSMSNotifier(target="96550001234")(_context(RuntimeError("down"), dag_id="billing"))
+    sent = [(m["mobile"][0], m["message"].split(":")[0]) for m in quick_sandbox.messages()]
+    assert sent == [
+        ("96550001234", "campaign.load_rows failed"),
+        ("96550001235", "campaign.charge failed"),
+        ("96550001234", "billing.charge failed"),
+    ]
+    [spec] = couriers  # one courier for the eleven counted, started by the first counted
+    assert spec["targets"] == {"96550001234": pytest.approx(spec["targets"]["96550001234"])}
+    wake = spec["targets"]["96550001234"]
+    now = [wake - 599.0]
+    run_courier(spec, sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    digest = quick_sandbox.messages()[-1]
+    assert digest["mobile"] == ["96550001234"]
+    assert re.fullmatch(
+        r"campaign: 11 more failures since \d\d:\d\d \(send_batch x6, load_rows x5\)", digest["message"]
+    )
+    assert len(quick_sandbox.messages()) == 4  # nothing else
+
+
+def test_final_try_only_is_silent_while_a_retry_is_left(quick_sandbox):
+    """A failure callback on a try that still has retries (how apache/airflow#56942's false alerts
+    look) sends nothing; the final try's does; the same option on a retry callback changes nothing."""
+    notifier = KwtSMSNotifier(target="96550001234", data={"final_try_only": True, "quiet_period": 0})
+    task = SimpleNamespace(on_failure_callback=[notifier], on_retry_callback=[])
+    notifier({**_context(RuntimeError("x"), try_number=1, max_tries=2, state="failed"), "task": task})
+    assert quick_sandbox.messages() == []
+    notifier({**_context(RuntimeError("x"), try_number=3, max_tries=2, state="failed"), "task": task})
+    assert len(quick_sandbox.messages()) == 1
+    retry = KwtSMSNotifier(target="96550001235", data={"final_try_only": True, "quiet_period": 0})
+    on_retry = SimpleNamespace(on_failure_callback=[], on_retry_callback=[retry])
+    retry({**_context(RuntimeError("x"), try_number=1, max_tries=2, state="up_for_retry"), "task": on_retry})
+    assert [m["mobile"] for m in quick_sandbox.messages()][-1] == ["96550001235"]
+
+
+def test_recovery_is_one_sms_naming_the_failures_and_other_successes_are_silent(quick_sandbox):
+    notifier = KwtSMSNotifier(target="96550001234", data={"recovery": True})
+    success = _context(state="success")
+    notifier(success)
+    assert quick_sandbox.messages() == []  # nothing failed: nothing to recover from
+    for _ in range(3):
+        notifier(_context(RuntimeError("down"), state="failed"))
+    notifier(success)
+    texts = [m["message"] for m in quick_sandbox.messages()]
+    assert len(texts) == 2 and texts[0].startswith("billing.charge failed")
+    assert re.fullmatch(r"billing recovered at \d\d:\d\d after 3 failures since \d\d:\d\d", texts[1])
+    notifier(success)
+    assert len(quick_sandbox.messages()) == 2  # once
+
+
+def test_the_daily_cap_holds_alerts_back_logged_not_sent(quick_sandbox, caplog):
+    for dag_id in ("a", "b", "c"):
+        KwtSMSNotifier(target="96550001234", data={"daily_cap": 2})(
+            _context(RuntimeError("x"), dag_id=dag_id)
+        )
+    assert len(quick_sandbox.messages()) == 2
+    assert "held back: the daily cap of 2 credits" in caplog.text
+
+
+def test_a_broken_store_never_loses_an_alert(quick_sandbox, monkeypatch, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("KWTSMS_ALERT_DIR", str(blocker))  # no folder can be made there
+    for _ in range(2):
+        KwtSMSNotifier(target="96550001234")(_context(RuntimeError("x")))
+    assert len(quick_sandbox.messages()) == 2  # fail-open: sent unguarded
+    assert "storm guard unavailable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"quiet_period": -1}, r"data\['quiet_period'\] \(seconds; 0 turns the guard off\) is -1"),
+        ({"daily_cap": 0}, r"data\['daily_cap'\] \(credits a day\) is 0"),
+        ({"final_try_only": "maybe"}, r"data\['final_try_only'\] is 'maybe'"),
+        ({"timezone": "Mars/Base"}, "Mars/Base"),
+    ],
+)
+def test_bad_guard_options_fail_at_parse_time(data, error):
+    with pytest.raises(ValueError, match=error):
+        KwtSMSNotifier(target="96550001234", data=data)
+
+
+def test_a_timed_out_run_alert_says_so_whatever_its_last_task_was():
+    context = _context(state="scheduled")  # the task that never ran when dagrun_timeout fired
+    context.pop("exception")
+    context["reason"] = "timed_out"
+    assert default_alert(context).startswith("billing.charge failed: the run timed out (dagrun_timeout)")

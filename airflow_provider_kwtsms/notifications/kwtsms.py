@@ -2,14 +2,17 @@
 
     on_failure_callback=send_kwtsms_notification(target="96598765432")
 
-With no ``message``, the alert names the DAG, task, try, run and exception, cut to
-``data["max_pages"]`` pages (default 1) so one alert never costs more than one page per number.
+With no ``message``, the alert says what failed and why first, then the try and the run's date,
+cut to ``data["max_pages"]`` pages (default 1) so one alert never costs more than one page per
+number. The storm guard (``alerts``, on by default) lets one SMS per target and DAG out per quiet
+period and reports the rest in a digest; this module only reads Airflow's context for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -17,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID
+from airflow_provider_kwtsms.constants import DEFAULT_CONN_ID, DEFAULT_TIMEZONE
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
-    from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
+    from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook, KwtSMSSettings
     from airflow_provider_kwtsms.send.channel import Channel
     from airflow_provider_kwtsms.send.results import SendResult
 
@@ -37,8 +40,15 @@ DATA_OPTIONS = (
     "send_window",
     "send_days",
     "timezone",
+    "quiet_period",
+    "storm_key",
+    "final_try_only",
+    "recovery",
+    "daily_cap",
 )
 DEFAULT_ALERT_PAGES = 1
+DEFAULT_QUIET = 600.0  # seconds: the storm guard's quiet period (alerts.storm.DEFAULT_QUIET)
+MAX_QUIET = 7 * 86400  # seconds: a quiet period of a week at most
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -49,27 +59,58 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def default_alert(context: Context | dict[str, Any]) -> str:
-    """A short alert from the callback's context; the exception goes last so trimming cuts it first."""
+def _state(ti: Any) -> str | None:
+    state = _get(ti, "state")
+    state = getattr(state, "value", state)
+    return str(state) if state else None
+
+
+def _run_date(context: Context | dict[str, Any]) -> str | None:
+    """The run's date (its logical date, else when it was due), minutes in UTC: 16 characters where
+    a run id takes 50."""
+    dag_run = context.get("dag_run")
+    for when in (
+        context.get("logical_date"),
+        _get(dag_run, "logical_date"),
+        _get(dag_run, "run_after"),
+        _get(dag_run, "start_date"),
+    ):
+        if isinstance(when, datetime):
+            moment = when.astimezone(UTC) if when.tzinfo else when
+            return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return None
+
+
+def alert_parts(context: Context | dict[str, Any]) -> tuple[str, str, str]:
+    """The default alert in three parts: what (``dag.task failed``), why (the exception, or the
+    DAG callback's reason in words) and the identifiers (``(try 2/4, run 2026-12-06 13:19 UTC)``).
+    The cause comes before the identifiers, which are short; a cut shortens the cause only."""
     ti = context.get("ti") or context.get("task_instance")
     dag_run = context.get("dag_run")
     dag_id = _get(context.get("dag"), "dag_id") or _get(ti, "dag_id") or _get(dag_run, "dag_id")
     task_id = _get(ti, "task_id")
-    run_id = context.get("run_id") or _get(ti, "run_id") or _get(dag_run, "run_id")
     exception = context.get("exception")
     reason = context.get("reason")  # DAG-level callbacks: e.g. "task_failure"
 
     what = ".".join(str(part) for part in (dag_id, task_id) if part) or "Airflow"
-    state = _get(ti, "state")
-    state = getattr(state, "value", state)
+    state = _state(ti)
     if exception is not None:
         outcome = "failed"
+    elif reason:  # a DAG-level callback: the run's end decides, not its last task's state
+        outcome = "success" if str(reason) == "success" else "failed"
     elif state:
-        outcome = str(state)
-    elif reason:
-        outcome = str(reason)
+        outcome = state
     else:
         outcome = "alert"
+    cause = ""
+    if exception is not None:
+        cause = (
+            f"{type(exception).__name__}: {exception}"
+            if isinstance(exception, BaseException)
+            else str(exception)
+        )
+    elif reason and str(reason) != "success":
+        cause = str(_REASONS.get(str(reason), reason))
     details = []
     try_number = _get(ti, "try_number")
     if try_number:
@@ -79,20 +120,49 @@ def default_alert(context: Context | dict[str, Any]) -> str:
             if isinstance(max_tries, int) and max_tries
             else f"try {try_number}"
         )
-    if run_id:
-        details.append(f"run {run_id}")
-    text = f"Airflow {what} {outcome}"
-    if details:
-        text += f" ({', '.join(details)})"
-    if exception is not None:
-        text += (
-            f": {type(exception).__name__}: {exception}"
-            if isinstance(exception, BaseException)
-            else f": {exception}"
-        )
-    elif reason and outcome != str(reason):
-        text += f": {_REASONS.get(str(reason), reason)}"
-    return text
+    run = _run_date(context)
+    if run is None:
+        run_id = context.get("run_id") or _get(ti, "run_id") or _get(dag_run, "run_id")
+        run = str(run_id) if run_id else None
+    if run:
+        details.append(f"run {run}")
+    return f"{what} {outcome}", cause, f"({', '.join(details)})" if details else ""
+
+
+def default_alert(context: Context | dict[str, Any]) -> str:
+    """A short alert from the callback's context: what failed, why, then the try and the run's date."""
+    head, cause, tail = alert_parts(context)
+    text = f"{head}: {cause}" if cause else head
+    return f"{text} {tail}" if tail else text
+
+
+def _is_success(context: Context | dict[str, Any]) -> bool:
+    ti = context.get("ti") or context.get("task_instance")
+    if context.get("exception") is not None:
+        return False
+    reason = context.get("reason")
+    return (str(reason) == "success") if reason else _state(ti) == "success"
+
+
+def _storm_alert(context: Context | dict[str, Any]) -> Any:
+    """The alert as the storm guard counts it: what (the task, or the run) and whether it failed."""
+    from airflow_provider_kwtsms.alerts.guard import Alert
+
+    ti = context.get("ti") or context.get("task_instance")
+    label = str(_get(ti, "task_id") or "run")
+    if _is_success(context):
+        return Alert(f"{label} success", failure=False)
+    state = _state(ti)
+    if context.get("exception") is None and state in ("running", "queued", "scheduled", "deferred"):
+        return Alert(f"{label} {state}", failure=False)  # e.g. a deadline missed, not yet failed
+    return Alert(label)
+
+
+def _callbacks(task: Any, name: str) -> list[Any]:
+    found = getattr(task, name, None)
+    if found is None:
+        return []
+    return list(found) if isinstance(found, list | tuple) else [found]
 
 
 # DAG-level callbacks get a reason code instead of an exception: Airflow 3 hands the DAG processor
@@ -108,15 +178,20 @@ class KwtSMSNotifier(BaseNotifier):
     """Send an SMS through kwtSMS from any Airflow callback or deadline alert.
 
     :param target: phone number(s) to alert (templated): a list or a comma-separated string.
-    :param message: the text (templated). Empty: a default alert naming the DAG, task, try,
-        run and exception.
+    :param message: the text (templated). Empty: a default alert saying what failed and why, then
+        the try and the run's date.
     :param title: put before the message as ``"title: message"`` (templated).
     :param data: options (templated values): ``sender`` (sender ID), ``test`` (test mode:
         queued, not delivered; true or false, anything else is an error, never a live send),
         ``default_country`` (ISO or calling code for local numbers), ``max_pages`` (the text is
         cut to this many pages; default 1), ``smart_encoding`` (look-alikes sent as GSM-7; default
-        the connection's), and ``send_window`` / ``send_days`` / ``timezone``: alerts ignore send
+        the connection's), ``send_window`` / ``send_days`` / ``timezone``: alerts ignore send
         windows unless given one here; outside it the alert is held back (logged, not sent).
+        The storm guard: ``quiet_period`` (seconds, default 600; 0 turns the guard off): per
+        target and DAG (``storm_key`` replaces the DAG id) one SMS per quiet period, the rest in
+        a digest when it ends; ``final_try_only`` (a failure alert only when no retry is left);
+        ``recovery`` (one "recovered" SMS when a DAG that alerted succeeds again; other successes
+        stay silent); ``daily_cap`` (credits per target and day, then alerts are logged, not sent).
     :param kwtsms_conn_id: the ``kwtsms`` connection.
     """
 
@@ -148,11 +223,12 @@ class KwtSMSNotifier(BaseNotifier):
         self.title = title
         self.data = dict(data or {})
         self.kwtsms_conn_id = kwtsms_conn_id
+        self._origin: KwtSMSNotifier = self  # the DAG's notifier, when this is a call's copy
         self._options()  # bad literal options fail when the DAG is parsed, not at 3 a.m.
 
     def _options(self) -> dict[str, Any]:
         """``data`` read through the one helper per kind; templated values are read once rendered."""
-        from airflow_provider_kwtsms.coerce import as_bool, as_country
+        from airflow_provider_kwtsms.coerce import as_bool, as_country, as_number
 
         def given(name: str) -> Any:
             value = self.data.get(name)
@@ -162,12 +238,33 @@ class KwtSMSNotifier(BaseNotifier):
 
         test, smart = given("test"), given("smart_encoding")
         where = "KwtSMSNotifier data"
+        quiet, cap, timezone = given("quiet_period"), given("daily_cap"), given("timezone")
+        if timezone is not None:
+            from airflow_provider_kwtsms.send.window import zone
+
+            zone(timezone)
+        key = given("storm_key")
         return {
             "sender": given("sender"),
             "test": None if test is None else as_bool(test, f"{where}['test']"),
             "default_country": as_country(given("default_country"), f"{where}['default_country']"),
             "smart_encoding": None if smart is None else as_bool(smart, f"{where}['smart_encoding']"),
-            "window": self._window(given("send_window"), given("send_days"), given("timezone")),
+            "window": self._window(given("send_window"), given("send_days"), timezone),
+            "quiet": DEFAULT_QUIET
+            if quiet is None
+            else as_number(
+                quiet,
+                f"{where}['quiet_period'] (seconds; 0 turns the guard off)",
+                minimum=0,
+                maximum=MAX_QUIET,
+            ),
+            "storm_key": None if key is None else str(key).strip() or None,
+            "final_try_only": as_bool(given("final_try_only") or False, f"{where}['final_try_only']"),
+            "recovery": as_bool(given("recovery") or False, f"{where}['recovery']"),
+            "daily_cap": None
+            if cap is None
+            else as_number(cap, f"{where}['daily_cap'] (credits a day)", minimum=1),
+            "timezone": str(timezone).strip() if timezone else DEFAULT_TIMEZONE,
         }
 
     @staticmethod
@@ -200,22 +297,205 @@ class KwtSMSNotifier(BaseNotifier):
             )
         return pages
 
+    def _titled(self, body: str) -> str:
+        return f"{str(self.title).strip()}: {body}" if self.title else body
+
     def compose(self, context: Context | dict[str, Any]) -> str:
-        """The text to send: title and message (or the default alert), cut to max_pages."""
+        """The text to send: title and message (or the default alert), cut to max_pages; a default
+        alert keeps its try and run, its cause is cut."""
         from airflow_provider_kwtsms.text.message import clean_message, trim_to_pages
 
-        body = str(self.message).strip() if self.message else default_alert(context)
-        text = f"{str(self.title).strip()}: {body}" if self.title else body
-        return trim_to_pages(clean_message(text), self._max_pages())
+        if self.message:
+            return trim_to_pages(clean_message(self._titled(str(self.message).strip())), self._max_pages())
+        head, cause, tail = alert_parts(context)
+        text = clean_message(self._titled(f"{head}: {cause}" if cause else head))
+        return trim_to_pages(text, self._max_pages(), keep_end=f" {tail}" if tail else "")
 
-    def _send(self, client: Channel, text: str) -> SendResult | None:
+    def _guard_text(self, text: str) -> str:
+        """A text of the guard's own (digest, recovery) as sent: titled, cut to max_pages."""
+        from airflow_provider_kwtsms.text.message import clean_message, trim_to_pages
+
+        return trim_to_pages(clean_message(self._titled(text)), self._max_pages())
+
+    # -- who hears of it -----------------------------------------------------------------------------
+    def _retry_left(self, context: Context | dict[str, Any]) -> bool:
+        """A task failure alert while the task has a retry left (``final_try_only`` stays silent):
+        its try is not past ``max_tries``, and this notifier was not called as the task's
+        ``on_retry_callback`` (retry alerts are not affected)."""
+        ti = context.get("ti") or context.get("task_instance")
+        if ti is None or context.get("reason") or _is_success(context):
+            return False  # DAG-level callbacks and successes: a run's end is final
+        try_number, max_tries = _get(ti, "try_number"), _get(ti, "max_tries")
+        state = _state(ti)
+        left = state == "up_for_retry" or (
+            isinstance(try_number, int) and isinstance(max_tries, int) and try_number <= max_tries
+        )
+        if not left:
+            return False
+        task = context.get("task") or _get(ti, "task")
+        as_retry = any(cb is self._origin for cb in _callbacks(task, "on_retry_callback"))
+        as_failure = any(cb is self._origin for cb in _callbacks(task, "on_failure_callback"))
+        if as_retry and not as_failure:
+            return False
+        if as_retry and as_failure:  # one notifier for both: the state says which
+            return state != "up_for_retry"
+        return True
+
+    def _deliver(self, client: Channel, text: str, context: Context | dict[str, Any]) -> list[SendResult]:
+        """Send ``text`` (or the storm guard's digest or recovery instead) to each target."""
         options = self._options()
         window = options["window"]
         if window is not None and not window.is_open(datetime.now(UTC)):
             self.log.warning(
                 "kwtSMS alert held back: outside its send window %s (data['send_window']); not sent", window
             )
+            return []
+        if options["final_try_only"] and self._retry_left(context):
+            self.log.info("kwtSMS alert not sent: the task has a retry left (data['final_try_only'])")
+            return []
+        success = _is_success(context)
+        if options["quiet"] <= 0:  # the guard is off
+            if options["recovery"] and success:
+                self.log.info(
+                    "kwtSMS: a success is sent only as a recovery, which needs the storm guard's record"
+                )
+                return []
+            return [self._send(client, self.target, text, options)]
+        from airflow_provider_kwtsms.alerts.store import AlertStoreUnavailable
+        from airflow_provider_kwtsms.phone.recipients import prepare_recipients
+
+        recipients = prepare_recipients(self.target, options["default_country"] or client.default_country)
+        for bad in recipients.invalid:
+            self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
+        if not recipients.valid:
+            return [self._send(client, self.target, text, options)]  # the send names what is wrong
+        guard = self._guard(context, options)
+        alert = _storm_alert(context)
+        pages = _measure_pages(text)
+        decisions: dict[str, Any] = {}
+        try:
+            for target in recipients.valid:
+                if options["recovery"] and success:
+                    decisions[target] = guard.on_success(target)
+                else:
+                    decisions[target] = guard.on_alert(target, alert, pages)
+        except AlertStoreUnavailable as exc:  # fail-open: a broken guard never loses an alert
+            self.log.warning(
+                "kwtSMS storm guard unavailable (%s): this alert is sent unguarded", exc.description
+            )
+            left = [t for t in recipients.valid if t not in decisions]
+            return [self._send(client, left, text, options)]
+        courier = {t: d.courier_at for t, d in decisions.items() if d.courier_at is not None}
+        if courier:
+            self._start_courier(guard, options, courier)
+        for target, decision in decisions.items():
+            if decision.outgoing is None and decision.action == "count":
+                self.log.info(
+                    "kwtSMS alert to %s counted, not sent: the storm guard's quiet period (%g s, "
+                    "data['quiet_period']) is on; the digest reports it when the period ends",
+                    target,
+                    options["quiet"],
+                )
+        groups: dict[str, list[Any]] = {}
+        for decision in decisions.values():
+            if decision.outgoing is not None:
+                groups.setdefault(decision.outgoing.text or text, []).append(decision.outgoing)
+        results = []
+        for message, outs in groups.items():
+            try:
+                result = self._send(client, [o.target for o in outs], message, options)
+            except BaseException:
+                # counted again: the next digest reports what did not go out
+                wake = {o.target: at for o in outs if (at := guard.not_sent(o)) is not None}
+                if wake:
+                    self._start_courier(guard, options, wake)
+                raise
+            for out in outs:
+                guard.sent(out, result.points_charged / len(outs))
+            results.append(result)
+        return results
+
+    def _guard(self, context: Context | dict[str, Any], options: dict[str, Any]) -> Any:
+        from airflow_provider_kwtsms.alerts.store import FileAlertStore, GuardedStore, open_alert_store
+
+        dag_run = context.get("dag_run")
+        ti = context.get("ti") or context.get("task_instance")
+        dag_id = _get(context.get("dag"), "dag_id") or _get(ti, "dag_id") or _get(dag_run, "dag_id")
+        scope = options["storm_key"] or str(dag_id or "")
+        settings = self._settings()
+        shared, where = None, "the machine's folder"
+        if settings is not None and settings.rate_store:
+            from airflow_provider_kwtsms.rate.store_url import describe
+
+            try:
+                shared = open_alert_store(settings.rate_store, password=settings.rate_store_password)
+                where = describe(settings.rate_store)
+            except Exception as exc:  # a driver missing: the machine's folder guards alone
+                self.log.warning(
+                    "kwtSMS storm guard: the rate_store cannot hold its records (%s)", type(exc).__name__
+                )
+        from airflow_provider_kwtsms.alerts.storm import StormGuard
+
+        return StormGuard(
+            GuardedStore(shared, where=where, machine=FileAlertStore),
+            scope=scope,
+            name=scope or "Airflow",
+            quiet=options["quiet"],
+            daily_cap=options["daily_cap"],
+            zone=options["timezone"],
+            render=self._guard_text,
+        )
+
+    def _settings(self) -> KwtSMSSettings | None:
+        try:
+            return self.hook.settings
+        except Exception:  # a hook without a connection (tests that give a client): no shared store
             return None
+
+    def _start_courier(self, guard: Any, options: dict[str, Any], wake: dict[str, float]) -> None:
+        """A detached courier for the digests (``alerts.courier``); the connection's values go to
+        it on a pipe, never in its arguments."""
+        settings = self._settings()
+        if settings is None or settings.transport != "http":
+            self.log.info(
+                "kwtSMS storm guard: no courier for this connection; the next alert sends the digest"
+            )
+            return
+        from airflow_provider_kwtsms.alerts.courier import start_courier
+        from airflow_provider_kwtsms.alerts.store import alert_dir
+
+        kwargs = settings.client_kwargs()
+        spec = {
+            "scope": guard.scope,
+            "name": guard.name,
+            "quiet": guard.quiet,
+            "daily_cap": guard.daily_cap,
+            "zone": guard.zone,
+            "title": str(self.title).strip() if self.title else None,
+            "max_pages": self._max_pages(),
+            "targets": wake,
+            "store": {"url": settings.rate_store, "password": settings.rate_store_password}
+            if settings.rate_store
+            else None,
+            "alert_dir": alert_dir(),
+            "client": {
+                "username": settings.username,
+                "password": settings.password,
+                "kwargs": kwargs,
+                "rate_store": settings.rate_store,
+                "rate_store_password": settings.rate_store_password,
+            },
+            "plan": {
+                "sender": options["sender"],
+                "test": options["test"],
+                "default_country": options["default_country"],
+                "smart_encoding": options["smart_encoding"],
+            },
+        }
+        if start_courier(spec, log_dir=alert_dir() if os.path.isdir(alert_dir()) else None):
+            self.log.info("kwtSMS storm guard: a courier sends the digest when the quiet period ends")
+
+    def _send(self, client: Channel, target: Any, text: str, options: dict[str, Any]) -> SendResult:
         # client.send waits ERR028 (same number within 15 s) out, up to same_number_retries times
         # (the batch loop), so a burst of up to four alerts to one number all arrive.
         plan_options = client.plan_options(
@@ -224,7 +504,7 @@ class KwtSMSNotifier(BaseNotifier):
             default_country=options["default_country"],
             smart_encoding=options["smart_encoding"],
         )
-        result = client.send(self.target, text, plan_options)
+        result = client.send(target, text, plan_options)
         for bad in result.plan.recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
         result.raise_for_status()
@@ -251,14 +531,16 @@ class KwtSMSNotifier(BaseNotifier):
         # Airflow renders the templated fields in place, and its DAG processor runs the DAG-level
         # callbacks of many runs on one parsed DAG, i.e. one notifier: render on a copy, or every
         # later alert goes to the first run's number with its text.
-        return super(KwtSMSNotifier, copy.copy(self)).__call__(*args)
+        call = copy.copy(self)
+        call._origin = self._origin
+        return super(KwtSMSNotifier, call).__call__(*args)
 
     def notify(self, context: Context) -> None:
         from airflow_provider_kwtsms.hooks.kwtsms import configuration_errors_are_permanent
 
         # A bad connection, target or data option fails as configuration (AirflowFailException).
         with configuration_errors_are_permanent():
-            self._send(self.hook.get_client(), self.compose(context))
+            self._deliver(self.hook.get_client(), self.compose(context), context)
 
     async def async_notify(self, context: Context) -> None:
         """For the triggerer (deadline alerts): the connection is read without blocking the loop."""
@@ -268,9 +550,15 @@ class KwtSMSNotifier(BaseNotifier):
             client = await self.hook.aget_client()
             text = self.compose(context)
             try:
-                await asyncio.to_thread(self._send, client, text)
+                await asyncio.to_thread(self._deliver, client, text, context)
             finally:
                 await asyncio.to_thread(self.hook.close)
+
+
+def _measure_pages(text: str) -> int:
+    from airflow_provider_kwtsms.text.message import measure_message
+
+    return measure_message(text).pages
 
 
 send_kwtsms_notification = KwtSMSNotifier

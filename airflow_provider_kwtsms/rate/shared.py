@@ -46,7 +46,16 @@ from airflow_provider_kwtsms.rate.store_url import StoreURL, describe, parse_sto
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.rate.bucket import Pacer
 
-__all__ = ["SharedBucket", "describe", "max_wait", "open_store", "shared_bucket", "shared_key"]
+__all__ = [
+    "SharedBucket",
+    "describe",
+    "max_wait",
+    "open_store",
+    "postgres_options",
+    "redis_client",
+    "shared_bucket",
+    "shared_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +170,31 @@ return string.format('%.6f', wait)
 """
 
 
+def redis_client(url: str | StoreURL, *, timeout: float = STORE_TIMEOUT) -> Any:
+    """A redis-py client for a ``rate_store`` URL, bounded as the module doc says (the storm
+    guard's alert store opens its Redis the same way)."""
+    import redis  # comes with celery[redis]; only needed when this store is chosen
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    where = url if isinstance(url, StoreURL) else parse_store_url(url)
+    options: dict[str, Any] = {
+        "username": where.username,
+        "password": where.password,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    host = where.host or "localhost"
+    query = "&".join(f"{key}={value}" for key, value in where.query if "pass" not in key)
+    # A URL without its user part, for the query options redis-py reads from a URL.
+    clean = f"{where.scheme}://{f'[{host}]' if ':' in host else host}:{where.port or 6379}"
+    clean += f"/{where.database or 0}" + (f"?{query}" if query else "")
+    return redis.Redis.from_url(clean, **options)
+
+
 class RedisRateStore:
     """The TAT in Redis (e.g. the Celery broker); one Lua script per step, so the step is atomic.
 
@@ -169,26 +203,7 @@ class RedisRateStore:
     is the breaker's to judge."""
 
     def __init__(self, url: str | StoreURL, *, timeout: float = STORE_TIMEOUT) -> None:
-        import redis  # comes with celery[redis]; only needed when this store is chosen
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        where = url if isinstance(url, StoreURL) else parse_store_url(url)
-        options: dict[str, Any] = {
-            "username": where.username,
-            "password": where.password,
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "socket_keepalive": True,
-            "health_check_interval": 30,
-            "retry": Retry(NoBackoff(), 0),
-        }
-        host = where.host or "localhost"
-        query = "&".join(f"{key}={value}" for key, value in where.query if "pass" not in key)
-        # A URL without its user part, for the query options redis-py reads from a URL.
-        clean = f"{where.scheme}://{f'[{host}]' if ':' in host else host}:{where.port or 6379}"
-        clean += f"/{where.database or 0}" + (f"?{query}" if query else "")
-        self._redis = redis.Redis.from_url(clean, **options)
+        self._redis = redis_client(url, timeout=timeout)
         self._script = self._redis.register_script(_REDIS_SCRIPT)
 
     def _run(self, key: str, interval: float, now: float | None, hold: float, limit: float = -1.0) -> float:
@@ -234,6 +249,31 @@ _PG_LIMITS = (
 )
 
 
+def postgres_options(
+    where: StoreURL, *, timeout: float = STORE_TIMEOUT, name: str = "kwtsms-rate"
+) -> dict[str, Any]:
+    """libpq's connect keywords for a ``rate_store`` URL, bounded as the class doc of
+    :class:`PostgresRateStore` says (the storm guard's alert store connects the same way)."""
+    millis = max(1, int(timeout * 1000))
+    options: dict[str, Any] = {
+        "connect_timeout": max(2, math.ceil(timeout)),  # libpq's least
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": max(millis, 10_000),
+        "application_name": name,
+        **dict(where.query),
+    }
+    for key, value in (("host", where.host), ("port", where.port), ("dbname", where.database)):
+        if value is not None:
+            options[key] = value
+    for key, value in (("user", where.username), ("password", where.password)):
+        if value is not None:
+            options[key] = value
+    return options
+
+
 class PostgresRateStore:
     """The TAT in a Postgres table ``kwtsms_rate`` (created when missing); autocommit, one row per key.
 
@@ -250,24 +290,8 @@ class PostgresRateStore:
 
         self._connect = psycopg.connect
         self.where = where = url if isinstance(url, StoreURL) else parse_store_url(url)
-        millis = max(1, int(timeout * 1000))
-        self._options: dict[str, Any] = {
-            "connect_timeout": max(2, math.ceil(timeout)),  # libpq's least
-            "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 3,
-            "tcp_user_timeout": max(millis, 10_000),
-            "application_name": "kwtsms-rate",
-            **dict(where.query),
-        }
-        for name, value in (("host", where.host), ("port", where.port), ("dbname", where.database)):
-            if value is not None:
-                self._options[name] = value
-        for name, value in (("user", where.username), ("password", where.password)):
-            if value is not None:
-                self._options[name] = value
-        self._limits = {"ms": str(millis)}
+        self._options = postgres_options(where, timeout=timeout)
+        self._limits = {"ms": str(max(1, int(timeout * 1000)))}
         self._conn: Any = None  # connected on first use: a store down at start is the fallback's case
         self._lock = threading.Lock()
 

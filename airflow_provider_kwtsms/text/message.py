@@ -310,22 +310,24 @@ def measure_message(text: str, max_pages: int = DEFAULT_MAX_PAGES) -> MessageInf
     )
 
 
-def trim_to_pages(text: str, pages: int) -> str:
+def trim_to_pages(text: str, pages: int, keep_end: str = "") -> str:
     """``text`` cut to fit ``pages`` pages, ending with an ellipsis when anything was cut.
 
     The ellipsis is "…" for UCS-2 text and "..." for GSM-7 text, because "…" is not in GSM-7
-    and would switch the whole message to UCS-2 (and so need more pages).
+    and would switch the whole message to UCS-2 (and so need more pages). ``keep_end`` is put
+    after the text and never cut (an alert's try and run after its cut cause): ``text`` is cut
+    to leave it room.
     """
     if pages < 1:
         raise KwtSMSInputError(
             f"pages must be at least 1, got {pages!r}: give a whole number of pages, 1 or more"
         )
-    if measure_message(text).pages <= pages:
-        return text
-    ellipsis = "..." if encoding_of(text) == GSM7 else "…"
+    if measure_message(text + keep_end).pages <= pages:
+        return text + keep_end
+    ellipsis = "..." if encoding_of(text + keep_end) == GSM7 else "…"
 
     def fits(n: int) -> bool:
-        return measure_message(text[:n].rstrip() + ellipsis).pages <= pages
+        return measure_message(text[:n].rstrip() + ellipsis + keep_end).pages <= pages
 
     low, high = 0, len(text)  # fits(low) holds; find the longest prefix that fits
     while low < high:
@@ -334,4 +336,4 @@ def trim_to_pages(text: str, pages: int) -> str:
             low = mid
         else:
             high = mid - 1
-    return text[:low].rstrip() + ellipsis
+    return text[:low].rstrip() + ellipsis + keep_end

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -363,28 +364,58 @@ def test_g_mapped_sends_one_machine_no_rate_store(deploy: Site) -> None:
     assert (delivery.once, delivery.twice, delivery.missing, delivery.refused) == (MAPPED, 0, 0, 0), delivery
 
 
-# --- (f) 200 runs at once, one alert each -----------------------------------------------------------
+# --- (f) 200 runs failing at once: one alert, one digest (the storm guard) -------------------------
+
+FANOUT_QUIET = 60  # seconds: longer than the 200 runs take to fail and alert (about 30 s here)
+DIGEST = re.compile(r"deploy_fanout_dag_alert: (\d+) more failures? since \d\d:\d\d \((.*)\)")
 
 
 def test_f_200_runs_at_once(deploy: Site) -> None:
-    """200 runs at once, each alerting once from the DAG processor (DAG-level on_success_callback).
-
-    The runs' only task is an EmptyOperator, which no worker runs: the scenario costs the alerts,
-    not 200 task processes (benchmarks/bench_deploy.py runs the task-failure variant, with workers,
-    for the failure-to-alert latency).
-    """
+    """200 runs of one DAG fail at once, each alerting the one on-call number from the DAG
+    processor (a DAG-level on_failure_callback; dagrun_timeout fails the runs, no worker runs a
+    task): the storm guard sends the first alert and, once the quiet period ends, one digest
+    naming 199 more, nothing else. A second target (3 runs) gets its own alert and digest.
+    Meanwhile a task fails and then succeeds on its retry: with final_try_only, no alert."""
     started = time.monotonic()
-    d = deploy.deployment
-    d.wait_dag(FANOUT_DAG)
-    to = [f"9656{i:07d}" for i in range(FANOUT)]  # one number per run: one SMS per number per 15 s
-    runs = [d.trigger(FANOUT_DAG, {"alert_to": n}, run_id=f"fanout_{i:03d}") for i, n in enumerate(to)]
+    d, sandbox = deploy.deployment, deploy.sandbox
+    d.set_pool("kwtsms_closed", 0)
+    for dag_id in (FANOUT_DAG, "deploy_retry_then_success"):
+        d.wait_dag(dag_id)
+    retried = d.trigger("deploy_retry_then_success")
+    on_call, second = "96560000001", "96560000002"
+    conf = {"quiet": FANOUT_QUIET}
+    runs = [
+        d.trigger(FANOUT_DAG, {**conf, "alert_to": on_call}, run_id=f"fanout_{i:03d}") for i in range(FANOUT)
+    ]
+    runs += [d.trigger(FANOUT_DAG, {**conf, "alert_to": second}, run_id=f"fanout_b{i}") for i in range(3)]
     for run in runs:
-        assert d.wait_run(FANOUT_DAG, run, timeout=600) == "success"
-    received = settle_texts(deploy, FANOUT, timeout=300)
-    assert sorted(received) == sorted(f"fanout done {run}" for run in runs)  # each once, none twice
-    counts = recipient_counts(deploy.sandbox.messages())
-    assert counts == dict.fromkeys(to, 1)
-    record(deploy, "f runs at once", None, time.monotonic() - started, alerts=len(received), runs=len(runs))
+        assert d.wait_run(FANOUT_DAG, run, timeout=600) == "failed"
+    failed_at = time.time()
+    assert d.wait_run("deploy_retry_then_success", retried, timeout=300) == "success"
+
+    def digests() -> list[dict]:
+        return [m for m in sandbox.messages() if DIGEST.match(m["message"])]
+
+    wait_for("both digests", lambda: len(digests()) >= 2, FANOUT_QUIET + 120, interval=1)
+    time.sleep(4)  # anything more would come right behind: give it the time to show
+    by_number: dict[str, list[dict]] = {}
+    for message in sandbox.messages():
+        by_number.setdefault(message["mobile"][0], []).append(message)
+    assert set(by_number) == {on_call, second}, by_number  # nothing for the retried task (final_try_only)
+    first, digest = by_number[on_call]
+    assert "deploy_fanout_dag_alert" in first["message"] and "timed out" in first["message"], first
+    assert DIGEST.match(digest["message"]).group(1) == "199", digest["message"]
+    assert DIGEST.match(by_number[second][1]["message"]).group(1) == "2", by_number[second]
+    # the courier's latency: from the period's end (the first alert + the quiet period) to the digest
+    latency = digest["received_at"] - first["received_at"] - FANOUT_QUIET
+    sends = [r for r in sandbox.requests() if r["endpoint"] == "send"]
+    record(
+        deploy, "f runs at once", None, time.monotonic() - started, alerts=len(runs),
+        sms=len(sandbox.messages()), send_requests=len(sends),
+        credits=sum(m["points"] for m in sandbox.messages()), digest_latency=round(latency, 1),
+        last_run_failed_to_digest=round(digest["received_at"] - failed_at, 1),
+    )  # fmt: skip
+    assert latency < 60, f"the digest came {latency:.1f} s after the quiet period ended"
 
 
 # --- 3. the password: created through the API, masked there, in no log and no XCom ----------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, task
 
 from airflow_provider_kwtsms.notifications.kwtsms import KwtSMSNotifier
@@ -156,16 +155,40 @@ with DAG(dag_id="deploy_fanout", schedule=None, start_date=START, catchup=False,
     fails()
 
 
-# (f) in CI: the same number of runs, each alerting from the DAG processor (a DAG-level callback)
-# with no task process to start: the runs' only task is an EmptyOperator, which no worker runs.
+# (f) in CI: the same number of runs failing at once, each alerting from the DAG processor (a
+# DAG-level failure callback) with no task process to start: the runs' only task waits in a pool
+# of no slots (kwtsms_closed) until dagrun_timeout fails the run. Through the storm guard, with
+# the quiet period the run's conf gives (the test's is short).
 with DAG(
     dag_id="deploy_fanout_dag_alert",
     schedule=None,
     start_date=START,
     catchup=False,
     max_active_runs=300,
-    on_success_callback=KwtSMSNotifier(
-        target="{{ dag_run.conf['alert_to'] }}", message="fanout done {{ run_id }}"
+    dagrun_timeout=timedelta(seconds=1),
+    on_failure_callback=KwtSMSNotifier(
+        target="{{ dag_run.conf['alert_to'] }}",
+        data={"quiet_period": "{{ dag_run.conf.get('quiet', 600) }}"},
     ),
 ):
-    EmptyOperator(task_id="nothing")
+
+    @task(pool="kwtsms_closed")  # a pool of no slots: it never runs (an EmptyOperator would succeed)
+    def never() -> None:
+        pass
+
+    never()
+
+
+# (f) final_try_only: a task that fails once, then succeeds on its retry: no alert at all.
+with DAG(dag_id="deploy_retry_then_success", schedule=None, start_date=START, catchup=False):
+
+    @task(
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+        on_failure_callback=KwtSMSNotifier(target="96599990009", data={"final_try_only": True}),
+    )
+    def fails_once(ti=None) -> None:
+        if ti.try_number < 2:
+            raise RuntimeError("first try fails on purpose")
+
+    fails_once()
