@@ -207,7 +207,7 @@ class KwtSMSNotifier(BaseNotifier):
         text = f"{str(self.title).strip()}: {body}" if self.title else body
         return trim_to_pages(clean_message(text), self._max_pages())
 
-    def _send(self, client: Channel, text: str) -> SendResult | None:
+    def _send(self, client: Channel, text: str, context: Any = None) -> SendResult | None:
         options = self._options()
         window = options["window"]
         if window is not None and not window.is_open(datetime.now(UTC)):
@@ -226,6 +226,7 @@ class KwtSMSNotifier(BaseNotifier):
         result = client.send(self.target, text, plan_options)
         for bad in result.plan.recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
+        self._record(context, result)
         result.raise_for_status()
         from airflow_provider_kwtsms.send.batch_loop import plural
 
@@ -237,6 +238,19 @@ class KwtSMSNotifier(BaseNotifier):
             ", ".join(result.msg_ids),
         )
         return result
+
+    def _record(self, context: Any, result: SendResult) -> None:
+        """Keep the alert where the kwtSMS page reads it: an XCom of the task whose callback sent
+        it. DAG-level callbacks and deadline alerts have no running task to write to: not kept."""
+        push = getattr(_get(context, "ti"), "xcom_push", None)
+        if push is None:
+            return
+        from airflow_provider_kwtsms.usage.records import ALERT_KEY, alert_record
+
+        try:
+            push(key=ALERT_KEY, value=alert_record(result.to_dict(), result.plan.recipients.valid))
+        except Exception as error:  # the alert went (or not) all the same: its record is a nicety
+            self.log.warning("kwtSMS alert not recorded for the kwtSMS page: %s", error)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         # `airflow dags test` (3.3) hands DAG-level callbacks a SerializedDAG, which cannot build a
@@ -257,7 +271,7 @@ class KwtSMSNotifier(BaseNotifier):
 
         # A bad connection, target or data option fails as configuration (AirflowFailException).
         with configuration_errors_are_permanent():
-            self._send(self.hook.get_client(), self.compose(context))
+            self._send(self.hook.get_client(), self.compose(context), context)
 
     async def async_notify(self, context: Context) -> None:
         """For the triggerer (deadline alerts): the connection is read without blocking the loop."""
@@ -267,7 +281,7 @@ class KwtSMSNotifier(BaseNotifier):
             client = await self.hook.aget_client()
             text = self.compose(context)
             try:
-                await asyncio.to_thread(self._send, client, text)
+                await asyncio.to_thread(self._send, client, text, context)
             finally:
                 await asyncio.to_thread(self.hook.close)
 

@@ -204,3 +204,17 @@ def as_alert(row: Row) -> Alert | None:
         ok=value.get("ok") is True,
         reason=reason,
     )
+
+
+def alert_record(summary: dict[str, Any], targets: list[str]) -> dict[str, Any]:
+    """What the notifier writes under ``ALERT_KEY`` for one alert (``as_alert`` reads it back),
+    from its send's summary (``SendResult.to_dict``): the numbers alerted, whether it went, its
+    credits and msg-ids, and the error's code and text (no action, no numbers that failed)."""
+    error = _dict(summary.get("error"))
+    return {
+        "targets": list(targets),
+        "ok": summary.get("ok") is True,
+        "points_charged": count(summary.get("points_charged")),
+        "msg_ids": list(summary.get("msg_ids") or []),
+        "error": {"code": error.get("code"), "description": error.get("description")} if error else None,
+    }
