@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Text, cast, or_, select
 
@@ -175,11 +175,16 @@ def create_app() -> FastAPI:
         return report
 
     @app.get("/api/balance", dependencies=[ReadDags])
-    def balance(request: Request, session: SessionDep) -> dict[str, Any]:
-        """Each kwtsms connection's balance now, asked of the gateway at most once a minute; the
-        readings join the trend (in this process's memory)."""
+    def balance(user: GetUserDep, session: SessionDep) -> dict[str, Any]:
+        """The balance now of each kwtsms connection (those in the database, and those the last 30
+        days' sends and readings name: a connection from an environment variable or a secrets
+        backend is not listed anywhere), asked of the gateway at most once a minute; the readings
+        join the trend, in this process's memory."""
+        period = parse_period(None, None, None, None, datetime.now(UTC).date())
+        rows = _rows(session, period.start, period.end, _readable_dags(user, session))
+        named = {b["connection"] for b in build_report(rows, period)["balances"] if b["connection"]}
         out: list[dict[str, Any]] = []
-        for conn_id in _kwtsms_connections(session):
+        for conn_id in sorted(set(_kwtsms_connections(session)) | named)[:MAX_CONNECTIONS]:
             if not readings.due(conn_id):
                 out.append({"connection": conn_id, "available": None, "error": "", "fresh": False})
                 continue
