@@ -27,4 +27,6 @@ class UsagePageAuthManager(SimpleAuthManager):
             return set()
         if name == "finance":
             return set(dag_ids) & FINANCE_DAGS if method == "GET" else set()
-        return super().filter_authorized_dag_ids(dag_ids=dag_ids, user=user, method=method, team_name=team_name)
+        return super().filter_authorized_dag_ids(
+            dag_ids=dag_ids, user=user, method=method, team_name=team_name
+        )

@@ -73,19 +73,22 @@ class PageReadings:
             self._readings.append(Reading(connection, datetime.now(UTC), available, "page"))
 
 
+# The fields the report reads, extracted by the database (SQLAlchemy's JSON index: JSON_EXTRACT on
+# SQLite and MySQL, -> on PostgreSQL): a summary's per-batch table and number lists can weigh
+# hundreds of kilobytes, and the page needs none of them.
+FIELDS = (
+    *("ok", "dry_run", "test", "points_charged", "numbers_sent", "balance_after", "connection"),
+    *("counts", "error", "failed", "suppressed"),  # failed/suppressed: [] unless something was
+    *("available", "min_balance", "targets"),
+)
+
+
 def _rows(session: Any, start: datetime, end: datetime, readable: set[str] | None) -> list[Row]:
     from airflow.models.xcom import XComModel
 
-    as_text = cast(XComModel.value, Text)
-    query = select(
-        XComModel.dag_id,
-        XComModel.run_id,
-        XComModel.task_id,
-        XComModel.map_index,
-        XComModel.key,
-        XComModel.timestamp,
-        XComModel.value,
-    ).where(
+    value = XComModel.value
+    as_text = cast(value, Text)
+    where = (
         XComModel.key.in_(READ_KEYS),
         XComModel.timestamp >= start,
         XComModel.timestamp < end,
@@ -96,12 +99,30 @@ def _rows(session: Any, start: datetime, end: datetime, readable: set[str] | Non
             as_text.like(f"%{READING_MARKER}%"),
         ),
     )
-    rows = []
-    for dag_id, run_id, task_id, map_index, key, at, value in session.execute(query):
+    where_from = (XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index)
+    query = select(*where_from, XComModel.key, XComModel.timestamp, *(value[name] for name in FIELDS))
+    rows: list[Row] = []
+    whole: list[Row] = []
+    for dag_id, run_id, task_id, map_index, key, at, *fields in session.execute(query.where(*where)):
         if readable is not None and dag_id not in readable:
             continue
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        rows.append(Row(dag_id, run_id, task_id, map_index, key, at, value))
+        found = {name: field for name, field in zip(FIELDS, fields, strict=True) if field is not None}
+        row = Row(dag_id, run_id, task_id, map_index, key, at, found)
+        (rows if found else whole).append(row)
+    # A value stored as a JSON string (XComModel.serialize_value's form) has no fields to extract:
+    # those few are read whole.
+    for row in whole:
+        stored = session.execute(
+            select(value).where(
+                XComModel.dag_id == row.dag_id,
+                XComModel.run_id == row.run_id,
+                XComModel.task_id == row.task_id,
+                XComModel.map_index == row.map_index,
+                XComModel.key == row.key,
+            )
+        ).scalar()
+        rows.append(Row(row.dag_id, row.run_id, row.task_id, row.map_index, row.key, row.at, stored))
     return rows
 
 

@@ -30,7 +30,7 @@ MAX_VALUE_CHARS = 2_000_000  # a stored value longer than this is not parsed (a 
 UNNAMED_CONNECTION = ""  # summaries written before the connection was recorded
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     """One XCom row: where it comes from, when it was written (UTC) and its stored value."""
 
@@ -43,7 +43,7 @@ class Row:
     value: Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Send:
     """One task's send, as its summary says."""
 
@@ -62,7 +62,7 @@ class Send:
     reasons: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reading:
     """A balance reading of one connection: from a sensor, a send's answer, or the page."""
 
@@ -72,7 +72,7 @@ class Reading:
     source: str  # "sensor", "send" or "page"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Alert:
     """One alert the notifier sent (or tried to), to its targets."""
 
@@ -89,6 +89,8 @@ def text(value: Any, limit: int = MAX_TEXT) -> str:
     if value is None:
         return ""
     raw = value if isinstance(value, str) else str(value)
+    if len(raw) <= limit and raw.isprintable():  # the common case: no line break nor control character
+        return raw
     cut = raw[: limit + 1]
     flat = "".join(" " if (ch < " " or ch in "\x7f\x85\u2028\u2029") else ch for ch in cut)
     return flat[:limit] + ("…" if len(cut) > limit else "")
@@ -96,6 +98,8 @@ def text(value: Any, limit: int = MAX_TEXT) -> str:
 
 def count(value: Any) -> int:
     """A count: a non-negative whole number, else 0 (missing keys, bools and junk count as none)."""
+    if type(value) is int:  # the common case (bool is not int here)
+        return value if value > 0 else 0
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     if isinstance(value, float) and not math.isfinite(value):
@@ -138,25 +142,8 @@ def as_send(row: Row) -> Send | None:
     counts = value.get("counts")
     if SUMMARY_MARKER not in value or not isinstance(counts, dict) or value.get("dry_run") is True:
         return None
-    reasons: list[str] = []
-    error = _dict(value.get("error"))
-    if error:
-        what = text(error.get("code"), 40)
-        says = text(error.get("description"))
-        action = text(error.get("action"))
-        reasons.append(": ".join(part for part in (what, says) if part) + (f" ({action})" if action else ""))
-    codes: dict[str, int] = {}
-    failed_list = value.get("failed")
-    for item in failed_list[:1000] if isinstance(failed_list, list) else ():
-        code = text(_dict(item).get("code"), 40) or "no code"
-        codes[code] = codes.get(code, 0) + 1
-    reasons.extend(f"{n} failed with {code}" for code, n in sorted(codes.items()))
-    suppressed_list = value.get("suppressed")
-    why: dict[str, int] = {}
-    for item in suppressed_list[:1000] if isinstance(suppressed_list, list) else ():
-        reason = text(_dict(item).get("reason")) or "suppressed"
-        why[reason] = why.get(reason, 0) + 1
-    reasons.extend(f"{n} suppressed: {reason}" for reason, n in sorted(why.items()))
+    error, failed, suppressed = value.get("error"), value.get("failed"), value.get("suppressed")
+    reasons = _reasons(_dict(error), failed, suppressed) if error or failed or suppressed else ()
     return Send(
         row=row,
         credits=count(value.get("points_charged")),
@@ -170,8 +157,30 @@ def as_send(row: Row) -> Send | None:
         ok=value.get("ok") is True,
         connection=text(value.get("connection"), 250),
         balance_after=number(value.get("balance_after")),
-        reasons=tuple(reasons[:10]),
+        reasons=reasons,
     )
+
+
+def _reasons(error: dict[str, Any], failed: Any, suppressed: Any) -> tuple[str, ...]:
+    """Why a send did not reach everyone: its error, the failed numbers' codes, the suppressed
+    numbers' reasons (counted, never the numbers)."""
+    reasons: list[str] = []
+    if error:
+        what = text(error.get("code"), 40)
+        says = text(error.get("description"))
+        action = text(error.get("action"))
+        reasons.append(": ".join(part for part in (what, says) if part) + (f" ({action})" if action else ""))
+    codes: dict[str, int] = {}
+    for item in failed[:1000] if isinstance(failed, list) else ():
+        code = text(_dict(item).get("code"), 40) or "no code"
+        codes[code] = codes.get(code, 0) + 1
+    reasons.extend(f"{n} failed with {code}" for code, n in sorted(codes.items()))
+    why: dict[str, int] = {}
+    for item in suppressed[:1000] if isinstance(suppressed, list) else ():
+        reason = text(_dict(item).get("reason")) or "suppressed"
+        why[reason] = why.get(reason, 0) + 1
+    reasons.extend(f"{n} suppressed: {reason}" for reason, n in sorted(why.items()))
+    return tuple(reasons[:10])
 
 
 def as_reading(row: Row) -> Reading | None:

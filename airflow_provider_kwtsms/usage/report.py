@@ -119,11 +119,12 @@ def build_report(
 ) -> dict[str, Any]:
     """The report for ``period`` from the XCom ``rows`` (others' rows are ignored) and the
     balance readings the page made itself: a JSON-ready dict, the page's and the endpoint's."""
+    start, end = period.start, period.end
     sends: list[Send] = []
-    readings: list[Reading] = [r for r in page_readings if period.start <= r.at < period.end]
+    readings: list[Reading] = [r for r in page_readings if start <= r.at < end]
     alerts: list[Alert] = []
     for row in rows:
-        if not period.start <= row.at < period.end:
+        if not start <= row.at < end:
             continue
         send = as_send(row)
         if send is not None:
