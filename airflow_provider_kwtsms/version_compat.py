@@ -8,7 +8,8 @@ Airflow 2 has reached its end of life: it is not supported (docs/airflow-version
 What moved or arrived, by release:
 
 - 3.1: ``BaseHook`` in ``airflow.sdk`` (before: ``airflow.hooks.base``); ``BaseHook.aget_connection``
-  for the triggerer; ``BaseNotifier(context=...)``, ``async_notify`` and ``await notifier`` (deadline
+  for the triggerer; plugins' ``external_views`` (a page in the UI's navigation);
+  ``BaseNotifier(context=...)``, ``async_notify`` and ``await notifier`` (deadline
   alerts run notifiers in the triggerer); a notifier's error reaches the caller (3.0 logs it only).
 - 3.2: ``AirflowFailException`` in ``airflow.sdk.exceptions`` (before: ``airflow.exceptions``, which
   3.2+ still re-exports with a deprecation warning); the connection form from ``conn-fields``.
@@ -32,6 +33,7 @@ AIRFLOW_V_3_3_PLUS: bool = AIRFLOW_VERSION_TUPLE >= (3, 3, 0)
 # Features, named for what they give us (the tests skip with these names where one is absent).
 HAS_ASYNC_CONNECTION = AIRFLOW_V_3_1_PLUS  # BaseHook.aget_connection
 HAS_ASYNC_NOTIFIER = AIRFLOW_V_3_1_PLUS  # BaseNotifier.async_notify / await notifier: deadline alerts
+HAS_UI_EXTERNAL_VIEWS = AIRFLOW_V_3_1_PLUS  # a plugin's page in the UI's navigation (3.0: URL only)
 HAS_CONN_FIELDS = AIRFLOW_V_3_2_PLUS  # the connection form from get_provider_info()["conn-fields"]
 HAS_TASK_STATE_STORE = AIRFLOW_V_3_3_PLUS  # context["task_state_store"]
 NOTIFIER_ERRORS_PROPAGATE = AIRFLOW_V_3_1_PLUS  # 3.0's BaseNotifier.__call__ logs a failed send only
@@ -69,6 +71,7 @@ __all__ = [
     "HAS_ASYNC_NOTIFIER",
     "HAS_CONN_FIELDS",
     "HAS_TASK_STATE_STORE",
+    "HAS_UI_EXTERNAL_VIEWS",
     "NOTIFIER_ERRORS_PROPAGATE",
     "AirflowException",
     "AirflowFailException",

@@ -15,7 +15,7 @@ from airflow_support import REPO
 
 PACKAGE = REPO / "airflow_provider_kwtsms"
 # The adapters and the modules that exist to talk to Airflow.
-ADAPTER_PACKAGES = {"hooks", "operators", "sensors", "triggers", "notifications"}
+ADAPTER_PACKAGES = {"hooks", "operators", "sensors", "triggers", "notifications", "plugins"}
 AIRFLOW_FACING = {"version_compat", "get_provider_info", "demo", "__init__"}
 
 

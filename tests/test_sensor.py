@@ -131,6 +131,7 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
         "available": 1000,
         "purchased": 1200,
         "min_balance": 40.0,
+        "connection": "kwtsms_default",
     }
 
     # Fail fast: one try although two retries were allowed, and the log says what to do.
@@ -145,6 +146,7 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
         "available": 600,
         "purchased": 10,
         "min_balance": 500.0,
+        "connection": "kwtsms_poke",
     }
     assert _balance_checks(sandbox, "poke_user") >= 3
 
@@ -163,6 +165,7 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
             "available": 650,
             "purchased": 15,
             "min_balance": 500.0,
+            "connection": "kwtsms_resched",
         }
         assert _balance_checks(sandbox, "resched_user") >= 3
 
@@ -172,5 +175,6 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
         "available": 700,
         "purchased": 20,
         "min_balance": 500.0,
+        "connection": "kwtsms_defer",
     }
     assert _balance_checks(sandbox, "defer_user") >= 4  # one in the task, then the trigger's checks

@@ -290,8 +290,6 @@ class KwtSMSNotifier(BaseNotifier):
         except (TypeError, ValueError):
             pages = 0
         if pages < 1 or str(raw).strip() not in (str(pages), f"{pages}.0"):
-            from airflow_provider_kwtsms.errors import KwtSMSInputError
-
             raise KwtSMSInputError(
                 f"KwtSMSNotifier data['max_pages'] is {raw!r}: give a whole number of pages, 1 or more."
             )
@@ -360,7 +358,7 @@ class KwtSMSNotifier(BaseNotifier):
                     "kwtSMS: a success is sent only as a recovery, which needs the storm guard's record"
                 )
                 return []
-            return [self._send(client, self.target, text, options)]
+            return [self._send(client, self.target, text, options, context)]
         from airflow_provider_kwtsms.alerts.store import AlertStoreUnavailable
         from airflow_provider_kwtsms.phone.recipients import prepare_recipients
 
@@ -368,7 +366,7 @@ class KwtSMSNotifier(BaseNotifier):
         for bad in recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
         if not recipients.valid:
-            return [self._send(client, self.target, text, options)]  # the send names what is wrong
+            return [self._send(client, self.target, text, options, context)]  # the send names what is wrong
         guard = self._guard(context, options)
         alert = _storm_alert(context)
         pages = _measure_pages(text)
@@ -384,7 +382,7 @@ class KwtSMSNotifier(BaseNotifier):
                 "kwtSMS storm guard unavailable (%s): this alert is sent unguarded", exc.description
             )
             left = [t for t in recipients.valid if t not in decisions]
-            return [self._send(client, left, text, options)]
+            return [self._send(client, left, text, options, context)]
         courier = {t: d.courier_at for t, d in decisions.items() if d.courier_at is not None}
         if courier:
             self._start_courier(guard, options, courier)
@@ -403,7 +401,7 @@ class KwtSMSNotifier(BaseNotifier):
         results = []
         for message, outs in groups.items():
             try:
-                result = self._send(client, [o.target for o in outs], message, options)
+                result = self._send(client, [o.target for o in outs], message, options, context)
             except BaseException:
                 # counted again: the next digest reports what did not go out
                 wake = {o.target: at for o in outs if (at := guard.not_sent(o)) is not None}
@@ -495,7 +493,9 @@ class KwtSMSNotifier(BaseNotifier):
         if start_courier(spec, log_dir=alert_dir() if os.path.isdir(alert_dir()) else None):
             self.log.info("kwtSMS storm guard: a courier sends the digest when the quiet period ends")
 
-    def _send(self, client: Channel, target: Any, text: str, options: dict[str, Any]) -> SendResult:
+    def _send(
+        self, client: Channel, target: Any, text: str, options: dict[str, Any], context: Any = None
+    ) -> SendResult:
         # client.send waits ERR028 (same number within 15 s) out, up to same_number_retries times
         # (the batch loop), so a burst of up to four alerts to one number all arrive.
         plan_options = client.plan_options(
@@ -507,6 +507,7 @@ class KwtSMSNotifier(BaseNotifier):
         result = client.send(target, text, plan_options)
         for bad in result.plan.recipients.invalid:
             self.log.warning("kwtSMS alert: skipped invalid target %r: %s", bad.input, bad.reason)
+        self._record(context, result)
         result.raise_for_status()
         from airflow_provider_kwtsms.send.batch_loop import plural
 
@@ -518,6 +519,19 @@ class KwtSMSNotifier(BaseNotifier):
             ", ".join(result.msg_ids),
         )
         return result
+
+    def _record(self, context: Any, result: SendResult) -> None:
+        """Keep the alert where the kwtSMS page reads it: an XCom of the task whose callback sent
+        it. DAG-level callbacks and deadline alerts have no running task to write to: not kept."""
+        push = getattr(_get(context, "ti"), "xcom_push", None)
+        if push is None:
+            return
+        from airflow_provider_kwtsms.usage.records import ALERT_KEY, alert_record
+
+        try:
+            push(key=ALERT_KEY, value=alert_record(result.to_dict(), result.plan.recipients.valid))
+        except Exception as error:  # the alert went (or not) all the same: its record is a nicety
+            self.log.warning("kwtSMS alert not recorded for the kwtSMS page: %s", error)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         # `airflow dags test` (3.3) hands DAG-level callbacks a SerializedDAG, which cannot build a

@@ -323,6 +323,7 @@ class SendSMSOperator(BaseOperator):
 
         summary = result.to_dict()
         summary["transport"] = client.transport
+        summary["connection"] = self.kwtsms_conn_id  # the kwtSMS page draws each connection's balance
         if summary["transport"] == "smtp":
             from airflow_provider_kwtsms.smtp.sender import UNCONFIRMED_NOTE
 

@@ -45,7 +45,7 @@ def parse_min_balance(value: Any) -> float:
 class BalanceSensor(BaseSensorOperator):
     """Check that the kwtSMS balance is at least ``min_balance`` credits.
 
-    Returns (and so pushes to XCom) ``{"available", "purchased", "min_balance"}``. Other
+    Returns (and so pushes to XCom) ``{"available", "purchased", "min_balance", "connection"}``. Other
     arguments (``mode``, ``poke_interval``, ``timeout``, ...) are BaseSensorOperator's.
 
     :param min_balance: minimum available balance in credits (templated), e.g. an upstream
@@ -80,8 +80,14 @@ class BalanceSensor(BaseSensorOperator):
 
         return KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id)
 
-    def _xcom(self, available: float, purchased: float | None, minimum: float) -> dict[str, float | None]:
-        return {"available": available, "purchased": purchased, "min_balance": minimum}
+    def _xcom(self, available: float, purchased: float | None, minimum: float) -> dict[str, Any]:
+        # The connection too: the kwtSMS page draws each connection's balance from these readings.
+        return {
+            "available": available,
+            "purchased": purchased,
+            "min_balance": minimum,
+            "connection": self.kwtsms_conn_id,
+        }
 
     def _low_message(self, balance: Balance, minimum: float) -> str:
         return (
@@ -149,7 +155,7 @@ class BalanceSensor(BaseSensorOperator):
         self.log.info("%s Waiting for a top-up.", self._low_message(balance, minimum))
         return PokeReturnValue(is_done=False)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, float | None]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") != "ok":
             message = event.get("message") or "the balance trigger failed"
             if event.get("permanent"):
