@@ -22,21 +22,25 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Lint and type checks first, then the docs site built strictly (a broken link fails): either
-# stops the run before the slow tests. Then three lanes: the compatibility lane runs beside the
-# main suite (its own venvs; mostly real Airflow processes waiting), its output in
-# test-artifacts/compat-lane.log; the deployment lane runs after both, alone, because its
-# firewall checks count requests in real seconds. Every lane runs even when another failed;
-# `make test` fails if any did.
+# stops the run before the slow tests. Then three lanes:
+# - the main suite, its tests side by side in TEST_WORKERS processes (pytest-xdist: most of their
+#   time is waiting on Airflow processes and sandboxes), then the few `serial` tests alone;
+# - the compatibility lane beside it (its own venvs), its output in test-artifacts/compat-lane.log;
+# - the deployment lane after both: its firewall checks count requests in real seconds, so nothing
+#   else runs beside it but its two deployments (LocalExecutor and Celery, one xdist worker each).
+# Every lane runs even when another failed; `make test` fails if any did.
+TEST_WORKERS ?= 3
 test: lint docs
 	bash .ci/install-browser.sh
 	bash .ci/install-deploy.sh
 	mkdir -p test-artifacts
 	bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
-	$(BIN)/python -m pytest -q -m "not deploy"; main=$$?; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial"; main=$$?; \
+	$(BIN)/python -m pytest -q -m "serial and not deploy"; serial=$$?; \
 	wait $$lane; compat=$$?; tail -n 30 test-artifacts/compat-lane.log; \
-	$(BIN)/python -m pytest -q -m deploy tests/deploy; deploy=$$?; \
-	echo "make test: main suite exit $$main, compatibility lane exit $$compat, deployment lane exit $$deploy"; \
-	[ $$main -eq 0 ] && [ $$compat -eq 0 ] && [ $$deploy -eq 0 ]
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m deploy tests/deploy; deploy=$$?; \
+	echo "make test: main suite exit $$main, serial tests exit $$serial, compatibility lane exit $$compat, deployment lane exit $$deploy"; \
+	[ $$main -eq 0 ] && [ $$serial -eq 0 ] && [ $$compat -eq 0 ] && [ $$deploy -eq 0 ]
 
 test-compat: $(STAMP)
 	bash .ci/test-compat.sh $(COMPAT_AIRFLOW)

@@ -163,11 +163,28 @@ def _base_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
-    """A real Airflow with a fresh SQLite database, migrated once for the whole session."""
+    """A real Airflow with a fresh SQLite database, migrated once for the whole run.
+
+    Under pytest-xdist every worker has its own home (SQLite takes one writer at a time), but the
+    database is migrated once: the first worker migrates a template under the run's shared
+    temporary folder, the others copy it."""
     home = tmp_path_factory.mktemp("airflow_home")
     af = AirflowHome(path=home, env=_base_env(home))
-    result = af.run("db", "migrate", timeout=600).check()
-    af.timings["db migrate"] = result.seconds
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        af.timings["db migrate"] = af.run("db", "migrate", timeout=600).check().seconds
+        return af
+    import fcntl
+    import shutil
+
+    shared = tmp_path_factory.getbasetemp().parent / "airflow_template"
+    shared.mkdir(exist_ok=True)
+    template = shared / "airflow.db"
+    with (shared / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait while the first one migrates
+        if not template.exists():
+            first = AirflowHome(path=shared, env=_base_env(shared))
+            af.timings["db migrate"] = first.run("db", "migrate", timeout=600).check().seconds
+        shutil.copyfile(template, home / "airflow.db")
     return af
 
 

@@ -331,6 +331,7 @@ def run_processes(url: str, *, processes: int, count: int, mode: str, env: dict[
     return starts
 
 
+@pytest.mark.serial  # counts arrivals in real seconds: run alone, not beside other tests
 @pytest.mark.parametrize("mode", ["machine", "own"])
 def test_four_processes_at_rate_five_begin_at_most_five_requests_in_any_second(
     kwtsms_sandbox_factory, tmp_path, mode
