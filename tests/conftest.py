@@ -229,3 +229,13 @@ def full_backlog_port() -> Iterator[int]:
     for filler in fillers:
         filler.close()
     server.close()
+
+
+# The slow ones first: under pytest-xdist (`make test`), the real Airflow runs, the browser and the
+# wheel start at once and the quick tests fill the workers around them, rather than a long run
+# starting last and leaving the others idle. A stable sort: the order within each kind stays.
+_SLOW_MARKERS = ("airflow", "browser", "packaging")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _SLOW_MARKERS))
