@@ -129,7 +129,10 @@ def test_row_template_renders_each_row_and_a_failing_row_is_its_own_invalid_entr
         "not a row",
         {"name": "no number"},
     ]
-    template = "Dear {{ name }}, order {{ order }} ships today{% if order is mapping %}{{ order.__class__ }}{% endif %}"
+    template = (
+        "Dear {{ name }}, order {{ order }} ships today"
+        "{% if order is mapping %}{{ order.__class__ }}{% endif %}"
+    )
     plan = build_rows_plan(rows, PlanOptions(), template=template)
     assert plan.texts() == ["Dear Fatima, order 1042 ships today", "Dear , order 9 ships today"]
     reasons = {plan.rows.invalid[k]: e.reason for k, e in enumerate(plan.recipients.invalid)}
@@ -169,7 +172,7 @@ def test_dry_run_and_max_credits_count_each_texts_pages(sb):
     client = client_for(sb)
     dry = client.send_rows(rows, dry_run=True)
     assert dry.plan.estimate == 12 and not logged_sends(sb)
-    with pytest.raises(KwtSMSInputError, match="needs 12 credits .*4 texts"):
+    with pytest.raises(KwtSMSInputError, match=r"needs 12 credits .*4 texts"):
         client.send_rows(rows, max_credits=11)
     assert not logged_sends(sb)
 

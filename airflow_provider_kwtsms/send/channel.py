@@ -103,7 +103,9 @@ class Channel(ABC):
             strict=strict,
             smart_encoding=smart_encoding,
         )
-        plan = build_plan(mobile, self._text_to_plan(message, test=chosen.test), chosen, do_not_send=do_not_send)
+        plan = build_plan(
+            mobile, self._text_to_plan(message, test=chosen.test), chosen, do_not_send=do_not_send
+        )
         self._check_plan(plan)
         return plan
 

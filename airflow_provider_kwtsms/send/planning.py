@@ -217,7 +217,8 @@ def check_credits(plan: SendPlan, max_credits: int | None) -> None:
         how = (
             f"{len(plan.recipients.valid)} numbers x {plan.pages} pages"
             if plan.groups is None
-            else f"{len(plan.recipients.valid)} numbers in {len(plan.groups)} texts of up to {plan.pages} pages"
+            else f"{len(plan.recipients.valid)} numbers in {len(plan.groups)} texts of up to "
+            f"{plan.pages} pages"
         )
         raise KwtSMSInputError(
             f"Nothing was sent: this send needs {plan.estimate} credits ({how}), above "

@@ -238,9 +238,9 @@ class SendPlan:
         )
         suppressed = getattr(r, "suppressed", ())
         held = f", {len(suppressed)} on the do-not-send list" if suppressed else ""
+        odd = self.do_not_send_unusable
         unusable = (
-            f"; {self.do_not_send_unusable} do-not-send entr{'y is' if self.do_not_send_unusable == 1 else 'ies are'} "
-            "no phone number (they match nothing)"
+            f"; {odd} do-not-send entr{'y is' if odd == 1 else 'ies are'} no phone number (matching nothing)"
             if self.do_not_send_unusable
             else ""
         )
@@ -376,11 +376,15 @@ class SendResult:
         failed_list: list[dict[str, Any]] = [{"number": n, "code": c} for n, c in failed[:list_limit]]
         uncertain_list: list[Any] = uncertain[:list_limit]
         if rows is not None:
-            for entries, where in ((invalid, rows.invalid), (duplicates, rows.duplicates), (held, rows.suppressed)):
+            for entries, where in (
+                (invalid, rows.invalid),
+                (duplicates, rows.duplicates),
+                (held, rows.suppressed),
+            ):
                 for entry, row in zip(entries, where, strict=False):
                     entry["row"] = row
             failed_list, uncertain_list = self._rows_of_batches(rows, list_limit)
-        out = {
+        out: dict[str, Any] = {
             "ok": self.ok,
             "dry_run": self.dry_run,
             "test": plan.test,
@@ -421,7 +425,7 @@ class SendResult:
             "error": _error_dict(self.permanent_error or self.first_error),
         }
         if rows is not None:
-            counts = out["counts"]
+            counts: dict[str, int] = out["counts"]
             out["rows"] = {
                 "total": rows.rows,
                 "sent": counts["sent"],

@@ -59,8 +59,9 @@ class RowTemplate:
         try:
             return str(self._compiled.render(**{str(k): v for k, v in row.items()}))
         except UndefinedError as exc:
+            missing = one_line(str(exc.message), MAX_REASON)
             raise RowTemplateError(
-                f"the template needs a value the row does not have ({one_line(str(exc.message), MAX_REASON)}); "
+                f"the template needs a value the row does not have ({missing}); "
                 "add it to the row or to the template's default (e.g. {{ name | default('') }})"
             ) from None
         except SecurityError as exc:

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import gc
 from array import array
-from dataclasses import replace
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
@@ -71,7 +71,7 @@ def build_rows_plan(
     check_sender(options)
     if isinstance(template, str):
         template = RowTemplate(template)
-    if isinstance(rows, Mapping) or isinstance(rows, str | bytes):
+    if isinstance(rows, Mapping | str | bytes):
         keys = repr(MESSAGE) if template is None else "the keys the template names"
         raise KwtSMSInputError(
             f"rows must be a list of rows (mappings with {MOBILE!r} and {keys}), got a {type(rows).__name__}"
