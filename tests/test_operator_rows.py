@@ -80,7 +80,10 @@ def test_recipients_with_a_template_send_each_row_its_text_and_account_for_every
         "uncertain": 0,
         "pending": 0,
     }
-    assert [(e["row"], e["number"]) for e in summary["suppressed"]] == [(2, "96550000003"), (3, "96550000004")]
+    assert [(e["row"], e["number"]) for e in summary["suppressed"]] == [
+        (2, "96550000003"),
+        (3, "96550000004"),
+    ]
     [bad] = summary["invalid"]
     assert bad["row"] == 4 and "'name' is undefined" in bad["reason"]
     assert summary["texts"] == 2 and len(summary["batches"]) == 2
