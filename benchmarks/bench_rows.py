@@ -22,6 +22,7 @@ Nothing contacts kwtsms.com. ``run(...)`` returns the figures as a dict.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import sys
@@ -128,8 +129,11 @@ def _seed_send_sample(rows: list[dict]) -> dict:
         ok = 0
         for row in rows:
             turn = time.perf_counter()
-            ok += client.send(row["mobile"], row["message"]).get("result") == "OK"
-            time.sleep(max(0.0, 1 / RATE - (time.perf_counter() - turn)))
+            with contextlib.suppress(OSError):  # a reset: counted as not sent, as a user would see it
+                ok += client.send(row["mobile"], row["message"]).get("result") == "OK"
+            # 2 % under the cap, as our pacer keeps (constants.RATE_GUARD): at exactly 5 a second a
+            # late request lands a sixth in the firewall's second
+            time.sleep(max(0.0, 1.02 / RATE - (time.perf_counter() - turn)))
         seconds = time.perf_counter() - started
     finally:
         seed_core.BASE_URL = saved
@@ -142,12 +146,17 @@ def _seed_send_sample(rows: list[dict]) -> dict:
     }
 
 
+def _show(name: str, figures: dict) -> dict:
+    print(name, json.dumps(figures), flush=True)  # as it comes: a long run keeps what it measured
+    return figures
+
+
 def run(n: int = 1_000_000, texts: int = 20, template_rows: int = 100_000, sample: int = 20) -> dict:
     rows, do_not_send = make_rows(n, texts)
     out: dict = {"n": n}
-    out["ours_campaign"] = _ours_plan(rows, do_not_send)
+    out["ours_campaign"] = _show("ours_campaign", _ours_plan(rows, do_not_send))
     personal, _ = make_rows(n, 0)
-    out["ours_personal"] = _ours_plan(personal, do_not_send)
+    out["ours_personal"] = _show("ours_personal", _ours_plan(personal, do_not_send))
     del personal
     if template_rows:
         templated = [
@@ -157,7 +166,7 @@ def run(n: int = 1_000_000, texts: int = 20, template_rows: int = 100_000, sampl
         out["ours_template"] = _ours_plan(
             templated, do_not_send, "Dear {{ name }}, order {{ order }} ships today."
         )
-    out["seed_plan"] = _seed_plan(rows)
+    out["seed_plan"] = _show("seed_plan", _seed_plan(rows))
     # Kuwaiti numbers as digits (the sandbox covers Kuwait only): each one request that goes through
     kuwaiti = (
         r for r in rows if r["mobile"].isdigit() and r["mobile"].startswith("965") and len(r["mobile"]) == 11

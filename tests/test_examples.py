@@ -164,7 +164,8 @@ def test_personal_rows(airflow, sandbox):
     }
     [(value,)] = db_rows(
         airflow,
-        "SELECT value FROM xcom WHERE dag_id='kwtsms_personal_rows' AND task_id='send' AND key='return_value'",
+        "SELECT value FROM xcom WHERE dag_id='kwtsms_personal_rows' AND task_id='send' "
+        "AND key='return_value'",
     )
     summary = json.loads(value)
     assert summary["rows"]["sent"] == 2 and summary["rows"]["suppressed"] == 1
