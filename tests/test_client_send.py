@@ -439,6 +439,7 @@ def test_to_dict_is_json_and_caps_per_number_lists(sb):
         "valid": 300,
         "invalid": 30,
         "duplicates": 20,
+        "suppressed": 0,
         "sent": 300,
         "failed": 0,
         "not_attempted": 0,

@@ -12,7 +12,7 @@ from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError, KwtSMS
 from airflow_provider_kwtsms.gateway import transport
 from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSConfigurationError
 from airflow_provider_kwtsms.ledger import fence as ledger_fence
-from airflow_provider_kwtsms.send import batch_loop
+from airflow_provider_kwtsms.send import batch_loop, row_template
 from airflow_provider_kwtsms.send.results import BatchResult
 from airflow_provider_kwtsms.smtp import body as smtp_body
 from airflow_provider_kwtsms.smtp import sender as smtp_transport
@@ -39,6 +39,7 @@ EXAMPLES = {
     ledger_fence.FenceLapsedError: lambda: ledger_fence.FenceLapsedError("the store was too slow"),
     smtp_transport.SmtpSendError: lambda: smtp_transport.SmtpSendError("SMTP_TEMPORARY", "421 busy"),
     KwtSMSInputError: lambda: KwtSMSInputError("mobile is empty: give at least one number"),
+    row_template.RowTemplateError: lambda: row_template.RowTemplateError("'name' is undefined in the row"),
     smtp_body.SmtpFieldError: lambda: smtp_body.SmtpFieldError("sender", "sender must be one line"),
     KwtSMSConfigurationError: lambda: KwtSMSConfigurationError("Connection 'x' has no login: set it"),
     AlertStoreUnavailable: lambda: AlertStoreUnavailable("the storm guard's store is unavailable (OSError)"),

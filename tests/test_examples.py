@@ -151,6 +151,28 @@ def test_campaign_mapped(airflow, sandbox):
     assert mapped == [(0, "success"), (1, "success"), (2, "success")]
 
 
+def test_personal_rows(airflow, sandbox):
+    """Rows from a task, a per-row template, a do-not-send list from another task."""
+    run = airflow.run(
+        "dags", "test", "kwtsms_personal_rows", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES
+    )
+    run.check()
+    texts = {tuple(m["mobile"]): m["message"] for m in sandbox.messages()}
+    assert texts == {
+        ("96598765432",): "Dear Fatima, order 1042 ships today.",
+        ("96550123456",): "Dear Ahmad, order 1043 ships today.",
+    }
+    [(value,)] = db_rows(
+        airflow,
+        "SELECT value FROM xcom WHERE dag_id='kwtsms_personal_rows' AND task_id='send' "
+        "AND key='return_value'",
+    )
+    summary = json.loads(value)
+    assert summary["rows"]["sent"] == 2 and summary["rows"]["suppressed"] == 1
+    [bad] = summary["invalid"]
+    assert bad["row"] == 3 and "'name' is undefined" in bad["reason"]
+
+
 def test_failure_alerts(airflow, sandbox):
     run = airflow.run(
         "dags", "test", "kwtsms_failure_alerts", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES

@@ -71,6 +71,7 @@ def test_an_english_send_arrives_in_the_inbox_with_its_charge(sb):
         "valid": 2,
         "invalid": 1,
         "duplicates": 1,
+        "suppressed": 0,
         "sent": 2,
         "failed": 0,
         "not_attempted": 0,

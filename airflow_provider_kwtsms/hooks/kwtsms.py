@@ -5,7 +5,8 @@ Connection fields: login = API username, password = API password, host = API bas
 ``kwtsms://http://user:pass@127.0.0.1:8765`` carries the scheme, as Airflow's URI parser
 allows), port = optional port of that URL. Extras (see ``get_provider_info.CONN_FIELDS``):
 sender, test_mode, default_country, timeout, rate, smart_encoding, timezone (and transport,
-smtp_conn_id, smtp_from, smtp_to, balance_over_http for e-mail: docs/smtp.md); each may also be
+smtp_conn_id, smtp_from, smtp_to, balance_over_http for e-mail: docs/smtp.md; do_not_send_variable,
+the Airflow Variable holding the account's do-not-send list: docs/operator.md); each may also be
 written ``extra__kwtsms__<name>``, as the Slack provider accepts. Each is read by the one helper
 of ``coerce`` for its kind, so the same value means the same thing here, in the operator and in
 the notifier.
@@ -87,6 +88,7 @@ class KwtSMSSettings:
     balance_over_http: bool = False
     rate_store: str | None = field(default=None, repr=False)  # may hold a password: never shown
     rate_store_password: str | None = field(default=None, repr=False)  # masked by Airflow (its name)
+    do_not_send_variable: str | None = None  # the Variable holding the do-not-send list
 
     def client_kwargs(self) -> dict[str, Any]:
         return {
@@ -187,6 +189,11 @@ def settings_from_connection(conn: Connection, **overrides: Any) -> KwtSMSSettin
         rate_store=str(_extra(extras, "rate_store")).strip() if _extra(extras, "rate_store") else None,
         rate_store_password=(
             str(_extra(extras, "rate_store_password")) if _extra(extras, "rate_store_password") else None
+        ),
+        do_not_send_variable=(
+            as_text(dns, f"{where} extra 'do_not_send_variable'", "the name of an Airflow Variable").strip()
+            if (dns := _extra(extras, "do_not_send_variable"))
+            else None
         ),
     )
 
@@ -375,6 +382,25 @@ class KwtSMSHook(BaseHook):
             with configuration_errors_are_permanent():
                 self._settings = settings_from_connection(conn, **self.overrides)
         return self._settings
+
+    def do_not_send(self) -> str | None:
+        """The do-not-send list the connection names (extra ``do_not_send_variable``): the
+        Variable's value as stored (a JSON list or numbers separated by commas or lines), None
+        when the connection names none. A Variable named but missing is a configuration error
+        (permanent): a send must not go out as if nobody had opted out."""
+        name = self.settings.do_not_send_variable
+        if not name:
+            return None
+        from airflow.sdk import Variable
+
+        value = Variable.get(name, default=None)
+        if value is None:
+            raise KwtSMSConfigurationError(
+                f"Connection {self.kwtsms_conn_id!r} extra 'do_not_send_variable' names the Variable "
+                f"{name!r}, which does not exist: create it (a JSON list of numbers, or one number a "
+                "line; '[]' for none) or remove the extra."
+            )
+        return value if isinstance(value, str) else str(value)
 
     def get_client(self) -> Channel:
         """The client for this connection, built once per hook.

@@ -384,16 +384,30 @@ def _h(text: str) -> str:
 
 
 def fingerprint(plan: SendPlan) -> Fingerprint:
-    """The plan's identity: sender, cleaned text, test flag and the batches' numbers in order.
+    """The plan's identity: sender, cleaned text(s), test flag and the batches' numbers in order.
 
     The batch layout is part of it, so a change of batch size cannot shift numbers between the
-    stored batch states.
+    stored batch states. A plan of several texts (per-recipient rows) hashes every text with the
+    first batch that carries it, so each batch's text is part of it too; a plan of one text
+    hashes it as every version did (a ledger left by an earlier release still matches).
     """
     sender = _h(plan.sender)
-    message = _h(plan.message)
+    message = _h(plan.message) if plan.groups is None else _texts_hash(plan)
     recipients = _h("|".join(",".join(batch) for batch in plan.batches))
     digest = _digest(sender, message, recipients, bool(plan.test))
     return Fingerprint(digest, sender, message, recipients, bool(plan.test))
+
+
+def _texts_hash(plan: SendPlan) -> str:
+    """Every (first batch, text) pair of a plan of several texts, hashed as one stream (a million
+    texts are never joined into one string)."""
+    assert plan.groups is not None
+    digest = hashlib.sha256(b"texts")
+    for start, text in zip(plan.groups.starts, plan.groups.texts, strict=False):
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:%d:" % (start, len(data)))  # length-prefixed: no two lists hash alike
+        digest.update(data)
+    return digest.hexdigest()[:16]
 
 
 def _digest(sender: str, message: str, recipients: str, test: bool) -> str:

@@ -101,7 +101,7 @@ class LedgerJournal:
 
     def charge(self, index: int) -> int:
         # Whether test sends are charged is an open question, so they give no balance evidence.
-        return 0 if self.plan.test else len(self.plan.batches[index]) * self.plan.info.pages
+        return 0 if self.plan.test else len(self.plan.batches[index]) * self.plan.pages_of(index)
 
     def read_balance(self) -> float:
         self.balance = float(self.channel.balance().available)

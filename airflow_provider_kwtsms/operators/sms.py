@@ -1,10 +1,11 @@
-"""SendSMSOperator: send one SMS text to many numbers through kwtSMS, resumable across retries."""
+"""SendSMSOperator: send one SMS text to many numbers, or every recipient their own text, through
+kwtSMS, resumable across retries."""
 
 from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,6 +55,30 @@ def recipients_from(value: Any) -> list[str]:
     return split_recipients(value)  # refused entries keep their marker (a str subclass) and reason
 
 
+def rows_from(value: Any, what: str) -> list[Any]:
+    """Whatever a user puts in ``messages`` or ``recipients``, as a list of rows (each row is judged
+    later, one by one: a row that is not a mapping is that row's invalid entry). A string holding
+    a JSON or Python list (``{{ ti.xcom_pull(...) }}`` without native rendering) is read as it."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        parsed = _parse_list_literal(text) if text[:1] in ("[", "(") else None
+        if parsed is None:
+            raise KwtSMSInputError(
+                f"{what} must be a list of rows (each a dict with 'mobile'), got text that is not a "
+                f"list ({len(text)} characters): pull the list itself, e.g. {{{{ ti.xcom_pull('rows') }}}}"
+            )
+        return list(parsed)
+    if isinstance(value, Mapping):
+        raise KwtSMSInputError(f"{what} must be a list of rows, got one mapping: put it in a list, [{{...}}]")
+    if not isinstance(value, Iterable):
+        raise KwtSMSInputError(f"{what} must be a list of rows, got {type(value).__name__}")
+    return list(value)
+
+
 def _parse_list_literal(text: str) -> Any:
     try:
         parsed = json.loads(text)
@@ -65,15 +90,54 @@ def _parse_list_literal(text: str) -> Any:
     return parsed if isinstance(parsed, list | tuple) else None
 
 
+def _check_mode(mobile: Any, message: Any, messages: Any, recipients: Any, template: Any) -> None:
+    """Exactly one way to say who gets what (a DAG that mixes them fails its parse, naming them)."""
+    if messages is not None:
+        extra = [
+            n
+            for n, v in (
+                ("mobile", mobile),
+                ("message", message),
+                ("recipients", recipients),
+                ("message_template", template),
+            )
+            if v is not None
+        ]
+        if extra:
+            raise KwtSMSInputError(
+                f"messages (a text per row) cannot be combined with {', '.join(extra)}: each row "
+                "carries its own 'mobile' and 'message'"
+            )
+    elif recipients is not None:
+        extra = [n for n, v in (("mobile", mobile), ("message", message)) if v is not None]
+        if extra or template is None:
+            raise KwtSMSInputError(
+                "recipients (a row per recipient) takes message_template (the text of each row, "
+                "e.g. 'Dear {{ name }}'), " + (f"not {', '.join(extra)}" if extra else "which is missing")
+            )
+    elif mobile is None or message is None or template is not None:
+        raise KwtSMSInputError(
+            "give mobile and message (one text to many numbers), messages (a text per row) or "
+            "recipients with message_template (a text rendered per row)"
+            + (": message_template needs recipients" if template is not None else "")
+        )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
 class SendSMSOperator(BaseOperator):
-    """Send one text to many numbers through kwtSMS, in batches of 200, resuming across retries.
+    """Send one text to many numbers, or every recipient their own text, through kwtSMS, in
+    batches of 200, resuming across retries.
+
+    Give exactly one of: ``mobile`` with ``message`` (one text); ``messages`` (a row per
+    recipient with its own text); ``recipients`` with ``message_template`` (a row per recipient,
+    its text rendered from the row). Rows with the same text share requests.
 
     The task returns a JSON-serialisable summary (pushed to XCom): msg-ids, counts, credits,
-    balance, invalid inputs with reasons, duplicates, per-batch states, the estimate and the tries.
+    balance, invalid inputs with reasons, duplicates, suppressed numbers, per-batch states, the
+    estimate and the tries; a send from rows adds ``rows``, every row counted by what became of it.
 
     :param mobile: the numbers (templated): a comma/semicolon/newline separated string, one
         number, a list, nested lists (from mapped tasks), or a string holding a JSON or Python list
@@ -81,6 +145,18 @@ class SendSMSOperator(BaseOperator):
         Numbers need their country code unless ``default_country`` is set.
     :param message: the text (templated); emoji, invisible characters and HTML are removed
         before sending.
+    :param messages: per-recipient rows (templated, so from XCom too): ``[{"mobile": "...",
+        "message": "..."}, ...]``; each row's text to its number.
+    :param recipients: per-recipient rows for ``message_template`` (templated): ``[{"mobile":
+        "...", "name": "...", ...}, ...]``.
+    :param message_template: the text of each row of ``recipients``, e.g. ``"Dear {{ name }},
+        order {{ order }} ships today"``: Jinja rendered per row in a sandbox, with the row's keys
+        as its only variables, strictly (a key the row lacks makes that row invalid, with the
+        reason). Not an Airflow templated field: Airflow renders those at task start, before any
+        row is known, so it leaves this one alone (docs/operator.md).
+    :param do_not_send: numbers never to send to (templated: a list, or from XCom), matched after
+        normalisation (+965, 00965, Arabic digits); counted as suppressed. The connection's extra
+        ``do_not_send_variable`` names a Variable holding more.
     :param sender: the sender ID (templated, case-sensitive); default: the connection's, else
         ``KWT-SMS``.
     :param kwtsms_conn_id: the kwtSMS connection (templated).
@@ -107,15 +183,35 @@ class SendSMSOperator(BaseOperator):
         ``timezone``, else ``Asia/Kuwait``.
     """
 
-    template_fields: Sequence[str] = ("mobile", "message", "sender", "max_credits", "kwtsms_conn_id")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"message": "txt", "mobile": "py"}
+    # Not message_template: Airflow renders these at task start, when no row is known yet.
+    template_fields: Sequence[str] = (
+        "mobile",
+        "message",
+        "messages",
+        "recipients",
+        "do_not_send",
+        "sender",
+        "max_credits",
+        "kwtsms_conn_id",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "message": "txt",
+        "mobile": "py",
+        "messages": "py",
+        "recipients": "py",
+        "do_not_send": "py",
+    }
     ui_color = "#c9e4f5"
 
     def __init__(
         self,
         *,
-        mobile: str | int | Iterable[str | int],
-        message: str,
+        mobile: str | int | Iterable[str | int] | None = None,
+        message: str | None = None,
+        messages: Any = None,
+        recipients: Any = None,
+        message_template: str | None = None,
+        do_not_send: Any = None,
         sender: str | None = None,
         kwtsms_conn_id: str = DEFAULT_CONN_ID,
         test_mode: bool | None = None,
@@ -137,8 +233,11 @@ class SendSMSOperator(BaseOperator):
             raise KwtSMSInputError(
                 f"on_uncertain must be one of {', '.join(ON_UNCERTAIN)}, got {on_uncertain!r}"
             )
+        _check_mode(mobile, message, messages, recipients, message_template)
         self.mobile = mobile
         self.message = message
+        self.messages, self.recipients, self.message_template = messages, recipients, message_template
+        self.do_not_send = do_not_send
         self.sender = sender
         self.kwtsms_conn_id = kwtsms_conn_id
         self.test_mode = test_mode
@@ -171,18 +270,28 @@ class SendSMSOperator(BaseOperator):
         from airflow_provider_kwtsms.send.results import SendResult
         from airflow_provider_kwtsms.version_compat import AirflowFailException
 
+        rows_field = (
+            "messages" if self.messages is not None else "recipients" if self.recipients is not None else None
+        )
         try:
-            raws = recipients_from(self.mobile)
+            if rows_field is None:
+                raws = recipients_from(self.mobile)
+            else:
+                raws = rows_from(getattr(self, rows_field), rows_field)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
         if not raws:
             raise AirflowFailException(
                 "mobile rendered to no phone numbers: give numbers with their country code, e.g. "
                 "'96598765432,96550123456', or a list (check the upstream task that provides them)."
+                if rows_field is None
+                else f"{rows_field} rendered to no rows: give a list of rows, each with its 'mobile' "
+                "(check the upstream task that provides them)."
             )
         max_credits = self._max_credits()
 
         hook = KwtSMSHook(kwtsms_conn_id=self.kwtsms_conn_id, smart_encoding=self.smart_encoding)
+        do_not_send = self._do_not_send(hook)
         window = self._window(hook) if not self.plan_only else None
         if window is not None and not window.is_open(_now()):
             self._defer_until(window, "the send window is closed")
@@ -192,7 +301,13 @@ class SendSMSOperator(BaseOperator):
                 options = client.plan_options(
                     sender=self.sender, test=self.test_mode, default_country=self.default_country
                 )
-                plan = client.plan_send(raws, self.message, options)
+                if rows_field is None:
+                    assert self.message is not None  # _check_mode: mobile comes with message
+                    plan = client.plan_send(raws, self.message, options, do_not_send=do_not_send)
+                else:
+                    plan = client.plan_rows(
+                        raws, options, template=self.message_template, do_not_send=do_not_send
+                    )
                 check_credits(plan, max_credits)  # the one credit cap (planning)
             except (KwtSMSInputError, ValueError) as exc:
                 text = str(exc)
@@ -281,6 +396,22 @@ class SendSMSOperator(BaseOperator):
         self.defer(trigger=DateTimeTrigger(moment=opening), method_name="execute_in_window")
 
     # -- steps --------------------------------------------------------------------------------
+    def _do_not_send(self, hook: Any) -> list[str]:
+        """The do-not-send list: the argument's numbers and those of the Variable the connection
+        names (extra ``do_not_send_variable``), read like recipients."""
+        from airflow_provider_kwtsms.version_compat import AirflowFailException
+
+        try:
+            listed = recipients_from(self.do_not_send)
+            stored = hook.do_not_send()
+            if stored is not None:
+                listed += recipients_from(stored)
+        except ValueError as exc:  # a configuration error of the connection is one too
+            raise AirflowFailException(f"do_not_send: {exc}") from None
+        if listed:
+            self.log.info("Do-not-send list: %d entries (matched after normalisation).", len(listed))
+        return listed
+
     def _max_credits(self) -> int | None:
         from airflow_provider_kwtsms.version_compat import AirflowFailException
 

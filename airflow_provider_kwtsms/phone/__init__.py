@@ -13,7 +13,9 @@ if TYPE_CHECKING:
         InvalidInput,
         PhoneCheck,
         Recipients,
+        SuppressedInput,
         normalize_phone,
+        number_of_each,
         prepare_recipients,
         resolve_country,
         split_recipients,
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 _PUBLIC = {
     "Recipients": "recipients",
+    "SuppressedInput": "recipients",
+    "number_of_each": "recipients",
     "PhoneCheck": "recipients",
     "InvalidInput": "recipients",
     "DuplicateInput": "recipients",
@@ -36,7 +40,9 @@ __all__ = [
     "InvalidInput",
     "PhoneCheck",
     "Recipients",
+    "SuppressedInput",
     "normalize_phone",
+    "number_of_each",
     "prepare_recipients",
     "resolve_country",
     "split_recipients",

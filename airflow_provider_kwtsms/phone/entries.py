@@ -232,6 +232,11 @@ def split_entries(value: Any) -> tuple[list[str], list[int]]:
     return out, refused
 
 
+def stands_for_several(text: str) -> bool:
+    """Text holding a separator (comma, semicolon, line break): several entries, not one."""
+    return _SEPARATORS.search(text) is not None
+
+
 def _split_text(text: str) -> list[str]:
     text = text.strip(_BLANK_ENDS)
     if not text:

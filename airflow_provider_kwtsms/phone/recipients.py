@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from itertools import repeat
 from typing import Any
 
@@ -39,6 +39,7 @@ from airflow_provider_kwtsms.phone.entries import (
     keys_of,
     single_entry,
     split_entries,
+    stands_for_several,
 )
 from airflow_provider_kwtsms.phone.verdict import (  # MAX_DIGITS, MIN_DIGITS: re-exported
     EMPTY,
@@ -56,7 +57,9 @@ __all__ = [
     "InvalidInput",
     "PhoneCheck",
     "Recipients",
+    "SuppressedInput",
     "normalize_phone",
+    "number_of_each",
     "prepare_recipients",
     "resolve_country",
     "split_recipients",
@@ -92,18 +95,28 @@ class DuplicateInput:
     number: str
 
 
+@dataclass(frozen=True, slots=True)
+class SuppressedInput:
+    """A valid input left out because its ``number`` is on the do-not-send list."""
+
+    input: str
+    number: str
+
+
 @dataclass
 class Recipients:
     """Every input sorted into exactly one list: valid unique numbers (first-seen order), invalid
-    inputs with their reasons, duplicates."""
+    inputs with their reasons, duplicates, and those on the do-not-send list (``suppressed``: set
+    by the planner, ``send.suppression``)."""
 
     valid: list[str]
     invalid: list[InvalidInput]
     duplicates: list[DuplicateInput]
+    suppressed: list[SuppressedInput] = field(default_factory=list)
 
     @property
     def total_inputs(self) -> int:
-        return len(self.valid) + len(self.invalid) + len(self.duplicates)
+        return len(self.valid) + len(self.invalid) + len(self.duplicates) + len(self.suppressed)
 
 
 # --- default_country ----------------------------------------------------------------------------
@@ -233,6 +246,52 @@ def prepare_recipients(
     finally:
         if pause_gc:
             gc.enable()
+
+
+def number_of_each(
+    raws: list[Any], default_country: str | int | None = None, strict: bool = False
+) -> tuple[list[str], dict[int, str]]:
+    """One verdict per entry, in order, nothing merged: the number each entry is (``""`` when
+    invalid) and, by position, the reason of each invalid one. Per-recipient rows use it: a number
+    given in two rows is two entries here (with two texts it is sent twice; the caller decides).
+
+    Each entry is one value (a row's ``mobile``): a list, or text holding a separator (comma,
+    semicolon, line break), is refused as several numbers. Each distinct key is judged once, by
+    the same engine as ``prepare_recipients``, so a million entries stay fast.
+    """
+    home = _resolve_home(default_country)
+    items = list(map(single_entry, raws))
+    keys = keys_of([_ONE_LINE if stands_for_several(t) else t for t in items])
+    refused: dict[int, str] = {}
+    for i, text in enumerate(items):
+        if text.__class__ is Refused:
+            refused[i] = text.reason
+        elif stands_for_several(text):
+            refused[i] = (
+                f"{text.strip()!r} holds several values (a comma, semicolon or line break): give one "
+                "phone number per row."
+            )
+    for i in refused:
+        keys[i] = "@"
+    distinct = list(dict.fromkeys(keys))
+    # Each distinct key lands in exactly one list, in order: walking them back gives its verdict.
+    valid, bad_keys, tails, dup_keys, dup_numbers = sort_inputs(distinct, distinct, home, strict)
+    tail_of = dict(zip(bad_keys, tails, strict=True))
+    repeated = dict(zip(dup_keys, dup_numbers, strict=True))
+    fresh = iter(valid)
+    number_of = {
+        key: "" if key in tail_of else repeated[key] if key in repeated else next(fresh) for key in distinct
+    }
+    numbers = list(map(number_of.__getitem__, keys))
+    reasons: dict[int, str] = {}
+    for i, number in enumerate(numbers):
+        if not number:
+            shown = items[i].strip()
+            reasons[i] = refused.get(i) or (repr(shown) + tail_of[keys[i]] if shown else EMPTY_MESSAGE)
+    return numbers, reasons
+
+
+_ONE_LINE = "@"  # the key text of an entry refused before judging (keys_of needs one line each)
 
 
 def _recipients(

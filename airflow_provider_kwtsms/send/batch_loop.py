@@ -441,7 +441,9 @@ def attempt(
     batch (the ledger's fence)."""
     numbers = plan.batches[index]
     make = channel.result_type
-    batch = Batch(index=index, numbers=numbers, message=plan.message, sender=plan.sender, test=plan.test)
+    batch = Batch(
+        index=index, numbers=numbers, message=plan.text_of(index), sender=plan.sender, test=plan.test
+    )
     try:
         return send_batch(channel, batch, paced=paced, guard=guard)
     except KwtSMSNetworkError as exc:

@@ -86,10 +86,11 @@ class Channel(ABC):
         default_country: str | None = None,
         strict: bool | None = None,
         smart_encoding: bool | None = None,
+        do_not_send: Any = None,
     ) -> SendPlan:
         """Sort the recipients, clean and measure the text, cut the batches: no request made
         (``planning.build_plan`` with ``options``, this channel's by default; a keyword given
-        replaces its one option).
+        replaces its one option). ``do_not_send``: numbers left out, counted as suppressed.
 
         Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a
         bad sender, or no valid number.
@@ -102,9 +103,57 @@ class Channel(ABC):
             strict=strict,
             smart_encoding=smart_encoding,
         )
-        plan = build_plan(mobile, self._text_to_plan(message, test=chosen.test), chosen)
+        plan = build_plan(
+            mobile, self._text_to_plan(message, test=chosen.test), chosen, do_not_send=do_not_send
+        )
         self._check_plan(plan)
         return plan
+
+    def plan_rows(
+        self,
+        rows: Any,
+        options: PlanOptions | None = None,
+        *,
+        template: str | None = None,
+        do_not_send: Any = None,
+        **overrides: Any,
+    ) -> SendPlan:
+        """The plan of per-recipient ``rows`` (``send.rows.build_rows_plan``): each row's text to
+        its number, identical texts grouped into requests; no request made. ``overrides``: the
+        keywords of ``plan_send`` (sender, test, default_country, strict, smart_encoding)."""
+        from airflow_provider_kwtsms.send.rows import build_rows_plan
+
+        chosen = self.plan_options(options, **overrides)
+        self._text_to_plan("", test=chosen.test)  # a channel that refuses the settings, at once
+        plan = build_rows_plan(
+            rows,
+            chosen,
+            template=template,
+            do_not_send=do_not_send,
+            adapt=lambda text: self._text_to_plan(text, test=chosen.test),
+        )
+        self._check_plan(plan)
+        return plan
+
+    def send_rows(
+        self,
+        rows: Any,
+        options: PlanOptions | None = None,
+        *,
+        template: str | None = None,
+        do_not_send: Any = None,
+        max_credits: int | None = None,
+        dry_run: bool = False,
+        on_batch: OnBatch | None = None,
+        **overrides: Any,
+    ) -> SendResult:
+        """Send every customer their own text: ``rows`` are ``{"mobile": ..., "message": ...}``,
+        or, with ``template`` (Jinja, rendered per row in a sandbox), ``{"mobile": ..., <the keys
+        it names>}``. Rows with the same text share requests (200 numbers, 2,500 characters
+        each); numbers on ``do_not_send`` are never sent. Then as ``send``: the credit cap, the
+        dry run, the one batch loop; the result accounts for every row (``to_dict()["rows"]``)."""
+        plan = self.plan_rows(rows, options, template=template, do_not_send=do_not_send, **overrides)
+        return self._send_planned(plan, max_credits=max_credits, dry_run=dry_run, on_batch=on_batch)
 
     def send(
         self,
@@ -120,6 +169,7 @@ class Channel(ABC):
         dry_run: bool = False,
         on_batch: OnBatch | None = None,
         smart_encoding: bool | None = None,
+        do_not_send: Any = None,
     ) -> SendResult:
         """Send ``message`` to any number of recipients, 200 per request, paced at ``rate``.
 
@@ -128,7 +178,8 @@ class Channel(ABC):
         ``plan_send``) or its estimate (valid numbers x pages) exceeds ``max_credits``.
         ``dry_run`` stops after planning: nothing sent. Otherwise the result accounts for every
         batch; gateway errors are in it, not raised (``result.raise_for_status()``).
-        ``on_batch(batch_result, done, total)`` is called as each batch ends.
+        ``on_batch(batch_result, done, total)`` is called as each batch ends. ``do_not_send``:
+        numbers never sent (counted as suppressed).
         """
         plan = self.plan_send(
             mobile,
@@ -139,7 +190,15 @@ class Channel(ABC):
             default_country=default_country,
             strict=strict,
             smart_encoding=smart_encoding,
+            do_not_send=do_not_send,
         )
+        return self._send_planned(plan, max_credits=max_credits, dry_run=dry_run, on_batch=on_batch)
+
+    def _send_planned(
+        self, plan: SendPlan, *, max_credits: int | None, dry_run: bool, on_batch: OnBatch | None
+    ) -> SendResult:
+        """The steps after planning, one text or many: the credit cap, the dry run, the account
+        check, the batch loop."""
         check_credits(plan, max_credits)
         if dry_run:
             logger.info("kwtSMS dry run (%s), nothing sent. %s", self.transport, plan.describe())

@@ -1,12 +1,16 @@
 """Planning a send: who, what text, how many pages, which batches, what it costs. No request.
 
-Pure: the HTTP client and the SMTP channel both plan through ``build_plan``, so the same inputs
-give the same plan whichever channel sends it, and ``check_credits`` is the one credit cap.
+Pure: the HTTP client and the SMTP channel both plan through ``build_plan`` (one text) or
+``send.rows.build_rows_plan`` (a text per recipient), which meet in ``assemble``: a plan is texts,
+each with its numbers, cut into requests of one text each. The same inputs give the same plan
+whichever channel sends it, and ``check_credits`` is the one credit cap.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from itertools import accumulate
 from operator import add
@@ -16,10 +20,11 @@ from airflow_provider_kwtsms.coerce import as_text
 from airflow_provider_kwtsms.constants import DEFAULT_MAX_PAGES, DEFAULT_SENDER, MAX_BATCH, MAX_MOBILE_CHARS
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.gateway.field_limits import check_field, check_max_pages
-from airflow_provider_kwtsms.send.results import SendPlan
+from airflow_provider_kwtsms.send.results import RowIndex, SendPlan, TextGroups
 
 if TYPE_CHECKING:
     from airflow_provider_kwtsms.phone.recipients import Recipients
+    from airflow_provider_kwtsms.text.message import MessageInfo
 
 
 @dataclass(frozen=True)
@@ -56,18 +61,24 @@ class PlanOptions:
         return replace(self, **given)
 
 
-def build_plan(mobile: Any, message: str, options: PlanOptions | None = None) -> SendPlan:
-    """Sort the recipients, clean the text (and, with ``options.smart_encoding``, keep it GSM-7
-    where a look-alike allows), measure it and cut the batches.
+@dataclass(frozen=True, slots=True)
+class PlannedText:
+    """One text as it will be sent: cleaned, smart-encoded, measured, with what that changed."""
 
-    Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a bad
-    sender, or no valid number."""
-    from airflow_provider_kwtsms.phone.recipients import prepare_recipients
+    text: str
+    info: MessageInfo
+    removed: int = 0  # characters cleaning left out
+    replaced: int = 0  # look-alikes smart encoding replaced
+    pages_saved: int = 0  # pages per number smart encoding saved
+
+
+def prepare_text(message: Any, options: PlanOptions) -> PlannedText:
+    """Clean the text (and, with ``options.smart_encoding``, keep it GSM-7 where a look-alike
+    allows) and measure it. ``KwtSMSInputError`` for a text that cannot be sent: not text, empty
+    after cleaning, or over the page limit (the message says which and what to do)."""
     from airflow_provider_kwtsms.text.message import clean_text, measure_message
     from airflow_provider_kwtsms.text.smart_encoding import SmartText, smart_encode
 
-    options = options or PlanOptions()
-    sender, default_country, strict = options.sender, options.default_country, options.strict
     if not isinstance(message, str):
         raise KwtSMSInputError(f"message must be text (str), got {type(message).__name__}")
     cleaning = clean_text(message)
@@ -85,23 +96,91 @@ def build_plan(mobile: Any, message: str, options: PlanOptions | None = None) ->
             f"message is too long: {info.pages} pages ({info.length} {unit} as {info.encoding}), "
             f"the limit is {info.max_pages} pages; shorten it (or use message.trim_to_pages)"
         )
-    as_text(sender, "sender", "a sender ID registered on the account")
-    check_field("sender", sender)
-    recipients = prepare_recipients(mobile, default_country=default_country, strict=strict)
+    return PlannedText(smart.text, info, cleaning.removed, smart.replaced, smart.pages_saved)
+
+
+def check_sender(options: PlanOptions) -> None:
+    """The sender ID: text, within the gateway's field size (``KwtSMSInputError`` otherwise)."""
+    as_text(options.sender, "sender", "a sender ID registered on the account")
+    check_field("sender", options.sender)
+
+
+def build_plan(
+    mobile: Any, message: str, options: PlanOptions | None = None, *, do_not_send: Any = None
+) -> SendPlan:
+    """Sort the recipients, clean the text (and, with ``options.smart_encoding``, keep it GSM-7
+    where a look-alike allows), measure it and cut the batches: the one-group case of
+    ``assemble`` (per-recipient rows are ``send.rows.build_rows_plan``).
+
+    ``do_not_send``: numbers (a list, a string, a ``DoNotSend``) left out and counted as
+    suppressed (``send.suppression``).
+
+    Raises ``KwtSMSInputError`` when nothing could be sent: an empty or over-long message, a bad
+    sender, or no valid number."""
+    from airflow_provider_kwtsms.phone.recipients import prepare_recipients
+    from airflow_provider_kwtsms.send.suppression import do_not_send_list, split_suppressed
+
+    options = options or PlanOptions()
+    text = prepare_text(message, options)
+    check_sender(options)
+    recipients = prepare_recipients(mobile, default_country=options.default_country, strict=options.strict)
+    blocked = do_not_send_list(do_not_send, options.default_country)
+    if blocked:
+        recipients.valid, recipients.suppressed = split_suppressed(recipients.valid, None, blocked)
     if not recipients.valid:
         raise no_valid_numbers(recipients)
+    return assemble(recipients, [text], [len(recipients.valid)], options, unusable=blocked.unusable)
+
+
+def assemble(
+    recipients: Recipients,
+    texts: list[PlannedText],
+    sizes: Sequence[int],
+    options: PlanOptions,
+    *,
+    rows: RowIndex | None = None,
+    unusable: int = 0,
+) -> SendPlan:
+    """The plan of ``texts``: text ``g`` goes to the next ``sizes[g]`` numbers of
+    ``recipients.valid`` (laid out text by text). Each text's numbers are cut into the fewest
+    requests the gateway's limits allow (``split_batches``): one request carries one text, so a
+    plan of several texts needs at least one request per text. The estimate is each text's pages
+    times its numbers. One group is a plan of one text (``SendPlan.groups`` None)."""
     valid = recipients.valid
+    batches: list[list[str]] = []
+    starts = array("q")
+    estimate = saved = 0
+    offset = 0
+    for text, size in zip(texts, sizes, strict=True):
+        starts.append(len(batches))
+        batches.extend(split_batches(valid[offset : offset + size]))
+        offset += size
+        estimate += size * text.info.pages
+        saved += size * text.pages_saved
+    starts.append(len(batches))
+    longest = max(range(len(texts)), key=lambda g: texts[g].info.pages) if texts else 0
+    groups = None
+    if len(texts) > 1:
+        groups = TextGroups(
+            texts=[t.text for t in texts],
+            infos=[t.info for t in texts],
+            starts=starts,
+            sizes=array("q", sizes),
+        )
     return SendPlan(
         recipients=recipients,
-        message=smart.text,
-        info=info,
-        sender=sender,
+        message=texts[longest].text,
+        info=texts[longest].info,
+        sender=options.sender,
         test=options.test,
-        batches=split_batches(valid),
-        estimate=len(valid) * info.pages,
-        removed_characters=cleaning.removed,
-        replaced_characters=smart.replaced,
-        credits_saved=smart.pages_saved * len(valid),
+        batches=batches,
+        estimate=estimate,
+        removed_characters=sum(t.removed for t in texts),
+        replaced_characters=sum(t.replaced for t in texts),
+        credits_saved=saved,
+        groups=groups,
+        rows=rows,
+        do_not_send_unusable=unusable,
     )
 
 
@@ -135,10 +214,15 @@ def check_credits(plan: SendPlan, max_credits: int | None) -> None:
     if max_credits is None:
         return
     if plan.estimate > max_credits:
+        how = (
+            f"{len(plan.recipients.valid)} numbers x {plan.pages} pages"
+            if plan.groups is None
+            else f"{len(plan.recipients.valid)} numbers in {len(plan.groups)} texts of up to "
+            f"{plan.pages} pages"
+        )
         raise KwtSMSInputError(
-            f"Nothing was sent: this send needs {plan.estimate} credits ({len(plan.recipients.valid)} "
-            f"numbers x {plan.pages} pages), above max_credits={max_credits}; raise max_credits, "
-            "shorten the message or send to fewer numbers"
+            f"Nothing was sent: this send needs {plan.estimate} credits ({how}), above "
+            f"max_credits={max_credits}; raise max_credits, shorten the message or send to fewer numbers"
         )
 
 

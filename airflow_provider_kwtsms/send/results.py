@@ -1,14 +1,18 @@
 """The typed answers of the kwtSMS client: plain dataclasses, no HTTP and no Airflow.
 
 A bulk send is described twice: the ``SendPlan`` (what will be sent: the sorted recipients,
-the cleaned text, its pages, the batches and the credit estimate) and the ``SendResult`` (what
-happened to each batch). Together they account for every recipient given: sent, invalid,
-duplicate, failed or uncertain.
+the cleaned text of each group, its pages, the batches and the credit estimate) and the
+``SendResult`` (what happened to each batch). Together they account for every recipient given:
+sent, invalid, duplicate, suppressed (do-not-send), failed or uncertain. A plan from
+per-recipient rows (``send.rows``) also knows each entry's row (``RowIndex``), so the summary
+accounts for every row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -124,9 +128,46 @@ class BatchResult:
         }
 
 
+@dataclass(frozen=True)
+class TextGroups:
+    """The texts of a plan that sends more than one (per-recipient rows): group ``g``'s text
+    ``texts[g]`` (measured: ``infos[g]``) goes to its ``sizes[g]`` numbers, in the batches
+    ``starts[g]`` up to ``starts[g + 1]`` (the last entry is the batch count). Compact: a million
+    groups are a few arrays and one shared ``MessageInfo`` per distinct measure."""
+
+    texts: list[str]
+    infos: list[MessageInfo]
+    starts: array[int]
+    sizes: array[int]
+
+    def group_of(self, batch: int) -> int:
+        """The group of batch index ``batch`` (a bisection: no per-batch table)."""
+        return bisect_right(self.starts, batch) - 1
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class RowIndex:
+    """The row (0-based, as given) of each entry of a plan from rows: ``valid`` parallel to
+    ``recipients.valid`` (plan order), the others to ``recipients.invalid``, ``duplicates`` and
+    ``suppressed``."""
+
+    rows: int
+    valid: array[int]
+    invalid: array[int]
+    duplicates: array[int]
+    suppressed: array[int]
+
+
 @dataclass
 class SendPlan:
-    """Everything decided before the first request: who, what, how many pages, what it costs."""
+    """Everything decided before the first request: who, what, how many pages, what it costs.
+
+    One text (``message``, ``info``) is the one-group plan: ``groups`` is None and every batch
+    carries ``message``. A plan of several texts has ``groups`` (each batch's text: ``text_of``);
+    its ``message`` and ``info`` are then those of its longest text (most pages)."""
 
     recipients: Recipients
     message: str  # cleaned
@@ -134,14 +175,34 @@ class SendPlan:
     sender: str
     test: bool
     batches: list[list[str]]
-    estimate: int  # credits: valid numbers x pages
-    removed_characters: int = 0  # emoji, invisible and control characters left out of the text
+    estimate: int  # credits: valid numbers x pages (of each one's text)
+    removed_characters: int = 0  # emoji, invisible and control characters left out of the text(s)
     replaced_characters: int = 0  # look-alikes sent in their GSM-7 form (smart encoding)
     credits_saved: int = 0  # what smart encoding saved: (pages as written - pages sent) x numbers
+    groups: TextGroups | None = None  # several texts: which batches carry which
+    rows: RowIndex | None = None  # planned from rows: the row of every entry
+    do_not_send_unusable: int = 0  # entries of the do-not-send list that are no number
 
     @property
     def pages(self) -> int:
+        """The pages of the text (of the longest one, for a plan of several texts)."""
         return self.info.pages
+
+    @property
+    def text_count(self) -> int:
+        return 1 if self.groups is None else len(self.groups)
+
+    def text_of(self, batch: int) -> str:
+        """The text batch index ``batch`` sends."""
+        return self.message if self.groups is None else self.groups.texts[self.groups.group_of(batch)]
+
+    def pages_of(self, batch: int) -> int:
+        """The pages of the text batch index ``batch`` sends (its charge per number)."""
+        return self.pages if self.groups is None else self.groups.infos[self.groups.group_of(batch)].pages
+
+    def texts(self) -> Sequence[str]:
+        """Every text of the plan, one per group, in batch order."""
+        return [self.message] if self.groups is None else self.groups.texts
 
     def requests_text(self) -> str:
         """How many requests (or e-mails) the send costs: "3 requests", and when the ``mobile``
@@ -149,7 +210,12 @@ class SendPlan:
         per request)"."""
         count = len(self.batches)
         text = f"{count} request{'s' * (count != 1)}"
-        if count > -(-len(self.recipients.valid) // MAX_BATCH):
+        fewest = (
+            -(-len(self.recipients.valid) // MAX_BATCH)
+            if self.groups is None
+            else sum(-(-size // MAX_BATCH) for size in self.groups.sizes)
+        )
+        if count > fewest:
             text += f" ({MAX_MOBILE_CHARS:,} characters per request)"
         return text
 
@@ -170,11 +236,27 @@ class SendPlan:
             if self.removed_characters
             else ""
         )
+        suppressed = getattr(r, "suppressed", ())
+        held = f", {len(suppressed)} on the do-not-send list" if suppressed else ""
+        odd = self.do_not_send_unusable
+        unusable = (
+            f"; {odd} do-not-send entr{'y is' if odd == 1 else 'ies are'} no phone number (matching nothing)"
+            if self.do_not_send_unusable
+            else ""
+        )
+        if self.groups is None:
+            inputs = f"{r.total_inputs} inputs -> {len(r.valid)} valid"
+            text = f"{self.info.encoding}, {self.info.length} characters, {self.pages} page(s)"
+        else:
+            rows = self.rows.rows if self.rows is not None else r.total_inputs
+            inputs = f"{rows} rows -> {len(r.valid)} to send"
+            low = min(info.pages for info in set(self.groups.infos))
+            pages = f"{low}-{self.pages}" if low != self.pages else f"{self.pages}"
+            text = f"{len(self.groups)} distinct texts, {pages} page(s) each"
         return (
-            f"Plan: {r.total_inputs} inputs -> {len(r.valid)} valid, {len(r.invalid)} invalid, "
-            f"{len(r.duplicates)} duplicates; {self.info.encoding}, {self.info.length} characters, "
-            f"{self.pages} page(s); {self.requests_text()}; estimate {self.estimate} credits; "
-            f"sender {self.sender}{test}{removed}{smart}."
+            f"Plan: {inputs}, {len(r.invalid)} invalid, {len(r.duplicates)} duplicates{held}; "
+            f"{text}; {self.requests_text()}; estimate {self.estimate} credits; "
+            f"sender {self.sender}{test}{removed}{smart}{unusable}."
         )
 
 
@@ -273,30 +355,49 @@ class SendResult:
         """A JSON-serialisable summary (the operator's XCom).
 
         Counts are always exact. Sent numbers are counted, not listed (the msg-ids and the
-        per-batch table say where they went); invalid, duplicate, failed and uncertain numbers
-        are listed up to ``list_limit`` entries each, and ``truncated`` says when a list was cut.
-        """
-        recipients = self.plan.recipients
+        per-batch table say where they went); invalid, duplicate, suppressed, failed and uncertain
+        numbers are listed up to ``list_limit`` entries each, and ``truncated`` says when a list was
+        cut. A plan from rows adds ``rows`` (every row counted once by what became of it) and the
+        row of each listed entry."""
+        plan = self.plan
+        recipients = plan.recipients
+        suppressed = list(getattr(recipients, "suppressed", ()))
         failed = self.failed
         uncertain = self.uncertain
         not_attempted = sum(len(b.numbers) for b in self.batches if b.state == FAILED and not b.attempted)
         truncated = any(
             len(items) > list_limit
-            for items in (recipients.invalid, recipients.duplicates, failed, uncertain)
+            for items in (recipients.invalid, recipients.duplicates, suppressed, failed, uncertain)
         )
-        return {
+        rows = plan.rows
+        invalid = [{"input": i.input, "reason": i.reason} for i in recipients.invalid[:list_limit]]
+        duplicates = [{"input": d.input, "number": d.number} for d in recipients.duplicates[:list_limit]]
+        held = [{"input": x.input, "number": x.number} for x in suppressed[:list_limit]]
+        failed_list: list[dict[str, Any]] = [{"number": n, "code": c} for n, c in failed[:list_limit]]
+        uncertain_list: list[Any] = uncertain[:list_limit]
+        if rows is not None:
+            for entries, where in (
+                (invalid, rows.invalid),
+                (duplicates, rows.duplicates),
+                (held, rows.suppressed),
+            ):
+                for entry, row in zip(entries, where, strict=False):
+                    entry["row"] = row
+            failed_list, uncertain_list = self._rows_of_batches(rows, list_limit)
+        out: dict[str, Any] = {
             "ok": self.ok,
             "dry_run": self.dry_run,
-            "test": self.plan.test,
-            "sender": self.plan.sender,
-            "encoding": self.plan.info.encoding,
-            "length": self.plan.info.length,
-            "pages": self.plan.info.pages,
-            "estimate": self.plan.estimate,
-            "removed_characters": self.plan.removed_characters,
+            "test": plan.test,
+            "sender": plan.sender,
+            "texts": plan.text_count,
+            "encoding": plan.info.encoding,
+            "length": plan.info.length,
+            "pages": plan.info.pages,
+            "estimate": plan.estimate,
+            "removed_characters": plan.removed_characters,
             "smart_encoding": {
-                "replaced_characters": self.plan.replaced_characters,
-                "credits_saved": self.plan.credits_saved,
+                "replaced_characters": plan.replaced_characters,
+                "credits_saved": plan.credits_saved,
             },
             "msg_ids": self.msg_ids,
             "numbers_sent": self.numbers_sent,
@@ -307,22 +408,64 @@ class SendResult:
                 "valid": len(recipients.valid),
                 "invalid": len(recipients.invalid),
                 "duplicates": len(recipients.duplicates),
+                "suppressed": len(suppressed),
                 "sent": sum(len(b.numbers) for b in self.batches if b.state in (SENT, SKIPPED)),
                 "failed": len(failed),
                 "not_attempted": not_attempted,
                 "uncertain": len(uncertain),
                 "gateway_dropped": self.gateway_dropped,
             },
-            "invalid": [{"input": i.input, "reason": i.reason} for i in recipients.invalid[:list_limit]],
-            "duplicates": [
-                {"input": d.input, "number": d.number} for d in recipients.duplicates[:list_limit]
-            ],
-            "failed": [{"number": n, "code": c} for n, c in failed[:list_limit]],
-            "uncertain": uncertain[:list_limit],
+            "invalid": invalid,
+            "duplicates": duplicates,
+            "suppressed": held,
+            "failed": failed_list,
+            "uncertain": uncertain_list,
             "truncated": truncated,
             "batches": [b.summary() for b in self.batches],
             "error": _error_dict(self.permanent_error or self.first_error),
         }
+        if rows is not None:
+            counts: dict[str, int] = out["counts"]
+            out["rows"] = {
+                "total": rows.rows,
+                "sent": counts["sent"],
+                "invalid": counts["invalid"],
+                "duplicate": counts["duplicates"],
+                "suppressed": counts["suppressed"],
+                "failed": counts["failed"],
+                "uncertain": counts["uncertain"],
+                # not sent yet: a dry run, or batches a stop or a closed window left
+                "pending": rows.rows
+                - counts["sent"]
+                - counts["invalid"]
+                - counts["duplicates"]
+                - counts["suppressed"]
+                - counts["failed"]
+                - counts["uncertain"],
+            }
+        return out
+
+    def _rows_of_batches(self, rows: RowIndex, limit: int) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The failed and the uncertain entries of a plan from rows, each with its row: a batch's
+        numbers are the plan's valid entries from its offset on."""
+        failed: list[dict[str, Any]] = []
+        uncertain: list[Any] = []
+        offset = 0
+        offsets = []
+        for numbers in self.plan.batches:
+            offsets.append(offset)
+            offset += len(numbers)
+        for batch in self.batches:
+            if batch.state not in (FAILED, UNCERTAIN):
+                continue
+            start = offsets[batch.index]
+            for k, number in enumerate(batch.numbers):
+                row = rows.valid[start + k]
+                if batch.state == FAILED and len(failed) < limit:
+                    failed.append({"number": number, "code": batch.error_code, "row": row})
+                elif batch.state == UNCERTAIN and len(uncertain) < limit:
+                    uncertain.append({"number": number, "row": row})
+        return failed, uncertain
 
 
 def _error_dict(err: KwtSMSError | None) -> dict[str, Any] | None:

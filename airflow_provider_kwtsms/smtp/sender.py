@@ -351,7 +351,7 @@ class KwtSMSSmtpSender(Channel):
 
     def _check_plan(self, plan: SendPlan) -> None:
         check_one_line("sender", plan.sender, HINTS["sender"])
-        if "+" in plan.message:
+        if any("+" in text for text in plan.texts()):
             logger.warning(
                 "kwtSMS by e-mail: the text holds '+', which kwtSMS reads as a space in an "
                 "e-mail; write 'plus' or leave it out if it matters"

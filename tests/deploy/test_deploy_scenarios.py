@@ -203,28 +203,32 @@ def _kill_task_and_worker(d: Deployment, pid: int, executor: str) -> Proc | None
 
 
 def test_d_worker_killed_mid_send(deploy: Site) -> None:
+    """Per-recipient rows (2,000 customers, 10 texts): a worker killed mid-send, its retry
+    resumes from the ledger; every row arrives once, with its own text."""
     started = time.monotonic()
     d, sandbox = deploy.deployment, deploy.sandbox
-    d.wait_dag("deploy_bulk_send")
-    run = d.trigger("deploy_bulk_send")
+    d.wait_dag("deploy_rows_send")
+    run = d.trigger("deploy_rows_send")
     wait_for("3 of 10 batches accepted", lambda: len(sandbox.messages()) >= 3, 120, interval=0.2)
-    ti = d.task_instances("deploy_bulk_send", run)[0]
+    ti = d.task_instances("deploy_rows_send", run)[0]
     assert ti["state"] == "running", ti
     others = {name: len(p.output()) for name, p in d.procs.items() if name.startswith("worker")}
     killed = _kill_task_and_worker(d, ti["pid"], deploy.executor)
     try:
-        assert d.wait_run("deploy_bulk_send", run, timeout=240) == "success"
-        final = d.task_instances("deploy_bulk_send", run)[0]
+        assert d.wait_run("deploy_rows_send", run, timeout=240) == "success"
+        final = d.task_instances("deploy_rows_send", run)[0]
         assert final["try_number"] >= 2
         if killed is not None:  # the retry ran on the other worker (the killed one is gone)
             other = next(p for name, p in d.procs.items() if name in others and p is not killed)
-            assert "deploy_bulk_send" in other.output()[others[other.name] :]
+            assert "deploy_rows_send" in other.output()[others[other.name] :]
     finally:
         if killed is not None:
             d.start_worker(int(killed.name.removeprefix("worker")))
     delivery = Delivery.of(numbers(0, 2000), sandbox.messages(), sandbox.requests())
     assert (delivery.once, delivery.twice, delivery.missing) == (2000, 0, 0), delivery
-    record(deploy, "d worker killed", delivery, time.monotonic() - started)
+    texts = {n: m["message"] for m in sandbox.messages() for n in m["mobile"]}
+    assert all(texts[n] == f"Order notice {i // 200} {run}" for i, n in enumerate(numbers(0, 2000)))
+    record(deploy, "d worker killed (rows)", delivery, time.monotonic() - started)
 
 
 def test_d_answer_dropped_after_accept(deploy: Site) -> None:

@@ -108,6 +108,22 @@ with DAG(dag_id="deploy_bulk_send", schedule=None, start_date=START, catchup=Fal
     )
 
 
+# (d) the same campaign as per-recipient rows: 2,000 customers, 10 texts of 200 (one request each,
+# so as many requests as the one-text send above), each row its own text; a worker dies mid-send.
+def rows_text(i: int) -> str:
+    return f"Order notice {i // 200} {{{{ run_id }}}}"  # rendered by Airflow: messages is templated
+
+
+with DAG(dag_id="deploy_rows_send", schedule=None, start_date=START, catchup=False):
+    SendSMSOperator(
+        task_id="send",
+        kwtsms_conn_id="kwtsms_slow",
+        messages=[{"mobile": n, "message": rows_text(i)} for i, n in enumerate(numbers(0, 2000))],
+        retries=3,
+        retry_delay=timedelta(seconds=1),
+    )
+
+
 # (e) one account, many workers: a campaign mapped into chunks, either through a one-slot pool
 # (the connection paces each task on its own) or all at once on the shared limiter.
 def _campaign(dag_id: str, conn_id: str, pool: str | None) -> None:
