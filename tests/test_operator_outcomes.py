@@ -59,7 +59,8 @@ def test_on_invalid_fail_sends_nothing_and_names_the_invalid_input(sandbox):
 
 def test_an_estimate_over_max_credits_fails_before_any_request(sandbox):
     task = SendSMSOperator(task_id="send", mobile=CUSTOMERS, message="Hi", max_credits=2)
-    with pytest.raises(AirflowFailException, match=r"Nothing was sent: this send needs 3 credits .*max_credits=2; raise max_credits"):
+    says = r"Nothing was sent: this send needs 3 credits .*max_credits=2; raise max_credits"
+    with pytest.raises(AirflowFailException, match=says):
         task.execute(task_context())
     assert api_requests(sandbox) == [] and sandbox.messages() == []
 

@@ -210,7 +210,8 @@ def test_a_network_error_while_waiting_is_not_yet_and_the_next_check_proceeds(
     assert sensor.poke({}).is_done is False
     done = sensor.poke({})
     assert done.is_done is True
-    assert done.xcom_value == {"available": 100, "purchased": 100, "min_balance": 40.0, "connection": "kwtsms_default"}
+    reading = {"available": 100, "purchased": 100, "min_balance": 40.0, "connection": "kwtsms_default"}
+    assert done.xcom_value == reading
 
 
 def test_a_network_error_in_fail_fast_mode_is_an_ordinary_error_airflow_retries(
