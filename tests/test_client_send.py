@@ -96,6 +96,22 @@ def test_batches_of_200_with_progress_callback(sb):
     assert set(delivered(sb).values()) == {1} and len(delivered(sb)) == 450
 
 
+def test_an_on_batch_error_stops_the_send_there_and_the_batches_sent_stay_sent(sb):
+    # docs/client.md: "An exception raised by on_batch stops the send there and propagates (the
+    # batches already sent stay sent)." The user's callback fails after batch 2 of 3.
+    class Stop(Exception):
+        pass
+
+    def on_batch(batch, done: int, total: int) -> None:
+        if done == 2:
+            raise Stop("the CRM is down")
+
+    with pytest.raises(Stop, match="the CRM is down"):
+        client_for(sb).send(numbers(450), "Hello", test=True, on_batch=on_batch)
+    assert [len(m["mobile"]) for m in sb.messages()] == [200, 200]  # stopped there: no third request
+    assert set(delivered(sb).values()) == {1}  # nothing undone, nothing sent twice
+
+
 def test_sender_and_test_flag_per_call_and_from_the_client(sb):
     client = client_for(sb, sender="MY-APP", test_mode=True)
     client.send(KW1, "a", test=None)

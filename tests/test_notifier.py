@@ -142,6 +142,22 @@ def test_notify_sends_with_the_data_options(sandbox):
     assert message["test"] is True and message["sender"] == "KWT-SMS"
 
 
+def test_an_invalid_target_is_skipped_with_a_warning_naming_it_and_the_others_get_the_alert(
+    sandbox, caplog, monkeypatch
+):
+    # docs/notifier.md: "invalid ones are skipped with a warning naming them".
+    import logging
+
+    logger = logging.getLogger("kwtsms.test.notifier")  # Airflow's own logs go to structlog, not caplog
+    monkeypatch.setattr(KwtSMSNotifier, "log", property(lambda self: logger))
+    notifier = send_kwtsms_notification(target="96550001234, 12345, 96550001235", message="db-1 is down")
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        notifier(_context())
+    [message] = sandbox.messages()
+    assert message["mobile"] == ["96550001234", "96550001235"]
+    assert "skipped invalid target '12345'" in caplog.text and "too short" in caplog.text
+
+
 def test_templates_are_rendered_from_the_context(sandbox):
     notifier = KwtSMSNotifier(
         target="{{ params.on_call }}", title="{{ params.env }}", message="{{ ti.task_id }} failed"

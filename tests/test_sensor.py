@@ -178,3 +178,56 @@ def test_balance_gates_in_a_real_dag_run(airflow, kwtsms_sandbox_factory):
         "connection": "kwtsms_defer",
     }
     assert _balance_checks(sandbox, "defer_user") >= 4  # one in the task, then the trigger's checks
+
+
+def _sensor_on_sandbox_time(sandbox, monkeypatch, **kwargs):
+    """A BalanceSensor whose hook builds its client on the sandbox's clock, so the client's retry
+    back-off between failed balance calls costs no real time."""
+    from sandbox_helpers import linked
+
+    from airflow_provider_kwtsms.gateway import client as client_module
+    from airflow_provider_kwtsms.sensors.balance import BalanceSensor
+
+    class OnSandboxTime(client_module.KwtSMSClient):
+        def __init__(self, *args, **options) -> None:
+            super().__init__(*args, **{**options, **linked(sandbox)})
+
+    monkeypatch.setattr(client_module, "KwtSMSClient", OnSandboxTime)
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", kwtsms_conn_uri(sandbox.url, "u", PASSWORD))
+    return BalanceSensor(task_id="enough_credits", min_balance=40, **kwargs)
+
+
+def test_a_network_error_while_waiting_is_not_yet_and_the_next_check_proceeds(
+    kwtsms_sandbox_factory, monkeypatch
+):
+    # docs/sensor.md: in the waiting modes, network errors (after the client's retries) "count as
+    # 'not yet' and the next check proceeds".
+    from sandbox_helpers import frozen_clock
+
+    sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, balance=100, clock=frozen_clock())
+    sensor = _sensor_on_sandbox_time(sandbox, monkeypatch, wait_for_top_up=True)
+    sandbox.inject_fault("http_503", endpoint="balance", times=4)  # the first try and its 3 retries
+    assert sensor.poke({}).is_done is False
+    done = sensor.poke({})
+    assert done.is_done is True
+    reading = {"available": 100, "purchased": 100, "min_balance": 40.0, "connection": "kwtsms_default"}
+    assert done.xcom_value == reading
+
+
+def test_a_network_error_in_fail_fast_mode_is_an_ordinary_error_airflow_retries(
+    kwtsms_sandbox_factory, monkeypatch
+):
+    # docs/sensor.md: fail-fast mode raises "an ordinary exception so Airflow's retries apply";
+    # a permanent error (wrong password) is AirflowFailException instead (test_config_errors.py).
+    from sandbox_helpers import frozen_clock
+
+    from airflow_provider_kwtsms.errors import KwtSMSNetworkError
+
+    sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, balance=100, clock=frozen_clock())
+    sensor = _sensor_on_sandbox_time(sandbox, monkeypatch)
+    sandbox.inject_fault("http_503", endpoint="balance", times=-1)
+    with pytest.raises(KwtSMSNetworkError) as raised:
+        sensor.execute({})
+    assert not isinstance(raised.value, AirflowFailException)
+    sandbox.clear_faults()
+    assert sensor.execute({})["available"] == 100  # Airflow's retry: the next try passes
