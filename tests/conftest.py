@@ -96,6 +96,11 @@ class AirflowHome:
     ) -> AirflowRun:
         """Run ``airflow <args>`` with this home's environment plus ``env`` (which wins)."""
         full_env = dict(self.env)
+        # The test's own temporary folder (the autouse fixture below): what the provider keeps per
+        # machine there (the pace file, the storm guard's records) never leaks from one test to the next.
+        import tempfile
+
+        full_env["TMPDIR"] = tempfile.gettempdir()
         if dags_folder is not None:
             full_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
         full_env.update(env or {})
