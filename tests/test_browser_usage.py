@@ -148,7 +148,7 @@ def test_the_page_shows_what_the_sandbox_charged_and_only_to_dag_readers(airflow
     recorded = airflow.xcom("usage_billing", "invoices")["balance_after"]
     expect(balance.locator("b")).to_have_text(f"{recorded:,.0f}")
     page.get_by_role("button", name="Ask kwtSMS for the balance now").click()
-    expect(balance).to_contain_text("(page)")
+    expect(balance).to_contain_text("(page)", timeout=30_000)  # the api-server asks the gateway first
     expect(balance.locator("b")).to_have_text(f"{sandbox.account()['available']:,}")
     assert page.console_errors == []
     save_screenshot(page, "usage-page")
