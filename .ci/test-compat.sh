@@ -16,8 +16,9 @@ UV=".venv/bin/uv"
 [ -x "$UV" ] || { echo "test-compat: $UV is missing: run 'make venv' first" >&2; exit 2; }
 PYTHON="$(.venv/bin/python -c 'import sys; print(sys.executable)')"
 pyproject_hash="$(sha256sum .ci/test-compat.sh pyproject.toml | sha256sum | cut -c1-16)"
-# `heavy`: the fault matrix (8 faults x 1000 numbers), the lane's largest cost; it runs on 3.3 in
-# the main suite. The worker-killed resume test still runs here, on each release's ledger store.
+# `heavy`: the fault matrix (8 faults x 1000 numbers), the lane's largest cost, and the estimate-gate
+# example (its sensor's wait runs here in test_sensor's real run); they run on 3.3 in the main suite.
+# The worker-killed resume test still runs here, on each release's ledger store.
 MARK="${COMPAT_MARK:-compat and not heavy}"
 
 # One lane per release, all at once: each is mostly one Airflow process at a time, so on two
@@ -59,7 +60,7 @@ lane() {  # lane VERSION: prepare its environment (when stale), run the tests; e
         touch "$stamp"
     fi
     echo "== Airflow $version: Airflow-side tests and example DAGs ($venv, -m '$MARK') =="
-    "$venv/bin/python" -m pytest -q -m "$MARK" -rfEs --durations=5 -p no:cacheprovider
+    "$venv/bin/python" -m pytest -q -m "$MARK" -rfEs --durations=12 -p no:cacheprovider
 }
 
 started=$SECONDS

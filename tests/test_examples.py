@@ -45,6 +45,7 @@ def db_rows(airflow, sql: str) -> list[tuple]:
         return db.execute(sql).fetchall()
 
 
+@pytest.mark.heavy  # on 3.3 only: the sensor's wait on 3.0 to 3.2 is test_sensor's real run
 def test_estimate_gate_send(airflow, sandbox):
     run = airflow.run(
         "dags", "test", "kwtsms_estimate_gate_send", "2025-04-01", env=env_for(sandbox), dags_folder=EXAMPLES

@@ -306,6 +306,7 @@ def test_airflow_connections_test_succeeds_with_both_env_forms(airflow, sandbox,
 
 
 @pytest.mark.airflow
+@pytest.mark.heavy  # on 3.3 only: the same CLI path as the two tests above, run on every release
 def test_airflow_connections_test_prints_the_unregistered_sender_warning(airflow, sandbox):
     conn = kwtsms_conn_json(sandbox.url, USER, PASSWORD, sender="NOT-MINE")
     result = airflow.run("connections", "test", "kwtsms_default", env={"AIRFLOW_CONN_KWTSMS_DEFAULT": conn})
@@ -331,6 +332,7 @@ def test_airflow_connections_test_fails_with_guidance_on_a_wrong_password(airflo
 
 
 @pytest.mark.airflow
+@pytest.mark.heavy  # on 3.3 only: the same CLI path as the two tests above, run on every release
 def test_airflow_connections_test_names_a_password_over_30_characters(airflow, sandbox):
     long_password = "Q" * 31
     result = airflow.run(

@@ -15,7 +15,7 @@ from airflow_support import kwtsms_conn_uri
 
 from airflow_provider_kwtsms.ledger import MemoryStore
 from airflow_provider_kwtsms.operators.sms import SendSMSOperator
-from airflow_provider_kwtsms.version_compat import AirflowFailException
+from airflow_provider_kwtsms.version_compat import AIRFLOW_V_3_1_PLUS, AirflowFailException
 
 pytestmark = pytest.mark.compat
 
@@ -110,6 +110,11 @@ def test_on_invalid_fail_refuses_rows_before_anything_is_sent(sandbox):
     assert not sandbox.messages()
 
 
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS,
+    reason="Airflow 3.0 looks a Variable missing from the environment up through the task supervisor "
+    "only, which an in-process execute() does not have (a real 3.0 task has it)",
+)
 def test_a_missing_do_not_send_variable_fails_the_task_before_sending(sandbox, monkeypatch):
     monkeypatch.delenv("AIRFLOW_VAR_OPT_OUTS")
     op = SendSMSOperator(task_id="send", mobile="96550000001", message="Hi", test_mode=True)

@@ -1,14 +1,15 @@
 """Fixtures of the deployment tests: one Postgres per session, one deployment per executor.
 
 Every test here is marked ``deploy``. The deployments start once per executor (LocalExecutor
-and CeleryExecutor; side by side under pytest-xdist) and each one's scenarios run one after another
-against the same processes; each
+and CeleryExecutor; `make test` runs the two side by side, one pytest each) and each one's
+scenarios run one after another against the same processes; each
 scenario starts from a reset sandbox. A failed scenario copies every process's log to
 test-artifacts/deploy-<executor>-<test>/.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,12 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.deploy)
-            # With pytest-xdist (`-n 2 --dist loadgroup`, as `make test` runs this lane), each
-            # executor's scenarios run in order in one worker, beside the other executor's: two
-            # deployments side by side, each with its own Postgres, sandboxes and ports.
-            params = getattr(item, "callspec", None)
-            group = params.params.get("site", "stores") if params is not None else "stores"
-            item.add_marker(pytest.mark.xdist_group(str(group)))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -60,7 +55,12 @@ def postgres(deploy_root: Path) -> Iterator[Postgres]:
         server.stop()
 
 
-@pytest.fixture(scope="session", params=["local", "celery"])
+# `make test` runs one pytest per executor side by side (KWTSMS_DEPLOY_EXECUTORS=local, =celery):
+# two deployments at once, each with its own Postgres, sandboxes and ports.
+EXECUTORS = os.environ.get("KWTSMS_DEPLOY_EXECUTORS", "local,celery").split(",")
+
+
+@pytest.fixture(scope="session", params=EXECUTORS)
 def site(request: pytest.FixtureRequest, postgres: Postgres, deploy_root: Path) -> Iterator[Site]:
     with running_site(request.param, postgres, deploy_root / request.param) as started:
         yield started
