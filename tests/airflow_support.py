@@ -7,6 +7,8 @@ import ...`` would find whichever was imported first.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,3 +36,21 @@ def kwtsms_conn_json(url: str, username: str, password: str, **extras: Any) -> s
     return json.dumps(
         {"conn_type": "kwtsms", "host": url, "login": username, "password": password, "extra": extras}
     )
+
+
+def stop_couriers(marker: str) -> int:
+    """SIGTERM every storm-guard courier (a detached process: it outlives the test that started it,
+    sleeping until its quiet period ends) whose environment names ``marker`` (a temporary folder of
+    this run). Returns how many were stopped. Linux only (/proc); elsewhere none."""
+    stopped = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"airflow_provider_kwtsms.alerts.courier" not in (proc / "cmdline").read_bytes():
+                continue
+            if marker.encode() not in (proc / "environ").read_bytes():
+                continue
+            os.kill(int(proc.name), signal.SIGTERM)
+            stopped += 1
+        except (OSError, ValueError):
+            continue  # gone already, or not ours to read
+    return stopped

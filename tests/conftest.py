@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_support import AIRFLOW_BIN, REPO, TEST_DAGS, kwtsms_conn_json, kwtsms_conn_uri  # noqa: F401
+from airflow_support import AIRFLOW_BIN, REPO, TEST_DAGS, kwtsms_conn_json, kwtsms_conn_uri, stop_couriers  # noqa: F401
 
 # DAG files for `airflow dags test` live in tests/dags/ and are not test modules.
 collect_ignore = ["dags"]
@@ -244,3 +244,11 @@ _SLOW_MARKERS = ("airflow", "browser", "packaging")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _SLOW_MARKERS))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_courier_outlives_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The alerts of real Airflow runs start couriers that would sleep on for the default quiet
+    period (10 minutes) after the run: stopped when the session ends (their tests are done)."""
+    yield
+    stop_couriers(str(tmp_path_factory.getbasetemp()))

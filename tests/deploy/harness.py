@@ -31,6 +31,9 @@ from typing import Any
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: airflow_support
+from airflow_support import stop_couriers
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -519,6 +522,7 @@ class Deployment:
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
             proc.stop()
+        stop_couriers(str(self.root))  # the storm guard's detached couriers outlive their workers
 
     def keep_logs(self, label: str) -> Path:
         """Copy every process's log (and the task logs) to test-artifacts/deploy-<label>/."""
