@@ -344,6 +344,23 @@ def test_a_dag_level_failure_alert_says_what_failed_in_words():
     assert "task_failure" not in text and "task log" in text
 
 
+def test_a_task_alert_is_kept_in_its_xcom_and_a_dag_level_one_never_pushes(sandbox):
+    """The kwtSMS page reads a task's alerts from its XCom. A DAG-level callback runs in the DAG
+    processor, whose supervisor serves no XCom push: a push there hung the callback until the
+    processor was killed (and the file's DAGs were deactivated), so it must not be tried."""
+    pushed: list[tuple[str, dict]] = []
+    task_level = _context(xcom_push=lambda key, value: pushed.append((key, value)))
+    KwtSMSNotifier(target="96550001234", message="disk full", data={"quiet_period": 0})(task_level)
+    assert [key for key, _ in pushed] == ["kwtsms_alert"] and pushed[0][1]["targets"] == ["96550001234"]
+
+    tried: list[str] = []
+    dag_level = _context(xcom_push=lambda key, value: tried.append(key))
+    dag_level["reason"] = "task_failure"
+    KwtSMSNotifier(target="96550001235", message="run failed", data={"quiet_period": 0})(dag_level)
+    assert tried == []  # not even tried
+    assert len(sandbox.messages()) == 2  # both alerts went out
+
+
 # -- the storm guard (issue 23) ---------------------------------------------------------------------
 @pytest.fixture
 def quick_sandbox(kwtsms_sandbox_factory, monkeypatch):

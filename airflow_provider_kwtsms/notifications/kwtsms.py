@@ -522,7 +522,12 @@ class KwtSMSNotifier(BaseNotifier):
 
     def _record(self, context: Any, result: SendResult) -> None:
         """Keep the alert where the kwtSMS page reads it: an XCom of the task whose callback sent
-        it. DAG-level callbacks and deadline alerts have no running task to write to: not kept."""
+        it. DAG-level callbacks and deadline alerts have no running task to write to: not kept.
+        Their context may still hold a task instance, but a push from the DAG processor is a
+        request its supervisor does not serve (the callback hung until the processor was killed,
+        and the file's DAGs were deactivated): a DAG-level context (``reason``) never pushes."""
+        if _get(context, "reason"):
+            return
         push = getattr(_get(context, "ti"), "xcom_push", None)
         if push is None:
             return
