@@ -26,9 +26,9 @@ venv: $(STAMP)
 # - the main suite, its tests side by side in TEST_WORKERS processes (pytest-xdist: most of their
 #   time is waiting on Airflow processes and sandboxes), then the few `serial` tests alone;
 # - the compatibility lane beside it (its own venvs), its output in test-artifacts/compat-lane.log;
-# - the deployment lane after both, alone: its firewall checks count requests in real seconds.
-#   LocalExecutor's deployment, then Celery's (two side by side, one pytest each with
-#   KWTSMS_DEPLOY_EXECUTORS=local / =celery, lost both schedulers midway in a trial: not yet).
+# - the deployment lane after both: its firewall checks count requests in real seconds, so nothing
+#   else runs beside it but its two deployments (LocalExecutor and Celery, one pytest each with
+#   KWTSMS_DEPLOY_EXECUTORS; Celery's output in test-artifacts/deploy-celery.log, printed after).
 # Every lane runs even when another failed; `make test` fails if any did.
 TEST_WORKERS ?= 3
 test: lint docs
@@ -39,9 +39,12 @@ test: lint docs
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial"; main=$$?; \
 	$(BIN)/python -m pytest -q -m "serial and not deploy"; serial=$$?; \
 	wait $$lane; compat=$$?; tail -n 30 test-artifacts/compat-lane.log; \
-	$(BIN)/python -m pytest -q -m deploy tests/deploy; deploy=$$?; \
-	echo "make test: main suite exit $$main, serial tests exit $$serial, compatibility lane exit $$compat, deployment lane exit $$deploy"; \
-	[ $$main -eq 0 ] && [ $$serial -eq 0 ] && [ $$compat -eq 0 ] && [ $$deploy -eq 0 ]
+	KWTSMS_DEPLOY_EXECUTORS=celery $(BIN)/python -m pytest -q -m deploy tests/deploy \
+		--ignore=tests/deploy/test_deploy_rate_store.py > test-artifacts/deploy-celery.log 2>&1 & celery=$$!; \
+	KWTSMS_DEPLOY_EXECUTORS=local $(BIN)/python -m pytest -q -m deploy tests/deploy; local=$$?; \
+	wait $$celery; celery=$$?; echo "--- the CeleryExecutor deployment:"; cat test-artifacts/deploy-celery.log; \
+	echo "make test: main suite exit $$main, serial tests exit $$serial, compatibility lane exit $$compat, deployment lane exit $$local (LocalExecutor) and $$celery (Celery)"; \
+	[ $$main -eq 0 ] && [ $$serial -eq 0 ] && [ $$compat -eq 0 ] && [ $$local -eq 0 ] && [ $$celery -eq 0 ]
 
 test-compat: $(STAMP)
 	bash .ci/test-compat.sh $(COMPAT_AIRFLOW)

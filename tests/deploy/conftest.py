@@ -1,7 +1,8 @@
 """Fixtures of the deployment tests: one Postgres per session, one deployment per executor.
 
-Every test here is marked ``deploy``. The deployments start once per executor (LocalExecutor,
-then CeleryExecutor) and the scenarios run one after another against the same processes; each
+Every test here is marked ``deploy``. The deployments start once per executor (LocalExecutor
+and CeleryExecutor; `make test` runs the two side by side, one pytest each) and each one's
+scenarios run one after another against the same processes; each
 scenario starts from a reset sandbox. A failed scenario copies every process's log to
 test-artifacts/deploy-<executor>-<test>/.
 """
@@ -54,7 +55,8 @@ def postgres(deploy_root: Path) -> Iterator[Postgres]:
         server.stop()
 
 
-# KWTSMS_DEPLOY_EXECUTORS=local (or =celery) runs one executor's deployment only.
+# `make test` runs one pytest per executor side by side (KWTSMS_DEPLOY_EXECUTORS=local, =celery):
+# two deployments at once, each with its own Postgres, sandboxes and ports.
 EXECUTORS = os.environ.get("KWTSMS_DEPLOY_EXECUTORS", "local,celery").split(",")
 
 
