@@ -73,6 +73,7 @@ def write_table(rows: list[dict], name: str) -> str:
 
 
 @pytest.mark.heavy
+@pytest.mark.serial  # how many refusals one try meets depends on timing: alone, not beside other tests
 def test_faults_through_airflow_retries(airflow, kwtsms_sandbox_factory):
     main = kwtsms_sandbox_factory(rate=50, rate_tolerance=5, balance=100_000)
     queue = kwtsms_sandbox_factory(rate=50, rate_tolerance=5, balance=100_000, queue_size=2, drain_rate=1.0)
