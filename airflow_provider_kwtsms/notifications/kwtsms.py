@@ -59,6 +59,11 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def _dag_level(context: Any) -> bool:
+    """A DAG run's callback (the DAG processor passes ``reason``, e.g. "task_failure"), not a task's."""
+    return bool(_get(context, "reason"))
+
+
 def _state(ti: Any) -> str | None:
     state = _get(ti, "state")
     state = getattr(state, "value", state)
@@ -321,7 +326,7 @@ class KwtSMSNotifier(BaseNotifier):
         its try is not past ``max_tries``, and this notifier was not called as the task's
         ``on_retry_callback`` (retry alerts are not affected)."""
         ti = context.get("ti") or context.get("task_instance")
-        if ti is None or context.get("reason") or _is_success(context):
+        if ti is None or _dag_level(context) or _is_success(context):
             return False  # DAG-level callbacks and successes: a run's end is final
         try_number, max_tries = _get(ti, "try_number"), _get(ti, "max_tries")
         state = _state(ti)
@@ -526,7 +531,7 @@ class KwtSMSNotifier(BaseNotifier):
         Their context may still hold a task instance, but a push from the DAG processor is a
         request its supervisor does not serve (the callback hung until the processor was killed,
         and the file's DAGs were deactivated): a DAG-level context (``reason``) never pushes."""
-        if _get(context, "reason"):
+        if _dag_level(context):
             return
         push = getattr(_get(context, "ti"), "xcom_push", None)
         if push is None:
