@@ -51,7 +51,7 @@ lane() {  # lane VERSION: prepare its environment (when stale), run the tests; e
             32) extra+=("svcs<26" "cadwyn<8" "fastapi[standard-no-fastapi-cloud-cli]<0.137") ;;
         esac
         if ! { [ -x "$venv/bin/python" ] || "$UV" venv --quiet --python "$PYTHON" "$venv"; } ||
-            ! "$UV" pip install --quiet --python "$venv/bin/python" -e ".[compat]" \
+            ! "$UV" pip install --quiet --compile-bytecode --python "$venv/bin/python" -e ".[compat]" \
                 "apache-airflow==$version" "${extra[@]}"; then
             echo "test-compat: could not prepare $venv for Airflow $version" >&2
             return 3

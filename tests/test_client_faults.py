@@ -187,10 +187,15 @@ def test_connection_refused_is_certainly_not_processed_and_retried(caplog):
     assert info.value.may_have_reached_server is False and info.value.code == "NETWORK"
     assert "safe to retry" in info.value.action
     assert retries_logged(caplog) == 2  # retried, since nothing could have been sent
-    result = client.send(numbers(450), "hi", test=True)
-    assert [b.state for b in result.batches] == ["failed"] * 3
-    assert [b.attempted for b in result.batches] == [True, False, False]  # the server is down: stop
-    assert result.batches[0].may_have_reached_server is False
+    # Five batches, up to client.max_in_flight (3) requests at once: the batches whose turn came
+    # while the first one was still retrying may have gone too; none starts after an answer said
+    # the server is down.
+    assert client.max_in_flight == 3
+    result = client.send(numbers(1000), "hi", test=True)
+    assert [b.state for b in result.batches] == ["failed"] * 5
+    attempted = [b.attempted for b in result.batches]
+    assert attempted[0] is True and attempted[3:] == [False, False], attempted  # the server is down: stop
+    assert not any(b.may_have_reached_server for b in result.batches)
     assert result.uncertain == []
 
 
