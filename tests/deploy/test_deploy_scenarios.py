@@ -90,7 +90,9 @@ def test_a_example_dags(deploy: Site) -> None:
         d.wait_dag(dag_id)
         runs[dag_id] = d.trigger(dag_id)
     states = {dag_id: d.wait_run(dag_id, run, timeout=240) for dag_id, run in runs.items()}
-    assert states == expected
+    assert states == expected, "\n".join(
+        d.why(dag_id, run) for dag_id, run in runs.items() if states[dag_id] != expected[dag_id]
+    )
     # gate-send 1, campaign 5 (3 chunks of 400, 400, 200: 2 + 2 + 1 batches), 2 alerts; the second
     # alert waits out the gateway's 15 s per number (ERR028) first
     received = settle_texts(deploy, 1 + 5 + 2)
@@ -104,7 +106,7 @@ def test_a_example_dags(deploy: Site) -> None:
     # The README's DAG, once the others are done: it texts the same customers and on-call number,
     # and the gateway takes one SMS per number per 15 s (ERR028), which would only add waiting.
     d.wait_dag("kwtsms_quickstart")
-    assert d.wait_run("kwtsms_quickstart", d.trigger("kwtsms_quickstart"), timeout=240) == "success"
+    d.expect_run("kwtsms_quickstart", d.trigger("kwtsms_quickstart"), "success", timeout=240)
     received = settle_texts(deploy, 1 + 5 + 2 + 2)  # its welcome text and its success alert
     assert len([t for t in received if t == "kwtsms_quickstart: welcome texts sent."]) == 1, received
     counts = recipient_counts(deploy.sandbox.messages())
@@ -134,7 +136,7 @@ def test_b_balance_sensor_deferred_then_topped_up(deploy: Site) -> None:
     wait_for("the triggerer polling the balance", lambda: polls() >= before + 2, 60)
     assert deferred()  # still waiting in the triggerer, no worker slot held
     sandbox.set_balance(6000)
-    assert d.wait_run("deploy_balance_wait", run, timeout=120) == "success"
+    d.expect_run("deploy_balance_wait", run, "success", timeout=120)
     xcom = d.xcoms("deploy_balance_wait", run, "wait_for_credits")
     assert any("6000" in str(entry["value"]) for entry in xcom), xcom
 
@@ -215,7 +217,7 @@ def test_d_worker_killed_mid_send(deploy: Site) -> None:
     others = {name: len(p.output()) for name, p in d.procs.items() if name.startswith("worker")}
     killed = _kill_task_and_worker(d, ti["pid"], deploy.executor)
     try:
-        assert d.wait_run("deploy_rows_send", run, timeout=240) == "success"
+        d.expect_run("deploy_rows_send", run, "success", timeout=240)
         final = d.task_instances("deploy_rows_send", run)[0]
         assert final["try_number"] >= 2
         if killed is not None:  # the retry ran on the other worker (the killed one is gone)
@@ -236,7 +238,7 @@ def test_d_answer_dropped_after_accept(deploy: Site) -> None:
     d, sandbox = deploy.deployment, deploy.sandbox
     sandbox.fault("drop_after_accept", "send", times=1)
     run = d.trigger("deploy_bulk_send")
-    assert d.wait_run("deploy_bulk_send", run, timeout=240) == "success"
+    d.expect_run("deploy_bulk_send", run, "success", timeout=240)
     delivery = Delivery.of(numbers(0, 2000), sandbox.messages(), sandbox.requests())
     assert any(r["fault"] == "drop_after_accept" for r in sandbox.requests())
     assert (delivery.once, delivery.twice, delivery.missing) == (2000, 0, 0), delivery
@@ -279,7 +281,7 @@ def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
             lambda: d.task_instances("deploy_bulk_send", run)[0]["try_number"] >= 2,
             120,
         )
-        assert d.wait_run("deploy_bulk_send", run, timeout=300) == "success"
+        d.expect_run("deploy_bulk_send", run, "success", timeout=300)
     finally:
         for target in frozen:
             with contextlib.suppress(ProcessLookupError):
@@ -324,7 +326,7 @@ def _campaign(deploy: Site, dag_id: str) -> tuple[Delivery, float, float, float]
     capped.reset()
     d.wait_dag(dag_id)
     run = d.trigger(dag_id, {"size": CAMPAIGN, "chunks": CAMPAIGN_CHUNKS})
-    assert d.wait_run(dag_id, run, timeout=900) == "success"
+    d.expect_run(dag_id, run, "success", timeout=900)
     requests_ = capped.requests()
     delivery = Delivery.of(numbers(0, CAMPAIGN), capped.messages(), requests_)
     share, span = cap_share(requests_, CAPPED_RATE)
@@ -361,7 +363,7 @@ def test_g_mapped_sends_one_machine_no_rate_store(deploy: Site) -> None:
     d, sandbox = deploy.deployment, deploy.sandbox
     d.wait_dag("deploy_mapped_one_machine")
     run = d.trigger("deploy_mapped_one_machine", {"size": MAPPED, "chunks": 10})
-    assert d.wait_run("deploy_mapped_one_machine", run, timeout=600) == "success"
+    d.expect_run("deploy_mapped_one_machine", run, "success", timeout=600)
     tis = d.task_instances("deploy_mapped_one_machine", run)
     assert len([t for t in tis if t["task_id"] == "send_chunk"]) == 10
     delivery = Delivery.of(numbers(0, MAPPED), sandbox.messages(), sandbox.requests())
@@ -396,7 +398,7 @@ def test_f_200_runs_at_once(deploy: Site) -> None:
     for run in runs:
         assert d.wait_run(FANOUT_DAG, run, timeout=600) == "failed"
     failed_at = time.time()
-    assert d.wait_run("deploy_retry_then_success", retried, timeout=300) == "success"
+    d.expect_run("deploy_retry_then_success", retried, "success", timeout=300)
 
     def digests() -> list[dict]:
         return [m for m in sandbox.messages() if DIGEST.match(m["message"])]
