@@ -252,6 +252,7 @@ def test_a_failed_alert_through_airflows_call_raises_or_is_logged(
 
 
 @pytest.mark.airflow
+@pytest.mark.heavy  # 3.3 only: on every release, test_quickstart (success) and test_failure_alerts (failure)
 def test_failure_and_success_callbacks_in_a_real_dag_run(airflow, sandbox):
     env = {"AIRFLOW_CONN_KWTSMS_DEFAULT": kwtsms_conn_uri(sandbox.url, "u", PASSWORD)}
     result = airflow.run("dags", "test", "kwtsms_test_alerts", env=env)
