@@ -40,7 +40,7 @@ test: lint docs
 	mkdir -p test-artifacts
 	$(BIN)/python -m compileall -q airflow_provider_kwtsms  # the editable install's .pyc (see $(STAMP))
 	bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial"; main=$$?; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial" --durations=15; main=$$?; \
 	$(BIN)/python -m pytest -q -m "serial and not deploy"; serial=$$?; \
 	wait $$lane; compat=$$?; tail -n 30 test-artifacts/compat-lane.log; \
 	KWTSMS_DEPLOY_EXECUTORS=celery $(BIN)/python -m pytest -q -m deploy tests/deploy \
