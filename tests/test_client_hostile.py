@@ -47,8 +47,10 @@ class OneAtATime(KwtSMSClient):
 
 def make_client(gw: HostileGateway, **options) -> KwtSMSClient:
     vt = SandboxTime()  # sleeping only moves a virtual clock: backoffs cost nothing
-    options.setdefault("timeout", (1.0, 0.3))
-    options.setdefault("deadline", 0.6)
+    # A read timeout a loaded machine cannot trip by accident (an answer the gateway gives must be
+    # read), and a call's deadline above it, which ends only the trickles below.
+    options.setdefault("timeout", (1.0, 2.0))
+    options.setdefault("deadline", 3.0)
     options.setdefault("max_retries", 2)
     options.setdefault("check_coverage", False)  # the scripted replies answer the sends
     policy = RetryPolicy(max_retries=2, queue_full_retries=2, rate_limited_retries=2)
@@ -134,7 +136,7 @@ def test_a_deeply_nested_body_is_an_unreadable_answer_not_a_recursion_error(gate
 
 
 def test_a_gateway_trickling_its_answer_hits_the_calls_deadline(gateway):
-    # 1 byte every 0.05 s never trips the 0.3 s read timeout; only the deadline ends the call.
+    # 1 byte every 0.05 s never trips the 2 s read timeout; only the deadline ends the call.
     gateway.script(Reply(http(200, '{"result": "OK", "available": 5}' + " " * 400), trickle=0.05))
     with pytest.raises(KwtSMSNetworkError) as info:
         make_client(gateway, max_retries=0).balance()

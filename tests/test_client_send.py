@@ -16,6 +16,7 @@ from sandbox_helpers import SandboxTime, frozen_clock, logged, logged_sends
 from airflow_provider_kwtsms.constants import MAX_RATE, RATE_GUARD
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
 from airflow_provider_kwtsms.gateway.client import KwtSMSClient, RetryPolicy
+from airflow_provider_kwtsms.rate.bucket import TokenBucket
 from airflow_provider_kwtsms.sandbox import Sandbox
 
 USER, PASSWORD = "sandbox_user", "sandbox_pass"
@@ -97,18 +98,33 @@ def test_batches_of_200_with_progress_callback(sb):
 
 
 def test_an_on_batch_error_stops_the_send_there_and_the_batches_sent_stay_sent(sb):
-    # docs/client.md: "An exception raised by on_batch stops the send there and propagates (the
-    # batches already sent stay sent)." The user's callback fails after batch 2 of 3.
+    # docs/client.md: "An exception raised by on_batch stops the send there and propagates: no
+    # request starts after it; the ones already in flight finish (the batches sent stay sent)."
+    # The user's callback fails after batch 2 of 10; up to 3 requests are in flight (rate 2).
     class Stop(Exception):
         pass
 
+    vt = SandboxTime(sb)
+    turns: list[int] = []  # one per request start: the pacer hands each its turn
+
+    class CountingPacer(TokenBucket):
+        def acquire(self) -> float:
+            turns.append(1)
+            return super().acquire()
+
+    at_the_error: list[int] = []
+
     def on_batch(batch, done: int, total: int) -> None:
         if done == 2:
+            at_the_error.append(len(turns))
             raise Stop("the CRM is down")
 
+    client = client_for(sb, vt, pacer=CountingPacer(MAX_RATE, clock=vt.clock, sleep=vt.pace))
     with pytest.raises(Stop, match="the CRM is down"):
-        client_for(sb).send(numbers(450), "Hello", test=True, on_batch=on_batch)
-    assert [len(m["mobile"]) for m in sb.messages()] == [200, 200]  # stopped there: no third request
+        client.send(numbers(2000), "Hello", test=True, on_batch=on_batch)
+    assert len(turns) == at_the_error[0] < 10  # no request started after the error
+    sizes = [len(m["mobile"]) for m in sb.messages()]
+    assert sizes[:2] == [200, 200] and len(sizes) <= len(turns)  # turns: the balance read too
     assert set(delivered(sb).values()) == {1}  # nothing undone, nothing sent twice
 
 
