@@ -27,11 +27,13 @@ venv: $(STAMP)
 # Lint and type checks first, then the docs site built strictly (a broken link fails): either
 # stops the run before the slow tests. Then three lanes:
 # - the main suite, its tests side by side in TEST_WORKERS processes (pytest-xdist: most of their
-#   time is waiting on Airflow processes and sandboxes), then the few `serial` tests alone;
-# - the compatibility lane beside it (its own venvs), its output in test-artifacts/compat-lane.log;
-# - the deployment lane after both: its firewall checks count requests in real seconds, so nothing
-#   else runs beside it but its two deployments (LocalExecutor and Celery, one pytest each with
-#   KWTSMS_DEPLOY_EXECUTORS; Celery's output in test-artifacts/deploy-celery.log, printed after).
+#   time is waiting on Airflow processes and sandboxes), then the few `serial` tests;
+# - then the deployment lane: its two deployments side by side (LocalExecutor and Celery, one
+#   pytest each with KWTSMS_DEPLOY_EXECUTORS; Celery's output in test-artifacts/deploy-celery.log,
+#   printed after). Its firewall checks count requests in real seconds;
+# - the compatibility lane (its own venvs) from the start to the end, at a low priority (nice 10):
+#   it takes mostly the CPU the other two leave idle (a quarter of the machine beside the main
+#   suite, half beside the deployments). Its output in test-artifacts/compat-lane.log.
 # Every lane runs even when another failed; `make test` fails if any did.
 TEST_WORKERS ?= 3
 test: lint docs
@@ -39,14 +41,14 @@ test: lint docs
 	bash .ci/install-deploy.sh
 	mkdir -p test-artifacts
 	$(BIN)/python -m compileall -q airflow_provider_kwtsms  # the editable install's .pyc (see $(STAMP))
-	bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
+	nice -n 10 bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial" --durations=15; main=$$?; \
 	$(BIN)/python -m pytest -q -m "serial and not deploy"; serial=$$?; \
-	wait $$lane; compat=$$?; tail -n 30 test-artifacts/compat-lane.log; \
 	KWTSMS_DEPLOY_EXECUTORS=celery $(BIN)/python -m pytest -q -m deploy tests/deploy \
 		--ignore=tests/deploy/test_deploy_rate_store.py > test-artifacts/deploy-celery.log 2>&1 & celery=$$!; \
 	KWTSMS_DEPLOY_EXECUTORS=local $(BIN)/python -m pytest -q -m deploy tests/deploy; local=$$?; \
 	wait $$celery; celery=$$?; echo "--- the CeleryExecutor deployment:"; cat test-artifacts/deploy-celery.log; \
+	wait $$lane; compat=$$?; tail -n 30 test-artifacts/compat-lane.log; \
 	echo "make test: main suite exit $$main, serial tests exit $$serial, compatibility lane exit $$compat, deployment lane exit $$local (LocalExecutor) and $$celery (Celery)"; \
 	[ $$main -eq 0 ] && [ $$serial -eq 0 ] && [ $$compat -eq 0 ] && [ $$local -eq 0 ] && [ $$celery -eq 0 ]
 

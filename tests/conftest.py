@@ -91,7 +91,7 @@ class AirflowHome:
         *args: str,
         env: dict[str, str] | None = None,
         dags_folder: str | Path | None = None,
-        timeout: float = 300,
+        timeout: float = 600,  # a hang's net; the compatibility lane runs at a low priority
         cwd: str | Path | None = None,
     ) -> AirflowRun:
         """Run ``airflow <args>`` with this home's environment plus ``env`` (which wins)."""
