@@ -236,14 +236,69 @@ def full_backlog_port() -> Iterator[int]:
     server.close()
 
 
-# The slow ones first: under pytest-xdist (`make test`), the real Airflow runs, the browser and the
-# wheel start at once and the quick tests fill the workers around them, rather than a long run
-# starting last and leaving the others idle. A stable sort: the order within each kind stays.
+# The order of the tests under pytest-xdist (`make test`, --dist worksteal). Worksteal hands each
+# worker one contiguous share of the list at the start and later moves tests only from the tail of
+# a share. So the slow tests (real Airflow runs, the browser, the wheel) are dealt out, longest
+# first, to the head of every share: each worker starts on its own long runs and the quick tests
+# fill around them, rather than one worker holding the long runs while the others finish early.
+# Outside xdist the slow tests simply come first. Only the order changes, never what runs.
 _SLOW_MARKERS = ("airflow", "browser", "packaging")
+# The longest runs, longest first (wall time seen in `make test`); a test not named keeps its place
+# after them. A stale name only costs time.
+_LONGEST_FIRST = (
+    "test_resume_airflow.py::test_worker_killed_mid_send_and_run_again",
+    "test_send_window_airflow.py::",
+    "test_browser_usage.py::",
+    "test_examples.py::test_password_masked_in_task_log_and_errors",
+    "test_demo.py::",
+    "test_config_errors.py::test_the_operator_page_in_a_real_run",
+    "test_examples.py::test_failure_alerts",
+    "test_browser_connection.py::",
+    "test_examples.py::test_estimate_gate_send",
+    "test_notifier.py::test_failure_and_success_callbacks_in_a_real_dag_run",
+    "test_packaging.py::",
+    "test_examples.py::test_campaign_mapped",
+    "test_sensor.py::test_balance_gates_in_a_real_dag_run",
+    "test_smtp_airflow.py::",
+    "test_examples.py::test_quickstart",
+    "test_examples.py::test_personal_rows",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    name = item.nodeid.removeprefix("tests/")
+    ranks = (i for i, prefix in enumerate(_LONGEST_FIRST) if name.startswith(prefix))
+    return next(ranks, len(_LONGEST_FIRST))
+
+
+def _unit(item: pytest.Item) -> str:
+    # A browser module's tests share its module-scoped servers: they go to one worker together.
+    return item.nodeid.split("::")[0] if item.get_closest_marker("browser") else item.nodeid
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _SLOW_MARKERS))
+    slow = [item for item in items if any(item.get_closest_marker(m) for m in _SLOW_MARKERS)]
+    fast = [item for item in items if not any(item.get_closest_marker(m) for m in _SLOW_MARKERS)]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        items[:] = slow + fast
+        return
+    units: dict[str, list[pytest.Item]] = {}
+    for item in sorted(slow, key=_rank):  # stable: the file order within a rank
+        units.setdefault(_unit(item), []).append(item)
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for index, unit in enumerate(units.values()):
+        heads[index % workers].extend(unit)
+    # Worksteal's first split: worker k gets len(pending) // (workers - k) of what is left.
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for k, head in enumerate(heads):
+        share = left // (workers - k)
+        take = max(share - len(head), 0)
+        ordered += head + fast[:take]
+        fast = fast[take:]
+        left -= len(head) + take
+    items[:] = ordered + fast
 
 
 @pytest.fixture(scope="session", autouse=True)
