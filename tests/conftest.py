@@ -301,6 +301,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = ordered + fast
 
 
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A Postgres and a Redis on loopback for one test module (tests/store_servers.py)."""
+    from store_servers import started_servers
+
+    with started_servers(tmp_path_factory.mktemp("stores")) as started:
+        yield started
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_courier_outlives_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The alerts of real Airflow runs start couriers that would sleep on for the default quiet

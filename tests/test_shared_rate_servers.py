@@ -11,21 +11,15 @@ elapsed time: what is counted is the calls begun on the store and the warnings l
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import random
 import signal
 import socket
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "deploy"))
-from harness import Postgres, Redis, SetupError
+from store_servers import server_or_skip, signal_server, store_url
 
 from airflow_provider_kwtsms.rate.machine import MachineBucket
 from airflow_provider_kwtsms.rate.shared import (
@@ -47,43 +41,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    root = tmp_path_factory.mktemp("stores")
-    started: dict[str, object] = {}
-    try:
-        try:
-            import psycopg  # noqa: F401
-
-            started["postgres"] = Postgres(root / "pg", root / "logs").start()
-        except (SetupError, ImportError) as exc:
-            started["postgres"] = exc
-        try:
-            import redis  # noqa: F401
-
-            started["redis"] = Redis(root / "redis", root / "logs").start()
-        except (SetupError, ImportError) as exc:
-            started["redis"] = exc
-        yield started
-    finally:
-        for server in started.values():
-            if not isinstance(server, BaseException):
-                signal_server(server, signal.SIGCONT)
-                server.stop()  # type: ignore[attr-defined]
-
-
-def _server(servers: dict[str, object], kind: str):
-    server = servers[kind]
-    if isinstance(server, BaseException):
-        pytest.skip(f"{kind}: {server}")
-    return server
-
-
-def store_url(servers: dict[str, object], kind: str) -> str:
-    server = _server(servers, kind)
-    return server.dsn("postgres") if kind == "postgres" else server.url.replace("/0", "/3")
 
 
 class Counted:
@@ -121,29 +78,6 @@ def bucket_on(
     )
 
 
-def process_tree(root: int) -> list[int]:
-    """``root`` and every process under it (Postgres's backends run in sessions of their own, so
-    a signal to the server's process group does not reach them)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found = [root]
-    for pid in found:  # grows while it is walked: breadth first
-        found += [child for child, parent in parents.items() if parent == pid]
-    return found
-
-
-def signal_server(server, sig: signal.Signals) -> None:
-    for pid in process_tree(server.proc.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.WARNING]
 
@@ -161,7 +95,7 @@ def wait_until(check, limit: float = 10.0) -> bool:
 def test_a_stopped_store_costs_one_timeout_then_is_skipped_with_one_warning(
     kind: str, servers, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = _server(servers, kind)
+    server = server_or_skip(servers, kind)
     monotonic = FakeClock()
     bucket = bucket_on(store_url(servers, kind), tmp_path, monotonic)
     bucket.acquire()  # connected, shared
@@ -270,7 +204,7 @@ def test_a_store_clock_stepped_back_is_reset_in_the_store(kind: str, servers, tm
 
 
 def test_a_driver_error_in_the_warning_shows_no_user_or_password(servers, tmp_path: Path, caplog) -> None:
-    server = _server(servers, "postgres")
+    server = server_or_skip(servers, "postgres")
     url = f"postgresql://kwtsms_Sup3r:p%zz/W#0rd@x@127.0.0.1:{server.port}/rates"
     bucket = bucket_on(url, tmp_path, FakeClock())
     bucket.acquire()
