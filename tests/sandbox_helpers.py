@@ -27,8 +27,10 @@ def frozen_clock(start: float = FROZEN_AT) -> Callable[[], float]:
 
 
 class FakeTime:
-    """A clock that only moves when someone sleeps (or a test moves ``now``); one for every
-    bucket of a test, as the processes of one machine share CLOCK_MONOTONIC."""
+    """A clock that only moves when someone sleeps (or a test moves ``now``): the tests' one fake
+    clock. Pass ``time.clock`` or ``time`` itself (it is callable) where a clock is asked, and
+    ``time.sleep`` where a sleep is; one for every bucket of a test, as the processes of one
+    machine share CLOCK_MONOTONIC. ``sleeps`` lists every sleep asked, in order."""
 
     def __init__(self, start: float = 1000.0) -> None:
         self.now = start
@@ -37,9 +39,11 @@ class FakeTime:
     def clock(self) -> float:
         return self.now
 
+    __call__ = clock
+
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.now += max(seconds, 0.0)  # a sleep never moves time back
 
 
 class SandboxTime:

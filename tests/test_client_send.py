@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_helpers import SandboxTime, frozen_clock, logged, logged_sends
+from sandbox_helpers import FakeTime, SandboxTime, frozen_clock, logged, logged_sends
 
 from airflow_provider_kwtsms.constants import MAX_RATE, RATE_GUARD
 from airflow_provider_kwtsms.errors import KwtSMSError, KwtSMSInputError
@@ -415,23 +415,11 @@ def test_err028_twice_fails_that_batch_only(sb):
 # --- pacing --------------------------------------------------------------------------------
 
 
-class SharedClock:
-    """One virtual clock for the client and the sandbox: only the client's sleeps move it, so the
-    gateway judges arrivals exactly as paced, whatever the machine's load."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-
-
 def test_pacing_uses_the_cap_fully_and_never_exceeds_it(kwtsms_sandbox_factory):
     """100 batches at the documented 5 req/s, against the firewall and a strict 429 limiter."""
-    clock = SharedClock()
+    # One clock for the client and the sandbox: only the client's sleeps move it, so the gateway
+    # judges arrivals exactly as paced, whatever the machine's load.
+    clock = FakeTime(1_700_000_000.0)
     sb = kwtsms_sandbox_factory(rate=MAX_RATE, rate_tolerance=0.5, balance=100_000, clock=clock)
     client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=MAX_RATE, clock=clock, sleep=clock.sleep)
     result = client.send(numbers(20_000), "Hello", test=True)
@@ -449,7 +437,7 @@ def test_pacing_uses_the_cap_fully_and_never_exceeds_it(kwtsms_sandbox_factory):
 
 
 def test_reads_and_sends_share_one_bucket(kwtsms_sandbox_factory):
-    clock = SharedClock()
+    clock = FakeTime(1_700_000_000.0)
     sb = kwtsms_sandbox_factory(rate=MAX_RATE, rate_tolerance=0.5, balance=100_000, clock=clock)
     client = KwtSMSClient(USER, PASSWORD, base_url=sb.url, rate=MAX_RATE, clock=clock, sleep=clock.sleep)
     for i in range(5):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from sandbox_helpers import FakeTime
 
 from airflow_provider_kwtsms.sandbox import Sandbox
 from airflow_provider_kwtsms.sandbox.server import STRICT_RATE_TOLERANCE as STRICT
@@ -113,16 +114,8 @@ def test_legacy_requests_get_faults_too(sb):
 # --- the rate cap --------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_over_the_rate_gets_429_retry_after_and_nothing_processed(kwtsms_sandbox_factory):
-    clock = FakeClock()
+    clock = FakeTime(1_700_000_000.0)
     sb = kwtsms_sandbox_factory(rate=2.0, rate_tolerance=STRICT, clock=clock, duplicate_window=0)
     assert post(sb, "send", SEND).status_code == 200
     clock.now += 0.1  # 100 ms later: far too soon at 2 requests per second
@@ -137,7 +130,7 @@ def test_over_the_rate_gets_429_retry_after_and_nothing_processed(kwtsms_sandbox
 
 
 def test_a_client_paced_at_the_rate_is_never_refused_even_with_jitter(kwtsms_sandbox_factory):
-    clock = FakeClock()
+    clock = FakeTime(1_700_000_000.0)
     sb = kwtsms_sandbox_factory(rate=2.0, rate_tolerance=STRICT, clock=clock, duplicate_window=0)
     start = clock.now
     # Request starts exactly 0.5 s apart; each arrives 0 to 0.24 s late (network delay varying by
@@ -149,7 +142,7 @@ def test_a_client_paced_at_the_rate_is_never_refused_even_with_jitter(kwtsms_san
 
 
 def test_delay_varying_by_more_than_half_a_gap_can_be_refused(kwtsms_sandbox_factory):
-    clock = FakeClock()
+    clock = FakeTime(1_700_000_000.0)
     sb = kwtsms_sandbox_factory(rate=2.0, rate_tolerance=STRICT, clock=clock)
     start = clock.now
     clock.now = start + 0.3  # request 0 arrives 0.3 s late ...
@@ -159,7 +152,7 @@ def test_delay_varying_by_more_than_half_a_gap_can_be_refused(kwtsms_sandbox_fac
 
 
 def test_a_client_faster_than_the_rate_is_refused_soon(kwtsms_sandbox_factory):
-    clock = FakeClock()
+    clock = FakeTime(1_700_000_000.0)
     sb = kwtsms_sandbox_factory(rate=2.0, rate_tolerance=STRICT, clock=clock)
     statuses = []
     for _ in range(6):
@@ -169,7 +162,7 @@ def test_a_client_faster_than_the_rate_is_refused_soon(kwtsms_sandbox_factory):
 
 
 def test_rate_is_per_account(kwtsms_sandbox_factory):
-    clock = FakeClock()
+    clock = FakeTime(1_700_000_000.0)
     sb = kwtsms_sandbox_factory(rate=2.0, rate_tolerance=STRICT, clock=clock)
     assert post(sb, "balance", CREDS).status_code == 200
     assert post(sb, "balance", {"username": "myuser", "password": "mypass"}).status_code == 200
@@ -177,7 +170,7 @@ def test_rate_is_per_account(kwtsms_sandbox_factory):
 
 
 def test_the_429_tool_lets_a_burst_of_11_through_then_holds_the_rate(kwtsms_sandbox_factory):
-    clock = FakeClock()  # frozen: every request arrives at the same instant
+    clock = FakeTime(1_700_000_000.0)  # frozen: every request arrives at the same instant
     # The subject is the 429 tool's burst; the firewall would block the 6th request at once.
     sb = kwtsms_sandbox_factory(rate=2.0, clock=clock, firewall=False)
     statuses = [post(sb, "balance", CREDS).status_code for _ in range(12)]

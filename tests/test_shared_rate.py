@@ -13,6 +13,7 @@ import random
 import threading
 
 import pytest
+from sandbox_helpers import FakeTime
 
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.gateway.client import KwtSMSClient
@@ -28,17 +29,6 @@ from airflow_provider_kwtsms.rate.shared import (
     open_store,
     shared_key,
 )
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_gcra_spaces_request_starts_one_interval_apart() -> None:
@@ -63,7 +53,7 @@ def test_gcra_hold_never_shortens_a_later_reservation() -> None:
 
 
 def test_ten_processes_sharing_one_store_never_exceed_the_rate() -> None:
-    clock = FakeClock()
+    clock = FakeTime()
     store = MemoryRateStore(clock)
     buckets = [SharedBucket(store, "acct", 2.0, clock=clock, sleep=lambda s: None) for _ in range(10)]
     starts = []
@@ -81,13 +71,13 @@ def test_separate_buckets_without_a_store_would_go_over() -> None:
     """Why the shared store: ten TokenBuckets (one per process) allow ten requests at once."""
     from airflow_provider_kwtsms.rate.bucket import TokenBucket
 
-    clock = FakeClock()
+    clock = FakeTime()
     buckets = [TokenBucket(2.0, clock=clock, sleep=lambda s: None) for _ in range(10)]
     assert [b.reserve() for b in buckets] == [0.0] * 10
 
 
 def test_pause_holds_every_process_sharing_the_key() -> None:
-    clock = FakeClock()
+    clock = FakeTime()
     store = MemoryRateStore(clock)
     one = SharedBucket(store, "acct", 2.0, clock=clock, sleep=lambda s: None)
     two = SharedBucket(store, "acct", 2.0, clock=clock, sleep=lambda s: None)
@@ -98,7 +88,7 @@ def test_pause_holds_every_process_sharing_the_key() -> None:
 
 
 def test_acquire_sleeps_the_reserved_wait() -> None:
-    clock = FakeClock()
+    clock = FakeTime()
     store = MemoryRateStore(clock)
     bucket = SharedBucket(store, "acct", 4.0, clock=clock, sleep=clock.sleep)
     start = clock()
@@ -117,7 +107,7 @@ class BrokenStore:
 
 
 def test_a_store_that_is_down_falls_back_to_this_process_pace(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeTime()
     bucket = SharedBucket(BrokenStore(), "acct", 2.0, clock=clock, sleep=clock.sleep, where="redis://h:1/0")
     bucket.acquire()
     bucket.acquire()
@@ -244,7 +234,7 @@ def shared(store, clock, **options) -> SharedBucket:
 
 def test_a_failing_store_is_skipped_for_a_while_then_probed_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="airflow_provider_kwtsms.rate.shared")
-    clock = FakeClock()
+    clock = FakeTime()
     store = CountingStore(clock)
     bucket = shared(store, clock, pause_for=30.0)
     store.failing = True
@@ -270,7 +260,7 @@ def test_a_failing_store_is_skipped_for_a_while_then_probed_once(caplog: pytest.
 def test_a_store_that_never_answers_costs_one_timeout_not_one_per_request(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeTime()
     store = CountingStore(clock)
     store.gate.clear()  # accepts, never answers
     bucket = shared(store, clock, timeout=0.05)
@@ -293,9 +283,9 @@ def test_a_store_that_never_answers_costs_one_timeout_not_one_per_request(
 def test_a_store_clock_that_steps_back_an_hour_is_a_fault_not_a_3600_s_sleep(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store_clock = FakeClock(10_000.0)
+    store_clock = FakeTime(10_000.0)
     store = MemoryRateStore(store_clock)
-    clock = FakeClock()
+    clock = FakeTime()
     slept: list[float] = []
     bucket = SharedBucket(store, "acct", 5.0, sleep=slept.append, monotonic=clock, where="pg://db/x")
     bucket.acquire()
@@ -318,7 +308,7 @@ def test_an_untrusted_wait_is_never_slept(answer: float) -> None:
         def reserve(self, key: str, interval: float, now: float | None = None) -> float:
             return answer
 
-    clock = FakeClock()
+    clock = FakeTime()
     bucket = shared(Liar(clock), clock)
     bucket.acquire()
     assert bucket._down and clock() - 1000.0 < 1.0
@@ -330,7 +320,7 @@ def test_max_wait_covers_a_hold_and_64_queued_turns_at_every_rate() -> None:
 
 
 def test_a_retry_after_longer_than_the_store_keeps_still_holds_this_process() -> None:
-    clock = FakeClock()
+    clock = FakeTime()
     store = MemoryRateStore(clock)
     bucket = shared(store, clock)
     other = shared(store, clock)

@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import FakeTime
 from store_servers import server_or_skip, signal_server, store_url
 
 from airflow_provider_kwtsms.rate.machine import MachineBucket
@@ -33,14 +34,6 @@ from airflow_provider_kwtsms.rate.store_url import parse_store_url
 
 TIMEOUT = 0.3
 LOGGER = "airflow_provider_kwtsms.rate.shared"
-
-
-class FakeClock:
-    def __init__(self, now: float = 10_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Counted:
@@ -63,7 +56,7 @@ class Counted:
 
 
 def bucket_on(
-    url: str, tmp_path: Path, monotonic: FakeClock, *, key: str = "kwtsms:rate:test"
+    url: str, tmp_path: Path, monotonic: FakeTime, *, key: str = "kwtsms:rate:test"
 ) -> SharedBucket:
     where = parse_store_url(url)
     return SharedBucket(
@@ -96,7 +89,7 @@ def test_a_stopped_store_costs_one_timeout_then_is_skipped_with_one_warning(
     kind: str, servers, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = server_or_skip(servers, kind)
-    monotonic = FakeClock()
+    monotonic = FakeTime(10_000.0)
     bucket = bucket_on(store_url(servers, kind), tmp_path, monotonic)
     bucket.acquire()  # connected, shared
     bucket.started()
@@ -125,7 +118,7 @@ def test_a_held_row_lock_is_given_up_by_the_server_too(servers, tmp_path: Path, 
     import psycopg
 
     url = store_url(servers, "postgres")
-    monotonic = FakeClock()
+    monotonic = FakeTime(10_000.0)
     bucket = bucket_on(url, tmp_path, monotonic, key="kwtsms:rate:locked")
     bucket.acquire()
     with psycopg.connect(url) as holder:  # a transaction: the row stays locked until it ends
@@ -150,7 +143,7 @@ def test_a_silent_server_costs_one_timeout_not_one_per_request(kind: str, tmp_pa
     try:
         port = silent.getsockname()[1]
         url = f"postgresql://u@127.0.0.1:{port}/x" if kind == "postgres" else f"redis://127.0.0.1:{port}/0"
-        bucket = bucket_on(url, tmp_path, FakeClock())
+        bucket = bucket_on(url, tmp_path, FakeTime(10_000.0))
         for _ in range(20):
             bucket.acquire()
         assert bucket._store.begun == 1
@@ -187,8 +180,8 @@ def test_a_store_clock_stepped_back_is_reset_in_the_store(kind: str, servers, tm
     url = store_url(servers, kind)
     store = open_store(url, timeout=TIMEOUT)
     key = shared_key(f"clock-{kind}", "https://h.example")
-    store_clock = FakeClock()
-    monotonic = FakeClock()
+    store_clock = FakeTime(10_000.0)
+    monotonic = FakeTime(10_000.0)
     slept: list[float] = []
     bucket = SharedBucket(
         store, key, 5.0, clock=store_clock, sleep=slept.append, monotonic=monotonic, timeout=TIMEOUT,
@@ -206,7 +199,7 @@ def test_a_store_clock_stepped_back_is_reset_in_the_store(kind: str, servers, tm
 def test_a_driver_error_in_the_warning_shows_no_user_or_password(servers, tmp_path: Path, caplog) -> None:
     server = server_or_skip(servers, "postgres")
     url = f"postgresql://kwtsms_Sup3r:p%zz/W#0rd@x@127.0.0.1:{server.port}/rates"
-    bucket = bucket_on(url, tmp_path, FakeClock())
+    bucket = bucket_on(url, tmp_path, FakeTime(10_000.0))
     bucket.acquire()
     (line,) = warnings(caplog)
     assert "does not exist" in line  # the driver's own words are kept...

@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from sandbox_helpers import FakeTime
 
 from airflow_provider_kwtsms.alerts import guard
 from airflow_provider_kwtsms.alerts.courier import run as run_courier
@@ -33,29 +34,16 @@ QUIET = 600.0
 ON_CALL = "96550001234"
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(seconds, 0.0)
-
-
 def storm(store=None, clock=None, **options) -> StormGuard:
     return StormGuard(
-        store or MemoryAlertStore(), scope="kwtsms_campaign", name="kwtsms_campaign", clock=clock or Clock(),
-        **{"quiet": QUIET, **options},
+        store or MemoryAlertStore(), scope="kwtsms_campaign", name="kwtsms_campaign",
+        clock=clock or FakeTime(T0), **{"quiet": QUIET, **options},
     )  # fmt: skip
 
 
 # -- the rule --------------------------------------------------------------------------------------
 def test_a_storm_of_200_alerts_is_one_sms_then_one_digest_naming_199_more():
-    clock = Clock()
+    clock = FakeTime(T0)
     guard_ = storm(clock=clock)
     actions = []
     for i in range(200):
@@ -85,7 +73,7 @@ def test_a_storm_of_200_alerts_is_one_sms_then_one_digest_naming_199_more():
 
 
 def test_a_storm_that_goes_on_costs_one_sms_a_period():
-    clock = Clock()
+    clock = FakeTime(T0)
     guard_ = storm(clock=clock)
     sent = 0
     for second in range(0, 3600, 10):  # an alert every 10 s for an hour
@@ -97,7 +85,7 @@ def test_a_storm_that_goes_on_costs_one_sms_a_period():
 
 
 def test_an_alert_after_the_period_sends_the_digest_itself_when_no_courier_did():
-    clock = Clock()
+    clock = FakeTime(T0)
     guard_ = storm(clock=clock)
     guard_.on_alert(ON_CALL, Alert("a"), 1)
     for _ in range(3):
@@ -109,7 +97,7 @@ def test_an_alert_after_the_period_sends_the_digest_itself_when_no_courier_did()
 
 
 def test_keys_are_per_target_and_per_scope():
-    store, clock = MemoryAlertStore(), Clock()
+    store, clock = MemoryAlertStore(), FakeTime(T0)
     first = storm(store, clock)
     other_dag = StormGuard(store, scope="billing", name="billing", quiet=QUIET, clock=clock)
     assert first.on_alert(ON_CALL, Alert("x"), 1).action == "send"
@@ -119,7 +107,7 @@ def test_keys_are_per_target_and_per_scope():
 
 
 def test_the_courier_lease_passes_on_when_its_courier_never_confirmed():
-    clock = Clock()
+    clock = FakeTime(T0)
     guard_ = storm(clock=clock)
     guard_.on_alert(ON_CALL, Alert("x"), 1)
     assert guard_.on_alert(ON_CALL, Alert("x"), 1).courier_at == T0 + QUIET
@@ -130,7 +118,7 @@ def test_the_courier_lease_passes_on_when_its_courier_never_confirmed():
 
 
 def test_recovery_reports_the_incident_and_what_was_still_counted():
-    clock = Clock()
+    clock = FakeTime(T0)
     guard_ = storm(clock=clock)
     assert guard_.on_success(ON_CALL).action == "idle"  # no incident: nothing to say
     for _ in range(13):
@@ -144,7 +132,7 @@ def test_recovery_reports_the_incident_and_what_was_still_counted():
 
 
 def test_the_daily_cap_holds_alerts_back_and_the_next_digest_says_how_many():
-    clock = Clock()
+    clock = FakeTime(T0)
     store = MemoryAlertStore()
     campaign = storm(store, clock, daily_cap=2)
     billing = StormGuard(store, scope="billing", name="billing", quiet=QUIET, clock=clock, daily_cap=2)
@@ -161,7 +149,7 @@ def test_the_daily_cap_holds_alerts_back_and_the_next_digest_says_how_many():
 
 
 def test_a_sent_sms_costs_what_the_gateway_charged():
-    clock = Clock()
+    clock = FakeTime(T0)
     store = MemoryAlertStore()
     guard_ = storm(store, clock, daily_cap=3)
     out = guard_.on_alert(ON_CALL, Alert("a"), 1).outgoing
@@ -209,7 +197,7 @@ def test_processes_alerting_at_the_same_instant_send_exactly_once(tmp_path):
         actions = [a for part in pool.starmap(_alert_at_once, [(folder, start, 25)] * 8) for a in part]
     assert len(actions) == 200
     assert actions.count("send") == 1 and actions.count("count") == 199
-    clock = Clock(time.time() + QUIET + 1)
+    clock = FakeTime(time.time() + QUIET + 1)
     guard_ = StormGuard(FileAlertStore(folder), scope="fanout", name="fanout", quiet=QUIET, clock=clock)
     assert guard_.on_due(ON_CALL).outgoing.text.startswith("fanout: 199 more failures since ")
 
@@ -226,7 +214,7 @@ def test_a_store_that_hangs_costs_a_bounded_time_then_the_machine_folder_guards(
             finished.append(key)
 
     guarded = GuardedStore(Hanging(), machine=lambda: FileAlertStore(str(tmp_path / "a")), timeout=0.1)
-    guard_ = StormGuard(guarded, scope="s", name="s", quiet=QUIET, clock=Clock())
+    guard_ = StormGuard(guarded, scope="s", name="s", quiet=QUIET, clock=FakeTime(T0))
     try:
         assert guard_.on_alert(ON_CALL, Alert("x"), 1).action == "send"
         assert guard_.on_alert(ON_CALL, Alert("x"), 1).action == "count"
@@ -265,7 +253,7 @@ def test_the_courier_sends_the_digest_when_the_period_ends(kwtsms_sandbox_factor
     it over HTTP to the sandbox, watches one more period and, nothing more counted, ends."""
     sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, duplicate_window=0)
     folder = str(tmp_path / "alerts")
-    clock = Clock()
+    clock = FakeTime(T0)
     guard_ = StormGuard(FileAlertStore(folder), scope="kwtsms_campaign", name="kwtsms_campaign", clock=clock)
     guard_.on_alert(ON_CALL, Alert("a"), 1)
     counted = [guard_.on_alert(ON_CALL, Alert("send_batch"), 1) for _ in range(11)]
@@ -275,7 +263,7 @@ def test_the_courier_sends_the_digest_when_the_period_ends(kwtsms_sandbox_factor
     assert [m["message"] for m in sandbox.messages()] == [
         "[prod]: kwtsms_campaign: 11 more failures since 14:05 (send_batch x11)"
     ]
-    assert T0 + clock.slept[0] - (T0 + QUIET) == pytest.approx(0.5)  # sent 0.5 s after the period's end
+    assert T0 + clock.sleeps[0] - (T0 + QUIET) == pytest.approx(0.5)  # sent 0.5 s after the period's end
     assert guard_.on_alert(ON_CALL, Alert("a"), 1).action == "send"  # idle again
 
 
