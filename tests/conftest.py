@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from typing import Any
 
 import pytest
 from airflow_support import AIRFLOW_BIN, REPO, TEST_DAGS, kwtsms_conn_json, kwtsms_conn_uri, stop_couriers  # noqa: F401
+
+# The machine's temporary folder, before any test gives itself one (_own_temporary_folder).
+_SYSTEM_TMP = os.path.realpath(tempfile.gettempdir())
 
 # DAG files for `airflow dags test` live in tests/dags/ and are not test modules.
 collect_ignore = ["dags"]
@@ -97,10 +101,14 @@ class AirflowHome:
         """Run ``airflow <args>`` with this home's environment plus ``env`` (which wins)."""
         full_env = dict(self.env)
         # The test's own temporary folder (the autouse fixture below): what the provider keeps per
-        # machine there (the pace file, the storm guard's records) never leaks from one test to the next.
-        import tempfile
-
-        full_env["TMPDIR"] = tempfile.gettempdir()
+        # machine there (the pace file, the storm guard's records) never leaks from one test to the
+        # next. A module-scoped fixture runs before that folder exists: its run gets one of its own,
+        # never the machine's (there a storm guard once counted, rather than sent, an alert that an
+        # earlier run on the machine had sent within the quiet period).
+        folder = tempfile.gettempdir()
+        if os.path.realpath(folder) == _SYSTEM_TMP:
+            folder = tempfile.mkdtemp(prefix="tmp-", dir=self.path)
+        full_env["TMPDIR"] = folder
         if dags_folder is not None:
             full_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
         full_env.update(env or {})
@@ -197,8 +205,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
 def _own_temporary_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test its own system temporary folder: what the provider shares between the processes
     of a machine there (the coverage list, coverage_cache) never leaks from one test to the next."""
-    import tempfile
-
     folder = str(tmp_path_factory.mktemp("systmp"))
     monkeypatch.setattr(tempfile, "tempdir", folder)
     monkeypatch.setenv("TMPDIR", folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -223,6 +224,30 @@ def test_command_line_serves_on_a_free_port():
         process.terminate()
         process.wait(timeout=10)
     assert process.returncode == 0
+
+
+def test_command_line_stops_cleanly_on_sigterm_as_soon_as_it_says_it_listens():
+    """A supervisor may stop the sandbox the moment it reads the "listening" line: the handler
+    is in place before that line (CI once caught the sandbox killed by SIGTERM, exit -15)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", "0", "--no-smtp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert "listening on http://127.0.0.1:" in process.stdout.readline()
+        process.send_signal(signal.SIGSTOP)  # frozen right after the line: the worst moment
+        process.terminate()
+        process.send_signal(signal.SIGCONT)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, process.stderr.read()
 
 
 def test_command_line_reports_a_busy_port(sb):

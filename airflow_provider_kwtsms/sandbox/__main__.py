@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # an option out of range (NaN, infinity, negative ...): say which
         print(f"kwtsms-sandbox: {exc}", file=sys.stderr)
         return 2
+    # Before the "listening" line: whoever starts the sandbox may stop it as soon as it reads that.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         sandbox.start()
     except OSError as exc:
@@ -165,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             f"for {args.block_seconds:g} s (inbox and {sandbox.url}/sandbox/firewall show it)",
             flush=True,
         )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        stop.wait()
+        # Short waits: a signal caught by a server thread runs its handler in the main thread only
+        # when that thread next runs Python; an endless wait could miss it and never stop.
+        while not stop.wait(0.2):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
