@@ -150,6 +150,13 @@ def test_the_page_shows_what_the_sandbox_charged_and_only_to_dag_readers(airflow
     page.get_by_role("button", name="Ask kwtSMS for the balance now").click()
     expect(balance).to_contain_text("(page)", timeout=30_000)  # the api-server asks the gateway first
     expect(balance.locator("b")).to_have_text(f"{sandbox.account()['available']:,}")
+    # Pressed again within the minute: the page answers from what it read, kwtSMS is not asked.
+    asked = sum(1 for r in sandbox.requests() if r["endpoint"] == "balance")
+    with page.expect_response(lambda r: r.url.endswith("/kwtsms/api/balance")) as again:
+        page.get_by_role("button", name="Ask kwtSMS for the balance now").click()
+    fresh = {c["connection"]: c["fresh"] for c in again.value.json()["connections"]}
+    assert fresh["kwtsms_default"] is False
+    assert sum(1 for r in sandbox.requests() if r["endpoint"] == "balance") == asked
     assert page.console_errors == []
     save_screenshot(page, "usage-page")
 

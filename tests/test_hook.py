@@ -368,3 +368,32 @@ def test_smart_encoding_and_timezone_extras():
     assert settings.client_kwargs()["smart_encoding"] is False
     default = settings_from_connection(_conn(login=USER, password=PASSWORD))
     assert default.smart_encoding is True and default.timezone == "Asia/Kuwait"
+
+
+def test_aget_client_never_reads_the_connection_blocking_on_the_event_loop(monkeypatch):
+    """docs/connection.md: ``await hook.aget_client()`` reads the connection without blocking an
+    event loop (the triggerer's): through Airflow's asynchronous read where the release has one
+    (3.1+), else the blocking read in a worker thread (3.0). The blocking read is watched: it
+    must never run on the loop's own thread."""
+    import asyncio
+    import threading
+
+    conn = kwtsms_conn_json("http://127.0.0.1:9", "u", "Async-pa55")
+    monkeypatch.setenv("AIRFLOW_CONN_KWTSMS_DEFAULT", conn)
+    blocking_reads: list[threading.Thread] = []
+    read = KwtSMSHook.get_connection
+
+    def watched(conn_id):
+        blocking_reads.append(threading.current_thread())
+        return read(conn_id)
+
+    monkeypatch.setattr(KwtSMSHook, "get_connection", staticmethod(watched))
+
+    async def main() -> tuple[object, threading.Thread]:
+        return await KwtSMSHook().aget_client(), threading.current_thread()
+
+    client, loop_thread = asyncio.run(main())
+    assert client.username == "u"
+    assert loop_thread not in blocking_reads
+    if not AIRFLOW_V_3_1_PLUS:
+        assert blocking_reads, "3.0 has no asynchronous read: the blocking one, in a thread"

@@ -267,6 +267,31 @@ def test_the_courier_sends_the_digest_when_the_period_ends(kwtsms_sandbox_factor
     assert guard_.on_alert(ON_CALL, Alert("a"), 1).action == "send"  # idle again
 
 
+def test_a_refused_digest_is_counted_again_and_the_courier_stops_after_three_refusals(
+    kwtsms_sandbox_factory, tmp_path
+):
+    """The gateway refuses every digest (no credits, ERR010): each refusal puts the counts back,
+    the courier tries at each period's end and stops after 3 refusals in a row; nothing is lost:
+    the next alert, once the account is topped up, sends the digest with all of them."""
+    sandbox = kwtsms_sandbox_factory(username="u", password=PASSWORD, duplicate_window=0, balance=0)
+    folder = str(tmp_path / "alerts")
+    clock = FakeTime(T0)
+    guard_ = StormGuard(FileAlertStore(folder), scope="kwtsms_campaign", name="kwtsms_campaign", clock=clock)
+    guard_.on_alert(ON_CALL, Alert("a"), 1)
+    counted = [guard_.on_alert(ON_CALL, Alert("send_batch"), 1) for _ in range(11)]
+    sent = run_courier(_spec(sandbox, folder, counted[0].courier_at), sleep=clock.sleep, clock=clock)
+    assert sent == 0 and sandbox.messages() == []
+    sends = [r for r in sandbox.requests() if r["endpoint"] == "send"]
+    assert [r["code"] for r in sends] == ["ERR010"] * 3  # three digests tried, then the courier stopped
+    assert len(clock.sleeps) == 3  # one wait per period, and none after the third refusal
+    sandbox.set_balance(100)
+    clock.now += QUIET + 1
+    decision = guard_.on_alert(ON_CALL, Alert("send_batch"), 1)
+    assert decision.action == "digest" and decision.outgoing is not None
+    # The 11 kept through three refusals, and this one; counted since the first period began.
+    assert decision.outgoing.text == "kwtsms_campaign: 12 more failures since 14:05 (send_batch x12)"
+
+
 def _counting_process(folder: str, ready_path: str) -> None:
     guard_ = StormGuard(FileAlertStore(folder), scope="kwtsms_campaign", name="kwtsms_campaign", quiet=0.4)
     guard_.on_alert(ON_CALL, Alert("load_rows"), 1)
