@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import DAG
-from airflow_support import kwtsms_conn_uri
+from airflow_support import kwtsms_conn_json, kwtsms_conn_uri
 
 from airflow_provider_kwtsms.notifications.kwtsms import (
     KwtSMSNotifier,
@@ -400,6 +402,49 @@ def test_a_storm_through_the_notifier_is_one_alert_then_one_digest(quick_sandbox
         r"campaign: 11 more failures since \d\d:\d\d \(send_batch x6, load_rows x5\)", digest["message"]
     )
     assert len(quick_sandbox.messages()) == 4  # nothing else
+
+
+def test_a_storm_over_smtp_starts_no_courier_and_the_next_alert_carries_the_digest(
+    kwtsms_sandbox_factory, monkeypatch, couriers
+):
+    """docs/notifier.md: connections with transport="smtp" start no courier; their digest goes with
+    the next alert after the quiet period (5 s here, waited out on the real clock as the guard
+    does: the period begins when the first alert is admitted, before its send returns)."""
+    quiet = 5.0
+    sandbox = kwtsms_sandbox_factory(smtp_port=0, username="u", password=PASSWORD, duplicate_window=0)
+    plain = {"from_email": "airflow@example.com", "disable_ssl": True, "disable_tls": True}
+    relay = {"conn_type": "smtp", "host": "127.0.0.1", "port": sandbox.smtp_port, "extra": plain}
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_RELAY", json.dumps(relay))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KWTSMS_DEFAULT",
+        kwtsms_conn_json(sandbox.url, "u", PASSWORD, transport="smtp", smtp_conn_id="smtp_relay"),
+    )
+
+    def alert(task: str) -> None:  # one notifier per callback, as in Airflow (each its own process)
+        KwtSMSNotifier(target="96550001234", data={"quiet_period": quiet})(
+            _context(RuntimeError("down"), task_id=task, dag_id="campaign")
+        )
+
+    def arrived(count: int) -> list[dict]:  # the relay hands an e-mail on after its session ends
+        for _ in range(200):
+            if len(sandbox.messages()) >= count:
+                break
+            time.sleep(0.05)
+        return sandbox.messages()
+
+    alert("load")
+    first_returned = time.monotonic()  # the period began before this
+    for task in ("load", "send", "send"):
+        alert(task)
+    assert [m["message"].split(":")[0] for m in arrived(1)] == ["campaign.load failed"]
+    assert couriers == []  # the three counted start no courier over SMTP
+    time.sleep(max(0.0, first_returned + quiet + 0.5 - time.monotonic()))  # the period is over
+    alert("send")
+    messages = arrived(2)
+    texts = [m["message"] for m in messages]
+    assert len(texts) == 2 and all(m["api"] == "smtp" for m in messages), texts
+    assert re.fullmatch(r"campaign: 4 more failures since \d\d:\d\d \(send x3, load x1\)", texts[1]), texts
+    assert couriers == []
 
 
 def test_final_try_only_is_silent_while_a_retry_is_left(quick_sandbox):
