@@ -31,6 +31,12 @@ def kwtsms_conn_uri(url: str, username: str, password: str, **extras: Any) -> st
     )
 
 
+def smtp_relay_conn_json(port: int, **fields: Any) -> str:
+    """``AIRFLOW_CONN_...`` JSON form for the sandbox's SMTP relay on ``port`` (plain SMTP, no TLS)."""
+    plain = {"from_email": "airflow@example.com", "disable_ssl": True, "disable_tls": True}
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": plain, **fields})
+
+
 def kwtsms_conn_json(url: str, username: str, password: str, **extras: Any) -> str:
     """``AIRFLOW_CONN_...`` JSON form for a kwtsms connection at ``url``."""
     return json.dumps(

@@ -283,8 +283,9 @@ def _unit(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    slow = [item for item in items if any(item.get_closest_marker(m) for m in _SLOW_MARKERS)]
-    fast = [item for item in items if not any(item.get_closest_marker(m) for m in _SLOW_MARKERS)]
+    slow, fast = [], []
+    for item in items:
+        (slow if any(item.get_closest_marker(m) for m in _SLOW_MARKERS) else fast).append(item)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers <= 1:
         items[:] = slow + fast

@@ -1,8 +1,7 @@
-"""The storm guard's shared stores on real servers: a Postgres and a Redis on loopback
-(tests/store_servers.py), as a deployment's ``rate_store`` gives them. Processes alerting at the
-same instant send exactly once, the rest is counted for the digest, and a dropped connection
-costs one failed call, not the store. The machine folder's twin of the first test is in
-tests/test_storm_guard.py."""
+"""The storm guard's stores shared by real processes: the machine's folder, and a Postgres and a
+Redis on loopback (tests/store_servers.py) as a deployment's ``rate_store`` gives them. Processes
+alerting at the same instant send exactly once, the rest is counted for the digest, and a dropped
+connection costs one failed call, not the store."""
 
 from __future__ import annotations
 
@@ -14,26 +13,31 @@ import pytest
 from store_servers import server_or_skip, store_url
 
 from airflow_provider_kwtsms.alerts.guard import Alert
-from airflow_provider_kwtsms.alerts.store import open_alert_store
+from airflow_provider_kwtsms.alerts.store import AlertStore, FileAlertStore, open_alert_store
 from airflow_provider_kwtsms.alerts.storm import StormGuard
 
 QUIET = 600.0
 ON_CALL = "96550001234"
 
 
-def _alert_at_once(url: str, scope: str, start: float, runs: int) -> list[str]:
+def open_store(where: str) -> AlertStore:
+    """A folder (the machine's store) or a ``rate_store`` URL."""
+    return open_alert_store(where) if "://" in where else FileAlertStore(where)
+
+
+def _alert_at_once(where: str, scope: str, start: float, runs: int) -> list[str]:
     clock_offset = start - time.time()
     guard_ = StormGuard(
-        open_alert_store(url), scope=scope, name=scope, quiet=QUIET, clock=lambda: time.time() + clock_offset
+        open_store(where), scope=scope, name=scope, quiet=QUIET, clock=lambda: time.time() + clock_offset
     )
     while time.time() < start:  # every process starts its alerts at the same instant
         time.sleep(0.001)
     return [guard_.on_alert(ON_CALL, Alert("fails"), 1).action for _ in range(runs)]
 
 
-@pytest.mark.parametrize("kind", ["postgres", "redis"])
-def test_processes_alerting_at_the_same_instant_send_exactly_once(kind: str, servers) -> None:
-    url = store_url(servers, kind)
+@pytest.mark.parametrize("kind", ["folder", "postgres", "redis"])
+def test_processes_alerting_at_the_same_instant_send_exactly_once(kind: str, servers, tmp_path) -> None:
+    url = str(tmp_path / "alerts") if kind == "folder" else store_url(servers, kind)
     scope = f"fanout-{uuid.uuid4().hex[:8]}"
     start = time.time() + 1.0  # time for the 8 processes to be forked and connected
     with multiprocessing.get_context("fork").Pool(8) as pool:
@@ -42,9 +46,7 @@ def test_processes_alerting_at_the_same_instant_send_exactly_once(kind: str, ser
     assert len(actions) == 200
     assert actions.count("send") == 1 and actions.count("count") == 199
     # The period's end, read back from the store by a process that took no part: one digest.
-    later = StormGuard(
-        open_alert_store(url), scope=scope, name=scope, quiet=QUIET, clock=lambda: start + QUIET + 1
-    )
+    later = StormGuard(open_store(url), scope=scope, name=scope, quiet=QUIET, clock=lambda: start + QUIET + 1)
     assert later.on_due(ON_CALL).outgoing.text.startswith(f"{scope}: 199 more failures since ")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import re
 import time
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk import DAG
-from airflow_support import kwtsms_conn_json, kwtsms_conn_uri
+from airflow_support import kwtsms_conn_json, kwtsms_conn_uri, smtp_relay_conn_json
 
 from airflow_provider_kwtsms.notifications.kwtsms import (
     KwtSMSNotifier,
@@ -412,9 +411,7 @@ def test_a_storm_over_smtp_starts_no_courier_and_the_next_alert_carries_the_dige
     does: the period begins when the first alert is admitted, before its send returns)."""
     quiet = 5.0
     sandbox = kwtsms_sandbox_factory(smtp_port=0, username="u", password=PASSWORD, duplicate_window=0)
-    plain = {"from_email": "airflow@example.com", "disable_ssl": True, "disable_tls": True}
-    relay = {"conn_type": "smtp", "host": "127.0.0.1", "port": sandbox.smtp_port, "extra": plain}
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_RELAY", json.dumps(relay))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_RELAY", smtp_relay_conn_json(sandbox.smtp_port))
     monkeypatch.setenv(
         "AIRFLOW_CONN_KWTSMS_DEFAULT",
         kwtsms_conn_json(sandbox.url, "u", PASSWORD, transport="smtp", smtp_conn_id="smtp_relay"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow_support import smtp_relay_conn_json
 
 from airflow_provider_kwtsms.hooks.kwtsms import KwtSMSHook
 from airflow_provider_kwtsms.smtp.sender import SUBMITTED_UNCONFIRMED, KwtSMSSmtpSender
@@ -18,14 +19,6 @@ def sb(kwtsms_sandbox_factory):
 
 
 def connections(sb, **kwtsms_extra) -> dict[str, str]:
-    relay = {
-        "conn_type": "smtp",
-        "host": "127.0.0.1",
-        "port": sb.smtp_port,
-        "login": "relay-user",
-        "password": "relay-pw",
-        "extra": {"from_email": "airflow@example.com", "disable_ssl": True, "disable_tls": True},
-    }
     kwtsms = {
         "conn_type": "kwtsms",
         "host": sb.url,
@@ -33,7 +26,8 @@ def connections(sb, **kwtsms_extra) -> dict[str, str]:
         "password": PASSWORD,
         "extra": {"transport": "smtp", "smtp_conn_id": "smtp_relay", "rate": 5, **kwtsms_extra},
     }
-    return {"AIRFLOW_CONN_SMTP_RELAY": json.dumps(relay), "AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(kwtsms)}
+    relay = smtp_relay_conn_json(sb.smtp_port, login="relay-user", password="relay-pw")
+    return {"AIRFLOW_CONN_SMTP_RELAY": relay, "AIRFLOW_CONN_KWTSMS_DEFAULT": json.dumps(kwtsms)}
 
 
 def test_hook_with_transport_smtp_sends_by_email(sb, monkeypatch):

@@ -175,33 +175,6 @@ def test_a_digest_names_the_most_frequent_few():
     assert text.endswith("task_5 x5, ...)")
 
 
-# -- the store, shared by real processes -------------------------------------------------------------
-def _alert_at_once(folder: str, start: float, runs: int) -> list[str]:
-    clock_offset = start - time.time()
-    guard_ = StormGuard(
-        FileAlertStore(folder),
-        scope="fanout",
-        name="fanout",
-        quiet=QUIET,
-        clock=lambda: time.time() + clock_offset,
-    )
-    while time.time() < start:  # every process starts its alerts at the same instant
-        time.sleep(0.001)
-    return [guard_.on_alert(ON_CALL, Alert("fails"), 1).action for _ in range(runs)]
-
-
-def test_processes_alerting_at_the_same_instant_send_exactly_once(tmp_path):
-    folder = str(tmp_path / "alerts")
-    start = time.time() + 0.3
-    with multiprocessing.get_context("fork").Pool(8) as pool:
-        actions = [a for part in pool.starmap(_alert_at_once, [(folder, start, 25)] * 8) for a in part]
-    assert len(actions) == 200
-    assert actions.count("send") == 1 and actions.count("count") == 199
-    clock = FakeTime(time.time() + QUIET + 1)
-    guard_ = StormGuard(FileAlertStore(folder), scope="fanout", name="fanout", quiet=QUIET, clock=clock)
-    assert guard_.on_due(ON_CALL).outgoing.text.startswith("fanout: 199 more failures since ")
-
-
 def test_a_store_that_hangs_costs_a_bounded_time_then_the_machine_folder_guards(tmp_path):
     release = threading.Event()
     calls: list[str] = []
