@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from airflow_support import AIRFLOW_BIN, REPO, TEST_DAGS, kwtsms_conn_json, kwtsms_conn_uri, stop_couriers  # noqa: F401
+from airflow_warm import COLD_ENV, close_warm_servers, warm_server
 
 # The machine's temporary folder, before any test gives itself one (_own_temporary_folder).
 _SYSTEM_TMP = os.path.realpath(tempfile.gettempdir())
@@ -97,8 +98,13 @@ class AirflowHome:
         dags_folder: str | Path | None = None,
         timeout: float = 600,  # a hang's net; the compatibility lane runs at a low priority
         cwd: str | Path | None = None,
+        warm: bool = True,
     ) -> AirflowRun:
-        """Run ``airflow <args>`` with this home's environment plus ``env`` (which wins)."""
+        """Run ``airflow <args>`` with this home's environment plus ``env`` (which wins).
+
+        The command runs in a fork of a warm interpreter that imported Airflow once for the same
+        import environment (tests/airflow_warm.py), unless ``warm`` is False or KWTSMS_TESTS_COLD_AIRFLOW
+        is set: then in a new ``airflow`` process, as before."""
         full_env = dict(self.env)
         # The test's own temporary folder (the autouse fixture below): what the provider keeps per
         # machine there (the pace file, the storm guard's records) never leaks from one test to the
@@ -113,16 +119,21 @@ class AirflowHome:
             full_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
         full_env.update(env or {})
         started = time.monotonic()
-        proc = subprocess.run(
-            [str(AIRFLOW_BIN), *args],
-            env=full_env,
-            cwd=str(cwd or self.path),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        return AirflowRun(tuple(args), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        if warm and not os.environ.get(COLD_ENV):
+            server = warm_server(full_env, self.path)
+            returncode, stdout, stderr = server.run(list(args), full_env, str(cwd or self.path), timeout)
+        else:
+            proc = subprocess.run(
+                [str(AIRFLOW_BIN), *args],
+                env=full_env,
+                cwd=str(cwd or self.path),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+            returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        return AirflowRun(tuple(args), returncode, stdout, stderr, time.monotonic() - started)
 
     def query(self, sql: str, *params: Any) -> list[tuple]:
         """Read the metadata database directly (cheaper than one more ``airflow`` command)."""
@@ -184,7 +195,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
     home = tmp_path_factory.mktemp("airflow_home")
     af = AirflowHome(path=home, env=_base_env(home))
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        af.timings["db migrate"] = af.run("db", "migrate", timeout=600).check().seconds
+        af.timings["db migrate"] = af.run("db", "migrate", timeout=600, warm=False).check().seconds
         return af
     import fcntl
     import shutil
@@ -196,7 +207,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait while the first one migrates
         if not template.exists():
             first = AirflowHome(path=shared, env=_base_env(shared))
-            af.timings["db migrate"] = first.run("db", "migrate", timeout=600).check().seconds
+            af.timings["db migrate"] = first.run("db", "migrate", timeout=600, warm=False).check().seconds
         shutil.copyfile(template, home / "airflow.db")
     return af
 
@@ -322,4 +333,5 @@ def _no_courier_outlives_the_run(tmp_path_factory: pytest.TempPathFactory) -> It
     """The alerts of real Airflow runs start couriers that would sleep on for the default quiet
     period (10 minutes) after the run: stopped when the session ends (their tests are done)."""
     yield
+    close_warm_servers()
     stop_couriers(str(tmp_path_factory.getbasetemp()))
