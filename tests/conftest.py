@@ -1,7 +1,9 @@
 """Shared fixtures: a real Airflow (temporary AIRFLOW_HOME, SQLite) driven through its CLI.
 
-Airflow runs in subprocesses so each command sees a clean interpreter, the provider's entry
-point and only the environment the test gives it. ``airflow db migrate`` runs once per session.
+Each command runs in a process of its own with only the environment the test gives it: a fork
+of a warm interpreter that imported Airflow once for the same import environment
+(tests/airflow_warm.py; ``KWTSMS_TESTS_COLD_AIRFLOW=1``: a new ``airflow`` process each time).
+``airflow db migrate`` runs once per session.
 
     def test_something(airflow):
         result = airflow.run("providers", "list")
