@@ -25,16 +25,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Lint and type checks first, then the docs site built strictly (a broken link fails): either
-# stops the run before the slow tests. Then three lanes, all at once, by priority:
-# - the deployment lane, first in line (nice 0; its Airflow processes nice 5, tests/deploy): its
-#   two deployments side by side (LocalExecutor and Celery, one pytest each with
-#   KWTSMS_DEPLOY_EXECUTORS; output in test-artifacts/deploy-<executor>.log, printed after). Its
-#   firewall checks count requests in real seconds, so the machine's load must not delay its
-#   clients; it mostly waits (heartbeats, quiet periods, paced sends) and leaves the CPU to:
-# - the main suite (nice 10), its tests side by side in TEST_WORKERS processes (pytest-xdist),
-#   then the few `serial` tests (nice 0, real-second request counts);
-# - the compatibility lane (its own venvs, nice 15), the CPU left over. Its output in
-#   test-artifacts/compat-lane.log.
+# stops the run before the slow tests. Then the lanes, by priority (docs/development.md):
+# - the deployment lane from the start, first in line (nice 0; its Airflow processes nice 5,
+#   tests/deploy): its two deployments side by side (LocalExecutor and Celery, one pytest each
+#   with KWTSMS_DEPLOY_EXECUTORS; output in test-artifacts/deploy-<executor>.log, printed after).
+#   It mostly waits (heartbeats, quiet periods, paced sends); its firewall checks count requests
+#   in real seconds, at the sandbox by their kernel arrival time (sandbox/arrival.py);
+# - beside it the main suite (nice 10), its tests side by side in TEST_WORKERS processes
+#   (pytest-xdist), while the compatibility lane's environments are created (nice 15);
+# - when the main suite is done: the compatibility lane's tests (nice 10; output in
+#   test-artifacts/compat-lane.log) and the few `serial` tests (nice 0, real-second counts).
 # Every lane runs even when another failed; `make test` fails if any did.
 TEST_WORKERS ?= 3
 test: lint docs
@@ -42,7 +42,7 @@ test: lint docs
 	bash .ci/install-deploy.sh
 	mkdir -p test-artifacts
 	$(BIN)/python -m compileall -q airflow_provider_kwtsms  # the editable install's .pyc (see $(STAMP))
-	nice -n 15 bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
+	COMPAT_PREPARE_ONLY=1 nice -n 15 bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-prepare.log 2>&1 & prepare=$$!; \
 	for executor in local celery; do \
 		KWTSMS_DEPLOY_EXECUTORS=$$executor $(BIN)/python -m pytest -q -m deploy tests/deploy \
 			$$([ $$executor = celery ] && echo --ignore=tests/deploy/test_deploy_rate_store.py) \
@@ -50,10 +50,12 @@ test: lint docs
 		eval "deploy_$$executor=$$!"; \
 	done; \
 	nice -n 10 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial" --durations=15; main=$$?; \
+	wait $$prepare; \
+	nice -n 10 bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
 	$(BIN)/python -m pytest -q -m "serial and not deploy"; serial=$$?; \
 	wait $$deploy_local; local=$$?; echo "--- the LocalExecutor deployment:"; cat test-artifacts/deploy-local.log; \
 	wait $$deploy_celery; celery=$$?; echo "--- the CeleryExecutor deployment:"; cat test-artifacts/deploy-celery.log; \
-	wait $$lane; compat=$$?; tail -n 30 test-artifacts/compat-lane.log; \
+	wait $$lane; compat=$$?; cat test-artifacts/compat-prepare.log; tail -n 30 test-artifacts/compat-lane.log; \
 	echo "make test: main suite exit $$main, serial tests exit $$serial, compatibility lane exit $$compat, deployment lane exit $$local (LocalExecutor) and $$celery (Celery)"; \
 	[ $$main -eq 0 ] && [ $$serial -eq 0 ] && [ $$compat -eq 0 ] && [ $$local -eq 0 ] && [ $$celery -eq 0 ]
 

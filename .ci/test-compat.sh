@@ -5,6 +5,8 @@
 #
 #   bash .ci/test-compat.sh 3.0.6 3.1.8 3.2.2
 #   COMPAT_MARK=compat bash .ci/test-compat.sh 3.2.2     # also the `heavy` tests
+#   COMPAT_PREPARE_ONLY=1 bash .ci/test-compat.sh 3.2.2  # only create the environments (`make test`
+#                                                        # does it early, the tests later)
 #
 # Every lane runs even when one fails; the exit status says whether any did. Lanes run side by
 # side, each logging to test-artifacts/compat/VERSION.log. The main suite
@@ -58,6 +60,10 @@ lane() {  # lane VERSION: prepare its environment (when stale), run the tests; e
         fi
         rm -f "$venv"/.installed-*
         touch "$stamp"
+    fi
+    if [ -n "${COMPAT_PREPARE_ONLY:-}" ]; then
+        echo "== Airflow $version: $venv ready =="
+        return 0
     fi
     echo "== Airflow $version: Airflow-side tests and example DAGs ($venv, -m '$MARK') =="
     "$venv/bin/python" -m pytest -q -m "$MARK" -rfEs --durations=12 -p no:cacheprovider

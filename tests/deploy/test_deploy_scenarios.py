@@ -373,7 +373,9 @@ def test_g_mapped_sends_one_machine_no_rate_store(deploy: Site) -> None:
 
 # --- (f) 200 runs failing at once: one alert, one digest (the storm guard) -------------------------
 
-FANOUT_QUIET = 75  # seconds: longer than the 200 runs take to fail and alert (30 to 45 s here)
+# Seconds: longer than the 200 runs take to fail and alert: 30 to 45 s on a quiet machine, over
+# 75 s beside the main suite (`make test` runs the two lanes at once).
+FANOUT_QUIET = 120
 DIGEST = re.compile(r"deploy_fanout_dag_alert: (\d+) more failures? since \d\d:\d\d \((.*)\)")
 
 
