@@ -13,6 +13,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 from itertools import pairwise
 from pathlib import Path
 
@@ -110,17 +111,53 @@ def test_a_process_reserves_at_most_queue_ahead_then_sleeps_and_asks_again(tmp_p
 
 
 def test_a_late_start_pushes_back_the_turns_not_handed_out_yet(tmp_path):
-    # Process A's turn comes at t; its request starts 0.1 s late (a busy CPU). Without started(),
-    # B's turn stayed at t + interval, 0.1 s closer to A's real start than the rate allows: six
-    # arrivals could then fall within one second at the firewall (deploy scenario g was blocked).
+    # Process A's turn comes at t; its request starts 0.01 s late (within LATE_START). Without
+    # started(), B's turn stayed at t + interval, closer to A's real start than the rate allows.
     fake = FakeTime(5000.0)
     a, b = bucket(tmp_path, fake), bucket(tmp_path, fake)
     a.acquire()
     turn = fake.now
-    fake.now += 0.1  # A's request really starts now
-    a.started()
+    fake.now += 0.01  # A's request really starts now
+    assert a.started() is True
     b.acquire()
-    assert fake.now - (turn + 0.1) == pytest.approx(interval(MAX_RATE))
+    assert fake.now - (turn + 0.01) == pytest.approx(interval(MAX_RATE))
+
+
+def test_a_turn_missed_is_given_up_and_the_request_takes_a_new_one(tmp_path):
+    # A's turn comes at t, but its process runs again only 0.1 s later (a busy CPU), after B's turn
+    # was handed out. Sent then, A's request would arrive 0.1 s closer to B's than the rate allows:
+    # six arrivals could fall within one second at the firewall (deploy scenario g was blocked on a
+    # loaded machine). So A gives its turn up and takes the next free one, after B's.
+    fake = FakeTime(5000.0)
+    a, b = bucket(tmp_path, fake), bucket(tmp_path, fake)
+    a.acquire()
+    turn = fake.now
+    fake.now += 0.1
+    b.acquire()
+    b_start = fake.now
+    assert b.started() is True
+    assert a.started() is False  # missed: A's request does not start
+    a.acquire()
+    assert a.started() is True
+    assert b_start == pytest.approx(turn + interval(MAX_RATE))
+    assert fake.now - b_start == pytest.approx(interval(MAX_RATE))  # A's real start, one interval on
+
+
+def test_a_thread_pool_s_turns_are_judged_per_thread(tmp_path):
+    # Two threads of one client each hold a turn; each start is judged against its own turn.
+    fake = FakeTime(5000.0)
+    pacer = bucket(tmp_path, fake)
+    results: list[bool] = []
+
+    def take_turn_and_start() -> None:
+        pacer.acquire()
+        results.append(pacer.started())
+
+    first = threading.Thread(target=take_turn_and_start)
+    first.start()
+    first.join()
+    take_turn_and_start()
+    assert results == [True, True]
 
 
 # --- the file's safety ------------------------------------------------------------------------

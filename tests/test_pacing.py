@@ -10,7 +10,7 @@ from itertools import pairwise
 import pytest
 from sandbox_helpers import FakeTime
 
-from airflow_provider_kwtsms.constants import MAX_RATE, MAX_RATE_REASON, RATE_GUARD
+from airflow_provider_kwtsms.constants import LATE_START, MAX_RATE, MAX_RATE_REASON, RATE_GUARD
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.rate.bucket import TokenBucket, interval
 
@@ -148,3 +148,20 @@ def test_threads_share_the_rate():
     for thread in threads:
         thread.join()
     assert sorted(waits) == pytest.approx([k * interval(5.0) for k in range(40)])
+
+
+def test_a_token_missed_is_given_up_and_a_new_one_taken():
+    # The process ran again only 0.1 s after its token's time (a busy CPU): the request must not
+    # start late into the next token's interval; a token taken within LATE_START starts.
+    fake = FakeTime(100.0)
+    bucket = TokenBucket(5, clock=fake, sleep=fake.sleep)
+    bucket.acquire()
+    fake.now += 0.1
+    assert bucket.started() is False
+    bucket.acquire()
+    first_start = fake.now
+    assert bucket.started() is True
+    bucket.acquire()
+    fake.now += LATE_START / 2
+    assert bucket.started() is True
+    assert fake.now - first_start >= interval(5)

@@ -350,9 +350,11 @@ class KwtSMSClient(Channel):
         return min(MAX_IN_FLIGHT, math.ceil(self.rate * SEND_ANSWER_ALLOWANCE) + 1)
 
     def _started(self) -> None:
+        """Just before a request's bytes go: a turn that passed while this process could not run
+        (a busy CPU) is given up for a new one, rather than sent late into the next turns."""
         started = getattr(self._bucket, "started", None)  # a pacer of the user's may not have it
-        if started is not None:
-            started()
+        while started is not None and started() is False:
+            self._bucket.acquire()
 
     @property
     def request_seconds(self) -> float:

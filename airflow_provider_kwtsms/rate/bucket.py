@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from airflow_provider_kwtsms.coerce import as_rate
-from airflow_provider_kwtsms.constants import RATE_GUARD
+from airflow_provider_kwtsms.constants import LATE_START, RATE_GUARD
 
 
 class Pacer(Protocol):
@@ -32,9 +32,11 @@ class Pacer(Protocol):
 
     def acquire(self) -> float: ...
 
-    def started(self) -> None:
-        """The request of the last turn starts now (a late start pushes the next turns back).
-        Optional: the client calls it when the pacer has it."""
+    def started(self) -> bool | None:
+        """The request of this thread's last turn starts now (a late start pushes the next turns
+        back). False: the turn passed more than ``LATE_START`` ago, the request must not start
+        and takes a new turn (``acquire``). Optional: the client calls it when the pacer has it;
+        None counts as True."""
 
     def pause(self, seconds: float) -> None: ...
 
@@ -66,6 +68,7 @@ class TokenBucket:
         self._lock = threading.Lock()
         # The theoretical arrival time (GCRA with one token): the earliest start of the next request.
         self._tat = float("-inf")
+        self._turn = threading.local()  # each thread's last start handed out (see started())
 
     def reserve(self) -> float:
         """Take the next token; return how many seconds to wait before using it."""
@@ -73,6 +76,7 @@ class TokenBucket:
             now = self._clock()
             start = max(self._tat, now)
             self._tat = start + self._interval
+            self._turn.start = start
             return start - now
 
     def acquire(self) -> float:
@@ -82,10 +86,16 @@ class TokenBucket:
             self._sleep(wait)
         return max(wait, 0.0)
 
-    def started(self) -> None:
-        """The request of the last token starts now: the next token is one interval after it."""
+    def started(self) -> bool:
+        """The request of this thread's last token starts now: the next token is one interval
+        after it. False when the token is more than ``LATE_START`` old: take a new one."""
         with self._lock:
-            self._tat = max(self._tat, self._clock() + self._interval)
+            now = self._clock()
+            start, self._turn.start = getattr(self._turn, "start", None), None
+            if start is not None and now - start > LATE_START:
+                return False
+            self._tat = max(self._tat, now + self._interval)
+            return True
 
     def pause(self, seconds: float) -> None:
         """Hold every request back for ``seconds`` from now (the server said Retry-After)."""

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from airflow_provider_kwtsms.coerce import as_rate
-from airflow_provider_kwtsms.constants import MAX_RATE, MIN_RATE, RATE_GUARD
+from airflow_provider_kwtsms.constants import LATE_START, MAX_RATE, MIN_RATE, RATE_GUARD
 from airflow_provider_kwtsms.rate.bucket import Pacer, TokenBucket, interval
 
 try:
@@ -181,6 +181,7 @@ class MachineBucket:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._local_tat = float("-inf")  # this process's own spacing, and a 429's hold
+        self._turn = threading.local()  # each thread's last start reserved (see started())
         self._fallback: TokenBucket | None = None
         self.directory = directory or rate_dir()
         self.path = os.path.join(self.directory, file_name(target))
@@ -214,14 +215,18 @@ class MachineBucket:
             if reserved:
                 return waited
 
-    def started(self) -> None:
-        """The request of the last turn starts now: the turns not handed out yet count from now
-        (a late start must not bring the next one closer than one interval)."""
+    def started(self) -> bool:
+        """The request of this thread's last turn starts now: the turns not handed out yet count
+        from now (a late start must not bring the next one closer than one interval). False when
+        the turn passed more than ``LATE_START`` ago (this process was not run in time): the turns
+        after it are handed out already, so the request must not start; it takes a new turn."""
         with self._lock:
             if self._fallback is not None:
-                self._fallback.started()
-                return
+                return self._fallback.started()
             now = self._clock()
+            start, self._turn.start = getattr(self._turn, "start", None), None
+            if start is not None and now - start > LATE_START:
+                return False
             self._local_tat = max(self._local_tat, now + self._interval)
             assert fcntl is not None  # the constructor fell back otherwise
             try:
@@ -235,6 +240,7 @@ class MachineBucket:
                     os.close(fd)
             except OSError as exc:
                 self._fall_back(exc)
+            return True
 
     def pause(self, seconds: float) -> None:
         """Hold this process's requests back for ``seconds`` (a 429's Retry-After; the documented
@@ -260,6 +266,7 @@ class MachineBucket:
             if start - now > QUEUE_AHEAD + _SLACK:
                 return False, start - now - QUEUE_AHEAD
             self._local_tat = start + self._interval
+            self._turn.start = start
             return True, start - now
 
     def _reserve(self, now: float) -> float:
