@@ -140,7 +140,12 @@ def _kill_mid_request(airflow, sandbox, env: dict[str, str], after_batches: int)
             raise AssertionError(f"the task ended before it could be killed:\n{proc.stdout.read()[-4000:]}")
     finally:
         output = proc.communicate(timeout=30)[0]
-    time.sleep(3)  # the gateway finishes the orphaned request
+    # The gateway finishes the orphaned request (3 s on, more on a loaded machine) before the next
+    # try reads the balance: it is logged once processed and charged.
+    deadline = time.monotonic() + 120
+    while not any((r["fault"] or "").startswith("latency") for r in sandbox.requests()):
+        assert time.monotonic() < deadline, "the gateway never finished the orphaned request"
+        time.sleep(0.1)
     return output
 
 
