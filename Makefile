@@ -25,16 +25,15 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Lint and type checks first, then the docs site built strictly (a broken link fails): either
-# stops the run before the slow tests. Then the lanes, by priority (docs/development.md):
-# - the deployment lane from the start, first in line (nice 0; its Airflow processes nice 5,
-#   tests/deploy): its two deployments side by side (LocalExecutor and Celery, one pytest each
-#   with KWTSMS_DEPLOY_EXECUTORS; output in test-artifacts/deploy-<executor>.log, printed after).
-#   It mostly waits (heartbeats, quiet periods, paced sends); its firewall checks count requests
-#   in real seconds, at the sandbox by their kernel arrival time (sandbox/arrival.py);
-# - beside it the main suite (nice 10), its tests side by side in TEST_WORKERS processes
-#   (pytest-xdist), while the compatibility lane's environments are created (nice 15);
-# - when the main suite is done: the compatibility lane's tests (nice 10; output in
-#   test-artifacts/compat-lane.log) and the few `serial` tests (nice 0, real-second counts).
+# stops the run before the slow tests. Then three lanes:
+# - the main suite, its tests side by side in TEST_WORKERS processes (pytest-xdist: most of their
+#   time is waiting on Airflow processes and sandboxes), then the few `serial` tests;
+# - then the deployment lane: its two deployments side by side (LocalExecutor and Celery, one
+#   pytest each with KWTSMS_DEPLOY_EXECUTORS; Celery's output in test-artifacts/deploy-celery.log,
+#   printed after). Its firewall checks count requests in real seconds;
+# - the compatibility lane (its own venvs) from the start to the end, at a low priority (nice 10):
+#   it takes mostly the CPU the other two leave idle (a quarter of the machine beside the main
+#   suite, half beside the deployments). Its output in test-artifacts/compat-lane.log.
 # Every lane runs even when another failed; `make test` fails if any did.
 TEST_WORKERS ?= 3
 test: lint docs
@@ -42,20 +41,14 @@ test: lint docs
 	bash .ci/install-deploy.sh
 	mkdir -p test-artifacts
 	$(BIN)/python -m compileall -q airflow_provider_kwtsms  # the editable install's .pyc (see $(STAMP))
-	COMPAT_PREPARE_ONLY=1 nice -n 15 bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-prepare.log 2>&1 & prepare=$$!; \
-	for executor in local celery; do \
-		KWTSMS_DEPLOY_EXECUTORS=$$executor $(BIN)/python -m pytest -q -m deploy tests/deploy \
-			$$([ $$executor = celery ] && echo --ignore=tests/deploy/test_deploy_rate_store.py) \
-			> test-artifacts/deploy-$$executor.log 2>&1 & \
-		eval "deploy_$$executor=$$!"; \
-	done; \
-	nice -n 10 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial" --durations=15; main=$$?; \
-	wait $$prepare; \
 	nice -n 10 bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial" --durations=15; main=$$?; \
 	$(BIN)/python -m pytest -q -m "serial and not deploy"; serial=$$?; \
-	wait $$deploy_local; local=$$?; echo "--- the LocalExecutor deployment:"; cat test-artifacts/deploy-local.log; \
-	wait $$deploy_celery; celery=$$?; echo "--- the CeleryExecutor deployment:"; cat test-artifacts/deploy-celery.log; \
-	wait $$lane; compat=$$?; cat test-artifacts/compat-prepare.log; tail -n 30 test-artifacts/compat-lane.log; \
+	KWTSMS_DEPLOY_EXECUTORS=celery $(BIN)/python -m pytest -q -m deploy tests/deploy \
+		--ignore=tests/deploy/test_deploy_rate_store.py > test-artifacts/deploy-celery.log 2>&1 & celery=$$!; \
+	KWTSMS_DEPLOY_EXECUTORS=local $(BIN)/python -m pytest -q -m deploy tests/deploy; local=$$?; \
+	wait $$celery; celery=$$?; echo "--- the CeleryExecutor deployment:"; cat test-artifacts/deploy-celery.log; \
+	wait $$lane; compat=$$?; tail -n 30 test-artifacts/compat-lane.log; \
 	echo "make test: main suite exit $$main, serial tests exit $$serial, compatibility lane exit $$compat, deployment lane exit $$local (LocalExecutor) and $$celery (Celery)"; \
 	[ $$main -eq 0 ] && [ $$serial -eq 0 ] && [ $$compat -eq 0 ] && [ $$local -eq 0 ] && [ $$celery -eq 0 ]
 
