@@ -5,8 +5,8 @@
 #
 #   bash .ci/test-compat.sh 3.0.6 3.1.8 3.2.2
 #   COMPAT_MARK=compat bash .ci/test-compat.sh 3.2.2     # also the `heavy` tests
-#   COMPAT_PREPARE_ONLY=1 bash .ci/test-compat.sh 3.2.2  # only create the environments (`make test`
-#                                                        # does it early, the tests later)
+#   COMPAT_PREPARE_ONLY=1 bash .ci/test-compat.sh 3.2.2  # only create the environments (to build
+#                                                        # them ahead of the tests)
 #
 # Every lane runs even when one fails; the exit status says whether any did. Lanes run side by
 # side, each logging to test-artifacts/compat/VERSION.log. The main suite
