@@ -52,8 +52,6 @@ def _add(starts: list[float], start: float) -> int:
     insort(starts, start)
     del starts[: bisect_left(starts, starts[-1] - WINDOW - REORDER)]
     span = WINDOW - _ROUNDING
-    if start >= starts[-1]:  # in order, the usual case: only the window ending at it can grow
-        return len(starts) - bisect_right(starts, start - span)
     near = starts[bisect_right(starts, start - span) : bisect_right(starts, start + span)]
     busiest, end = 0, 0
     for first, opening in enumerate(near):  # each window opening at a start no later than ``start``
