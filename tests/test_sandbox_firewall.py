@@ -13,9 +13,9 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -224,10 +224,10 @@ def test_the_cli_runs_the_firewall_and_leaves_the_429_tool_off_by_default():
 
 def test_a_stalled_sandbox_judges_requests_by_when_they_arrived(tmp_path):
     """The firewall counts a request when it reached the machine (the kernel's receive stamp),
-    not when a busy sandbox got round to it: three balance reads written at least 0.6 s apart,
-    under a limit of 2 a second, all reach a sandbox frozen meanwhile (SIGSTOP, a machine under
-    load) and are handled together when it resumes. Stamped when handled they were 3 within one
-    second and blocked the address; stamped on arrival they are 0.6 s apart and pass."""
+    not when a busy sandbox got round to it: three balance reads sent 0.6 s apart, under a limit
+    of 2 a second, all reach a sandbox frozen meanwhile (SIGSTOP, a machine under load) and are
+    handled together when it resumes. Stamped when handled they were 3 within one second and
+    blocked the address; stamped on arrival they are 0.6 s apart and pass."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "airflow_provider_kwtsms.sandbox", "--port", "0", "--no-smtp"]
     process = subprocess.Popen(
@@ -235,39 +235,35 @@ def test_a_stalled_sandbox_judges_requests_by_when_they_arrived(tmp_path):
     )
     try:
         url = process.stdout.readline().split("listening on ")[1].split()[0]
-        port = int(url.rsplit(":", 1)[1])
-        body = json.dumps({"username": "sandbox_user", "password": "sandbox_pass"}).encode()
-        request = (
-            b"POST /API/balance/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        requests.post(url + "/API/balance/", data=body, timeout=10)  # timestamps switched on
+        credentials = {"username": "sandbox_user", "password": "sandbox_pass"}
+        requests.post(url + "/API/balance/", json=credentials, timeout=10)  # timestamps switched on
         time.sleep(1.1)  # out of that request's second
+        answers: list[int | str] = []
+
+        def read_balance() -> None:
+            try:
+                answers.append(requests.post(url + "/API/balance/", json=credentials, timeout=30).status_code)
+            except requests.ConnectionError as exc:  # the firewall's reset
+                answers.append(type(exc).__name__)
+
         process.send_signal(signal.SIGSTOP)
         try:
-            # The kernel completes the connections of a frozen server; each request is written
-            # whole, at once, at least 0.6 s after the one before (a sleep is never shorter).
-            connections = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(3)]
-            for index, connection in enumerate(connections):
-                if index:
-                    time.sleep(0.6)
-                connection.sendall(request)
+            readers = []
+            for _ in range(3):
+                readers.append(threading.Thread(target=read_balance))
+                readers[-1].start()
+                time.sleep(0.6)
         finally:
             process.send_signal(signal.SIGCONT)
-        answers = []
-        for connection in connections:
-            with connection, connection.makefile("rb") as answer:
-                try:
-                    answers.append(answer.readline().split()[1].decode())
-                except (OSError, IndexError):  # the firewall's reset
-                    answers.append("reset")
+        for reader in readers:
+            reader.join(30)
         state = requests.get(url + "/sandbox/firewall", timeout=10).json()["firewall"]
         log = requests.get(url + "/sandbox/requests", timeout=10).json()["requests"]
         times = sorted(r["time"] for r in log[-3:])
     finally:
         process.terminate()
         process.wait(timeout=10)
-    assert answers == ["200", "200", "200"], (answers, state)
+    assert answers == [200, 200, 200], (answers, state)
     assert state["blocks"] == 0 and state["clients"]["127.0.0.1"]["max_in_one_second"] == 2, state
     assert min(b - a for a, b in itertools.pairwise(times)) >= 0.5, times  # their real spacing, not ms
 
