@@ -15,7 +15,7 @@ within any one second, refused ones included (what the client did, not what got 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left, bisect_right, insort
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,17 +26,14 @@ DEFAULT_BLOCK_SECONDS = 600.0  # the real block lasts until support lifts it; 10
 # Starts exactly 1/limit apart must never fall in one window. At today's epoch a float clock is
 # exact to about 0.24 µs, so steps of 0.2 s can add up to 0.9999998 s: a microsecond absorbs that.
 _ROUNDING = 1e-6
-# Requests are stamped on arrival (sandbox/arrival.py) but admitted as their threads come: one can
-# come up to a few seconds after a later arrival. Starts are kept that long past their window.
-REORDER = 5.0
 
 
 @dataclass
 class _Client:
     """One address: its recent request starts, its block and its figures."""
 
-    counted: list[float] = field(default_factory=list)  # starts the rule counts (not refused), sorted
-    seen: list[float] = field(default_factory=list)  # every recent start (the figure), sorted
+    counted: deque[float] = field(default_factory=deque)  # starts the rule counts (not refused)
+    seen: deque[float] = field(default_factory=deque)  # every start in the last window (figure)
     requests: int = 0
     refused: int = 0
     blocks: int = 0
@@ -45,22 +42,10 @@ class _Client:
     blocked_until: float | None = None
 
 
-def _add(starts: list[float], start: float) -> int:
-    """Add ``start`` (in time order, wherever it falls) and forget the starts too old to share a
-    window with any arrival still to come; returns the most starts within one window that holds
-    ``start``."""
-    insort(starts, start)
-    del starts[: bisect_left(starts, starts[-1] - WINDOW - REORDER)]
-    span = WINDOW - _ROUNDING
-    near = starts[bisect_right(starts, start - span) : bisect_right(starts, start + span)]
-    busiest, end = 0, 0
-    for first, opening in enumerate(near):  # each window opening at a start no later than ``start``
-        if opening > start:
-            break
-        while end < len(near) and near[end] - opening < span:
-            end += 1
-        busiest = max(busiest, end - first)
-    return busiest
+def _trim(starts: deque[float], now: float) -> None:
+    """Forget the starts that are a whole window (or more) before ``now``."""
+    while starts and now - starts[0] >= WINDOW - _ROUNDING:
+        starts.popleft()
 
 
 class Firewall:
@@ -81,29 +66,29 @@ class Firewall:
         self._lock = threading.Lock()
         self._clients: dict[str, _Client] = {}
 
-    def admit(self, address: str, at: float | None = None) -> bool:
-        """Count one request from ``address`` begun ``at`` (default: now on the clock): True to let
-        it through, False if refused.
+    def admit(self, address: str) -> bool:
+        """Count one request from ``address`` begun now: True to let it through, False if refused.
 
         A refused request is not counted by the rule (the firewall stops it first) and does not
         make the block longer; when the block ends, the address starts with an empty window.
-        Each request is judged at its own arrival, whatever the order in which the handler threads
-        bring them: one admitted after a later arrival counts in the windows that hold its time.
         """
         with self._lock:
-            now = self._clock() if at is None else at
+            now = self._clock()
             client = self._clients.setdefault(address, _Client())
             client.requests += 1
-            client.max_in_one_second = max(client.max_in_one_second, _add(client.seen, now))
-            if client.blocked_until is not None and client.blocked_since is not None:
-                if client.blocked_since <= now < client.blocked_until:
+            _trim(client.seen, now)
+            client.seen.append(now)
+            client.max_in_one_second = max(client.max_in_one_second, len(client.seen))
+            if client.blocked_until is not None:
+                if now < client.blocked_until:
                     client.refused += 1
                     return False
-                if now >= client.blocked_until:
-                    client.blocked_since = client.blocked_until = None
+                client.blocked_since = client.blocked_until = None
             if not self.enabled:
                 return True
-            if _add(client.counted, now) <= self.limit:
+            _trim(client.counted, now)
+            client.counted.append(now)
+            if len(client.counted) <= self.limit:
                 return True
             client.blocks += 1
             client.refused += 1

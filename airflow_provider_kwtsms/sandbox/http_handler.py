@@ -19,7 +19,6 @@ from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import airflow_provider_kwtsms.sandbox.arrival as arrival
 import airflow_provider_kwtsms.sandbox.json_body as json_body
 import airflow_provider_kwtsms.sandbox.legacy as legacy
 import airflow_provider_kwtsms.sandbox.rules as rules
@@ -53,10 +52,6 @@ class Server(TracksOpenConnections, ThreadingHTTPServer):
         self._reset: set[socket.socket] = set()  # connections the firewall refused (sent a RST)
         self._reset_lock = threading.Lock()
 
-    def server_bind(self) -> None:
-        super().server_bind()
-        arrival.enable(self.socket)  # the firewall judges arrivals by the kernel's receive time
-
     def reset_on_close(self, request: socket.socket) -> None:
         """Close ``request`` without the usual FIN first, so its SO_LINGER 0 sends a bare RST."""
         with self._reset_lock:
@@ -86,16 +81,6 @@ class Handler(AnswerHandler):
     """One connection's requests: /API/<endpoint>/ (JSON or legacy), the inbox, /sandbox/ controls."""
 
     server: Server
-    arrived: float = 0.0  # the current request's arrival, on the sandbox clock (sandbox/arrival.py)
-
-    def handle_one_request(self) -> None:
-        try:
-            sandbox = self.sandbox
-            self.arrived = arrival.arrived(self.connection, sandbox.now, wall_clock=sandbox.wall_clock)
-        except TimeoutError:  # an idle keep-alive connection: closed, as reading would have done
-            self.close_connection = True
-            return
-        super().handle_one_request()
 
     @property
     def max_body(self) -> int:
@@ -153,7 +138,7 @@ class Handler(AnswerHandler):
         path = split.path.rstrip("/") or "/"
         if path.startswith("/API/") or path.startswith("/api/"):
             endpoint = path[5:].strip("/").lower()
-            if not self.sandbox.firewall.admit(self.client_address[0], at=self.arrived):
+            if not self.sandbox.firewall.admit(self.client_address[0]):
                 return self._refuse(method, endpoint)
             if endpoint not in ENDPOINTS:
                 self._discard_body()
@@ -222,7 +207,7 @@ class Handler(AnswerHandler):
         username = fields.get("username") if fields else None
         entry = {
             "request_id": request_id,
-            "time": self.arrived,
+            "time": gateway.now(),
             "client": self.client_address[0],
             "endpoint": endpoint,
             "api": api,
@@ -236,7 +221,7 @@ class Handler(AnswerHandler):
         # fault that a test injected for the next request that really gets through. Likewise a
         # fault of an accepted answer (drop_after_accept, malformed_json, latency) is taken only
         # once the gateway has accepted the request (see faults.py).
-        wait = gateway.rate_check(fields, at=self.arrived)
+        wait = gateway.rate_check(fields)
         fault = None if wait > 0 else sandbox.faults.take(endpoint, ARRIVAL)
         entry["fault"] = fault.kind if fault else None
         if sandbox.latency > 0:
@@ -342,7 +327,7 @@ class Handler(AnswerHandler):
         gateway.log_request(
             {
                 "request_id": gateway.next_request_id(),
-                "time": self.arrived,
+                "time": gateway.now(),
                 "client": self.client_address[0],
                 "endpoint": endpoint if endpoint in ENDPOINTS else endpoint[:40],
                 "api": "json" if as_json else "legacy",

@@ -119,7 +119,6 @@ class Sandbox:
             undeliverable=frozenset(undeliverable),
         )
         self.gateway = Gateway(all_accounts, settings, rate=rate, rate_tolerance=rate_tolerance, clock=clock)
-        self.wall_clock = clock is time.time  # else a test's clock: arrivals are its now
         self.faults = FaultBook()
         self.firewall = Firewall(
             self.gateway.now, enabled=bool(firewall), limit=firewall_limit, block_seconds=block_seconds

@@ -237,9 +237,8 @@ class Gateway:
         with self.lock:
             self.emails.append(record)
 
-    def rate_check(self, fields: dict[str, Any] | None, at: float | None = None) -> float:
-        """Count one request, arrived ``at`` (default: now), against the rate; 0.0 if allowed,
-        else the seconds to wait.
+    def rate_check(self, fields: dict[str, Any] | None) -> float:
+        """Count one request against the rate; 0.0 if allowed, else the seconds to wait.
 
         A request is counted under its account only once its password is right, so a stranger
         cannot use up somebody else's rate. Requests that fail to authenticate are not free:
@@ -248,7 +247,7 @@ class Gateway:
         bounded however many names are made up.
         """
         with self.lock:
-            return self.limiter.check(self._rate_key(fields or {}), self.now() if at is None else at)
+            return self.limiter.check(self._rate_key(fields or {}), self.now())
 
     def _rate_key(self, fields: dict[str, Any]) -> tuple[str, str | None]:
         try:

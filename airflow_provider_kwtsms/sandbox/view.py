@@ -22,7 +22,6 @@ class SandboxView(Protocol):
     gateway: Gateway
     faults: FaultBook
     firewall: Firewall
-    wall_clock: bool  # the clock is the wall clock (time.time): kernel arrival stamps apply
     latency: float
     error_status: str
     max_body: int
