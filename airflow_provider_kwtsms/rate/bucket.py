@@ -41,6 +41,12 @@ class Pacer(Protocol):
     def pause(self, seconds: float) -> None: ...
 
 
+def turn_missed(start: float | None, now: float) -> bool:
+    """True when the turn handed out for ``start`` passed more than ``LATE_START`` before ``now``:
+    its request must not start (the turns after it are handed out) and takes a new turn."""
+    return start is not None and now - start > LATE_START
+
+
 def interval(rate: float) -> float:
     """Seconds from one request's start to the next one's at ``rate`` (checked), guard included."""
     return (1.0 + RATE_GUARD) / as_rate(rate)
@@ -92,7 +98,7 @@ class TokenBucket:
         with self._lock:
             now = self._clock()
             start, self._turn.start = getattr(self._turn, "start", None), None
-            if start is not None and now - start > LATE_START:
+            if turn_missed(start, now):
                 return False
             self._tat = max(self._tat, now + self._interval)
             return True

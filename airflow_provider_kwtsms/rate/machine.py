@@ -46,8 +46,8 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from airflow_provider_kwtsms.coerce import as_rate
-from airflow_provider_kwtsms.constants import LATE_START, MAX_RATE, MIN_RATE, RATE_GUARD
-from airflow_provider_kwtsms.rate.bucket import Pacer, TokenBucket, interval
+from airflow_provider_kwtsms.constants import MAX_RATE, MIN_RATE, RATE_GUARD
+from airflow_provider_kwtsms.rate.bucket import Pacer, TokenBucket, interval, turn_missed
 
 try:
     import fcntl
@@ -225,7 +225,7 @@ class MachineBucket:
                 return self._fallback.started()
             now = self._clock()
             start, self._turn.start = getattr(self._turn, "start", None), None
-            if start is not None and now - start > LATE_START:
+            if turn_missed(start, now):
                 return False
             self._local_tat = max(self._local_tat, now + self._interval)
             assert fcntl is not None  # the constructor fell back otherwise
