@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RATE = 5.0  # the gateway's cap: requests a second (kwtSMS API v4.1)
+from airflow_provider_kwtsms.rate.bucket import interval  # noqa: E402
+
 USER, PASSWORD = "bench_user", "bench_pass"
 
 
@@ -81,7 +83,7 @@ def _ours_plan(rows: list[dict], do_not_send: list[str], template: str | None = 
         "peak_mb": round(peak / 2**20, 1),
         "texts": plan.text_count,
         "requests": len(plan.batches),
-        "send_s_at_5_per_s": round(len(plan.batches) / RATE, 1),
+        "send_s_at_rate_5": round(len(plan.batches) * interval(RATE), 1),  # our pacer's spacing
         "to_send": len(r.valid),
         "invalid": len(r.invalid),
         "duplicates": len(r.duplicates),
@@ -106,8 +108,8 @@ def _seed_plan(rows: list[dict]) -> dict:
 
 def _seed_send_sample(rows: list[dict]) -> dict:
     """The seed client sending ``rows`` one text at a time (one ``send`` per row) to the sandbox
-    at the gateway's rate; it paces nothing itself, so the loop waits 1/RATE between calls (less
-    would be refused by the firewall)."""
+    at the gateway's rate; it paces nothing itself, so the loop waits our pacer's interval between
+    calls (less would be refused by the firewall)."""
     import kwtsms._core as seed_core
     from kwtsms import KwtSMS
 
@@ -131,9 +133,9 @@ def _seed_send_sample(rows: list[dict]) -> dict:
             turn = time.perf_counter()
             with contextlib.suppress(OSError):  # a reset: counted as not sent, as a user would see it
                 ok += client.send(row["mobile"], row["message"]).get("result") == "OK"
-            # 2 % under the cap, as our pacer keeps (constants.RATE_GUARD): at exactly 5 a second a
-            # late request lands a sixth in the firewall's second
-            time.sleep(max(0.0, 1.02 / RATE - (time.perf_counter() - turn)))
+            # our pacer's spacing at rate 5 (rate.bucket.interval: six starts in 1.1 s at least):
+            # at exactly 5 a second a late request lands a sixth in the firewall's second
+            time.sleep(max(0.0, interval(RATE) - (time.perf_counter() - turn)))
         seconds = time.perf_counter() - started
     finally:
         seed_core.BASE_URL = saved

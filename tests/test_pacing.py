@@ -10,7 +10,13 @@ from itertools import pairwise
 import pytest
 from sandbox_helpers import FakeTime
 
-from airflow_provider_kwtsms.constants import LATE_START, MAX_RATE, MAX_RATE_REASON, RATE_GUARD
+from airflow_provider_kwtsms.constants import (
+    FIREWALL_SLACK,
+    LATE_START,
+    MAX_RATE,
+    MAX_RATE_REASON,
+    RATE_GUARD,
+)
 from airflow_provider_kwtsms.errors import KwtSMSInputError
 from airflow_provider_kwtsms.rate.bucket import TokenBucket, interval
 
@@ -94,10 +100,13 @@ def test_at_the_cap_no_second_ever_holds_more_than_five_starts(seed):
 
 
 def test_the_guard_spaces_starts_a_little_more_than_one_over_rate():
-    # The jitter guard: 5 starts take 1.02 s, so a start that reaches the gateway up to 20 ms later
-    # than the others still leaves 5 in its second; one task can still reach 98 % of the cap,
-    # above the 97 % that the in-flight benchmark has to show.
-    assert interval(5) == pytest.approx(0.204)
+    # The jitter guards: at rate 5, five starts take 1.1 s, so a request that reaches the gateway
+    # up to 100 ms later than the five after it still leaves 5 in the firewall's second. Below the
+    # firewall's pace only the 2 % guard counts: rate 2 keeps 98 % of its cap.
+    assert interval(5) == pytest.approx(0.22)
+    assert 5 * interval(MAX_RATE) - 1 == pytest.approx(FIREWALL_SLACK) == pytest.approx(0.1)
+    assert interval(4.6) == pytest.approx(1.02 / 4.6)  # the firewall's slack is no longer the larger
+    assert interval(2) == pytest.approx(0.51)
     assert 0.01 <= RATE_GUARD < 0.03
     assert 1 / (1 + RATE_GUARD) >= 0.97
 

@@ -7,8 +7,9 @@ not added on top of it.
 
 There is no burst: request starts are at least :func:`interval` apart, so no second ever holds
 more than ``rate`` starts, and ``rate`` is at most 5 (``coerce.as_rate``): above that the
-gateway's firewall blocks the caller's IP. The interval carries a small guard
-(``constants.RATE_GUARD``) against jitter between a start here and its arrival there.
+gateway's firewall blocks the caller's IP. The interval carries a guard against jitter between a
+start here and its arrival there: 2 % (``constants.RATE_GUARD``), and near the firewall's 5 a
+second, at least ``constants.FIREWALL_SLACK`` (100 ms) over any six starts.
 
 Processes of one machine share one pace through ``machine_rate``; machines share it through
 ``shared_rate`` (Redis or Postgres). This bucket is what both fall back to, and what a client
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from airflow_provider_kwtsms.coerce import as_rate
-from airflow_provider_kwtsms.constants import LATE_START, RATE_GUARD
+from airflow_provider_kwtsms.constants import FIREWALL_SLACK, LATE_START, MAX_RATE, RATE_GUARD
 
 
 class Pacer(Protocol):
@@ -48,8 +49,10 @@ def turn_missed(start: float | None, now: float) -> bool:
 
 
 def interval(rate: float) -> float:
-    """Seconds from one request's start to the next one's at ``rate`` (checked), guard included."""
-    return (1.0 + RATE_GUARD) / as_rate(rate)
+    """Seconds from one request's start to the next one's at ``rate`` (checked), guards included:
+    2 % over the rate's own spacing, and never closer than six starts in 1.1 s (the firewall's 5
+    a second and 100 ms for the path's jitter)."""
+    return max((1.0 + RATE_GUARD) / as_rate(rate), (1.0 + FIREWALL_SLACK) / MAX_RATE)
 
 
 class TokenBucket:
