@@ -68,9 +68,12 @@ def site(request: pytest.FixtureRequest, postgres: Postgres, deploy_root: Path) 
 
 @pytest.fixture
 def deploy(site: Site, request: pytest.FixtureRequest) -> Iterator[Site]:
-    """The running deployment, with fresh sandboxes; keeps every log when the test fails."""
-    site.sandbox.reset()
-    site.capped.reset()
+    """The running deployment, with fresh sandboxes (but those of a scenario begun earlier and
+    still running beside: see ``Site.pending``); keeps every log when the test fails."""
+    owned = {begun["sandbox"] for begun in site.pending.values()}
+    for name, sandbox in site.sandboxes().items():
+        if name not in owned:
+            sandbox.reset()
     yield site
     if request.node.stash.get(_FAILED, True):
         site.deployment.keep_logs(request.node.name)

@@ -668,12 +668,19 @@ def process_logs(deployment: Deployment, *others: Proc) -> dict[str, str]:
 
 @dataclass
 class Site:
-    """A running deployment with its sandboxes (the main one and the capped one of scenario e)."""
+    """A running deployment with its sandboxes: the main one, the capped one of scenario (e), and
+    the storm's of scenario (f), which runs beside the others (its own account and connection)."""
 
     deployment: Deployment
     sandbox: SandboxProcess
     capped: SandboxProcess
+    storm: SandboxProcess
     rate_store: str  # the shared limiter's store in this deployment: the broker, or Postgres
+    # what a scenario started and another test finishes (scenario (f) runs beside the others)
+    pending: dict[str, Any] = field(default_factory=dict)
+
+    def sandboxes(self) -> dict[str, SandboxProcess]:
+        return {"main": self.sandbox, "capped": self.capped, "storm": self.storm}
 
     @property
     def executor(self) -> str:
@@ -686,8 +693,9 @@ def running_site(executor: str, postgres: Postgres, root: Path) -> Iterator[Site
 
     Connections (created through the REST API, as a user does in the UI): ``kwtsms_default`` (the
     main sandbox), ``kwtsms_slow`` (the same at 1 request/s, so a send can be killed midway),
-    ``kwtsms_capped`` (the capped sandbox, each task pacing itself) and ``kwtsms_capped_shared``
-    (the same with the shared limiter: Redis under Celery, Postgres under LocalExecutor).
+    ``kwtsms_capped`` (the capped sandbox, each task pacing itself), ``kwtsms_capped_shared``
+    (the same with the shared limiter: Redis under Celery, Postgres under LocalExecutor) and
+    ``kwtsms_storm`` (the storm's sandbox, scenario (f)).
     """
     logs = root / "logs"
     redis = Redis(root / "redis", logs) if executor == "celery" else None
@@ -700,10 +708,14 @@ def running_site(executor: str, postgres: Postgres, root: Path) -> Iterator[Site
         "sandbox-capped", logs, username="capped_user", password=password,
         balance=BALANCE, queue_size=1_000_000, drain_rate=100_000, deliver_after=0,
     )  # fmt: skip
+    storm = SandboxProcess(
+        "sandbox-storm", logs, username="storm_user", password=password,
+        balance=BALANCE, queue_size=1_000_000, drain_rate=100_000, deliver_after=0,
+    )  # fmt: skip
     deployment = Deployment(executor, root, postgres, redis)
     started: list[Any] = []
     try:
-        for part in (redis, sandbox, capped, deployment):
+        for part in (redis, sandbox, capped, storm, deployment):
             if part is not None:
                 part.start()
                 started.append(part)
@@ -720,9 +732,10 @@ def running_site(executor: str, postgres: Postgres, root: Path) -> Iterator[Site
         deployment.create_connection("kwtsms_slow", sandbox, rate=1, **shared)
         deployment.create_connection("kwtsms_capped", capped, rate=CAPPED_RATE)
         deployment.create_connection("kwtsms_capped_shared", capped, rate=CAPPED_RATE, rate_store=store)
+        deployment.create_connection("kwtsms_storm", storm, rate=5, **shared)
         deployment.set_pool("kwtsms", 1)
         deployment.set_pool("kwtsms_capped", 1)
-        yield Site(deployment, sandbox, capped, store)
+        yield Site(deployment, sandbox, capped, storm, store)
     except BaseException:
         deployment.keep_logs("startup")
         raise

@@ -2,9 +2,11 @@
 
 Each scenario asserts what the sandbox received, not only what Airflow reported. Runs are
 triggered and watched through the REST API. The tests run in file order on one deployment per
-executor; each records its figures (recipients, delivered once/twice, missing, requests refused, seconds,
-and from the gateway's firewall in both sandboxes: blocks, which must be 0, and the most requests
-begun within any one second, which must be 5 at most) in test-artifacts/deploy-results.json.
+executor (scenario (f), which mostly waits, is begun first and checked after (d): it runs beside
+them, on an account of its own). Each records its figures (recipients, delivered once/twice,
+missing, requests refused, seconds, and from the gateway's firewall in every sandbox: blocks, which
+must be 0, and the most requests begun within any one second, which must be 5 at most) in
+test-artifacts/deploy-results.json.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +52,9 @@ def numbers(first: int, count: int) -> list[str]:
 
 def record(site: Site, scenario: str, delivery: Delivery | None, seconds: float, **more: Any) -> None:
     """Write the scenario's figures, then hold it to the gateway's firewall: no block, and never
-    more than 5 requests begun within one second, in either sandbox (each reset when it began)."""
-    walls = {"main": site.sandbox.firewall(), "capped": site.capped.firewall()}
+    more than 5 requests begun within one second, in any sandbox (the main and capped ones reset
+    when the scenario began; the storm's when scenario (f) began)."""
+    walls = {name: sandbox.firewall() for name, sandbox in site.sandboxes().items()}
     blocks = sum(w["blocks"] for w in walls.values())
     busiest = max(w["max_in_one_second"] for w in walls.values())
     ARTIFACTS.mkdir(exist_ok=True)
@@ -75,6 +79,36 @@ def settle_texts(site: Site, expected: int, timeout: float = 90, quiet: float = 
     wait_for(f"{expected} messages at the sandbox", lambda: len(texts(site)) >= expected, timeout)
     time.sleep(quiet)  # a duplicate would come right behind: give it the time to show
     return texts(site)
+
+
+# --- (f), begun: 200 runs failing at once --------------------------------------------------------
+# Scenario (f) mostly waits (its quiet period), so it runs beside (a) to (d): begun here, first, on
+# its own account (the connection kwtsms_storm, its own sandbox), and checked after (d).
+
+# Seconds: longer than the 200 runs take to fail and alert: 30 to 45 s when the deployment does
+# nothing else, more beside scenario (a).
+FANOUT_QUIET = 90
+DIGEST = re.compile(r"deploy_fanout_dag_alert: (\d+) more failures? since \d\d:\d\d \((.*)\)")
+ON_CALL, SECOND = "96560000001", "96560000002"
+
+
+def test_f_begin_200_runs_at_once(deploy: Site) -> None:
+    """Scenario (f), begun: 200 runs of one DAG fail at once, each alerting the one on-call number
+    from the DAG processor (a DAG-level on_failure_callback; dagrun_timeout fails the runs, no worker
+    runs a task); a second target gets 3 runs; a task fails, then succeeds on its retry.
+    `test_f_200_runs_at_once` checks what came of it."""
+    d = deploy.deployment
+    d.set_pool("kwtsms_closed", 0)
+    for dag_id in (FANOUT_DAG, "deploy_retry_then_success"):
+        d.wait_dag(dag_id)
+    started = time.monotonic()
+    retried = d.trigger("deploy_retry_then_success")
+    conf = {"quiet": FANOUT_QUIET}
+    runs = [
+        d.trigger(FANOUT_DAG, {**conf, "alert_to": ON_CALL}, run_id=f"fanout_{i:03d}") for i in range(FANOUT)
+    ]
+    runs += [d.trigger(FANOUT_DAG, {**conf, "alert_to": SECOND}, run_id=f"fanout_b{i}") for i in range(3)]
+    deploy.pending["f"] = {"started": started, "retried": retried, "runs": runs, "sandbox": "storm"}
 
 
 # --- (a) every example DAG reaches its expected end state ---------------------------------------
@@ -112,6 +146,36 @@ def test_a_example_dags(deploy: Site) -> None:
     counts = recipient_counts(deploy.sandbox.messages())
     assert {n: counts.get(n) for n in customers} == dict.fromkeys(customers, 2)
     record(deploy, "a examples", campaign, time.monotonic() - started)
+
+
+# --- (e) one account, many workers -----------------------------------------------------------------
+# Paced at 2 requests a second on an account of its own (the capped sandbox), it runs beside (b)
+# and (c): begun before them, checked after.
+
+
+def cap_share(requests_: list[dict], rate: float) -> tuple[float, float]:
+    """(share of the cap used from the first to the last accepted request, that span in seconds).
+
+    Every accepted request counts (sends and the sends' balance checks): the cap is per account.
+    """
+    times = sorted(r["time"] for r in requests_ if r["http_status"] == 200)
+    if len(times) < 2:
+        return 0.0, 0.0
+    span = times[-1] - times[0]
+    return (len(times) - 1) / (span * rate) if span > 0 else 0.0, span
+
+
+CAMPAIGN_DAG = "deploy_campaign_shared"
+
+
+def test_e_begin_campaign_shared_limiter(deploy: Site) -> None:
+    """Scenario (e), begun: a campaign mapped into 5 tasks at once, one account capped at 2
+    requests a second, shared through the limiter's store. `test_e_campaign_shared_limiter` checks."""
+    d = deploy.deployment
+    d.wait_dag(CAMPAIGN_DAG)
+    started = time.monotonic()
+    run = d.trigger(CAMPAIGN_DAG, {"size": CAMPAIGN, "chunks": CAMPAIGN_CHUNKS})
+    deploy.pending["e"] = {"started": started, "run": run, "sandbox": "capped"}
 
 
 # --- (b) a deferred balance wait released by a top-up; without waiting, a low balance fails -----
@@ -170,6 +234,29 @@ def test_c_alerts_once_each(deploy: Site) -> None:
     received = settle_texts(deploy, len(expected), timeout=120)
     assert sorted(received) == sorted(expected)
     record(deploy, "c alerts", None, time.monotonic() - started, alerts=len(received))
+
+
+def test_e_campaign_shared_limiter(deploy: Site) -> None:
+    begun = deploy.pending.pop("e", None)
+    assert begun, "scenario (e) was not begun: see test_e_begin_campaign_shared_limiter"
+    d, capped = deploy.deployment, deploy.capped
+    d.expect_run(CAMPAIGN_DAG, begun["run"], "success", timeout=900)
+    requests_ = capped.requests()
+    delivery = Delivery.of(numbers(0, CAMPAIGN), capped.messages(), requests_)
+    share, span = cap_share(requests_, CAPPED_RATE)
+    endpoints = [r["endpoint"] for r in requests_]
+    sends = endpoints.count("send") / len(endpoints)
+    record(
+        deploy, "e shared limiter", delivery, time.monotonic() - begun["started"],
+        cap_share=round(share, 3), span=round(span, 1), requests=len(endpoints), sends_share=round(sends, 3),
+    )  # fmt: skip
+    assert (delivery.once, delivery.twice, delivery.missing) == (CAMPAIGN, 0, 0), delivery
+    assert delivery.refused == 0
+    assert share >= 0.9, f"{share:.1%} of the cap used"
+    # Requests are the scarce resource: spent on sends (issue 20: a third went on reads before).
+    assert sends >= 0.9, (
+        f"{sends:.1%} of the requests were sends: {endpoints.count('send')} of {len(endpoints)}"
+    )
 
 
 # --- (d) a worker killed mid-send; an accepted request's answer dropped ----------------------------
@@ -245,6 +332,53 @@ def test_d_answer_dropped_after_accept(deploy: Site) -> None:
     record(deploy, "d answer dropped", delivery, time.monotonic() - started)
 
 
+# --- (f) 200 runs failing at once: one alert, one digest (the storm guard) -------------------------
+
+
+def _last_end(d: Deployment, dag_id: str) -> float:
+    """When the last run of ``dag_id`` ended (epoch seconds), from the REST API."""
+    runs = d.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1000})["dag_runs"]
+    return max(datetime.fromisoformat(r["end_date"]).timestamp() for r in runs if r["end_date"])
+
+
+def test_f_200_runs_at_once(deploy: Site) -> None:
+    """Scenario (f), begun first (`test_f_begin_200_runs_at_once`): every run failed; the storm guard
+    sent the first alert and, once the quiet period ended, one digest naming 199 more, nothing else.
+    The second target got its own alert and digest. The task that failed and then succeeded on its
+    retry sent no alert (final_try_only)."""
+    begun = deploy.pending.pop("f", None)
+    assert begun, "scenario (f) was not begun: see test_f_begin_200_runs_at_once"
+    d, storm = deploy.deployment, deploy.storm
+    for run in begun["runs"]:
+        assert d.wait_run(FANOUT_DAG, run, timeout=600) == "failed"
+    failed_at = _last_end(d, FANOUT_DAG)
+    d.expect_run("deploy_retry_then_success", begun["retried"], "success", timeout=300)
+
+    def digests() -> list[dict]:
+        return [m for m in storm.messages() if DIGEST.match(m["message"])]
+
+    wait_for("both digests", lambda: len(digests()) >= 2, FANOUT_QUIET + 120, interval=1)
+    time.sleep(4)  # anything more would come right behind: give it the time to show
+    by_number: dict[str, list[dict]] = {}
+    for message in storm.messages():
+        by_number.setdefault(message["mobile"][0], []).append(message)
+    assert set(by_number) == {ON_CALL, SECOND}, by_number  # nothing for the retried task (final_try_only)
+    first, digest = by_number[ON_CALL]
+    assert "deploy_fanout_dag_alert" in first["message"] and "timed out" in first["message"], first
+    assert DIGEST.match(digest["message"]).group(1) == "199", digest["message"]
+    assert DIGEST.match(by_number[SECOND][1]["message"]).group(1) == "2", by_number[SECOND]
+    # the courier's latency: from the period's end (the first alert + the quiet period) to the digest
+    latency = digest["received_at"] - first["received_at"] - FANOUT_QUIET
+    sends = [r for r in storm.requests() if r["endpoint"] == "send"]
+    record(
+        deploy, "f runs at once", None, time.monotonic() - begun["started"], alerts=len(begun["runs"]),
+        sms=len(storm.messages()), send_requests=len(sends),
+        credits=sum(m["points"] for m in storm.messages()), digest_latency=round(latency, 1),
+        last_run_failed_to_digest=round(digest["received_at"] - failed_at, 1),
+    )  # fmt: skip
+    assert latency < 60, f"the digest came {latency:.1f} s after the quiet period ended"
+
+
 # --- (h) a try frozen mid-send (SIGSTOP past the heartbeat timeout), its retry, then SIGCONT ------
 
 
@@ -303,107 +437,6 @@ def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
     )  # fmt: skip
     assert sends_after == 0, f"the resumed try sent {sends_after} request(s)"
     assert (delivery.once, delivery.twice, delivery.missing) == (2000, 0, 0), delivery
-
-
-# --- (e) one account, many workers -----------------------------------------------------------------
-
-
-def cap_share(requests_: list[dict], rate: float) -> tuple[float, float]:
-    """(share of the cap used from the first to the last accepted request, that span in seconds).
-
-    Every accepted request counts (sends and the sends' balance checks): the cap is per account.
-    """
-    times = sorted(r["time"] for r in requests_ if r["http_status"] == 200)
-    if len(times) < 2:
-        return 0.0, 0.0
-    span = times[-1] - times[0]
-    return (len(times) - 1) / (span * rate) if span > 0 else 0.0, span
-
-
-def _campaign(deploy: Site, dag_id: str) -> tuple[Delivery, float, float, float]:
-    started = time.monotonic()
-    d, capped = deploy.deployment, deploy.capped
-    capped.reset()
-    d.wait_dag(dag_id)
-    run = d.trigger(dag_id, {"size": CAMPAIGN, "chunks": CAMPAIGN_CHUNKS})
-    d.expect_run(dag_id, run, "success", timeout=900)
-    requests_ = capped.requests()
-    delivery = Delivery.of(numbers(0, CAMPAIGN), capped.messages(), requests_)
-    share, span = cap_share(requests_, CAPPED_RATE)
-    return delivery, share, span, time.monotonic() - started
-
-
-def test_e_campaign_shared_limiter(deploy: Site) -> None:
-    delivery, share, span, seconds = _campaign(deploy, "deploy_campaign_shared")
-    endpoints = [r["endpoint"] for r in deploy.capped.requests()]
-    sends = endpoints.count("send") / len(endpoints)
-    record(
-        deploy, "e shared limiter", delivery, seconds, cap_share=round(share, 3), span=round(span, 1),
-        requests=len(endpoints), sends_share=round(sends, 3),
-    )  # fmt: skip
-    assert (delivery.once, delivery.twice, delivery.missing) == (CAMPAIGN, 0, 0), delivery
-    assert delivery.refused == 0
-    assert share >= 0.9, f"{share:.1%} of the cap used"
-    # Requests are the scarce resource: spent on sends (issue 20: a third went on reads before).
-    assert sends >= 0.9, (
-        f"{sends:.1%} of the requests were sends: {endpoints.count('send')} of {len(endpoints)}"
-    )
-
-
-# --- (f) 200 runs failing at once: one alert, one digest (the storm guard) -------------------------
-
-# Seconds: longer than the 200 runs take to fail and alert: 30 to 45 s when the deployments have
-# the machine (`make test` runs them after the main suite); beside it, over 75 s.
-FANOUT_QUIET = 75
-DIGEST = re.compile(r"deploy_fanout_dag_alert: (\d+) more failures? since \d\d:\d\d \((.*)\)")
-
-
-def test_f_200_runs_at_once(deploy: Site) -> None:
-    """200 runs of one DAG fail at once, each alerting the one on-call number from the DAG
-    processor (a DAG-level on_failure_callback; dagrun_timeout fails the runs, no worker runs a
-    task): the storm guard sends the first alert and, once the quiet period ends, one digest
-    naming 199 more, nothing else. A second target (3 runs) gets its own alert and digest.
-    Meanwhile a task fails and then succeeds on its retry: with final_try_only, no alert."""
-    started = time.monotonic()
-    d, sandbox = deploy.deployment, deploy.sandbox
-    d.set_pool("kwtsms_closed", 0)
-    for dag_id in (FANOUT_DAG, "deploy_retry_then_success"):
-        d.wait_dag(dag_id)
-    retried = d.trigger("deploy_retry_then_success")
-    on_call, second = "96560000001", "96560000002"
-    conf = {"quiet": FANOUT_QUIET}
-    runs = [
-        d.trigger(FANOUT_DAG, {**conf, "alert_to": on_call}, run_id=f"fanout_{i:03d}") for i in range(FANOUT)
-    ]
-    runs += [d.trigger(FANOUT_DAG, {**conf, "alert_to": second}, run_id=f"fanout_b{i}") for i in range(3)]
-    for run in runs:
-        assert d.wait_run(FANOUT_DAG, run, timeout=600) == "failed"
-    failed_at = time.time()
-    d.expect_run("deploy_retry_then_success", retried, "success", timeout=300)
-
-    def digests() -> list[dict]:
-        return [m for m in sandbox.messages() if DIGEST.match(m["message"])]
-
-    wait_for("both digests", lambda: len(digests()) >= 2, FANOUT_QUIET + 120, interval=1)
-    time.sleep(4)  # anything more would come right behind: give it the time to show
-    by_number: dict[str, list[dict]] = {}
-    for message in sandbox.messages():
-        by_number.setdefault(message["mobile"][0], []).append(message)
-    assert set(by_number) == {on_call, second}, by_number  # nothing for the retried task (final_try_only)
-    first, digest = by_number[on_call]
-    assert "deploy_fanout_dag_alert" in first["message"] and "timed out" in first["message"], first
-    assert DIGEST.match(digest["message"]).group(1) == "199", digest["message"]
-    assert DIGEST.match(by_number[second][1]["message"]).group(1) == "2", by_number[second]
-    # the courier's latency: from the period's end (the first alert + the quiet period) to the digest
-    latency = digest["received_at"] - first["received_at"] - FANOUT_QUIET
-    sends = [r for r in sandbox.requests() if r["endpoint"] == "send"]
-    record(
-        deploy, "f runs at once", None, time.monotonic() - started, alerts=len(runs),
-        sms=len(sandbox.messages()), send_requests=len(sends),
-        credits=sum(m["points"] for m in sandbox.messages()), digest_latency=round(latency, 1),
-        last_run_failed_to_digest=round(digest["received_at"] - failed_at, 1),
-    )  # fmt: skip
-    assert latency < 60, f"the digest came {latency:.1f} s after the quiet period ended"
 
 
 # --- (g) ten mapped sends of one account on one machine, no rate_store ------------------------------

@@ -174,7 +174,8 @@ with DAG(dag_id="deploy_fanout", schedule=None, start_date=START, catchup=False,
 # (f) in CI: the same number of runs failing at once, each alerting from the DAG processor (a
 # DAG-level failure callback) with no task process to start: the runs' only task waits in a pool
 # of no slots (kwtsms_closed) until dagrun_timeout fails the run. Through the storm guard, with
-# the quiet period the run's conf gives (the test's is short).
+# the quiet period the run's conf gives (the test's is short). Its own account (kwtsms_storm): the
+# test runs it beside the other scenarios, which reset the main sandbox.
 with DAG(
     dag_id="deploy_fanout_dag_alert",
     schedule=None,
@@ -183,6 +184,7 @@ with DAG(
     max_active_runs=300,
     dagrun_timeout=timedelta(seconds=1),
     on_failure_callback=KwtSMSNotifier(
+        kwtsms_conn_id="kwtsms_storm",
         target="{{ dag_run.conf['alert_to'] }}",
         data={"quiet_period": "{{ dag_run.conf.get('quiet', 600) }}"},
     ),
@@ -195,13 +197,16 @@ with DAG(
     never()
 
 
-# (f) final_try_only: a task that fails once, then succeeds on its retry: no alert at all.
+# (f) final_try_only: a task that fails once, then succeeds on its retry: no alert at all (the
+# storm's account, where the test looks).
 with DAG(dag_id="deploy_retry_then_success", schedule=None, start_date=START, catchup=False):
 
     @task(
         retries=1,
         retry_delay=timedelta(seconds=1),
-        on_failure_callback=KwtSMSNotifier(target="96599990009", data={"final_try_only": True}),
+        on_failure_callback=KwtSMSNotifier(
+            kwtsms_conn_id="kwtsms_storm", target="96599990009", data={"final_try_only": True}
+        ),
     )
     def fails_once(ti=None) -> None:
         if ti.try_number < 2:
