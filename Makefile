@@ -35,11 +35,15 @@ venv: $(STAMP)
 #   it takes mostly the CPU the other two leave idle (a quarter of the machine beside the main
 #   suite, half beside the deployments). Its output in test-artifacts/compat-lane.log.
 # Every lane runs even when another failed; `make test` fails if any did.
+# The system packages the browser and deployment tests need (Debian's, through apt) install in the
+# background meanwhile: both mostly wait on downloads. Their output: test-artifacts/install-system.log.
 TEST_WORKERS ?= 3
-test: lint docs
-	bash .ci/install-browser.sh
-	bash .ci/install-deploy.sh
+test:
 	mkdir -p test-artifacts
+	{ bash .ci/install-browser.sh && bash .ci/install-deploy.sh; } > test-artifacts/install-system.log 2>&1 & system=$$!; \
+	$(MAKE) --no-print-directory lint docs; checks=$$?; \
+	wait $$system; installed=$$?; cat test-artifacts/install-system.log; \
+	[ $$checks -eq 0 ] && [ $$installed -eq 0 ]
 	$(BIN)/python -m compileall -q airflow_provider_kwtsms  # the editable install's .pyc (see $(STAMP))
 	nice -n 10 bash .ci/test-compat.sh $(COMPAT_AIRFLOW) > test-artifacts/compat-lane.log 2>&1 & lane=$$!; \
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not deploy and not serial" --durations=15; main=$$?; \
