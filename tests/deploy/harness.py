@@ -692,8 +692,8 @@ def running_site(executor: str, postgres: Postgres, root: Path) -> Iterator[Site
     """A deployment of ``executor`` ("local" or "celery") with its sandboxes and connections.
 
     Connections (created through the REST API, as a user does in the UI): ``kwtsms_default`` (the
-    main sandbox), ``kwtsms_slow`` (the same at 1 request/s, so a send can be killed midway),
-    ``kwtsms_capped`` (the capped sandbox, each task pacing itself), ``kwtsms_capped_shared``
+    main sandbox), ``kwtsms_slow`` (the same at 1 request/s, so a send can be killed midway; a 10 s
+    read timeout), ``kwtsms_capped`` (the capped sandbox, each task pacing itself), ``kwtsms_capped_shared``
     (the same with the shared limiter: Redis under Celery, Postgres under LocalExecutor) and
     ``kwtsms_storm`` (the storm's sandbox, scenario (f)).
     """
@@ -729,7 +729,9 @@ def running_site(executor: str, postgres: Postgres, root: Path) -> Iterator[Site
         # broker, as docs/deploying.md tells users to.
         shared = {"rate_store": store} if executor == "celery" else {}
         deployment.create_connection("kwtsms_default", sandbox, rate=5, **shared)
-        deployment.create_connection("kwtsms_slow", sandbox, rate=1, **shared)
+        # timeout 10: a retry waits out a killed or frozen try's last request (connect 5 s + read)
+        # before judging it from the balance; the default read timeout (30 s) adds 20 s to (d), (h)
+        deployment.create_connection("kwtsms_slow", sandbox, rate=1, timeout=10, **shared)
         deployment.create_connection("kwtsms_capped", capped, rate=CAPPED_RATE)
         deployment.create_connection("kwtsms_capped_shared", capped, rate=CAPPED_RATE, rate_store=store)
         deployment.create_connection("kwtsms_storm", storm, rate=5, **shared)

@@ -382,6 +382,15 @@ def test_f_200_runs_at_once(deploy: Site) -> None:
 # --- (h) a try frozen mid-send (SIGSTOP past the heartbeat timeout), its retry, then SIGCONT ------
 
 
+def _ended(pid: int) -> bool:
+    """The process ``pid`` has exited (gone, or a zombie its parent has not reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
 def _freeze(d: Deployment, pid: int, executor: str) -> list[int]:
     """SIGSTOP the task's process group and its supervisor (who heartbeats for it) and, under
     Celery, its whole worker: a machine paused. Returns the process groups and pids stopped."""
@@ -421,7 +430,10 @@ def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(target, signal.SIGCONT)
     sends_at_resume = sum(1 for r in sandbox.requests() if r["endpoint"] == "send")
-    time.sleep(10)  # the resumed try's next batch would come within its 1 s pace: give it time
+    # Once resumed, the older try either sends (its next batch within its 1 s pace) or ends: wait
+    # until its process is gone, then a second for a request it began to reach the sandbox.
+    wait_for("the resumed try's process to end", lambda: _ended(ti["pid"]), 60)
+    time.sleep(1)
     sends_after = sum(1 for r in sandbox.requests() if r["endpoint"] == "send") - sends_at_resume
     delivery = Delivery.of(numbers(0, 2000), sandbox.messages(), sandbox.requests())
     # What ended the older try once resumed: the fence (its log says SUPERSEDED) or Airflow (its
