@@ -2,11 +2,11 @@
 
 Each scenario asserts what the sandbox received, not only what Airflow reported. Runs are
 triggered and watched through the REST API. The tests run in file order on one deployment per
-executor (scenario (f), which mostly waits, is begun first and checked after (d): it runs beside
-them, on an account of its own). Each records its figures (recipients, delivered once/twice,
-missing, requests refused, seconds, and from the gateway's firewall in every sandbox: blocks, which
-must be 0, and the most requests begun within any one second, which must be 5 at most) in
-test-artifacts/deploy-results.json.
+executor (scenario (f), which mostly waits, is begun first and checked after (h): it runs beside
+them, on an account of its own; (e) runs beside (b) and (c)). Each records its figures
+(recipients, delivered once/twice, missing, requests refused, seconds, and from the gateway's
+firewall in every sandbox: blocks, which must be 0, and the most requests begun within any one
+second, which must be 5 at most) in test-artifacts/deploy-results.json.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def settle_texts(site: Site, expected: int, timeout: float = 90, quiet: float = 
 
 
 # --- (f), begun: 200 runs failing at once --------------------------------------------------------
-# Scenario (f) mostly waits (its quiet period), so it runs beside (a) to (d): begun here, first, on
-# its own account (the connection kwtsms_storm, its own sandbox), and checked after (d).
+# Scenario (f) mostly waits (its quiet period), so it runs beside (a) to (h): begun here, first, on
+# its own account (the connection kwtsms_storm, its own sandbox), and checked after (h).
 
 # Seconds: longer than the 200 runs take to fail and alert: 30 to 45 s when the deployment does
 # nothing else, more beside scenario (a).
@@ -332,53 +332,6 @@ def test_d_answer_dropped_after_accept(deploy: Site) -> None:
     record(deploy, "d answer dropped", delivery, time.monotonic() - started)
 
 
-# --- (f) 200 runs failing at once: one alert, one digest (the storm guard) -------------------------
-
-
-def _last_end(d: Deployment, dag_id: str) -> float:
-    """When the last run of ``dag_id`` ended (epoch seconds), from the REST API."""
-    runs = d.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1000})["dag_runs"]
-    return max(datetime.fromisoformat(r["end_date"]).timestamp() for r in runs if r["end_date"])
-
-
-def test_f_200_runs_at_once(deploy: Site) -> None:
-    """Scenario (f), begun first (`test_f_begin_200_runs_at_once`): every run failed; the storm guard
-    sent the first alert and, once the quiet period ended, one digest naming 199 more, nothing else.
-    The second target got its own alert and digest. The task that failed and then succeeded on its
-    retry sent no alert (final_try_only)."""
-    begun = deploy.pending.pop("f", None)
-    assert begun, "scenario (f) was not begun: see test_f_begin_200_runs_at_once"
-    d, storm = deploy.deployment, deploy.storm
-    for run in begun["runs"]:
-        assert d.wait_run(FANOUT_DAG, run, timeout=600) == "failed"
-    failed_at = _last_end(d, FANOUT_DAG)
-    d.expect_run("deploy_retry_then_success", begun["retried"], "success", timeout=300)
-
-    def digests() -> list[dict]:
-        return [m for m in storm.messages() if DIGEST.match(m["message"])]
-
-    wait_for("both digests", lambda: len(digests()) >= 2, FANOUT_QUIET + 120, interval=1)
-    time.sleep(4)  # anything more would come right behind: give it the time to show
-    by_number: dict[str, list[dict]] = {}
-    for message in storm.messages():
-        by_number.setdefault(message["mobile"][0], []).append(message)
-    assert set(by_number) == {ON_CALL, SECOND}, by_number  # nothing for the retried task (final_try_only)
-    first, digest = by_number[ON_CALL]
-    assert "deploy_fanout_dag_alert" in first["message"] and "timed out" in first["message"], first
-    assert DIGEST.match(digest["message"]).group(1) == "199", digest["message"]
-    assert DIGEST.match(by_number[SECOND][1]["message"]).group(1) == "2", by_number[SECOND]
-    # the courier's latency: from the period's end (the first alert + the quiet period) to the digest
-    latency = digest["received_at"] - first["received_at"] - FANOUT_QUIET
-    sends = [r for r in storm.requests() if r["endpoint"] == "send"]
-    record(
-        deploy, "f runs at once", None, time.monotonic() - begun["started"], alerts=len(begun["runs"]),
-        sms=len(storm.messages()), send_requests=len(sends),
-        credits=sum(m["points"] for m in storm.messages()), digest_latency=round(latency, 1),
-        last_run_failed_to_digest=round(digest["received_at"] - failed_at, 1),
-    )  # fmt: skip
-    assert latency < 60, f"the digest came {latency:.1f} s after the quiet period ended"
-
-
 # --- (h) a try frozen mid-send (SIGSTOP past the heartbeat timeout), its retry, then SIGCONT ------
 
 
@@ -449,6 +402,53 @@ def test_h_try_frozen_mid_send_then_resumed(deploy: Site) -> None:
     )  # fmt: skip
     assert sends_after == 0, f"the resumed try sent {sends_after} request(s)"
     assert (delivery.once, delivery.twice, delivery.missing) == (2000, 0, 0), delivery
+
+
+# --- (f) 200 runs failing at once: one alert, one digest (the storm guard) -------------------------
+
+
+def _last_end(d: Deployment, dag_id: str) -> float:
+    """When the last run of ``dag_id`` ended (epoch seconds), from the REST API."""
+    runs = d.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1000})["dag_runs"]
+    return max(datetime.fromisoformat(r["end_date"]).timestamp() for r in runs if r["end_date"])
+
+
+def test_f_200_runs_at_once(deploy: Site) -> None:
+    """Scenario (f), begun first (`test_f_begin_200_runs_at_once`): every run failed; the storm guard
+    sent the first alert and, once the quiet period ended, one digest naming 199 more, nothing else.
+    The second target got its own alert and digest. The task that failed and then succeeded on its
+    retry sent no alert (final_try_only)."""
+    begun = deploy.pending.pop("f", None)
+    assert begun, "scenario (f) was not begun: see test_f_begin_200_runs_at_once"
+    d, storm = deploy.deployment, deploy.storm
+    for run in begun["runs"]:
+        assert d.wait_run(FANOUT_DAG, run, timeout=600) == "failed"
+    failed_at = _last_end(d, FANOUT_DAG)
+    d.expect_run("deploy_retry_then_success", begun["retried"], "success", timeout=300)
+
+    def digests() -> list[dict]:
+        return [m for m in storm.messages() if DIGEST.match(m["message"])]
+
+    wait_for("both digests", lambda: len(digests()) >= 2, FANOUT_QUIET + 120, interval=1)
+    time.sleep(4)  # anything more would come right behind: give it the time to show
+    by_number: dict[str, list[dict]] = {}
+    for message in storm.messages():
+        by_number.setdefault(message["mobile"][0], []).append(message)
+    assert set(by_number) == {ON_CALL, SECOND}, by_number  # nothing for the retried task (final_try_only)
+    first, digest = by_number[ON_CALL]
+    assert "deploy_fanout_dag_alert" in first["message"] and "timed out" in first["message"], first
+    assert DIGEST.match(digest["message"]).group(1) == "199", digest["message"]
+    assert DIGEST.match(by_number[SECOND][1]["message"]).group(1) == "2", by_number[SECOND]
+    # the courier's latency: from the period's end (the first alert + the quiet period) to the digest
+    latency = digest["received_at"] - first["received_at"] - FANOUT_QUIET
+    sends = [r for r in storm.requests() if r["endpoint"] == "send"]
+    record(
+        deploy, "f runs at once", None, time.monotonic() - begun["started"], alerts=len(begun["runs"]),
+        sms=len(storm.messages()), send_requests=len(sends),
+        credits=sum(m["points"] for m in storm.messages()), digest_latency=round(latency, 1),
+        last_run_failed_to_digest=round(digest["received_at"] - failed_at, 1),
+    )  # fmt: skip
+    assert latency < 60, f"the digest came {latency:.1f} s after the quiet period ended"
 
 
 # --- (g) ten mapped sends of one account on one machine, no rate_store ------------------------------
