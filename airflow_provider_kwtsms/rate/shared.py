@@ -5,8 +5,8 @@ only its own process. Ten mapped sends of one account on two Celery workers are 
 together they go ten times over the account's cap. A :class:`SharedBucket` keeps the same GCRA
 state (the theoretical arrival time, TAT) in a store every worker reaches: the Celery broker
 (Redis) or a Postgres database. One atomic step per request reserves the next start time; the
-caller sleeps until then. Request starts of all processes together are then ``1 / rate`` apart
-(plus the jitter guard of ``pacing.interval``).
+caller sleeps until then. Request starts of all processes together are then ``1 / rate`` apart,
+plus the jitter guards of :func:`~airflow_provider_kwtsms.rate.bucket.interval`.
 
 The store's own clock is used (Redis ``TIME``, Postgres ``clock_timestamp()``), so workers on
 machines whose clocks disagree still share one time line. Tests pass ``clock=`` instead.
