@@ -85,7 +85,10 @@ class HostileGateway:
             self.requests.clear()
 
     def close(self) -> None:
+        """Stop, once every connection taken is served: its requests are all in ``requests``."""
         self._stop.set()
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accepter now, not in 0.2 s
         self._accepter.join(5)
         for thread in self._threads:
             thread.join(5)
