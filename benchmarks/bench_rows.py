@@ -33,9 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-RATE = 5.0  # the gateway's cap: requests a second (kwtSMS API v4.1)
-from airflow_provider_kwtsms.rate.bucket import interval  # noqa: E402
+from airflow_provider_kwtsms.rate.bucket import interval
 
+RATE = 5.0  # the gateway's cap: requests a second (kwtSMS API v4.1)
 USER, PASSWORD = "bench_user", "bench_pass"
 
 

@@ -676,7 +676,8 @@ class Site:
     capped: SandboxProcess
     storm: SandboxProcess
     rate_store: str  # the shared limiter's store in this deployment: the broker, or Postgres
-    # what a scenario started and another test finishes (scenario (f) runs beside the others)
+    # What a scenario began and a later test checks (scenarios (e) and (f) run beside the others),
+    # by scenario; its "sandbox" is left out of the other tests' resets until then.
     pending: dict[str, Any] = field(default_factory=dict)
 
     def sandboxes(self) -> dict[str, SandboxProcess]:
@@ -693,9 +694,9 @@ def running_site(executor: str, postgres: Postgres, root: Path) -> Iterator[Site
 
     Connections (created through the REST API, as a user does in the UI): ``kwtsms_default`` (the
     main sandbox), ``kwtsms_slow`` (the same at 1 request/s, so a send can be killed midway; a 10 s
-    read timeout), ``kwtsms_capped`` (the capped sandbox, each task pacing itself), ``kwtsms_capped_shared``
-    (the same with the shared limiter: Redis under Celery, Postgres under LocalExecutor) and
-    ``kwtsms_storm`` (the storm's sandbox, scenario (f)).
+    read timeout), ``kwtsms_capped`` (the capped sandbox, each task pacing itself),
+    ``kwtsms_capped_shared`` (the same with the shared limiter: Redis under Celery, Postgres under
+    LocalExecutor) and ``kwtsms_storm`` (the storm's sandbox, scenario (f)).
     """
     logs = root / "logs"
     redis = Redis(root / "redis", logs) if executor == "celery" else None
