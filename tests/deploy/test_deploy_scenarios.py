@@ -52,8 +52,8 @@ def numbers(first: int, count: int) -> list[str]:
 
 def record(site: Site, scenario: str, delivery: Delivery | None, seconds: float, **more: Any) -> None:
     """Write the scenario's figures, then hold it to the gateway's firewall: no block, and never
-    more than 5 requests begun within one second, in any sandbox (the main and capped ones reset
-    when the scenario began; the storm's when scenario (f) began)."""
+    more than 5 requests begun within one second, in any sandbox (each reset when the scenario
+    that uses it began: see the ``deploy`` fixture)."""
     walls = {name: sandbox.firewall() for name, sandbox in site.sandboxes().items()}
     blocks = sum(w["blocks"] for w in walls.values())
     busiest = max(w["max_in_one_second"] for w in walls.values())
