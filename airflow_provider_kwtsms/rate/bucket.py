@@ -42,9 +42,11 @@ class Pacer(Protocol):
     def pause(self, seconds: float) -> None: ...
 
 
-def turn_missed(start: float | None, now: float) -> bool:
-    """True when the turn handed out for ``start`` passed more than ``LATE_START`` before ``now``:
-    its request must not start (the turns after it are handed out) and takes a new turn."""
+def turn_missed(turn: threading.local, now: float) -> bool:
+    """Take this thread's last turn (``turn.start``, set when it was handed out) and say whether it
+    passed more than ``LATE_START`` before ``now``: then its request must not start (the turns
+    after it are handed out) and takes a new turn."""
+    start, turn.start = getattr(turn, "start", None), None
     return start is not None and now - start > LATE_START
 
 
@@ -100,8 +102,7 @@ class TokenBucket:
         after it. False when the token is more than ``LATE_START`` old: take a new one."""
         with self._lock:
             now = self._clock()
-            start, self._turn.start = getattr(self._turn, "start", None), None
-            if turn_missed(start, now):
+            if turn_missed(self._turn, now):
                 return False
             self._tat = max(self._tat, now + self._interval)
             return True

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from airflow_provider_kwtsms.coerce import as_rate
-from airflow_provider_kwtsms.constants import MAX_RATE, MIN_RATE, RATE_GUARD
+from airflow_provider_kwtsms.constants import MAX_RATE, MIN_RATE
 from airflow_provider_kwtsms.rate.bucket import Pacer, TokenBucket, interval, turn_missed
 
 try:
@@ -65,7 +65,7 @@ MAGIC = "kwtsms-rate/1"
 # second, five turns were already given when a late start was known (deploy scenario g: blocked).
 QUEUE_AHEAD = 0.05
 _SLACK = 1e-6  # float rounding: a sleep of exactly the horizon's difference must reserve
-MAX_AHEAD = QUEUE_AHEAD + (1.0 + RATE_GUARD) / MIN_RATE  # the furthest ahead a stored TAT can be
+MAX_AHEAD = QUEUE_AHEAD + interval(MIN_RATE)  # the furthest ahead a stored TAT can be
 _RECORD_BYTES = 128
 
 _warned: set[str] = set()
@@ -224,8 +224,7 @@ class MachineBucket:
             if self._fallback is not None:
                 return self._fallback.started()
             now = self._clock()
-            start, self._turn.start = getattr(self._turn, "start", None), None
-            if turn_missed(start, now):
+            if turn_missed(self._turn, now):
                 return False
             self._local_tat = max(self._local_tat, now + self._interval)
             assert fcntl is not None  # the constructor fell back otherwise

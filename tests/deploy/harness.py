@@ -80,7 +80,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
 # lower priority than the sandbox, so that on a loaded test machine the sandbox reads each request
 # when it arrives. Its firewall counts arrivals in a sliding second with no slack of its own; a
 # handler woken 50 ms late would count a burst that the client never sent (the client's own start
-# jitter stays: RATE_GUARD's 20 ms covers it).
+# jitter stays: the pacer's 100 ms of slack at rate 5 covers it, constants.FIREWALL_SLACK).
 AIRFLOW_NICE = 5
 
 

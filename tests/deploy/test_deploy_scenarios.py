@@ -262,16 +262,23 @@ def test_e_campaign_shared_limiter(deploy: Site) -> None:
 # --- (d) a worker killed mid-send; an accepted request's answer dropped ----------------------------
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, parent, ...); None: gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def _ancestors(pid: int) -> list[int]:
     """``pid`` and its parents, from /proc (the task process runs in its own process group)."""
     chain = []
     while pid > 1:
         chain.append(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+        fields = _stat(pid)
+        if fields is None:
             break
-        pid = int(stat.rpartition(")")[2].split()[1])
+        pid = int(fields[1])
     return chain
 
 
@@ -337,11 +344,8 @@ def test_d_answer_dropped_after_accept(deploy: Site) -> None:
 
 def _ended(pid: int) -> bool:
     """The process ``pid`` has exited (gone, or a zombie its parent has not reaped yet)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")
+    fields = _stat(pid)
+    return fields is None or fields[0] in ("Z", "X")
 
 
 def _freeze(d: Deployment, pid: int, executor: str) -> list[int]:
